@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs every system package gst-peer needs to build, run and test on Debian 12.
+# Idempotent: packages already present are left alone. Run as root (or with sudo).
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential pkg-config git ca-certificates
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
+  libnice-dev
+  # runtime: elements used inside our bins
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  gstreamer1.0-nice gstreamer1.0-x gstreamer1.0-alsa
+  fonts-dejavu-core
+  # tests: network namespaces, loss injection, real peers, browsers, X server
+  iproute2 iptables util-linux procps
+  chromium chromium-driver
+  coturn xvfb x11-xserver-utils x11-utils x11-apps xdotool wmctrl
+  gstreamer1.0-pipewire
+  espeak-ng sox
+
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# coturn's package starts a system service on install; our tests start their own.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet coturn 2>/dev/null; then
+  systemctl stop coturn || true
+fi
+echo "install-deps: all ${#packages[@]} packages present"
