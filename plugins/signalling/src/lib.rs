@@ -1,1 +1,6 @@
+//! gst-peer signalling: protocol v1 types, the sans-IO room/peer state
+//! machine, and the thin transports around it (the axum server and the
+//! WebSocket client used by the elements).
+
+pub mod core;
 pub mod protocol;

@@ -1,0 +1,1023 @@
+//! The signalling state machine: peers, rooms and sessions, with no I/O.
+//!
+//! The transport feeds it [`Input`]s (a connection opened, a text frame
+//! arrived, a tick of the clock) and carries out the [`Action`]s it returns
+//! (send this message to those connections, ping, close). Time is passed in,
+//! so every behaviour, heartbeats and timeouts included, is unit-testable.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+
+use crate::protocol::{
+    self, ClientMessage, ErrorCode, IceCandidate, PeerId, PeerInfo, RoomId, RoomSummary,
+    ServerMessage, SessionDescription, SessionId, StreamInfo,
+};
+
+/// A transport-level connection handle, chosen by the transport.
+pub type ConnId = u64;
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest text frame accepted, in bytes; larger ones get `message-too-large`.
+    pub max_message_bytes: usize,
+    pub max_peers: usize,
+    pub max_rooms: usize,
+    pub max_peers_per_room: usize,
+    pub max_sessions_per_peer: usize,
+    /// A connection silent this long is pinged.
+    pub heartbeat_interval: Duration,
+    /// A connection silent this long is considered dead and dropped.
+    pub heartbeat_timeout: Duration,
+    /// How long `start-session` with `wait` holds for the peer to appear.
+    pub session_wait_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 64 * 1024,
+            max_peers: 100_000,
+            max_rooms: 10_000,
+            max_peers_per_room: 1_000,
+            max_sessions_per_peer: 1_000,
+            heartbeat_interval: Duration::from_secs(10),
+            heartbeat_timeout: Duration::from_secs(30),
+            session_wait_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Input<'a> {
+    Connected {
+        conn: ConnId,
+    },
+    /// A text frame, `len` bytes long; the transport may pass an empty
+    /// `text` for a frame it already knows is too large.
+    Text {
+        conn: ConnId,
+        text: &'a str,
+        len: usize,
+    },
+    Binary {
+        conn: ConnId,
+    },
+    /// A pong or any other sign of life that carries no message.
+    Alive {
+        conn: ConnId,
+    },
+    Disconnected {
+        conn: ConnId,
+    },
+    Tick,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Send {
+        to: Vec<ConnId>,
+        message: Arc<ServerMessage>,
+    },
+    Ping {
+        conn: ConnId,
+    },
+    /// Drop the connection; the core has already forgotten it.
+    Close {
+        conn: ConnId,
+        code: ErrorCode,
+        reason: String,
+    },
+}
+
+struct Connection {
+    peer: Option<Peer>,
+    last_seen: Instant,
+    pinged: bool,
+}
+
+struct Peer {
+    id: PeerId,
+    meta: Value,
+    streams: Vec<StreamInfo>,
+    room: Option<RoomId>,
+    sessions: Vec<SessionId>,
+}
+
+impl Peer {
+    fn info(&self) -> PeerInfo {
+        PeerInfo {
+            id: self.id.clone(),
+            streams: self.streams.clone(),
+            meta: self.meta.clone(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Room {
+    /// In order of joining, so listings are stable.
+    members: Vec<ConnId>,
+}
+
+struct Session {
+    room: RoomId,
+    requester: ConnId,
+    target: SessionTarget,
+}
+
+enum SessionTarget {
+    Present(ConnId),
+    /// Held until a peer with this id joins the room.
+    Awaited {
+        peer: PeerId,
+        deadline: Instant,
+    },
+}
+
+impl Session {
+    fn other_party(&self, conn: ConnId) -> Option<ConnId> {
+        match self.target {
+            SessionTarget::Present(target) if conn == self.requester => Some(target),
+            SessionTarget::Present(target) if conn == target => Some(self.requester),
+            _ => None,
+        }
+    }
+
+    fn involves(&self, conn: ConnId) -> bool {
+        self.requester == conn || matches!(self.target, SessionTarget::Present(t) if t == conn)
+    }
+}
+
+/// Outcome of a request, before it is turned into actions.
+type Outcome = Result<(), (ErrorCode, String)>;
+
+pub struct SignallingCore {
+    limits: Limits,
+    connections: HashMap<ConnId, Connection>,
+    peer_ids: HashMap<PeerId, ConnId>,
+    rooms: HashMap<RoomId, Room>,
+    sessions: HashMap<SessionId, Session>,
+    /// Sessions held for absent peers, to find them when a peer joins.
+    awaited: VecDeque<SessionId>,
+    rng: SmallRng,
+}
+
+impl SignallingCore {
+    pub fn new(limits: Limits, seed: u64) -> Self {
+        SignallingCore {
+            limits,
+            connections: HashMap::new(),
+            peer_ids: HashMap::new(),
+            rooms: HashMap::new(),
+            sessions: HashMap::new(),
+            awaited: VecDeque::new(),
+            rng: SmallRng::seed_from_u64(seed),
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.connections.len()
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn room_summaries(&self) -> Vec<RoomSummary> {
+        let mut rooms: Vec<RoomSummary> = self
+            .rooms
+            .iter()
+            .map(|(name, room)| RoomSummary {
+                room: name.clone(),
+                peers: room.members.len(),
+                producers: room
+                    .members
+                    .iter()
+                    .filter_map(|conn| self.peer(*conn))
+                    .filter(|peer| !peer.streams.is_empty())
+                    .map(Peer::info)
+                    .collect(),
+            })
+            .collect();
+        rooms.sort_by(|a, b| a.room.cmp(&b.room));
+        rooms
+    }
+
+    pub fn handle(&mut self, now: Instant, input: Input<'_>, out: &mut Vec<Action>) {
+        match input {
+            Input::Connected { conn } => {
+                self.connections.insert(
+                    conn,
+                    Connection {
+                        peer: None,
+                        last_seen: now,
+                        pinged: false,
+                    },
+                );
+            }
+            Input::Text { conn, text, len } => {
+                if !self.touch(conn, now) {
+                    return;
+                }
+                if len > self.limits.max_message_bytes {
+                    let message = format!(
+                        "message of {len} bytes exceeds the limit of {} bytes",
+                        self.limits.max_message_bytes
+                    );
+                    send_error(out, conn, ErrorCode::MessageTooLarge, message, None, None);
+                    return;
+                }
+                match protocol::decode_client_message(text) {
+                    Ok(message) => self.on_message(now, conn, message, out),
+                    Err(err) => send(out, conn, err.into_message()),
+                }
+            }
+            Input::Binary { conn } => {
+                if self.touch(conn, now) {
+                    let message = "binary frames are not part of the protocol; send JSON text";
+                    send_error(
+                        out,
+                        conn,
+                        ErrorCode::BinaryNotSupported,
+                        message,
+                        None,
+                        None,
+                    );
+                }
+            }
+            Input::Alive { conn } => {
+                self.touch(conn, now);
+            }
+            Input::Disconnected { conn } => self.forget_connection(conn, "peer-disconnected", out),
+            Input::Tick => self.on_tick(now, out),
+        }
+    }
+
+    fn touch(&mut self, conn: ConnId, now: Instant) -> bool {
+        match self.connections.get_mut(&conn) {
+            Some(connection) => {
+                connection.last_seen = now;
+                connection.pinged = false;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn peer(&self, conn: ConnId) -> Option<&Peer> {
+        self.connections.get(&conn)?.peer.as_ref()
+    }
+
+    fn peer_mut(&mut self, conn: ConnId) -> Option<&mut Peer> {
+        self.connections.get_mut(&conn)?.peer.as_mut()
+    }
+
+    fn on_message(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        message: ClientMessage,
+        out: &mut Vec<Action>,
+    ) {
+        let request = message.type_name();
+        let session = match &message {
+            ClientMessage::Sdp { session, .. }
+            | ClientMessage::Ice { session, .. }
+            | ClientMessage::EndSession { session, .. } => Some(session.clone()),
+            _ => None,
+        };
+        let registered = self.peer(conn).is_some();
+        let outcome = match message {
+            ClientMessage::Hello { id, meta } => self.register(conn, id, meta, out),
+            ClientMessage::Ping {} => {
+                send(out, conn, ServerMessage::Pong {});
+                Ok(())
+            }
+            other => {
+                let registration = if registered {
+                    Ok(())
+                } else {
+                    self.register(conn, None, Value::Null, out)
+                };
+                registration.and_then(|()| self.on_peer_message(now, conn, other, out))
+            }
+        };
+        if let Err((code, text)) = outcome {
+            send_error(out, conn, code, text, Some(request.to_owned()), session);
+        }
+    }
+
+    fn on_peer_message(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        message: ClientMessage,
+        out: &mut Vec<Action>,
+    ) -> Outcome {
+        match message {
+            ClientMessage::Hello { .. } | ClientMessage::Ping {} => {
+                unreachable!("handled before registration")
+            }
+            ClientMessage::Join {
+                room,
+                streams,
+                meta,
+            } => self.join(conn, room, streams, meta, out),
+            ClientMessage::Update { streams, meta } => self.update(conn, streams, meta, out),
+            ClientMessage::Leave {} => self.leave(conn, out),
+            ClientMessage::List { room } => self.list(conn, room, out),
+            ClientMessage::ListRooms {} => {
+                send(
+                    out,
+                    conn,
+                    ServerMessage::Rooms {
+                        rooms: self.room_summaries(),
+                    },
+                );
+                Ok(())
+            }
+            ClientMessage::StartSession { peer, wait } => {
+                self.start_session(now, conn, peer, wait, out)
+            }
+            ClientMessage::Sdp { session, sdp } => self.relay_sdp(conn, session, sdp, out),
+            ClientMessage::Ice { session, candidate } => {
+                self.relay_ice(conn, session, candidate, out)
+            }
+            ClientMessage::EndSession { session, reason } => {
+                self.end_session_by(conn, session, reason, out)
+            }
+            ClientMessage::Message { to, data } => self.relay_message(conn, to, data, out),
+        }
+    }
+
+    fn register(
+        &mut self,
+        conn: ConnId,
+        requested: Option<PeerId>,
+        meta: Value,
+        out: &mut Vec<Action>,
+    ) -> Outcome {
+        if let Some(peer) = self.peer(conn) {
+            return Err((
+                ErrorCode::AlreadyRegistered,
+                format!("this connection is already registered as \"{}\"", peer.id),
+            ));
+        }
+        if self.peer_ids.len() >= self.limits.max_peers {
+            return Err((
+                ErrorCode::ServerFull,
+                format!(
+                    "the server holds its maximum of {} peers",
+                    self.limits.max_peers
+                ),
+            ));
+        }
+        let id = match requested {
+            Some(id) if !protocol::is_valid_name(&id) => {
+                return Err((
+                    ErrorCode::InvalidName,
+                    format!("peer id \"{id}\" is not 1-64 characters of A-Z a-z 0-9 . _ -"),
+                ));
+            }
+            Some(id) if self.peer_ids.contains_key(&id) => {
+                return Err((
+                    ErrorCode::NameTaken,
+                    format!("peer id \"{id}\" is already taken"),
+                ));
+            }
+            Some(id) => id,
+            None => self.random_peer_id(),
+        };
+        self.peer_ids.insert(id.clone(), conn);
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            connection.peer = Some(Peer {
+                id: id.clone(),
+                meta,
+                streams: Vec::new(),
+                room: None,
+                sessions: Vec::new(),
+            });
+        }
+        let welcome = ServerMessage::Welcome {
+            id,
+            protocol: protocol::PROTOCOL_VERSION,
+            heartbeat_ms: self.limits.heartbeat_interval.as_millis() as u64,
+            max_message_bytes: self.limits.max_message_bytes,
+        };
+        send(out, conn, welcome);
+        Ok(())
+    }
+
+    fn random_id(&mut self, prefix: &str, len: usize) -> String {
+        const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
+        let mut id = String::with_capacity(prefix.len() + len);
+        id.push_str(prefix);
+        for _ in 0..len {
+            id.push(ALPHABET[self.rng.random_range(0..ALPHABET.len())] as char);
+        }
+        id
+    }
+
+    fn random_peer_id(&mut self) -> PeerId {
+        loop {
+            let id = self.random_id("peer-", 8);
+            if !self.peer_ids.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    fn join(
+        &mut self,
+        conn: ConnId,
+        room: RoomId,
+        streams: Vec<StreamInfo>,
+        meta: Value,
+        out: &mut Vec<Action>,
+    ) -> Outcome {
+        if !protocol::is_valid_name(&room) {
+            return Err((
+                ErrorCode::InvalidRoom,
+                format!("room \"{room}\" is not 1-64 characters of A-Z a-z 0-9 . _ -"),
+            ));
+        }
+        let peer = self.peer(conn).expect("registered");
+        if let Some(current) = &peer.room {
+            return Err((
+                ErrorCode::AlreadyInRoom,
+                format!("already in room \"{current}\"; leave it first"),
+            ));
+        }
+        match self.rooms.get(&room) {
+            Some(existing) if existing.members.len() >= self.limits.max_peers_per_room => {
+                return Err((
+                    ErrorCode::RoomFull,
+                    format!(
+                        "room \"{room}\" is full ({} peers)",
+                        self.limits.max_peers_per_room
+                    ),
+                ));
+            }
+            None if self.rooms.len() >= self.limits.max_rooms => {
+                return Err((
+                    ErrorCode::ServerFull,
+                    format!(
+                        "the server holds its maximum of {} rooms",
+                        self.limits.max_rooms
+                    ),
+                ));
+            }
+            _ => {}
+        }
+
+        let peer = self.peer_mut(conn).expect("registered");
+        peer.room = Some(room.clone());
+        peer.streams = streams;
+        if !meta.is_null() {
+            peer.meta = meta;
+        }
+        let info = peer.info();
+        let id = info.id.clone();
+
+        let members = &mut self.rooms.entry(room.clone()).or_default().members;
+        let others = members.clone();
+        members.push(conn);
+
+        let peers = others
+            .iter()
+            .filter_map(|other| self.peer(*other))
+            .map(Peer::info)
+            .collect();
+        send(
+            out,
+            conn,
+            ServerMessage::Joined {
+                room: room.clone(),
+                id: id.clone(),
+                peers,
+            },
+        );
+        if !others.is_empty() {
+            out.push(Action::Send {
+                to: others,
+                message: Arc::new(ServerMessage::PeerJoined {
+                    room: room.clone(),
+                    peer: info,
+                }),
+            });
+        }
+        self.wake_awaiting_sessions(conn, &room, &id, out);
+        Ok(())
+    }
+
+    fn wake_awaiting_sessions(
+        &mut self,
+        conn: ConnId,
+        room: &str,
+        id: &str,
+        out: &mut Vec<Action>,
+    ) {
+        let mut still_waiting = VecDeque::with_capacity(self.awaited.len());
+        while let Some(session_id) = self.awaited.pop_front() {
+            let Some(session) = self.sessions.get_mut(&session_id) else {
+                continue;
+            };
+            let matches = matches!(&session.target, SessionTarget::Awaited { peer, .. } if peer == id)
+                && session.room == room;
+            if !matches {
+                still_waiting.push_back(session_id);
+                continue;
+            }
+            session.target = SessionTarget::Present(conn);
+            let requester = session.requester;
+            let requester_id = self
+                .peer(requester)
+                .map(|p| p.id.clone())
+                .unwrap_or_default();
+            if let Some(peer) = self.peer_mut(conn) {
+                peer.sessions.push(session_id.clone());
+            }
+            send(
+                out,
+                conn,
+                ServerMessage::SessionRequested {
+                    session: session_id,
+                    peer: requester_id,
+                },
+            );
+        }
+        self.awaited = still_waiting;
+    }
+
+    fn update(
+        &mut self,
+        conn: ConnId,
+        streams: Option<Vec<StreamInfo>>,
+        meta: Option<Value>,
+        out: &mut Vec<Action>,
+    ) -> Outcome {
+        let peer = self.peer_mut(conn).expect("registered");
+        if let Some(streams) = streams {
+            peer.streams = streams;
+        }
+        if let Some(meta) = meta {
+            peer.meta = meta;
+        }
+        let info = peer.info();
+        if let Some(room) = peer.room.clone() {
+            let others = self.room_members_except(&room, conn);
+            if !others.is_empty() {
+                out.push(Action::Send {
+                    to: others,
+                    message: Arc::new(ServerMessage::PeerUpdated { room, peer: info }),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn room_members_except(&self, room: &str, conn: ConnId) -> Vec<ConnId> {
+        self.rooms
+            .get(room)
+            .map(|r| r.members.iter().copied().filter(|m| *m != conn).collect())
+            .unwrap_or_default()
+    }
+
+    fn leave(&mut self, conn: ConnId, out: &mut Vec<Action>) -> Outcome {
+        let Some(room) = self.peer(conn).and_then(|p| p.room.clone()) else {
+            return Err((ErrorCode::NotInRoom, "not in a room".into()));
+        };
+        self.leave_room(conn, "peer-left", out);
+        send(out, conn, ServerMessage::Left { room });
+        Ok(())
+    }
+
+    /// Takes the peer out of its room, ending its sessions and telling the room.
+    fn leave_room(&mut self, conn: ConnId, reason: &str, out: &mut Vec<Action>) {
+        let sessions = match self.peer_mut(conn) {
+            Some(peer) => std::mem::take(&mut peer.sessions),
+            None => return,
+        };
+        for session in sessions {
+            self.end_session(&session, Some(conn), reason, out);
+        }
+        let Some(peer) = self.peer_mut(conn) else {
+            return;
+        };
+        let Some(room_name) = peer.room.take() else {
+            return;
+        };
+        peer.streams.clear();
+        let id = peer.id.clone();
+        if let Some(room) = self.rooms.get_mut(&room_name) {
+            room.members.retain(|m| *m != conn);
+            if room.members.is_empty() {
+                self.rooms.remove(&room_name);
+            } else {
+                out.push(Action::Send {
+                    to: room.members.clone(),
+                    message: Arc::new(ServerMessage::PeerLeft {
+                        room: room_name,
+                        id,
+                    }),
+                });
+            }
+        }
+    }
+
+    fn list(&mut self, conn: ConnId, room: Option<RoomId>, out: &mut Vec<Action>) -> Outcome {
+        let room = match room.or_else(|| self.peer(conn).and_then(|p| p.room.clone())) {
+            Some(room) => room,
+            None => {
+                return Err((
+                    ErrorCode::NotInRoom,
+                    "not in a room; name one with \"room\"".into(),
+                ));
+            }
+        };
+        let peers = match self.rooms.get(&room) {
+            Some(r) => r
+                .members
+                .iter()
+                .filter(|m| **m != conn)
+                .filter_map(|m| self.peer(*m))
+                .map(Peer::info)
+                .collect(),
+            None => Vec::new(),
+        };
+        send(out, conn, ServerMessage::Peers { room, peers });
+        Ok(())
+    }
+
+    fn start_session(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        target_id: PeerId,
+        wait: bool,
+        out: &mut Vec<Action>,
+    ) -> Outcome {
+        let requester = self.peer(conn).expect("registered");
+        let Some(room) = requester.room.clone() else {
+            return Err((
+                ErrorCode::NotInRoom,
+                "join a room before starting a session".into(),
+            ));
+        };
+        if requester.id == target_id {
+            return Err((
+                ErrorCode::SelfSession,
+                "a peer cannot start a session with itself".into(),
+            ));
+        }
+        if requester.sessions.len() >= self.limits.max_sessions_per_peer {
+            return Err((
+                ErrorCode::TooManySessions,
+                format!(
+                    "at most {} sessions per peer",
+                    self.limits.max_sessions_per_peer
+                ),
+            ));
+        }
+        let target_conn = self
+            .peer_ids
+            .get(&target_id)
+            .copied()
+            .filter(|c| self.peer(*c).and_then(|p| p.room.as_deref()) == Some(room.as_str()));
+        let target = match target_conn {
+            Some(target_conn) => {
+                let busy = self
+                    .peer(target_conn)
+                    .map(|p| p.sessions.len())
+                    .unwrap_or(0);
+                if busy >= self.limits.max_sessions_per_peer {
+                    return Err((
+                        ErrorCode::TooManySessions,
+                        format!("peer \"{target_id}\" has reached its limit of sessions"),
+                    ));
+                }
+                SessionTarget::Present(target_conn)
+            }
+            None if wait => SessionTarget::Awaited {
+                peer: target_id.clone(),
+                deadline: now + self.limits.session_wait_timeout,
+            },
+            None => {
+                return Err((
+                    ErrorCode::UnknownPeer,
+                    format!("no peer \"{target_id}\" in room \"{room}\""),
+                ));
+            }
+        };
+
+        let session_id = loop {
+            let id = self.random_id("s-", 12);
+            if !self.sessions.contains_key(&id) {
+                break id;
+            }
+        };
+        let requester_id = self.peer(conn).expect("registered").id.clone();
+        if let Some(peer) = self.peer_mut(conn) {
+            peer.sessions.push(session_id.clone());
+        }
+        send(
+            out,
+            conn,
+            ServerMessage::SessionStarted {
+                session: session_id.clone(),
+                peer: target_id,
+            },
+        );
+        match target {
+            SessionTarget::Present(target_conn) => {
+                if let Some(peer) = self.peer_mut(target_conn) {
+                    peer.sessions.push(session_id.clone());
+                }
+                send(
+                    out,
+                    target_conn,
+                    ServerMessage::SessionRequested {
+                        session: session_id.clone(),
+                        peer: requester_id,
+                    },
+                );
+            }
+            SessionTarget::Awaited { .. } => self.awaited.push_back(session_id.clone()),
+        }
+        self.sessions.insert(
+            session_id,
+            Session {
+                room,
+                requester: conn,
+                target,
+            },
+        );
+        Ok(())
+    }
+
+    /// The other party of `session`, checking that `conn` is one of its parties.
+    fn counterpart(
+        &self,
+        conn: ConnId,
+        session_id: &str,
+    ) -> Result<(ConnId, PeerId), (ErrorCode, String)> {
+        let Some(session) = self.sessions.get(session_id) else {
+            return Err((
+                ErrorCode::UnknownSession,
+                format!("no session \"{session_id}\""),
+            ));
+        };
+        if !session.involves(conn) {
+            return Err((
+                ErrorCode::NotInSession,
+                format!("not a party of session \"{session_id}\""),
+            ));
+        }
+        match session.other_party(conn) {
+            Some(other) => Ok((other, self.peer(conn).expect("registered").id.clone())),
+            None => Err((
+                ErrorCode::UnknownPeer,
+                format!("session \"{session_id}\" is still waiting for its peer to join"),
+            )),
+        }
+    }
+
+    fn relay_sdp(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        sdp: SessionDescription,
+        out: &mut Vec<Action>,
+    ) -> Outcome {
+        if !sdp.sdp.trim_start().starts_with("v=0") {
+            return Err((
+                ErrorCode::InvalidMessage,
+                "\"sdp.sdp\" is not an SDP description (it must start with \"v=0\")".into(),
+            ));
+        }
+        let (other, from) = self.counterpart(conn, &session)?;
+        send(out, other, ServerMessage::Sdp { session, from, sdp });
+        Ok(())
+    }
+
+    fn relay_ice(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        candidate: Option<IceCandidate>,
+        out: &mut Vec<Action>,
+    ) -> Outcome {
+        let (other, from) = self.counterpart(conn, &session)?;
+        send(
+            out,
+            other,
+            ServerMessage::Ice {
+                session,
+                from,
+                candidate,
+            },
+        );
+        Ok(())
+    }
+
+    fn end_session_by(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        reason: Option<String>,
+        out: &mut Vec<Action>,
+    ) -> Outcome {
+        match self.sessions.get(&session) {
+            None => {
+                return Err((
+                    ErrorCode::UnknownSession,
+                    format!("no session \"{session}\""),
+                ));
+            }
+            Some(s) if !s.involves(conn) => {
+                return Err((
+                    ErrorCode::NotInSession,
+                    format!("not a party of session \"{session}\""),
+                ));
+            }
+            Some(_) => {}
+        }
+        let reason = reason.unwrap_or_else(|| "ended".into());
+        self.end_session(&session, Some(conn), &reason, out);
+        Ok(())
+    }
+
+    /// Forgets a session and tells every party other than `by`.
+    fn end_session(
+        &mut self,
+        session_id: &str,
+        by: Option<ConnId>,
+        reason: &str,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(session) = self.sessions.remove(session_id) else {
+            return;
+        };
+        let mut parties = vec![session.requester];
+        if let SessionTarget::Present(target) = session.target {
+            parties.push(target);
+        }
+        for party in parties {
+            if let Some(peer) = self.peer_mut(party) {
+                peer.sessions.retain(|s| s != session_id);
+            }
+            if Some(party) != by {
+                send(
+                    out,
+                    party,
+                    ServerMessage::SessionEnded {
+                        session: session_id.to_owned(),
+                        reason: reason.to_owned(),
+                    },
+                );
+            }
+        }
+    }
+
+    fn relay_message(
+        &mut self,
+        conn: ConnId,
+        to: Option<PeerId>,
+        data: Value,
+        out: &mut Vec<Action>,
+    ) -> Outcome {
+        let peer = self.peer(conn).expect("registered");
+        let Some(room) = peer.room.clone() else {
+            return Err((
+                ErrorCode::NotInRoom,
+                "join a room before sending messages".into(),
+            ));
+        };
+        let from = peer.id.clone();
+        let recipients = match &to {
+            Some(target) => {
+                let found = self.peer_ids.get(target).copied().filter(|c| {
+                    self.peer(*c).and_then(|p| p.room.as_deref()) == Some(room.as_str())
+                });
+                match found {
+                    Some(target_conn) => vec![target_conn],
+                    None => {
+                        return Err((
+                            ErrorCode::UnknownPeer,
+                            format!("no peer \"{target}\" in room \"{room}\""),
+                        ));
+                    }
+                }
+            }
+            None => self.room_members_except(&room, conn),
+        };
+        if !recipients.is_empty() {
+            out.push(Action::Send {
+                to: recipients,
+                message: Arc::new(ServerMessage::Message {
+                    from,
+                    room,
+                    to,
+                    data,
+                }),
+            });
+        }
+        Ok(())
+    }
+
+    fn forget_connection(&mut self, conn: ConnId, reason: &str, out: &mut Vec<Action>) {
+        self.leave_room(conn, reason, out);
+        // Sessions this peer requested while its target had not yet arrived.
+        let orphaned: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.requester == conn)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for session in orphaned {
+            self.sessions.remove(&session);
+        }
+        if let Some(connection) = self.connections.remove(&conn)
+            && let Some(peer) = connection.peer
+        {
+            self.peer_ids.remove(&peer.id);
+        }
+    }
+
+    fn on_tick(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let mut dead = Vec::new();
+        for (conn, connection) in self.connections.iter_mut() {
+            let silent = now.saturating_duration_since(connection.last_seen);
+            if silent >= self.limits.heartbeat_timeout {
+                dead.push(*conn);
+            } else if silent >= self.limits.heartbeat_interval && !connection.pinged {
+                connection.pinged = true;
+                out.push(Action::Ping { conn: *conn });
+            }
+        }
+        for conn in dead {
+            self.forget_connection(conn, "peer-timed-out", out);
+            out.push(Action::Close {
+                conn,
+                code: ErrorCode::HeartbeatTimeout,
+                reason: format!("nothing received for {:?}", self.limits.heartbeat_timeout),
+            });
+        }
+
+        let expired: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| matches!(s.target, SessionTarget::Awaited { deadline, .. } if deadline <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for session_id in expired {
+            if let Some(SessionTarget::Awaited { peer, .. }) =
+                self.sessions.get(&session_id).map(|s| &s.target)
+            {
+                let reason = format!("peer \"{peer}\" did not join in time");
+                self.end_session(&session_id, None, &reason, out);
+            }
+            self.awaited.retain(|s| *s != session_id);
+        }
+    }
+}
+
+fn send(out: &mut Vec<Action>, conn: ConnId, message: ServerMessage) {
+    out.push(Action::Send {
+        to: vec![conn],
+        message: Arc::new(message),
+    });
+}
+
+fn send_error(
+    out: &mut Vec<Action>,
+    conn: ConnId,
+    code: ErrorCode,
+    message: impl Into<String>,
+    request: Option<String>,
+    session: Option<SessionId>,
+) {
+    send(
+        out,
+        conn,
+        ServerMessage::Error {
+            code,
+            message: message.into(),
+            request,
+            session,
+        },
+    );
+}
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod tests;
