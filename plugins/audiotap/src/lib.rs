@@ -1,7 +1,13 @@
 //! Audio analysis tap (level, loudness, spectrum, pitch, onsets, voice activity).
+//!
+//! The `audiotap` element lives in [`audiotap`]; the measurements themselves
+//! are plain Rust in [`analysis`], usable without GStreamer.
 
-fn plugin_init(_plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> {
-    Ok(())
+pub mod analysis;
+pub mod audiotap;
+
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> {
+    audiotap::register(plugin)
 }
 
 gst::plugin_define!(
