@@ -1,0 +1,667 @@
+use std::sync::{Arc, LazyLock, Mutex};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use super::gate::{Change, DamageGate, Target};
+use super::{Backend, WINDOW_CLOSED_MESSAGE};
+use crate::geometry::Rect;
+use crate::pacer::{EndOfFrames, Frame, FramePacer, FrameSlot};
+use crate::ticker::{FrameRate, Tick, Ticker};
+use crate::x11::Display;
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "screencapsrc",
+        gst::DebugColorFlags::empty(),
+        Some("Damage-driven screen capture source"),
+    )
+});
+
+/// ximagesrc is asked for this rate so that its own frame timer never
+/// delays a grab the gate has allowed: the gate does the pacing.
+const GRAB_RATE_CEILING: i32 = 1000;
+
+#[derive(Debug, Clone)]
+struct Settings {
+    display_name: Option<String>,
+    x: i32,
+    y: i32,
+    width: u32,
+    height: u32,
+    window_name: Option<String>,
+    window_id: u64,
+    show_cursor: bool,
+    framerate: gst::Fraction,
+    backend: Backend,
+    pipewire_path: Option<String>,
+    pipewire_fd: i32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            display_name: None,
+            x: 0,
+            y: 0,
+            width: 0,
+            height: 0,
+            window_name: None,
+            window_id: 0,
+            show_cursor: true,
+            framerate: gst::Fraction::new(30, 1),
+            backend: Backend::Auto,
+            pipewire_path: None,
+            pipewire_fd: -1,
+        }
+    }
+}
+
+impl Settings {
+    fn effective_backend(&self) -> Backend {
+        match self.backend {
+            Backend::Auto if self.pipewire_fd >= 0 || self.pipewire_path.is_some() => {
+                Backend::PipeWire
+            }
+            Backend::Auto => Backend::X11,
+            other => other,
+        }
+    }
+}
+
+/// What exists between NULL->READY and READY->NULL.
+struct State {
+    slot: Arc<FrameSlot>,
+    gate_ticker: Arc<Ticker>,
+    children: Vec<gst::Element>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            slot: Arc::new(FrameSlot::default()),
+            gate_ticker: Arc::new(Ticker::default()),
+            children: Vec::new(),
+        }
+    }
+}
+
+pub struct ScreenCapSrc {
+    settings: Mutex<Settings>,
+    state: Mutex<State>,
+    srcpad: gst::GhostPad,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for ScreenCapSrc {
+    const NAME: &'static str = "GstScreenCapSrc";
+    type Type = super::ScreenCapSrc;
+    type ParentType = gst::Bin;
+
+    fn with_class(klass: &Self::Class) -> Self {
+        let templ = klass.pad_template("src").unwrap();
+        let srcpad = gst::GhostPad::builder_from_template(&templ)
+            .name("src")
+            .build();
+        Self {
+            settings: Mutex::new(Settings::default()),
+            state: Mutex::new(State::default()),
+            srcpad,
+        }
+    }
+}
+
+impl ObjectImpl for ScreenCapSrc {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let mutable_ready = gst::PARAM_FLAG_MUTABLE_READY;
+            vec![
+                glib::ParamSpecString::builder("display-name")
+                    .nick("Display")
+                    .blurb("X display to capture, e.g. \":0\" (default: $DISPLAY)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecInt::builder("x")
+                    .nick("X")
+                    .blurb("Left edge of the captured region, in screen pixels")
+                    .minimum(0)
+                    .default_value(0)
+                    .flags(glib::ParamFlags::READWRITE | mutable_ready)
+                    .build(),
+                glib::ParamSpecInt::builder("y")
+                    .nick("Y")
+                    .blurb("Top edge of the captured region, in screen pixels")
+                    .minimum(0)
+                    .default_value(0)
+                    .flags(glib::ParamFlags::READWRITE | mutable_ready)
+                    .build(),
+                glib::ParamSpecUInt::builder("width")
+                    .nick("Width")
+                    .blurb("Width of the captured region (0: to the right edge of the screen)")
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("height")
+                    .nick("Height")
+                    .blurb("Height of the captured region (0: to the bottom edge of the screen)")
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("window-name")
+                    .nick("Window name")
+                    .blurb(
+                        "Capture the window with this title (exact, else case-insensitive, \
+                         else a title containing it, else its WM_CLASS); follows it when \
+                         it moves or resizes, ends the stream when it closes",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt64::builder("window-id")
+                    .nick("Window id")
+                    .blurb("Capture the window with this X id, e.g. 0x1e00004 (0: none)")
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("show-cursor")
+                    .nick("Show cursor")
+                    .blurb("Draw the mouse pointer into the captured frames")
+                    .default_value(true)
+                    .mutable_ready()
+                    .build(),
+                gst::ParamSpecFraction::builder("framerate")
+                    .nick("Framerate")
+                    .blurb(
+                        "Frames per second pushed downstream; unchanged frames are \
+                         repeated without being grabbed again",
+                    )
+                    .minimum(gst::Fraction::new(1, 1))
+                    .maximum(gst::Fraction::new(240, 1))
+                    .default_value(gst::Fraction::new(30, 1))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("backend", Backend::Auto)
+                    .nick("Backend")
+                    .blurb("Capture system to use")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("pipewire-path")
+                    .nick("PipeWire node")
+                    .blurb(
+                        "PipeWire node id of a screen-cast stream (from the desktop \
+                         portal's ScreenCast session); selects the PipeWire backend",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecInt::builder("pipewire-fd")
+                    .nick("PipeWire fd")
+                    .blurb("File descriptor of the portal's PipeWire remote (-1: default daemon)")
+                    .minimum(-1)
+                    .default_value(-1)
+                    .flags(glib::ParamFlags::READWRITE | mutable_ready)
+                    .build(),
+                glib::ParamSpecUInt64::builder("grabbed-frames")
+                    .nick("Grabbed frames")
+                    .blurb(
+                        "Frames actually read from the screen since start (the rest were repeats)",
+                    )
+                    .read_only()
+                    .build(),
+                glib::ParamSpecUInt64::builder("pushed-frames")
+                    .nick("Pushed frames")
+                    .blurb("Frames pushed downstream since start, grabbed or repeated")
+                    .read_only()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut settings = self.settings.lock().unwrap();
+        match pspec.name() {
+            "display-name" => settings.display_name = value.get().unwrap(),
+            "x" => settings.x = value.get().unwrap(),
+            "y" => settings.y = value.get().unwrap(),
+            "width" => settings.width = value.get().unwrap(),
+            "height" => settings.height = value.get().unwrap(),
+            "window-name" => settings.window_name = value.get().unwrap(),
+            "window-id" => settings.window_id = value.get().unwrap(),
+            "show-cursor" => settings.show_cursor = value.get().unwrap(),
+            "framerate" => settings.framerate = value.get().unwrap(),
+            "backend" => settings.backend = value.get().unwrap(),
+            "pipewire-path" => settings.pipewire_path = value.get().unwrap(),
+            "pipewire-fd" => settings.pipewire_fd = value.get().unwrap(),
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let settings = self.settings.lock().unwrap();
+        match pspec.name() {
+            "display-name" => settings.display_name.to_value(),
+            "x" => settings.x.to_value(),
+            "y" => settings.y.to_value(),
+            "width" => settings.width.to_value(),
+            "height" => settings.height.to_value(),
+            "window-name" => settings.window_name.to_value(),
+            "window-id" => settings.window_id.to_value(),
+            "show-cursor" => settings.show_cursor.to_value(),
+            "framerate" => settings.framerate.to_value(),
+            "backend" => settings.backend.to_value(),
+            "pipewire-path" => settings.pipewire_path.to_value(),
+            "pipewire-fd" => settings.pipewire_fd.to_value(),
+            "grabbed-frames" => self.state.lock().unwrap().slot.grabbed_frames().to_value(),
+            "pushed-frames" => self.state.lock().unwrap().slot.pushed_frames().to_value(),
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        obj.add_pad(&self.srcpad).unwrap();
+        obj.set_suppressed_flags(gst::ElementFlags::SOURCE | gst::ElementFlags::SINK);
+        obj.set_element_flags(gst::ElementFlags::SOURCE);
+    }
+}
+
+impl GstObjectImpl for ScreenCapSrc {}
+
+impl ElementImpl for ScreenCapSrc {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Screen capture source",
+                "Source/Video",
+                "Captures the screen, a region or one window at a constant framerate, \
+                 grabbing only when something changed",
+                "gst-peer developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            vec![
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &gst::Caps::new_empty_simple("video/x-raw"),
+                )
+                .unwrap(),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        match transition {
+            gst::StateChange::NullToReady => {
+                if let Err(err) = self.assemble() {
+                    self.obj().post_error_message(err);
+                    self.disassemble();
+                    return Err(gst::StateChangeError);
+                }
+            }
+            gst::StateChange::ReadyToPaused => {
+                let state = self.state.lock().unwrap();
+                state.slot.reset();
+                state.slot.set_capture_flushing(false);
+                state.gate_ticker.unlock_stop();
+            }
+            gst::StateChange::PausedToReady => {
+                // The capturing thread may be parked in the gate: release it
+                // before the pads deactivate and wait for it.
+                let state = self.state.lock().unwrap();
+                state.slot.set_capture_flushing(true);
+                state.gate_ticker.unlock();
+            }
+            _ => {}
+        }
+        let result = self.parent_change_state(transition);
+        if transition == gst::StateChange::ReadyToNull
+            || (transition == gst::StateChange::NullToReady && result.is_err())
+        {
+            self.disassemble();
+        }
+        result
+    }
+}
+
+impl BinImpl for ScreenCapSrc {}
+
+impl ScreenCapSrc {
+    fn assemble(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = self.settings.lock().unwrap().clone();
+        let slot = Arc::new(FrameSlot::default());
+        let gate_ticker = Arc::new(Ticker::default());
+        let (source, pacer_input) = match settings.effective_backend() {
+            Backend::PipeWire => self.make_pipewire(&settings, &slot)?,
+            _ => self.make_x11(&settings, &slot, &gate_ticker)?,
+        };
+        let pacer = FramePacer::new("pacer", slot.clone(), settings.framerate);
+        let mut children = vec![source];
+        children.extend(pacer_input);
+        children.push(pacer.clone().upcast());
+
+        let obj = self.obj();
+        obj.add_many(&children).map_err(internal)?;
+        gst::Element::link_many(&children[..children.len() - 1]).map_err(internal)?;
+        self.srcpad
+            .set_target(Some(&pacer.static_pad("src").unwrap()))
+            .map_err(internal)?;
+
+        *self.state.lock().unwrap() = State {
+            slot,
+            gate_ticker,
+            children,
+        };
+        Ok(())
+    }
+
+    fn disassemble(&self) {
+        let children = std::mem::take(&mut self.state.lock().unwrap().children);
+        let _ = self.srcpad.set_target(None::<&gst::Pad>);
+        for child in children {
+            let _ = child.set_state(gst::State::Null);
+            let _ = self.obj().remove(&child);
+        }
+    }
+
+    fn resolve_target(&self, settings: &Settings) -> Result<Target, gst::ErrorMessage> {
+        let display = |s: &Settings| {
+            Display::open(s.display_name.as_deref())
+                .map_err(|err| gst::error_msg!(gst::ResourceError::OpenRead, ["{err}"]))
+        };
+        if settings.window_id != 0 {
+            let display = display(settings)?;
+            let id = u32::try_from(settings.window_id).map_err(|_| {
+                gst::error_msg!(
+                    gst::ResourceError::Settings,
+                    ["window-id {:#x} is not an X window id", settings.window_id]
+                )
+            })?;
+            let title = display
+                .window_title(id)
+                .map_err(|err| {
+                    gst::error_msg!(
+                        gst::ResourceError::NotFound,
+                        [
+                            "no window with id {id:#x} on display {}: {err}",
+                            display.name
+                        ]
+                    )
+                })?
+                .unwrap_or_default();
+            return Ok(Target::Window { id, title });
+        }
+        if let Some(name) = &settings.window_name {
+            let window = display(settings)?
+                .find_window(name)
+                .map_err(|err| gst::error_msg!(gst::ResourceError::NotFound, ["{err}"]))?;
+            gst::info!(
+                CAT,
+                imp = self,
+                "window {name:?} is {:#x} {:?}",
+                window.id,
+                window.title
+            );
+            return Ok(Target::Window {
+                id: window.id,
+                title: window.title,
+            });
+        }
+        if settings.x != 0 || settings.y != 0 || settings.width != 0 || settings.height != 0 {
+            return Ok(Target::Region(
+                settings.x,
+                settings.y,
+                settings.width,
+                settings.height,
+            ));
+        }
+        Ok(Target::Screen)
+    }
+
+    fn make_x11(
+        &self,
+        settings: &Settings,
+        slot: &Arc<FrameSlot>,
+        gate_ticker: &Arc<Ticker>,
+    ) -> Result<(gst::Element, Vec<gst::Element>), gst::ErrorMessage> {
+        let target = self.resolve_target(settings)?;
+        let whole_screen = target == Target::Screen;
+        let gate = DamageGate::new(
+            settings.display_name.as_deref(),
+            target,
+            settings.show_cursor,
+        )
+        .map_err(|err| gst::error_msg!(gst::ResourceError::OpenRead, ["{err}"]))?;
+        gst::debug!(
+            CAT,
+            imp = self,
+            "capturing {} at {:?}",
+            gate.describe(),
+            gate.area()
+        );
+
+        let ximagesrc = gst::ElementFactory::make("ximagesrc")
+            .name("grabber")
+            .property("use-damage", false)
+            .property("show-pointer", settings.show_cursor)
+            .property("display-name", settings.display_name.as_deref())
+            .build()
+            .map_err(|_| missing_plugin("ximagesrc", "gstreamer1.0-x"))?;
+        if !whole_screen {
+            set_grab_area(&ximagesrc, gate.area());
+        }
+        // Only answers ximagesrc's caps query: buffers and events never get
+        // past the probe below.
+        let rate_filter = gst::ElementFactory::make("capsfilter")
+            .name("grab-rate")
+            .property(
+                "caps",
+                gst::Caps::builder("video/x-raw")
+                    .field("framerate", gst::Fraction::new(GRAB_RATE_CEILING, 1))
+                    .build(),
+            )
+            .build()
+            .map_err(internal)?;
+
+        let rate = FrameRate::new(settings.framerate).unwrap_or(FrameRate { num: 30, den: 1 });
+        let context = GateContext {
+            gate: Mutex::new(gate),
+            whole_screen,
+            rate,
+            slot: slot.clone(),
+            ticker: gate_ticker.clone(),
+            caps: Mutex::new(None),
+            last_tick: Mutex::new(None),
+            bin: self.obj().downgrade(),
+            grabber: ximagesrc.downgrade(),
+        };
+        ximagesrc.static_pad("src").unwrap().add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+            move |_pad, info| context.on_data(info),
+        );
+        Ok((ximagesrc, vec![rate_filter]))
+    }
+
+    fn make_pipewire(
+        &self,
+        settings: &Settings,
+        slot: &Arc<FrameSlot>,
+    ) -> Result<(gst::Element, Vec<gst::Element>), gst::ErrorMessage> {
+        let mut builder = gst::ElementFactory::make("pipewiresrc").name("grabber");
+        if let Some(path) = &settings.pipewire_path {
+            builder = builder.property("path", path);
+        }
+        if settings.pipewire_fd >= 0 {
+            builder = builder.property("fd", settings.pipewire_fd);
+        }
+        let pipewiresrc = builder
+            .build()
+            .map_err(|_| missing_plugin("pipewiresrc", "gstreamer1.0-pipewire"))?;
+        // PipeWire screen casts only send a frame when the screen changed:
+        // every frame that arrives is a grab worth keeping.
+        let slot = slot.clone();
+        let caps = Mutex::new(None::<gst::Caps>);
+        pipewiresrc.static_pad("src").unwrap().add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+            move |_pad, info| {
+                if let Some(event) = info.event()
+                    && let gst::EventView::Caps(c) = event.view()
+                {
+                    *caps.lock().unwrap() = Some(c.caps_owned());
+                }
+                let Some(buffer) = info.take_buffer() else {
+                    return gst::PadProbeReturn::Handled;
+                };
+                if let Some(caps) = caps.lock().unwrap().clone() {
+                    slot.publish(Frame { caps, buffer });
+                }
+                gst::PadProbeReturn::Handled
+            },
+        );
+        Ok((pipewiresrc, Vec::new()))
+    }
+}
+
+/// Everything the gate needs while running in ximagesrc's streaming thread.
+struct GateContext {
+    gate: Mutex<DamageGate>,
+    whole_screen: bool,
+    rate: FrameRate,
+    slot: Arc<FrameSlot>,
+    ticker: Arc<Ticker>,
+    caps: Mutex<Option<gst::Caps>>,
+    last_tick: Mutex<Option<u64>>,
+    bin: glib::WeakRef<super::ScreenCapSrc>,
+    grabber: glib::WeakRef<gst::Element>,
+}
+
+impl GateContext {
+    fn on_data(&self, info: &mut gst::PadProbeInfo) -> gst::PadProbeReturn {
+        if let Some(event) = info.event() {
+            if let gst::EventView::Caps(c) = event.view() {
+                *self.caps.lock().unwrap() = Some(c.caps_owned());
+            }
+            // Nothing is linked downstream of the grabber. (Handled, as
+            // gstreamer-rs has already taken the event out of `info`.)
+            return gst::PadProbeReturn::Handled;
+        }
+        let Some(buffer) = info.take_buffer() else {
+            return gst::PadProbeReturn::Pass;
+        };
+        if let Some(caps) = self.caps.lock().unwrap().clone() {
+            self.slot.publish(Frame { caps, buffer });
+        }
+        // Returning lets ximagesrc grab again: hold it until that is worth it.
+        if let Err(flow) = self.wait_for_change() {
+            info.flow_res = Err(flow);
+        }
+        // Handled, not Drop: the buffer was taken out of `info` already.
+        gst::PadProbeReturn::Handled
+    }
+
+    fn wait_for_change(&self) -> Result<(), gst::FlowError> {
+        let Some(grabber) = self.grabber.upgrade() else {
+            return Err(gst::FlowError::Flushing);
+        };
+        loop {
+            if self.slot.capture_flushing() {
+                return Err(gst::FlowError::Flushing);
+            }
+            let frame = {
+                let mut last = self.last_tick.lock().unwrap();
+                let frame = crate::ticker::Ticker::next_frame(&grabber, self.rate, *last);
+                *last = Some(frame);
+                frame
+            };
+            if self
+                .ticker
+                .wait_until(&grabber, self.rate.frame_start(frame))
+                == Tick::Flushing
+            {
+                return Err(gst::FlowError::Flushing);
+            }
+            let change = self.gate.lock().unwrap().check();
+            match change {
+                Ok(Change::None | Change::Hidden) => continue,
+                Ok(Change::Content) => {
+                    self.slot.grab_started();
+                    return Ok(());
+                }
+                Ok(Change::Moved(area)) => {
+                    if !self.whole_screen {
+                        set_grab_area(&grabber, area);
+                        grabber.static_pad("src").unwrap().mark_reconfigure();
+                    }
+                    self.slot.grab_started();
+                    return Ok(());
+                }
+                Ok(Change::Closed(reason)) => {
+                    self.window_closed(&reason);
+                    self.slot.end(EndOfFrames::WindowClosed(reason));
+                    // Never let ximagesrc run again: there is nothing left
+                    // to capture.
+                    self.slot.wait_for_capture_flushing();
+                    return Err(gst::FlowError::Flushing);
+                }
+                Err(err) => {
+                    if let Some(bin) = self.bin.upgrade() {
+                        gst::element_error!(
+                            bin,
+                            gst::ResourceError::Read,
+                            ("Lost the X display: {err}")
+                        );
+                    }
+                    self.slot.wait_for_capture_flushing();
+                    return Err(gst::FlowError::Flushing);
+                }
+            }
+        }
+    }
+
+    fn window_closed(&self, reason: &str) {
+        let Some(bin) = self.bin.upgrade() else {
+            return;
+        };
+        gst::info!(CAT, obj = bin, "{reason}");
+        gst::element_warning!(
+            bin,
+            gst::ResourceError::NotFound,
+            ("{reason}; ending the stream")
+        );
+        let structure = gst::Structure::builder(WINDOW_CLOSED_MESSAGE)
+            .field("reason", reason)
+            .build();
+        let _ = bin.post_message(gst::message::Element::builder(structure).src(&bin).build());
+    }
+}
+
+fn set_grab_area(ximagesrc: &gst::Element, area: Rect) {
+    let right = area.x as u32 + area.width - 1;
+    let bottom = area.y as u32 + area.height - 1;
+    ximagesrc.set_property("startx", area.x.max(0) as u32);
+    ximagesrc.set_property("starty", area.y.max(0) as u32);
+    // ximagesrc reads 0 as "the screen's edge".
+    ximagesrc.set_property("endx", right.max(1));
+    ximagesrc.set_property("endy", bottom.max(1));
+}
+
+fn missing_plugin(element: &str, package: &str) -> gst::ErrorMessage {
+    gst::error_msg!(
+        gst::CoreError::MissingPlugin,
+        ["the {element} element is missing (Debian package {package})"]
+    )
+}
+
+fn internal(err: impl std::fmt::Display) -> gst::ErrorMessage {
+    gst::error_msg!(gst::CoreError::Failed, ["{err}"])
+}

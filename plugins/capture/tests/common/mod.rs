@@ -1,0 +1,271 @@
+//! Helpers shared by the integration tests: a private Xvfb per test, a
+//! pipeline runner that pulls frames with deadlines, and pixel checks.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+
+pub fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstpeercapture::plugin_register_static().unwrap();
+    });
+}
+
+/// An Xvfb server of its own, on a display number it picked itself, killed
+/// on drop.
+pub struct Xvfb {
+    child: Child,
+    pub display: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Xvfb {
+    /// Starts Xvfb and returns once it accepts connections: `-displayfd`
+    /// makes it choose a free display and write the number when it is
+    /// ready, so there is nothing to guess or poll.
+    pub fn start(width: u32, height: u32) -> Xvfb {
+        let mut child = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                &format!("{width}x{height}x24"),
+                "-nolisten",
+                "tcp",
+                "-noreset",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb not found (Debian package xvfb)");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("Xvfb did not report a display within 20 s");
+        let number: u32 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("Xvfb wrote {line:?} instead of a display number"));
+        let display = format!(":{number}");
+        // Belt and braces: the server must take a connection now.
+        x11rb::connect(Some(&display)).expect("Xvfb is not accepting connections");
+        Xvfb {
+            child,
+            display,
+            width,
+            height,
+        }
+    }
+
+    /// Runs an X client program on this display and waits for it to finish.
+    pub fn run(&self, program: &str, args: &[&str]) {
+        let status = Command::new(program)
+            .args(args)
+            .env("DISPLAY", &self.display)
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+        assert!(status.success(), "{program} {args:?} failed: {status}");
+    }
+
+    pub fn set_root_color(&self, color: &str) {
+        self.run("xsetroot", &["-display", &self.display, "-solid", color]);
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running pipeline ending in an appsink called `sink`.
+pub struct Running {
+    pub pipeline: gst::Pipeline,
+    pub sink: gst_app::AppSink,
+}
+
+impl Running {
+    pub fn launch(description: &str) -> Running {
+        init();
+        let pipeline = gst::parse::launch(description)
+            .unwrap_or_else(|e| panic!("cannot build {description}: {e}"))
+            .downcast::<gst::Pipeline>()
+            .unwrap();
+        let sink = pipeline
+            .by_name("sink")
+            .expect("pipeline needs an appsink named sink")
+            .downcast::<gst_app::AppSink>()
+            .unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap_or_else(|e| {
+            panic!(
+                "{description} failed to start: {e}: {:?}",
+                bus_errors(&pipeline)
+            )
+        });
+        Running { pipeline, sink }
+    }
+
+    pub fn element(&self, name: &str) -> gst::Element {
+        self.pipeline.by_name(name).unwrap()
+    }
+
+    /// The next frame, failing the test (with any bus error) after `within`.
+    pub fn next_frame(&self, within: Duration) -> Frame {
+        match self
+            .sink
+            .try_pull_sample(gst::ClockTime::from_nseconds(within.as_nanos() as u64))
+        {
+            Some(sample) => Frame::from_sample(&sample),
+            None => panic!(
+                "no frame within {within:?}; bus errors: {:?}",
+                bus_errors(&self.pipeline)
+            ),
+        }
+    }
+
+    /// Pulls frames until one satisfies `test`, up to `deadline` from now.
+    pub fn frame_where(&self, within: Duration, test: impl Fn(&Frame) -> bool) -> Frame {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "no matching frame within {within:?}");
+            let frame = self.next_frame(left);
+            if test(&frame) {
+                return frame;
+            }
+        }
+    }
+
+    /// Pulls (and discards) frames until the stream ends; false if it does
+    /// not end within `within`. appsink only lets EOS through once its
+    /// queue is empty, so draining is part of waiting for it.
+    pub fn drain_until_eos(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.sink.is_eos() {
+                return true;
+            }
+            let _ = self
+                .sink
+                .try_pull_sample(gst::ClockTime::from_mseconds(100));
+        }
+        self.sink.is_eos()
+    }
+
+    /// Waits for a bus message of one of `types`, up to `within`.
+    pub fn message(&self, within: Duration, types: &[gst::MessageType]) -> Option<gst::Message> {
+        self.pipeline.bus().unwrap().timed_pop_filtered(
+            gst::ClockTime::from_nseconds(within.as_nanos() as u64),
+            types,
+        )
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+pub fn bus_errors(pipeline: &gst::Pipeline) -> Vec<String> {
+    let bus = pipeline.bus().unwrap();
+    let mut errors = Vec::new();
+    while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Warning]) {
+        match msg.view() {
+            gst::MessageView::Error(e) => {
+                errors.push(format!("error: {} ({:?})", e.error(), e.debug()))
+            }
+            gst::MessageView::Warning(w) => {
+                errors.push(format!("warning: {} ({:?})", w.error(), w.debug()))
+            }
+            _ => {}
+        }
+    }
+    errors
+}
+
+/// One decoded frame in a packed 4-byte format (BGRx, RGBx, RGBA, ...).
+pub struct Frame {
+    pub width: u32,
+    pub height: u32,
+    pub format: String,
+    pub stride: usize,
+    pub data: Vec<u8>,
+    pub pts: Option<gst::ClockTime>,
+}
+
+impl Frame {
+    pub fn from_sample(sample: &gst::Sample) -> Frame {
+        let caps = sample.caps().unwrap();
+        let info = gst_video::VideoInfo::from_caps(caps).unwrap();
+        let buffer = sample.buffer().unwrap();
+        let map = buffer.map_readable().unwrap();
+        Frame {
+            width: info.width(),
+            height: info.height(),
+            format: info.format().to_str().to_string(),
+            stride: info.stride()[0] as usize,
+            data: map.as_slice().to_vec(),
+            pts: buffer.pts(),
+        }
+    }
+
+    /// The pixel as (r, g, b).
+    pub fn rgb(&self, x: u32, y: u32) -> (u8, u8, u8) {
+        let i = y as usize * self.stride + x as usize * 4;
+        let p = &self.data[i..i + 4];
+        match self.format.as_str() {
+            "BGRx" | "BGRA" => (p[2], p[1], p[0]),
+            "RGBx" | "RGBA" => (p[0], p[1], p[2]),
+            "xRGB" | "ARGB" => (p[1], p[2], p[3]),
+            "xBGR" | "ABGR" => (p[3], p[2], p[1]),
+            other => panic!("unexpected format {other}"),
+        }
+    }
+
+    /// Share of pixels in the rectangle whose colour is within `tolerance`
+    /// of `rgb` on every channel.
+    pub fn share_of(
+        &self,
+        rgb: (u8, u8, u8),
+        x: u32,
+        y: u32,
+        w: u32,
+        h: u32,
+        tolerance: u8,
+    ) -> f64 {
+        let mut matching = 0u64;
+        for yy in y..y + h {
+            for xx in x..x + w {
+                let p = self.rgb(xx, yy);
+                if p.0.abs_diff(rgb.0) <= tolerance
+                    && p.1.abs_diff(rgb.1) <= tolerance
+                    && p.2.abs_diff(rgb.2) <= tolerance
+                {
+                    matching += 1;
+                }
+            }
+        }
+        matching as f64 / (w as u64 * h as u64) as f64
+    }
+
+    pub fn all_of(&self, rgb: (u8, u8, u8)) -> f64 {
+        self.share_of(rgb, 0, 0, self.width, self.height, 2)
+    }
+}

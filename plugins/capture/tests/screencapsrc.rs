@@ -1,0 +1,188 @@
+//! screencapsrc against a private Xvfb: what a user sees in the frames.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Running, Xvfb};
+use gst::prelude::*;
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::{
+    AtomEnum, ConfigureWindowAux, ConnectionExt as _, CreateWindowAux, EventMask, PropMode,
+    WindowClass,
+};
+use x11rb::rust_connection::RustConnection;
+use x11rb::wrapper::ConnectionExt as _;
+
+const FRAME_WAIT: Duration = Duration::from_secs(10);
+
+fn capture(xvfb: &Xvfb, properties: &str) -> Running {
+    Running::launch(&format!(
+        "screencapsrc name=src display-name={} {properties} ! appsink name=sink sync=false max-buffers=2 drop=true",
+        xvfb.display
+    ))
+}
+
+#[test]
+fn root_colour_is_captured_at_screen_size() {
+    let xvfb = Xvfb::start(640, 480);
+    xvfb.set_root_color("#3366cc");
+    let run = capture(&xvfb, "show-cursor=false");
+    let frame = run.next_frame(FRAME_WAIT);
+    assert_eq!((frame.width, frame.height), (640, 480));
+    assert!(
+        frame.all_of((0x33, 0x66, 0xcc)) > 0.999,
+        "frame is not #3366cc: corner {:?}, centre {:?}",
+        frame.rgb(0, 0),
+        frame.rgb(320, 240)
+    );
+}
+
+#[test]
+fn region_gives_the_region_size() {
+    let xvfb = Xvfb::start(800, 600);
+    xvfb.set_root_color("#10a040");
+    let run = capture(&xvfb, "show-cursor=false x=100 y=50 width=320 height=200");
+    let frame = run.next_frame(FRAME_WAIT);
+    assert_eq!((frame.width, frame.height), (320, 200));
+    assert!(frame.all_of((0x10, 0xa0, 0x40)) > 0.999);
+}
+
+/// A plain window filled with one colour, mapped and drawn.
+struct TestWindow {
+    conn: RustConnection,
+    id: u32,
+}
+
+impl TestWindow {
+    fn open(xvfb: &Xvfb, title: &str, rgb: u32, x: i16, y: i16, w: u16, h: u16) -> TestWindow {
+        let (conn, screen_num) = x11rb::connect(Some(&xvfb.display)).unwrap();
+        let root = conn.setup().roots[screen_num].root;
+        let id = conn.generate_id().unwrap();
+        conn.create_window(
+            x11rb::COPY_DEPTH_FROM_PARENT,
+            id,
+            root,
+            x,
+            y,
+            w,
+            h,
+            0,
+            WindowClass::INPUT_OUTPUT,
+            x11rb::COPY_FROM_PARENT,
+            &CreateWindowAux::new()
+                .background_pixel(rgb)
+                .event_mask(EventMask::EXPOSURE | EventMask::STRUCTURE_NOTIFY),
+        )
+        .unwrap();
+        conn.change_property8(
+            PropMode::REPLACE,
+            id,
+            AtomEnum::WM_NAME,
+            AtomEnum::STRING,
+            title.as_bytes(),
+        )
+        .unwrap();
+        conn.map_window(id).unwrap();
+        conn.flush().unwrap();
+        // Mapped and painted once the server sends the first Expose.
+        loop {
+            if let x11rb::protocol::Event::Expose(_) = conn.wait_for_event().unwrap() {
+                break;
+            }
+        }
+        TestWindow { conn, id }
+    }
+
+    fn configure(&self, aux: &ConfigureWindowAux) {
+        self.conn.configure_window(self.id, aux).unwrap();
+        self.conn.sync().unwrap();
+    }
+}
+
+#[test]
+fn window_by_name_has_its_size_and_content_and_follows_it() {
+    let xvfb = Xvfb::start(800, 600);
+    xvfb.set_root_color("#000000");
+    let window = TestWindow::open(&xvfb, "peer capture test", 0x00ff00, 50, 60, 200, 150);
+    let run = capture(&xvfb, "show-cursor=false window-name=\"peer capture test\"");
+    let frame = run.next_frame(FRAME_WAIT);
+    assert_eq!((frame.width, frame.height), (200, 150));
+    assert!(
+        frame.all_of((0, 255, 0)) > 0.999,
+        "window is not green: {:?}",
+        frame.rgb(100, 75)
+    );
+
+    // Moved: same size, still the window's content.
+    window.configure(&ConfigureWindowAux::new().x(300).y(200));
+    window.configure(&ConfigureWindowAux::new().width(260).height(120));
+    let frame = run.frame_where(FRAME_WAIT, |f| (f.width, f.height) == (260, 120));
+    assert!(
+        frame.all_of((0, 255, 0)) > 0.999,
+        "resized window is not green"
+    );
+    assert!(run.element("src").property::<u64>("grabbed-frames") >= 2);
+}
+
+#[test]
+fn window_by_id_and_its_closing_ends_the_stream() {
+    let xvfb = Xvfb::start(640, 480);
+    xvfb.set_root_color("#000000");
+    let window = TestWindow::open(&xvfb, "closing", 0xff0000, 10, 10, 120, 90);
+    let run = capture(
+        &xvfb,
+        &format!("show-cursor=false window-id={:#x}", window.id),
+    );
+    let frame = run.next_frame(FRAME_WAIT);
+    assert_eq!((frame.width, frame.height), (120, 90));
+    assert!(frame.all_of((255, 0, 0)) > 0.999);
+
+    window.conn.destroy_window(window.id).unwrap();
+    window.conn.sync().unwrap();
+    let message = run
+        .message(FRAME_WAIT, &[gst::MessageType::Warning])
+        .expect("no warning after the window closed");
+    let gst::MessageView::Warning(warning) = message.view() else {
+        unreachable!()
+    };
+    assert!(
+        warning.error().to_string().contains("closed"),
+        "unclear warning: {}",
+        warning.error()
+    );
+    assert!(
+        run.drain_until_eos(FRAME_WAIT),
+        "the stream did not end after the window closed"
+    );
+}
+
+#[test]
+fn idle_screen_is_not_grabbed_yet_framerate_is_constant() {
+    let xvfb = Xvfb::start(640, 480);
+    xvfb.set_root_color("#808080");
+    let run = Running::launch(&format!(
+        "screencapsrc name=src display-name={} framerate=30/1 ! appsink name=sink sync=false",
+        xvfb.display
+    ));
+    let frames: Vec<_> = (0..60).map(|_| run.next_frame(FRAME_WAIT)).collect();
+    let step = gst::ClockTime::SECOND.mul_div_floor(1, 30).unwrap();
+    for pair in frames.windows(2) {
+        let delta = pair[1].pts.unwrap() - pair[0].pts.unwrap();
+        assert!(
+            delta.nseconds().abs_diff(step.nseconds()) <= 1,
+            "frames are not 1/30 s apart: {delta}"
+        );
+    }
+    let src = run.element("src");
+    let grabbed = src.property::<u64>("grabbed-frames");
+    assert!(
+        grabbed <= 3,
+        "an idle screen was grabbed {grabbed} times in 60 frames"
+    );
+
+    // A change on screen is grabbed and shows up.
+    xvfb.set_root_color("#ff8000");
+    run.frame_where(FRAME_WAIT, |f| f.all_of((0xff, 0x80, 0x00)) > 0.99);
+    assert!(src.property::<u64>("grabbed-frames") > grabbed);
+}
