@@ -42,11 +42,12 @@ pub struct OnsetReading {
 pub struct OnsetDetector {
     hop_seconds: f64,
     window_frames: u64,
+    /// Compressed magnitudes of the previous frame; zeros before the first,
+    /// so sound at the very start of a stream is an onset.
     previous: Vec<f32>,
-    has_previous: bool,
     /// Recent flux and the frame position it belongs to, newest last.
+    /// Starts as silence, so the first frames can be onsets too.
     recent: [(f32, u64); PRE_AVG + POST_MAX + 1],
-    recent_len: usize,
     last_onset: Option<u64>,
     min_gap_frames: u64,
     found: Vec<u64>,
@@ -73,9 +74,7 @@ impl OnsetDetector {
             hop_seconds,
             window_frames: window as u64,
             previous: vec![0.0; bins],
-            has_previous: false,
             recent: [(0.0, 0); PRE_AVG + POST_MAX + 1],
-            recent_len: 0,
             last_onset: None,
             min_gap_frames: (MIN_GAP_SECONDS * rate as f64) as u64,
             found: Vec::with_capacity(MAX_ONSETS_PER_READING),
@@ -101,12 +100,7 @@ impl OnsetDetector {
             rise += (compressed - *prev).max(0.0);
             *prev = compressed;
         }
-        let flux = if self.has_previous {
-            rise / magnitudes.len() as f32
-        } else {
-            0.0
-        };
-        self.has_previous = true;
+        let flux = rise / magnitudes.len() as f32;
 
         self.envelope[self.envelope_next] = flux;
         self.envelope_next = (self.envelope_next + 1) % self.envelope.len();
@@ -117,10 +111,7 @@ impl OnsetDetector {
         let centre = end_position.saturating_sub(self.window_frames / 2);
         self.recent.copy_within(1.., 0);
         *self.recent.last_mut().unwrap() = (flux, centre);
-        self.recent_len = (self.recent_len + 1).min(self.recent.len());
-        if self.recent_len == self.recent.len() {
-            self.pick_peak();
-        }
+        self.pick_peak();
     }
 
     fn pick_peak(&mut self) {
@@ -225,8 +216,8 @@ impl OnsetDetector {
     }
 
     pub fn reset(&mut self) {
-        self.has_previous = false;
-        self.recent_len = 0;
+        self.previous.fill(0.0);
+        self.recent = [(0.0, 0); PRE_AVG + POST_MAX + 1];
         self.last_onset = None;
         self.found.clear();
         self.envelope_len = 0;

@@ -158,7 +158,7 @@ fn push_number(out: &mut String, value: f64, decimals: u32) {
         return;
     }
     let mut digits = decimals;
-    while fraction % 10 == 0 {
+    while fraction.is_multiple_of(10) {
         fraction /= 10;
         digits -= 1;
     }

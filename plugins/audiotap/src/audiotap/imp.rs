@@ -255,10 +255,10 @@ impl AudioTap {
                 .process(&rest[..block * channels], frames_left, gap);
             state.position += block as u64;
             rest = &rest[block * channels..];
-            if state.tap.frames_in_interval() >= state.interval_frames {
-                if let Some(outgoing) = self.close_interval(state, settings) {
-                    reports.push(outgoing);
-                }
+            if state.tap.frames_in_interval() >= state.interval_frames
+                && let Some(outgoing) = self.close_interval(state, settings)
+            {
+                reports.push(outgoing);
             }
         }
     }
