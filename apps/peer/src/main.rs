@@ -1,1 +1,46 @@
-fn main() {}
+//! `peer`: the gst-peer command line. Each subcommand is a small app in its
+//! own module, composing the elements into a pipeline.
+
+mod pipeline;
+mod receive;
+mod send;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "peer",
+    version,
+    about = "WebRTC for GStreamer, with the signalling built in"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the signalling server (WebSocket protocol and the browser pages).
+    Serve(serve::Args),
+    /// Send test sources or devices to a room.
+    Send(send::Args),
+    /// Receive a producer of a room and play it (or check it, headless).
+    Receive(receive::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PEER_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Send(args) => send::run(args),
+        Command::Receive(args) => receive::run(args),
+    }
+}

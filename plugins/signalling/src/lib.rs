@@ -2,5 +2,8 @@
 //! machine, and the thin transports around it (the axum server and the
 //! WebSocket client used by the elements).
 
+pub mod client;
 pub mod core;
 pub mod protocol;
+pub mod server;
+pub mod web;

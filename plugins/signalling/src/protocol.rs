@@ -290,6 +290,7 @@ pub enum ErrorCode {
     ServerFull,
     SlowConsumer,
     HeartbeatTimeout,
+    ServerShutdown,
     Unauthorized,
 }
 
@@ -318,6 +319,7 @@ impl ErrorCode {
             ErrorCode::ServerFull => "server-full",
             ErrorCode::SlowConsumer => "slow-consumer",
             ErrorCode::HeartbeatTimeout => "heartbeat-timeout",
+            ErrorCode::ServerShutdown => "server-shutdown",
             ErrorCode::Unauthorized => "unauthorized",
         }
     }

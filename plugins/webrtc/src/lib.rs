@@ -1,6 +1,24 @@
-//! WebRTC with built-in signalling: peersink and peersrc.
+//! gst-peer: WebRTC for GStreamer with the signalling built in.
+//!
+//! Elements `peersink` and `peersrc` wrap webrtcbin and talk to a gst-peer
+//! signalling server (or run one inside themselves).
 
-fn plugin_init(_plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> {
+mod codec;
+mod common;
+mod events;
+pub mod ice;
+pub mod keyframe;
+pub mod peersink;
+pub mod peersrc;
+mod runtime;
+mod session;
+mod signaller;
+
+pub use codec::VideoCodec;
+
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> {
+    peersink::register(plugin)?;
+    peersrc::register(plugin)?;
     Ok(())
 }
 

@@ -1,0 +1,70 @@
+//! `peer serve`: the signalling server on its own.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use peer_signalling::core::Limits;
+use peer_signalling::server::{self, ServerConfig};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Address to listen on. Use 0.0.0.0 to accept other machines.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, short, default_value_t = server::DEFAULT_PORT)]
+    port: u16,
+    /// Largest protocol message accepted, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_message_bytes)]
+    max_message_bytes: usize,
+    /// Most peers in one room.
+    #[arg(long, default_value_t = Limits::default().max_peers_per_room)]
+    max_peers_per_room: usize,
+    /// Most peers connected at once.
+    #[arg(long, default_value_t = Limits::default().max_peers)]
+    max_peers: usize,
+    /// Seconds of silence after which a peer is pinged; three times this and it is dropped.
+    #[arg(long, default_value_t = 10)]
+    heartbeat: u64,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let limits = Limits {
+        max_message_bytes: args.max_message_bytes,
+        max_peers_per_room: args.max_peers_per_room,
+        max_peers: args.max_peers,
+        heartbeat_interval: Duration::from_secs(args.heartbeat),
+        heartbeat_timeout: Duration::from_secs(args.heartbeat * 3),
+        ..Limits::default()
+    };
+    let config = ServerConfig {
+        bind: SocketAddr::new(args.host, args.port),
+        limits,
+        ..ServerConfig::default()
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let server = server::start(config).await?;
+        println!(
+            "gst-peer signalling on {} — open {}",
+            server.ws_url(),
+            server.http_url()
+        );
+        tokio::select! {
+            _ = shutdown_signal() => {
+                tracing::info!("stopping");
+                server.stop().await;
+            }
+        }
+        anyhow::Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

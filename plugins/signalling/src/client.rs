@@ -1,0 +1,169 @@
+//! The WebSocket client the elements and apps use: a thin shell that turns
+//! the socket into a sender of [`ClientMessage`]s and a stream of
+//! [`ClientEvent`]s.
+
+use async_tungstenite::tokio::connect_async;
+use async_tungstenite::tungstenite::Message;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use crate::protocol::{self, ClientMessage, ServerMessage};
+
+#[derive(Debug)]
+pub enum ClientEvent {
+    Message(ServerMessage),
+    /// The server sent something that is not a protocol message.
+    Undecodable(String),
+    /// The connection ended; the text says why.
+    Closed(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to signalling server {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("the signalling connection is closed")]
+    Closed,
+}
+
+/// Sends messages to the server; cheap to clone. Dropping every clone
+/// closes the connection.
+#[derive(Clone, Debug)]
+pub struct ClientSender {
+    outgoing: mpsc::UnboundedSender<ClientMessage>,
+}
+
+impl ClientSender {
+    pub fn send(&self, message: ClientMessage) -> Result<(), ClientError> {
+        self.outgoing.send(message).map_err(|_| ClientError::Closed)
+    }
+}
+
+/// Connects to `url` (`ws://host:port/ws`) and starts the reader and writer
+/// tasks on the current tokio runtime.
+pub async fn connect(
+    url: &str,
+) -> Result<(ClientSender, mpsc::UnboundedReceiver<ClientEvent>), ClientError> {
+    let (socket, _response) = connect_async(url)
+        .await
+        .map_err(|err| ClientError::Connect {
+            url: url.to_owned(),
+            reason: err.to_string(),
+        })?;
+    let (mut sink, mut stream) = socket.split();
+    let (outgoing, mut outgoing_rx) = mpsc::unbounded_channel::<ClientMessage>();
+    let (events, events_rx) = mpsc::unbounded_channel::<ClientEvent>();
+
+    tokio::spawn(async move {
+        while let Some(message) = outgoing_rx.recv().await {
+            let text = protocol::encode_client_message(&message);
+            if sink.send(Message::Text(text.into())).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.close(None).await;
+    });
+
+    tokio::spawn(async move {
+        let reason = loop {
+            match stream.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    let event = match protocol::decode_server_message(text.as_str()) {
+                        Ok(message) => ClientEvent::Message(message),
+                        Err(err) => ClientEvent::Undecodable(format!("{err}: {}", text.as_str())),
+                    };
+                    if events.send(event).is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    break match frame {
+                        Some(frame) if !frame.reason.is_empty() => {
+                            format!("server closed the connection: {}", frame.reason)
+                        }
+                        _ => "server closed the connection".to_owned(),
+                    };
+                }
+                Some(Ok(_)) => {}
+                Some(Err(err)) => break format!("signalling connection failed: {err}"),
+                None => break "signalling connection ended".to_owned(),
+            }
+        };
+        let _ = events.send(ClientEvent::Closed(reason));
+    });
+
+    Ok((ClientSender { outgoing }, events_rx))
+}
+
+/// Where an element connects: the server's WebSocket address and the room,
+/// from a user-facing URI such as `ws://127.0.0.1:8080/demo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomAddress {
+    pub ws_url: String,
+    pub room: String,
+    /// `http(s)://host:port/` of the same server, for the pages.
+    pub http_url: String,
+}
+
+impl RoomAddress {
+    pub fn parse(uri: &str) -> Result<Self, String> {
+        let url = url::Url::parse(uri).map_err(|err| format!("\"{uri}\" is not a URI: {err}"))?;
+        let (http_scheme, ws_scheme) = match url.scheme() {
+            "ws" | "http" => ("http", "ws"),
+            "wss" | "https" => ("https", "wss"),
+            other => {
+                return Err(format!(
+                    "\"{uri}\": scheme \"{other}\" is not ws, wss, http or https"
+                ));
+            }
+        };
+        let host = url
+            .host_str()
+            .ok_or_else(|| format!("\"{uri}\" has no host"))?;
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.to_owned()
+        };
+        let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+        let room = url.path().trim_matches('/');
+        let room = match room {
+            "" => "default".to_owned(),
+            room if protocol::is_valid_name(room) => room.to_owned(),
+            room => {
+                return Err(format!(
+                    "\"{uri}\": room \"{room}\" is not 1-64 characters of A-Z a-z 0-9 . _ -"
+                ));
+            }
+        };
+        Ok(RoomAddress {
+            ws_url: format!("{ws_scheme}://{host}{port}/ws"),
+            http_url: format!("{http_scheme}://{host}{port}/"),
+            room,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_address_from_uri() {
+        let address = RoomAddress::parse("ws://127.0.0.1:8080/demo").unwrap();
+        assert_eq!(address.ws_url, "ws://127.0.0.1:8080/ws");
+        assert_eq!(address.http_url, "http://127.0.0.1:8080/");
+        assert_eq!(address.room, "demo");
+        let address = RoomAddress::parse("wss://example.org/").unwrap();
+        assert_eq!(
+            (address.ws_url.as_str(), address.room.as_str()),
+            ("wss://example.org/ws", "default")
+        );
+        assert!(RoomAddress::parse("ftp://x/y").unwrap_err().contains("ftp"));
+        assert!(
+            RoomAddress::parse("ws://x/a/b")
+                .unwrap_err()
+                .contains("a/b")
+        );
+    }
+}

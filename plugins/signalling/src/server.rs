@@ -1,0 +1,413 @@
+//! The signalling server: axum over HTTP/1.1 and WebSocket, a thin shell
+//! around [`SignallingCore`]. One task reads each connection and one writes
+//! it; every input goes through the core under one short lock, and the
+//! resulting messages are queued to the recipients' writers without waiting,
+//! so a slow or vanished peer never holds up anyone else.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::response::{IntoResponse, Json};
+use axum::routing::get;
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::core::{Action, ConnId, Input, Limits, SignallingCore};
+use crate::protocol::{self, ErrorCode, ServerMessage};
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub bind: SocketAddr,
+    pub limits: Limits,
+    /// Messages queued for one peer before it is dropped as too slow.
+    pub outbound_queue: usize,
+    /// Serve the browser pages at `/` alongside the protocol.
+    pub serve_web: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
+            limits: Limits::default(),
+            outbound_queue: 1024,
+            serve_web: true,
+        }
+    }
+}
+
+pub const DEFAULT_PORT: u16 = 8080;
+
+/// Frames above the protocol limit but below this still get a polite
+/// `message-too-large` error; beyond it the WebSocket layer closes the
+/// connection (code 1009) without reading the whole frame into memory.
+fn hard_frame_cap(limits: &Limits) -> usize {
+    (limits.max_message_bytes * 4).max(1 << 20)
+}
+
+enum Outbound {
+    Text(Utf8Bytes),
+    Ping,
+    Close(ErrorCode, String),
+}
+
+struct HubState {
+    core: SignallingCore,
+    writers: HashMap<ConnId, mpsc::Sender<Outbound>>,
+    scratch: Vec<Action>,
+}
+
+/// Shared by every connection task: the core and where each connection's
+/// outgoing messages go.
+pub struct Hub {
+    state: Mutex<HubState>,
+    next_conn: AtomicU64,
+    outbound_queue: usize,
+}
+
+impl Hub {
+    pub fn new(limits: Limits, outbound_queue: usize) -> Arc<Self> {
+        Arc::new(Hub {
+            state: Mutex::new(HubState {
+                core: SignallingCore::new(limits, rand::random()),
+                writers: HashMap::new(),
+                scratch: Vec::new(),
+            }),
+            next_conn: AtomicU64::new(1),
+            outbound_queue,
+        })
+    }
+
+    fn input(&self, input: Input<'_>) {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let HubState {
+            core,
+            writers,
+            scratch,
+        } = &mut *state;
+        core.handle(Instant::now(), input, scratch);
+        loop {
+            let slow = dispatch(scratch, writers);
+            if slow.is_empty() {
+                break;
+            }
+            // A peer that cannot keep up is dropped rather than buffered
+            // without bound; the others are told as if it had disconnected.
+            for conn in slow {
+                if let Some(writer) = writers.remove(&conn) {
+                    tracing::warn!(conn, "dropping a peer whose outgoing queue is full");
+                    let _ = writer.try_send(Outbound::Close(
+                        ErrorCode::SlowConsumer,
+                        "too slow to read".into(),
+                    ));
+                    core.handle(Instant::now(), Input::Disconnected { conn }, scratch);
+                }
+            }
+        }
+    }
+
+    /// Closes every connection, for a server that is stopping.
+    fn close_all(&self, reason: &str) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, writer) in state.writers.drain() {
+            let _ = writer.try_send(Outbound::Close(
+                ErrorCode::ServerShutdown,
+                reason.to_owned(),
+            ));
+        }
+    }
+
+    fn register(&self, writer: mpsc::Sender<Outbound>) -> ConnId {
+        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .writers
+            .insert(conn, writer);
+        self.input(Input::Connected { conn });
+        conn
+    }
+
+    fn unregister(&self, conn: ConnId) {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .writers
+            .remove(&conn);
+        self.input(Input::Disconnected { conn });
+    }
+
+    fn tick(&self) {
+        self.input(Input::Tick);
+    }
+
+    pub fn room_summaries(&self) -> Vec<protocol::RoomSummary> {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .core
+            .room_summaries()
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .core
+            .connection_count()
+    }
+
+    fn limits(&self) -> Limits {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .core
+            .limits()
+            .clone()
+    }
+}
+
+/// Queues each action to its connections' writers; returns those whose
+/// queue was full.
+fn dispatch(
+    actions: &mut Vec<Action>,
+    writers: &mut HashMap<ConnId, mpsc::Sender<Outbound>>,
+) -> Vec<ConnId> {
+    let mut slow = Vec::new();
+    for action in actions.drain(..) {
+        match action {
+            Action::Send { to, message } => {
+                let text: Utf8Bytes = protocol::encode_server_message(&message).into();
+                for conn in to {
+                    if let Some(writer) = writers.get(&conn)
+                        && writer.try_send(Outbound::Text(text.clone())).is_err()
+                    {
+                        slow.push(conn);
+                    }
+                }
+            }
+            Action::Ping { conn } => {
+                if let Some(writer) = writers.get(&conn) {
+                    let _ = writer.try_send(Outbound::Ping);
+                }
+            }
+            Action::Close { conn, code, reason } => {
+                if let Some(writer) = writers.remove(&conn) {
+                    let _ = writer.try_send(Outbound::Close(code, reason));
+                }
+            }
+        }
+    }
+    slow
+}
+
+async fn websocket(State(hub): State<Arc<Hub>>, upgrade: WebSocketUpgrade) -> impl IntoResponse {
+    let cap = hard_frame_cap(&hub.limits());
+    upgrade
+        // Small buffers: most peers are idle, and 10k of them must stay cheap.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(cap)
+        .max_frame_size(cap)
+        .on_upgrade(move |socket| serve_connection(hub, socket))
+}
+
+async fn serve_connection(hub: Arc<Hub>, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let (writer, mut outbound) = mpsc::channel::<Outbound>(hub.outbound_queue);
+    let conn = hub.register(writer);
+
+    let write_task = tokio::spawn(async move {
+        while let Some(message) = outbound.recv().await {
+            let result = match message {
+                Outbound::Text(text) => sink.send(Message::Text(text)).await,
+                Outbound::Ping => sink.send(Message::Ping(Default::default())).await,
+                Outbound::Close(code, reason) => {
+                    let frame = CloseFrame {
+                        code: close_code(code),
+                        reason: format!("{code}: {reason}").into(),
+                    };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    break;
+                }
+            };
+            if result.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+
+    while let Some(frame) = stream.next().await {
+        match frame {
+            Ok(Message::Text(text)) => hub.input(Input::Text {
+                conn,
+                text: text.as_str(),
+                len: text.len(),
+            }),
+            Ok(Message::Binary(_)) => hub.input(Input::Binary { conn }),
+            Ok(Message::Ping(_)) | Ok(Message::Pong(_)) => hub.input(Input::Alive { conn }),
+            Ok(Message::Close(_)) => break,
+            Err(err) => {
+                tracing::debug!(conn, %err, "connection error");
+                break;
+            }
+        }
+    }
+    hub.unregister(conn);
+    // The writer ends when its queue is dropped by unregister.
+    let _ = write_task.await;
+}
+
+/// Application close codes (4000-4999) by error, so clients can tell why.
+fn close_code(code: ErrorCode) -> u16 {
+    match code {
+        ErrorCode::HeartbeatTimeout => 4008,
+        ErrorCode::SlowConsumer => 4009,
+        ErrorCode::Unauthorized => 4001,
+        ErrorCode::ServerShutdown => 1001,
+        _ => 4000,
+    }
+}
+
+async fn rooms(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
+    Json(ServerMessage::Rooms {
+        rooms: hub.room_summaries(),
+    })
+}
+
+async fn health() -> &'static str {
+    "ok\n"
+}
+
+/// Routes of the signalling protocol; the web pages and other protocols
+/// are merged in by the caller.
+pub fn router(hub: Arc<Hub>) -> Router {
+    Router::new()
+        .route("/ws", get(websocket))
+        .route("/api/rooms", get(rooms))
+        .route("/healthz", get(health))
+        .with_state(hub)
+}
+
+/// A server running in the background on the current tokio runtime.
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    hub: Arc<Hub>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// `ws://host:port/ws`-style base address for clients on this machine.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.local_addr)
+    }
+
+    pub fn http_url(&self) -> String {
+        format!("http://{}/", self.local_addr)
+    }
+
+    pub async fn stop(mut self) {
+        self.stop_now();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    fn stop_now(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            self.hub.close_all("the server is stopping");
+            let _ = shutdown.send(());
+        }
+    }
+
+    /// Waits until the server stops on its own (it only does on error).
+    pub async fn wait(mut self) {
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Binds and starts serving; returns once the socket listens.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: config.bind,
+        source,
+    })?;
+    let hub = Hub::new(config.limits.clone(), config.outbound_queue);
+    let mut app = router(hub.clone());
+    if config.serve_web {
+        app = app.merge(crate::web::router(hub.clone()));
+    }
+    let (shutdown, shutdown_rx) = oneshot::channel::<()>();
+
+    let ticker_hub = hub.clone();
+    let ticker = tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_secs(1));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            ticker_hub.tick();
+        }
+    });
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown_rx.await;
+            })
+            .await;
+        if let Err(err) = served {
+            tracing::error!(%err, "signalling server stopped");
+        }
+        ticker.abort();
+    });
+    tracing::info!(%local_addr, "signalling server listening");
+    Ok(RunningServer {
+        local_addr,
+        hub,
+        shutdown: Some(shutdown),
+        task: Some(task),
+    })
+}

@@ -1,0 +1,755 @@
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use peer_signalling::protocol::StreamInfo;
+use tokio::sync::mpsc;
+
+use super::input::{EncoderSettings, Input};
+use super::viewer::Viewer;
+use crate::codec::{MediaKind, VideoCodec};
+use crate::common::{self, CommonSettings};
+use crate::events::{Event, EventLoop};
+use crate::session::{NoticeHandler, SessionConfig, SessionNotice, WebRtcSession, is_inside};
+use crate::signaller::{
+    self, Role, SignallerCommand, SignallerConfig, SignallerEvent, SignallerHandle,
+};
+
+pub static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "peersink",
+        gst::DebugColorFlags::empty(),
+        Some("gst-peer WebRTC sink"),
+    )
+});
+
+const DEFAULT_VIDEO_BITRATE: u32 = 2_000_000;
+const DEFAULT_AUDIO_BITRATE: u32 = 64_000;
+const DEFAULT_MIN_KEYFRAME_INTERVAL_MS: u32 = 300;
+
+#[derive(Debug, Clone)]
+struct Settings {
+    common: CommonSettings,
+    video_codec: VideoCodec,
+    video_bitrate: u32,
+    audio_bitrate: u32,
+    max_viewers: u32,
+    min_keyframe_interval_ms: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            common: CommonSettings::default(),
+            video_codec: VideoCodec::Vp8,
+            video_bitrate: DEFAULT_VIDEO_BITRATE,
+            audio_bitrate: DEFAULT_AUDIO_BITRATE,
+            max_viewers: 0,
+            min_keyframe_interval_ms: DEFAULT_MIN_KEYFRAME_INTERVAL_MS,
+        }
+    }
+}
+
+impl Settings {
+    fn encoder(&self) -> EncoderSettings {
+        EncoderSettings {
+            video_codec: self.video_codec,
+            video_bitrate: self.video_bitrate,
+            audio_bitrate: self.audio_bitrate,
+        }
+    }
+}
+
+/// Exists from READY→PAUSED to PAUSED→READY.
+struct Running {
+    signaller: SignallerHandle,
+    events: mpsc::UnboundedSender<Event>,
+    event_loop: EventLoop,
+    session_config: SessionConfig,
+    viewers: HashMap<String, Viewer>,
+    /// Sessions requested before every input knew its caps.
+    waiting: Vec<(String, String)>,
+}
+
+#[derive(Default)]
+struct State {
+    inputs: Vec<Arc<Input>>,
+    next_video: u32,
+    next_audio: u32,
+    running: Option<Running>,
+}
+
+#[derive(Default)]
+pub struct PeerSink {
+    settings: Mutex<Settings>,
+    state: Mutex<State>,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for PeerSink {
+    const NAME: &'static str = "GstPeerSink";
+    type Type = super::PeerSink;
+    type ParentType = gst::Bin;
+}
+
+impl ObjectImpl for PeerSink {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let mut properties = common::properties();
+            properties.extend([
+                glib::ParamSpecEnum::builder_with_default("video-codec", VideoCodec::Vp8)
+                    .nick("Video codec")
+                    .blurb("Codec raw video is encoded to, once for every viewer")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("video-bitrate")
+                    .nick("Video bitrate")
+                    .blurb("Target bitrate of the video encoder, in bits per second")
+                    .minimum(10_000)
+                    .default_value(DEFAULT_VIDEO_BITRATE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("audio-bitrate")
+                    .nick("Audio bitrate")
+                    .blurb("Target bitrate of the Opus encoder, in bits per second")
+                    .minimum(6_000)
+                    .maximum(510_000)
+                    .default_value(DEFAULT_AUDIO_BITRATE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-viewers")
+                    .nick("Maximum viewers")
+                    .blurb("Viewers beyond this many are refused with a message saying so (0: no limit)")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("min-keyframe-interval")
+                    .nick("Minimum keyframe interval")
+                    .blurb(
+                        "Milliseconds between keyframes forced for joining viewers and PLI/FIR; \
+                         requests in between are coalesced into one",
+                    )
+                    .default_value(DEFAULT_MIN_KEYFRAME_INTERVAL_MS)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("viewers")
+                    .nick("Viewers")
+                    .blurb("Number of viewers with a session now")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb(
+                        "Per viewer: peer id and webrtcbin statistics (bitrate, packets lost, RTT, jitter), \
+                         one field per session id",
+                    )
+                    .read_only()
+                    .build(),
+            ]);
+            properties
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut settings = self.settings.lock().unwrap();
+        if settings.common.set(pspec.name(), value) {
+            return;
+        }
+        match pspec.name() {
+            "video-codec" => settings.video_codec = value.get().expect("type checked upstream"),
+            "video-bitrate" => settings.video_bitrate = value.get().expect("type checked upstream"),
+            "audio-bitrate" => settings.audio_bitrate = value.get().expect("type checked upstream"),
+            "max-viewers" => settings.max_viewers = value.get().expect("type checked upstream"),
+            "min-keyframe-interval" => {
+                settings.min_keyframe_interval_ms = value.get().expect("type checked upstream");
+                let interval = Duration::from_millis(settings.min_keyframe_interval_ms as u64);
+                drop(settings);
+                for input in &self.state.lock().unwrap().inputs {
+                    input.keyframes.lock().unwrap().set_min_interval(interval);
+                }
+            }
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        if pspec.name() == "stats" {
+            return self.stats().to_value();
+        }
+        if pspec.name() == "viewers" {
+            let state = self.state.lock().unwrap();
+            let count = state.running.as_ref().map_or(0, |r| r.viewers.len());
+            return (count as u32).to_value();
+        }
+        let settings = self.settings.lock().unwrap();
+        if let Some(value) = settings.common.get(pspec.name()) {
+            return value;
+        }
+        match pspec.name() {
+            "video-codec" => settings.video_codec.to_value(),
+            "video-bitrate" => settings.video_bitrate.to_value(),
+            "audio-bitrate" => settings.audio_bitrate.to_value(),
+            "max-viewers" => settings.max_viewers.to_value(),
+            "min-keyframe-interval" => settings.min_keyframe_interval_ms.to_value(),
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+
+    fn signals() -> &'static [glib::subclass::Signal] {
+        static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
+            vec![
+                glib::subclass::Signal::builder("viewer-added")
+                    .param_types([String::static_type(), String::static_type()])
+                    .run_last()
+                    .build(),
+                glib::subclass::Signal::builder("viewer-removed")
+                    .param_types([
+                        String::static_type(),
+                        String::static_type(),
+                        String::static_type(),
+                    ])
+                    .run_last()
+                    .build(),
+            ]
+        });
+        SIGNALS.as_ref()
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        self.obj()
+            .set_suppressed_flags(gst::ElementFlags::SINK | gst::ElementFlags::SOURCE);
+        self.obj().set_element_flags(gst::ElementFlags::SINK);
+    }
+}
+
+impl GstObjectImpl for PeerSink {}
+
+impl ElementImpl for PeerSink {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "WebRTC sink with built-in signalling",
+                "Sink/Network/WebRTC",
+                "Sends audio and video to every viewer over WebRTC, encoding each input once; \
+                 signals through a gst-peer server, or an embedded one when no uri is set",
+                "gst-peer developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let video = gst::Caps::builder_full()
+                .structure(gst::Structure::new_empty("video/x-raw"))
+                .structure(gst::Structure::new_empty("video/x-vp8"))
+                .structure(gst::Structure::new_empty("video/x-vp9"))
+                .structure(gst::Structure::new_empty("video/x-h264"))
+                .build();
+            let audio = gst::Caps::builder_full()
+                .structure(gst::Structure::new_empty("audio/x-raw"))
+                .structure(gst::Structure::new_empty("audio/x-opus"))
+                .build();
+            vec![
+                gst::PadTemplate::new(
+                    "video_%u",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Request,
+                    &video,
+                )
+                .expect("valid template"),
+                gst::PadTemplate::new(
+                    "audio_%u",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Request,
+                    &audio,
+                )
+                .expect("valid template"),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+
+    fn request_new_pad(
+        &self,
+        template: &gst::PadTemplate,
+        _name: Option<&str>,
+        _caps: Option<&gst::Caps>,
+    ) -> Option<gst::Pad> {
+        let kind = if template.name_template() == "video_%u" {
+            MediaKind::Video
+        } else {
+            MediaKind::Audio
+        };
+        let mut state = self.state.lock().unwrap();
+        let pad_name = match kind {
+            MediaKind::Video => {
+                state.next_video += 1;
+                format!("video_{}", state.next_video - 1)
+            }
+            MediaKind::Audio => {
+                state.next_audio += 1;
+                format!("audio_{}", state.next_audio - 1)
+            }
+        };
+        let interval =
+            Duration::from_millis(self.settings.lock().unwrap().min_keyframe_interval_ms as u64);
+        let input = match Input::new(self.obj().upcast_ref(), &pad_name, kind, interval) {
+            Ok(input) => input,
+            Err(err) => {
+                gst::error!(CAT, imp = self, "cannot add {pad_name}: {err}");
+                return None;
+            }
+        };
+        input.watch_keyframes();
+        self.watch_input_caps(&input);
+        let target = input
+            .entry
+            .static_pad("sink")
+            .expect("queues have a sink pad");
+        let ghost = gst::GhostPad::builder_from_template_with_target(template, &target)
+            .ok()?
+            .name(pad_name.as_str())
+            .build();
+        ghost.set_active(true).ok()?;
+        self.obj().add_pad(&ghost).ok()?;
+        state.inputs.push(input);
+        Some(ghost.upcast())
+    }
+
+    fn release_pad(&self, pad: &gst::Pad) {
+        let input = {
+            let mut state = self.state.lock().unwrap();
+            let position = state
+                .inputs
+                .iter()
+                .position(|input| input.pad_name == pad.name());
+            position.map(|index| state.inputs.remove(index))
+        };
+        let _ = pad.set_active(false);
+        let _ = self.obj().remove_pad(pad);
+        if let Some(input) = input {
+            input.remove(self.obj().upcast_ref());
+        }
+    }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        if transition == gst::StateChange::ReadyToPaused
+            && let Err(err) = self.start()
+        {
+            gst::element_imp_error!(self, gst::ResourceError::Settings, ["{}", err]);
+            return Err(gst::StateChangeError);
+        }
+        let result = self.parent_change_state(transition);
+        if transition == gst::StateChange::PausedToReady {
+            self.stop();
+        }
+        result
+    }
+}
+
+impl BinImpl for PeerSink {
+    fn handle_message(&self, message: gst::Message) {
+        // An error inside one viewer's webrtcbin (a failed DTLS handshake,
+        // say) ends that viewer, not the whole pipeline.
+        if let gst::MessageView::Error(error) = message.view()
+            && let Some(source) = message.src()
+        {
+            let session = {
+                let state = self.state.lock().unwrap();
+                state.running.as_ref().and_then(|running| {
+                    running
+                        .viewers
+                        .iter()
+                        .find(|(_, viewer)| is_inside(source, &viewer.session.webrtcbin))
+                        .map(|(id, _)| (id.clone(), running.events.clone()))
+                })
+            };
+            if let Some((session, events)) = session {
+                let reason = format!("{} ({})", error.error(), source.name());
+                let _ = events.send(Event::Session(session, SessionNotice::Failed(reason)));
+                return;
+            }
+        }
+        self.parent_handle_message(message)
+    }
+}
+
+impl PeerSink {
+    fn watch_input_caps(&self, input: &Arc<Input>) {
+        // Build the encoder chain when the caps are about to leave the entry queue.
+        let element = self.obj().downgrade();
+        let weak_input = Arc::downgrade(input);
+        input
+            .entry
+            .static_pad("src")
+            .expect("queues have a src pad")
+            .add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+                let Some(gst::EventView::Caps(caps)) = info.event().map(|e| e.view()) else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                let (Some(element), Some(input)) = (element.upgrade(), weak_input.upgrade()) else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                if input.codec().is_some() {
+                    return gst::PadProbeReturn::Ok;
+                }
+                let settings = element.imp().settings.lock().unwrap().encoder();
+                match input.build_chain(element.upcast_ref(), caps.caps(), &settings) {
+                    Ok(codec) => {
+                        gst::info!(CAT, obj = element, "{} sends {:?}", input.pad_name, codec);
+                        gst::PadProbeReturn::Ok
+                    }
+                    Err(err) => {
+                        gst::element_error!(element, gst::StreamError::Format, ["{}", err]);
+                        gst::PadProbeReturn::Drop
+                    }
+                }
+            });
+        // Sessions wait for every input's encoded caps; say when they arrive.
+        let element = self.obj().downgrade();
+        input
+            .tee
+            .static_pad("sink")
+            .expect("tees have a sink pad")
+            .connect_notify(Some("caps"), move |_, _| {
+                if let Some(element) = element.upgrade() {
+                    element.imp().send_event(Event::InputReady);
+                }
+            });
+    }
+
+    fn send_event(&self, event: Event) {
+        if let Some(running) = &self.state.lock().unwrap().running {
+            let _ = running.events.send(event);
+        }
+    }
+
+    fn start(&self) -> Result<(), String> {
+        let settings = self.settings.lock().unwrap().clone();
+        let (session_config, meta) = settings.common.validate(common::DEFAULT_LATENCY_MS)?;
+        let mut state = self.state.lock().unwrap();
+        if state.inputs.is_empty() {
+            return Err(
+                "peersink has no inputs: link something to its video_%u or audio_%u pads".into(),
+            );
+        }
+        let encoder = settings.encoder();
+        let streams = state
+            .inputs
+            .iter()
+            .map(|input| StreamInfo {
+                kind: input.kind.as_str().to_owned(),
+                codec: Some(input.announced_codec(&encoder).encoding_name().to_owned()),
+                label: Some(input.pad_name.clone()),
+                extra: Default::default(),
+            })
+            .collect();
+        let (signaller, signaller_events) = signaller::spawn(SignallerConfig {
+            uri: settings.common.uri.clone(),
+            peer_id: settings.common.peer_id.clone(),
+            meta,
+            role: Role::Producer { streams },
+            embedded_port: settings.common.port,
+        })?;
+
+        let element = self.obj().downgrade();
+        let event_loop = EventLoop::start(
+            format!("{}-events", self.obj().name()),
+            signaller_events,
+            move |event| {
+                if let Some(element) = element.upgrade() {
+                    element.imp().on_event(event);
+                }
+            },
+        )?;
+        let events = event_loop.sender.clone();
+        state.running = Some(Running {
+            signaller,
+            events,
+            event_loop,
+            session_config,
+            viewers: HashMap::new(),
+            waiting: Vec::new(),
+        });
+        Ok(())
+    }
+
+    fn stop(&self) {
+        let running = self.state.lock().unwrap().running.take();
+        let Some(mut running) = running else { return };
+        running.event_loop.stop();
+        for (session, mut viewer) in running.viewers.drain() {
+            running.signaller.send(SignallerCommand::EndSession {
+                session: session.clone(),
+                reason: "the producer stopped".into(),
+            });
+            viewer.teardown(self.obj().upcast_ref());
+        }
+        // Dropping the handle stops the signaller (and any embedded server).
+    }
+
+    fn on_event(&self, event: Event) {
+        match event {
+            Event::Signaller(event) => self.on_signaller_event(event),
+            Event::Session(session, SessionNotice::Connected) => {
+                let state = self.state.lock().unwrap();
+                if let Some(viewer) = state.running.as_ref().and_then(|r| r.viewers.get(&session)) {
+                    gst::info!(
+                        CAT,
+                        imp = self,
+                        "viewer {} connected (session {session})",
+                        viewer.session.peer
+                    );
+                    viewer.on_connected();
+                }
+            }
+            Event::Session(session, SessionNotice::Failed(reason)) => {
+                self.end_viewer(&session, &reason, true)
+            }
+            Event::InputReady => self.start_waiting_sessions(),
+            Event::Stop => {}
+        }
+    }
+
+    fn on_signaller_event(&self, event: SignallerEvent) {
+        match event {
+            SignallerEvent::Ready {
+                peer_id,
+                room,
+                watch_url,
+                embedded,
+            } => {
+                common::announce_ready(
+                    self.obj().upcast_ref(),
+                    &peer_id,
+                    &room,
+                    watch_url.as_deref(),
+                    embedded,
+                );
+            }
+            SignallerEvent::SessionRequested { session, peer } => {
+                self.on_session_requested(session, peer)
+            }
+            SignallerEvent::SessionStarted { session, .. } => {
+                self.signaller_send(SignallerCommand::EndSession {
+                    session,
+                    reason: "peersink only sends".into(),
+                });
+            }
+            SignallerEvent::RemoteDescription {
+                session,
+                description,
+            } => {
+                let viewer_session = self.viewer_session(&session);
+                match viewer_session.map(|s| s.handle_remote_description(description)) {
+                    Some(Ok(())) => {}
+                    Some(Err(reason)) => self.end_viewer(&session, &reason, true),
+                    None => {
+                        gst::debug!(CAT, imp = self, "description for unknown session {session}")
+                    }
+                }
+            }
+            SignallerEvent::RemoteCandidate { session, candidate } => {
+                if let Some(viewer_session) = self.viewer_session(&session) {
+                    viewer_session.add_remote_candidate(candidate);
+                }
+            }
+            SignallerEvent::SessionEnded { session, reason } => {
+                self.end_viewer(&session, &reason, false)
+            }
+            SignallerEvent::Message { from, data } => {
+                gst::debug!(CAT, imp = self, "message from {from}: {data}");
+            }
+            SignallerEvent::Warning(text) => {
+                gst::element_imp_warning!(self, gst::ResourceError::Failed, ["{}", text]);
+            }
+            SignallerEvent::Error(text) => {
+                gst::element_imp_error!(self, gst::ResourceError::OpenReadWrite, ["{}", text]);
+            }
+        }
+    }
+
+    fn signaller_send(&self, command: SignallerCommand) {
+        if let Some(running) = &self.state.lock().unwrap().running {
+            running.signaller.send(command);
+        }
+    }
+
+    fn viewer_session(&self, session: &str) -> Option<Arc<WebRtcSession>> {
+        let state = self.state.lock().unwrap();
+        state
+            .running
+            .as_ref()?
+            .viewers
+            .get(session)
+            .map(|v| v.session.clone())
+    }
+
+    fn on_session_requested(&self, session: String, peer: String) {
+        let max_viewers = self.settings.lock().unwrap().max_viewers;
+        let mut state = self.state.lock().unwrap();
+        let all_ready = state.inputs.iter().all(|input| input.is_ready());
+        let Some(running) = state.running.as_mut() else {
+            return;
+        };
+        let count = running.viewers.len() + running.waiting.len();
+        if max_viewers > 0 && count >= max_viewers as usize {
+            gst::info!(
+                CAT,
+                imp = self,
+                "refusing viewer {peer}: {max_viewers} viewers already"
+            );
+            running.signaller.send(SignallerCommand::EndSession {
+                session,
+                reason: format!(
+                    "this producer accepts at most {max_viewers} viewers and has that many"
+                ),
+            });
+            return;
+        }
+        if !all_ready {
+            running.waiting.push((session, peer));
+            return;
+        }
+        drop(state);
+        self.add_viewer(session, peer);
+    }
+
+    fn start_waiting_sessions(&self) {
+        let waiting = {
+            let mut state = self.state.lock().unwrap();
+            if !state.inputs.iter().all(|input| input.is_ready()) {
+                return;
+            }
+            match state.running.as_mut() {
+                Some(running) => std::mem::take(&mut running.waiting),
+                None => return,
+            }
+        };
+        for (session, peer) in waiting {
+            self.add_viewer(session, peer);
+        }
+    }
+
+    fn add_viewer(&self, session_id: String, peer: String) {
+        let (config, signaller, events, inputs) = {
+            let state = self.state.lock().unwrap();
+            let Some(running) = state.running.as_ref() else {
+                return;
+            };
+            (
+                running.session_config.clone(),
+                running.signaller.clone(),
+                running.events.clone(),
+                state.inputs.clone(),
+            )
+        };
+        let on_notice: NoticeHandler = Arc::new(move |session: &str, notice| {
+            let _ = events.send(Event::Session(session.to_owned(), notice));
+        });
+        let built = WebRtcSession::new(&session_id, &peer, &config, signaller.clone(), on_notice)
+            .and_then(|session| Viewer::build(self.obj().upcast_ref(), session, &inputs));
+        let viewer = match built {
+            Ok(viewer) => viewer,
+            Err(err) => {
+                gst::warning!(CAT, imp = self, "cannot serve viewer {peer}: {err}");
+                signaller.send(SignallerCommand::EndSession {
+                    session: session_id,
+                    reason: err,
+                });
+                return;
+            }
+        };
+        let session = viewer.session.clone();
+        {
+            let mut state = self.state.lock().unwrap();
+            let Some(running) = state.running.as_mut() else {
+                return;
+            };
+            running.viewers.insert(session_id.clone(), viewer);
+        }
+        session.create_offer();
+        gst::info!(
+            CAT,
+            imp = self,
+            "viewer {peer} added (session {session_id})"
+        );
+        self.obj()
+            .emit_by_name::<()>("viewer-added", &[&session_id, &peer]);
+    }
+
+    fn end_viewer(&self, session: &str, reason: &str, tell_peer: bool) {
+        let removed = {
+            let mut state = self.state.lock().unwrap();
+            let Some(running) = state.running.as_mut() else {
+                return;
+            };
+            running.waiting.retain(|(waiting, _)| waiting != session);
+            let viewer = running.viewers.remove(session);
+            if tell_peer {
+                running.signaller.send(SignallerCommand::EndSession {
+                    session: session.to_owned(),
+                    reason: reason.to_owned(),
+                });
+            }
+            viewer
+        };
+        if let Some(mut viewer) = removed {
+            let peer = viewer.session.peer.clone();
+            viewer.teardown(self.obj().upcast_ref());
+            gst::info!(
+                CAT,
+                imp = self,
+                "viewer {peer} removed (session {session}): {reason}"
+            );
+            self.obj()
+                .emit_by_name::<()>("viewer-removed", &[&session, &peer, &reason]);
+        }
+    }
+
+    fn stats(&self) -> gst::Structure {
+        let sessions: Vec<Arc<WebRtcSession>> = {
+            let state = self.state.lock().unwrap();
+            state
+                .running
+                .as_ref()
+                .map(|running| {
+                    running
+                        .viewers
+                        .values()
+                        .map(|v| v.session.clone())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut builder =
+            gst::Structure::builder("peersink-stats").field("viewers", sessions.len() as u32);
+        for session in sessions {
+            let mut viewer = gst::Structure::builder("viewer").field("peer-id", &session.peer);
+            if let Some(stats) = session.stats() {
+                viewer = viewer.field("webrtc", stats);
+            }
+            builder = builder.field(session.id.as_str(), viewer.build());
+        }
+        builder.build()
+    }
+
+    /// Elements that encode, for tests and tools that check sharing.
+    pub fn encoders(&self) -> Vec<gst::Element> {
+        self.state
+            .lock()
+            .unwrap()
+            .inputs
+            .iter()
+            .filter_map(|input| input.encoder())
+            .collect()
+    }
+}

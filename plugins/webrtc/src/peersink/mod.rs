@@ -1,0 +1,38 @@
+//! `peersink`: sends its inputs to every viewer over WebRTC, with the
+//! signalling built in.
+//!
+//! Each input (`video_%u`, `audio_%u`, raw or encoded) is encoded once and
+//! split by a tee; each viewer gets its own webrtcbin fed from leaky
+//! per-viewer queues, so viewers cost no encoding and cannot stall each
+//! other.
+
+mod imp;
+mod input;
+mod viewer;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+pub use input::is_encoder;
+
+glib::wrapper! {
+    pub struct PeerSink(ObjectSubclass<imp::PeerSink>) @extends gst::Bin, gst::Element, gst::Object, @implements gst::ChildProxy;
+}
+
+impl PeerSink {
+    /// The encoders currently in the element (one per input, however many viewers).
+    pub fn encoders(&self) -> Vec<gst::Element> {
+        self.imp().encoders()
+    }
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    crate::codec::VideoCodec::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    gst::Element::register(
+        Some(plugin),
+        "peersink",
+        gst::Rank::NONE,
+        PeerSink::static_type(),
+    )
+}

@@ -1,0 +1,108 @@
+//! One incoming track of peersrc: webrtcbin's RTP pad → depayloader →
+//! (parser) → (decoder) → a `video_%u` / `audio_%u` ghost pad.
+
+use gst::prelude::*;
+
+use crate::codec::{Codec, MediaKind};
+
+pub struct Output {
+    pub ghost: gst::GhostPad,
+    pub codec: Codec,
+    elements: Vec<gst::Element>,
+}
+
+/// Builds the chain for `rtp_pad`; `pad_name` is the ghost pad's name.
+pub fn build(
+    bin: &gst::Bin,
+    rtp_pad: &gst::Pad,
+    decode: bool,
+    next_name: impl FnOnce(MediaKind) -> String,
+) -> Result<Output, String> {
+    let caps = rtp_pad
+        .current_caps()
+        .unwrap_or_else(|| rtp_pad.query_caps(None));
+    let structure = caps.structure(0).ok_or("the incoming track has no caps")?;
+    let encoding = structure.get::<&str>("encoding-name").unwrap_or("unknown");
+    let codec = Codec::from_encoding_name(encoding).ok_or_else(|| {
+        format!("cannot receive {encoding}: peersrc knows VP8, VP9, H.264 and Opus")
+    })?;
+
+    let mut factories = vec![codec.depayloader()];
+    if let Some(parser) = codec.parser()
+        && (!decode || codec == Codec::H264)
+    {
+        factories.push(parser);
+    }
+    if decode {
+        factories.push(codec.decoder());
+    }
+    let mut elements = Vec::new();
+    for factory in factories {
+        let element = gst::ElementFactory::make(factory)
+            .build()
+            .map_err(|_| format!("element {factory} is missing"))?;
+        if factory == "rtph264depay" || factory == "h264parse" {
+            // Recorders and decoders want whole access units.
+            let _ = element
+                .find_property("config-interval")
+                .map(|_| element.set_property("config-interval", -1i32));
+        }
+        elements.push(element);
+    }
+    bin.add_many(&elements).map_err(|e| e.to_string())?;
+    gst::Element::link_many(&elements)
+        .map_err(|err| format!("cannot link the {encoding} chain: {err}"))?;
+    for element in &elements {
+        element
+            .sync_state_with_parent()
+            .map_err(|e| e.to_string())?;
+    }
+    let first = elements.first().expect("a depayloader at least");
+    rtp_pad
+        .link(
+            &first
+                .static_pad("sink")
+                .expect("depayloaders have a sink pad"),
+        )
+        .map_err(|err| format!("cannot link webrtcbin to {}: {err:?}", codec.depayloader()))?;
+
+    let last_src = elements
+        .last()
+        .expect("non-empty")
+        .static_pad("src")
+        .expect("has a src pad");
+    let name = next_name(codec.kind());
+    let ghost = gst::GhostPad::builder_with_target(&last_src)
+        .map_err(|e| e.to_string())?
+        .name(name.as_str())
+        .build();
+    // An output nobody linked (the audio of `peersrc ! videoconvert ! ...`)
+    // must not stop the stream with not-linked: its data is dropped.
+    let weak_ghost = ghost.downgrade();
+    last_src.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+        move |_, _| match weak_ghost.upgrade() {
+            Some(ghost) if !ghost.is_linked() => gst::PadProbeReturn::Drop,
+            _ => gst::PadProbeReturn::Ok,
+        },
+    );
+    Ok(Output {
+        ghost,
+        codec,
+        elements,
+    })
+}
+
+impl Output {
+    pub fn remove(self, element: &gst::Element) {
+        let _ = self.ghost.set_active(false);
+        let _ = element.remove_pad(&self.ghost);
+        let bin = element
+            .downcast_ref::<gst::Bin>()
+            .expect("peersrc is a bin");
+        for child in self.elements {
+            let _ = child.set_state(gst::State::Null);
+            let _ = bin.remove(&child);
+        }
+    }
+}

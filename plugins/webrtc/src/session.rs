@@ -1,0 +1,289 @@
+//! One WebRTC session with one remote peer: a webrtcbin, its negotiation
+//! (offer or answer) and its ICE, wired to the signaller. Shared by peersink
+//! (which offers) and peersrc (which answers).
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use gst::glib;
+use gst::prelude::*;
+use peer_signalling::protocol::{IceCandidate, SdpKind, SessionDescription};
+
+use crate::ice;
+use crate::signaller::{SignallerCommand, SignallerHandle};
+
+/// ICE and jitter settings common to every session of an element.
+#[derive(Debug, Clone, Default)]
+pub struct SessionConfig {
+    pub stun_server: Option<String>,
+    pub turn_servers: Vec<String>,
+    /// Local addresses ICE may use; empty means libnice's own choice.
+    pub ice_addresses: Vec<IpAddr>,
+    pub latency_ms: u32,
+}
+
+/// What a session reports to its element.
+#[derive(Debug, Clone)]
+pub enum SessionNotice {
+    Connected,
+    /// The session cannot work; the element should end it.
+    Failed(String),
+}
+
+pub type NoticeHandler = Arc<dyn Fn(&str, SessionNotice) + Send + Sync>;
+
+pub struct WebRtcSession {
+    pub id: String,
+    pub peer: String,
+    pub webrtcbin: gst::Element,
+    signaller: SignallerHandle,
+    on_notice: NoticeHandler,
+    /// Remote candidates that arrived before the remote description; `None`
+    /// once it is set and candidates can be added directly.
+    early_candidates: Mutex<Option<Vec<(u32, String)>>>,
+}
+
+impl WebRtcSession {
+    pub fn new(
+        id: &str,
+        peer: &str,
+        config: &SessionConfig,
+        signaller: SignallerHandle,
+        on_notice: NoticeHandler,
+    ) -> Result<Arc<Self>, String> {
+        let webrtcbin = gst::ElementFactory::make("webrtcbin")
+            .name(format!("session-{id}"))
+            .property_from_str("bundle-policy", "max-bundle")
+            .property("latency", config.latency_ms)
+            .build()
+            .map_err(|_| {
+                "the webrtcbin element is missing (gstreamer1.0-plugins-bad, gstreamer1.0-nice)"
+                    .to_owned()
+            })?;
+        if let Some(stun) = &config.stun_server {
+            webrtcbin.set_property("stun-server", stun);
+        }
+        for turn in &config.turn_servers {
+            if !webrtcbin.emit_by_name::<bool>("add-turn-server", &[turn]) {
+                return Err(format!("webrtcbin rejected TURN server \"{turn}\""));
+            }
+        }
+        ice::restrict_to_addresses(&webrtcbin, &config.ice_addresses)?;
+
+        let session = Arc::new(WebRtcSession {
+            id: id.to_owned(),
+            peer: peer.to_owned(),
+            webrtcbin: webrtcbin.clone(),
+            signaller,
+            on_notice,
+            early_candidates: Mutex::new(Some(Vec::new())),
+        });
+
+        let signaller = session.signaller.clone();
+        let session_id = id.to_owned();
+        webrtcbin.connect("on-ice-candidate", false, move |values| {
+            let mline = values[1].get::<u32>().ok()?;
+            let candidate = values[2].get::<String>().ok()?;
+            signaller.send(SignallerCommand::Candidate {
+                session: session_id.clone(),
+                candidate: Some(IceCandidate {
+                    candidate,
+                    sdp_m_line_index: Some(mline),
+                    sdp_mid: None,
+                }),
+            });
+            None
+        });
+
+        let weak = Arc::downgrade(&session);
+        webrtcbin.connect_notify(Some("connection-state"), move |bin, _| {
+            let Some(session) = weak.upgrade() else {
+                return;
+            };
+            let state = bin.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
+            match state {
+                gst_webrtc::WebRTCPeerConnectionState::Connected => {
+                    session.notify(SessionNotice::Connected)
+                }
+                gst_webrtc::WebRTCPeerConnectionState::Failed => session.notify(
+                    SessionNotice::Failed("the connection failed (ICE or DTLS)".into()),
+                ),
+                _ => {}
+            }
+        });
+        Ok(session)
+    }
+
+    fn notify(&self, notice: SessionNotice) {
+        (self.on_notice)(&self.id, notice);
+    }
+
+    fn fail(&self, reason: String) {
+        self.notify(SessionNotice::Failed(reason));
+    }
+
+    /// Offerer: creates the offer, sends it, then applies it locally.
+    pub fn create_offer(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let promise = gst::Promise::with_change_func(move |reply| {
+            let Some(session) = weak.upgrade() else {
+                return;
+            };
+            match description_from_reply(reply, "offer") {
+                Ok(offer) => session.send_and_apply_local(offer, SdpKind::Offer),
+                Err(err) => session.fail(format!("cannot create an offer: {err}")),
+            }
+        });
+        self.webrtcbin
+            .emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
+    }
+
+    fn send_and_apply_local(
+        &self,
+        description: gst_webrtc::WebRTCSessionDescription,
+        kind: SdpKind,
+    ) {
+        let sdp = match description.sdp().as_text() {
+            Ok(text) => text,
+            Err(err) => return self.fail(format!("cannot serialize the local description: {err}")),
+        };
+        // Sent before it is applied: applying starts ICE gathering, and
+        // candidates must not reach the peer ahead of the description.
+        self.signaller.send(SignallerCommand::Description {
+            session: self.id.clone(),
+            description: SessionDescription { kind, sdp },
+        });
+        self.webrtcbin.emit_by_name::<()>(
+            "set-local-description",
+            &[&description, &None::<gst::Promise>],
+        );
+    }
+
+    /// Applies the peer's description; an offer is answered.
+    pub fn handle_remote_description(
+        self: &Arc<Self>,
+        description: SessionDescription,
+    ) -> Result<(), String> {
+        let sdp = gst_sdp::SDPMessage::parse_buffer(description.sdp.as_bytes())
+            .map_err(|_| "the remote SDP cannot be parsed".to_owned())?;
+        if sdp.medias_len() == 0 {
+            return Err("the remote SDP has no media sections".into());
+        }
+        let sdp_type = match description.kind {
+            SdpKind::Offer => gst_webrtc::WebRTCSDPType::Offer,
+            SdpKind::Answer => gst_webrtc::WebRTCSDPType::Answer,
+        };
+        let remote = gst_webrtc::WebRTCSessionDescription::new(sdp_type, sdp);
+        let weak = Arc::downgrade(self);
+        let is_offer = description.kind == SdpKind::Offer;
+        let promise = gst::Promise::with_change_func(move |reply| {
+            let Some(session) = weak.upgrade() else {
+                return;
+            };
+            if let Err(err) = check_reply(reply) {
+                return session.fail(format!("the remote description was refused: {err}"));
+            }
+            session.flush_early_candidates();
+            if is_offer {
+                session.create_answer();
+            }
+        });
+        self.webrtcbin
+            .emit_by_name::<()>("set-remote-description", &[&remote, &promise]);
+        Ok(())
+    }
+
+    fn create_answer(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let promise = gst::Promise::with_change_func(move |reply| {
+            let Some(session) = weak.upgrade() else {
+                return;
+            };
+            match description_from_reply(reply, "answer") {
+                Ok(answer) => session.send_and_apply_local(answer, SdpKind::Answer),
+                Err(err) => session.fail(format!("cannot create an answer: {err}")),
+            }
+        });
+        self.webrtcbin
+            .emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, &promise]);
+    }
+
+    /// Adds a remote candidate, holding it until the remote description is
+    /// set (webrtcbin refuses candidates before that).
+    pub fn add_remote_candidate(&self, candidate: Option<IceCandidate>) {
+        // End-of-candidates needs no action: libnice keeps checking the pairs it has.
+        let Some(candidate) = candidate else { return };
+        if candidate.candidate.is_empty() {
+            return;
+        }
+        let mline = candidate.sdp_m_line_index.unwrap_or(0);
+        let mut early = self.early_candidates.lock().unwrap();
+        match early.as_mut() {
+            Some(held) => held.push((mline, candidate.candidate)),
+            None => {
+                drop(early);
+                self.webrtcbin
+                    .emit_by_name::<()>("add-ice-candidate", &[&mline, &candidate.candidate]);
+            }
+        }
+    }
+
+    fn flush_early_candidates(&self) {
+        let held = self
+            .early_candidates
+            .lock()
+            .unwrap()
+            .take()
+            .unwrap_or_default();
+        for (mline, candidate) in held {
+            self.webrtcbin
+                .emit_by_name::<()>("add-ice-candidate", &[&mline, &candidate]);
+        }
+    }
+
+    /// webrtcbin's statistics (the W3C stats dictionary as a structure).
+    pub fn stats(&self) -> Option<gst::Structure> {
+        let promise = gst::Promise::new();
+        self.webrtcbin
+            .emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
+        match promise.wait() {
+            gst::PromiseResult::Replied => promise.get_reply().map(|reply| reply.to_owned()),
+            _ => None,
+        }
+    }
+}
+
+fn check_reply(reply: Result<Option<&gst::StructureRef>, gst::PromiseError>) -> Result<(), String> {
+    match reply {
+        Ok(Some(reply)) => match reply.get::<glib::Error>("error") {
+            Ok(err) => Err(err.to_string()),
+            Err(_) => Ok(()),
+        },
+        Ok(None) => Ok(()),
+        Err(err) => Err(format!("{err:?}")),
+    }
+}
+
+fn description_from_reply(
+    reply: Result<Option<&gst::StructureRef>, gst::PromiseError>,
+    field: &str,
+) -> Result<gst_webrtc::WebRTCSessionDescription, String> {
+    check_reply(reply.clone())?;
+    let reply = reply.ok().flatten().ok_or("webrtcbin gave no reply")?;
+    reply
+        .get::<gst_webrtc::WebRTCSessionDescription>(field)
+        .map_err(|err| err.to_string())
+}
+
+/// True when `element` is `ancestor` or inside it, to tell which session a
+/// bus message comes from.
+pub fn is_inside(element: &gst::Object, ancestor: &gst::Element) -> bool {
+    let mut current = Some(element.clone());
+    while let Some(object) = current {
+        if object == *ancestor.upcast_ref::<gst::Object>() {
+            return true;
+        }
+        current = object.parent();
+    }
+    false
+}
