@@ -1,0 +1,238 @@
+//! Draws a scene into a frame with tiny-skia, antialiased, in node order.
+
+use tiny_skia::{Color, FillRule, FilterQuality, Paint, PixmapMut, PixmapPaint, Transform};
+
+use super::scene::{Node, Scene, Shape};
+
+/// The packed 4-byte layouts canvassrc can output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PixelLayout {
+    /// tiny-skia's own layout; needs no conversion.
+    Rgbx,
+    /// Straight (not premultiplied) alpha, as GStreamer expects.
+    Rgba,
+    Bgrx,
+    Bgra,
+}
+
+/// Draws every visible node over the background.
+pub fn render(scene: &Scene, target: &mut PixmapMut) {
+    target.fill(scene.background);
+    for node in &scene.nodes {
+        if node.visible && node.opacity > 0.0 {
+            draw_node(node, target);
+        }
+    }
+}
+
+fn placement(node: &Node) -> Transform {
+    Transform::from_translate(node.x, node.y)
+        .pre_rotate(node.rotation)
+        .pre_scale(node.scale.0, node.scale.1)
+}
+
+fn paint(color: Color, opacity: f32) -> Paint<'static> {
+    let mut color = color;
+    color.apply_opacity(opacity);
+    let mut paint = Paint::default();
+    paint.set_color(color);
+    paint.anti_alias = true;
+    paint
+}
+
+fn draw_node(node: &Node, target: &mut PixmapMut) {
+    let transform = placement(node);
+    match &node.shape {
+        Shape::Path(path) => {
+            if let Some(fill) = node.fill {
+                target.fill_path(
+                    path,
+                    &paint(fill, node.opacity),
+                    FillRule::Winding,
+                    transform,
+                    None,
+                );
+            }
+            if let Some(stroke) = node.stroke
+                && stroke.width > 0.0
+            {
+                let style = tiny_skia::Stroke {
+                    width: stroke.width,
+                    line_cap: stroke.cap,
+                    line_join: stroke.join,
+                    ..tiny_skia::Stroke::default()
+                };
+                target.stroke_path(
+                    path,
+                    &paint(stroke.color, node.opacity),
+                    &style,
+                    transform,
+                    None,
+                );
+            }
+        }
+        Shape::Image {
+            pixmap,
+            width,
+            height,
+        } => {
+            let fit = transform.pre_scale(
+                width / pixmap.width() as f32,
+                height / pixmap.height() as f32,
+            );
+            let paint = PixmapPaint {
+                opacity: node.opacity,
+                quality: FilterQuality::Bilinear,
+                ..PixmapPaint::default()
+            };
+            target.draw_pixmap(0, 0, (**pixmap).as_ref(), &paint, fit, None);
+        }
+        Shape::Nothing => {}
+    }
+}
+
+/// Turns tiny-skia's premultiplied RGBA into `layout`, in place.
+pub fn convert_pixels(data: &mut [u8], layout: PixelLayout) {
+    match layout {
+        PixelLayout::Rgbx => {}
+        PixelLayout::Bgrx => data.chunks_exact_mut(4).for_each(|p| p.swap(0, 2)),
+        PixelLayout::Rgba => data.chunks_exact_mut(4).for_each(demultiply),
+        PixelLayout::Bgra => data.chunks_exact_mut(4).for_each(|p| {
+            demultiply(p);
+            p.swap(0, 2);
+        }),
+    }
+}
+
+fn demultiply(p: &mut [u8]) {
+    let a = p[3] as u32;
+    if a != 0 && a != 255 {
+        for c in &mut p[..3] {
+            *c = ((*c as u32 * 255 + a / 2) / a).min(255) as u8;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canvassrc::scene::{Resources, parse_scene};
+    use crate::canvassrc::text::FontBook;
+    use tiny_skia::Pixmap;
+
+    fn draw(json: &str, w: u32, h: u32) -> Pixmap {
+        let mut fonts = FontBook::default();
+        let scene = parse_scene(
+            json,
+            &mut Resources {
+                fonts: &mut fonts,
+                allow_files: true,
+            },
+        )
+        .unwrap();
+        let mut pixmap = Pixmap::new(w, h).unwrap();
+        render(&scene, &mut pixmap.as_mut());
+        pixmap
+    }
+
+    fn rgba(p: &Pixmap, x: u32, y: u32) -> [u8; 4] {
+        let c = p.pixel(x, y).unwrap();
+        [c.red(), c.green(), c.blue(), c.alpha()]
+    }
+
+    #[test]
+    fn rect_covers_exactly_its_pixels() {
+        let p = draw(
+            r##"{"background":"#0000ff","nodes":[{"type":"rect","x":10,"y":20,"width":30,"height":40,"fill":"#ff0000"}]}"##,
+            100,
+            100,
+        );
+        assert_eq!(rgba(&p, 10, 20), [255, 0, 0, 255]);
+        assert_eq!(rgba(&p, 39, 59), [255, 0, 0, 255]);
+        assert_eq!(rgba(&p, 9, 20), [0, 0, 255, 255]);
+        assert_eq!(rgba(&p, 40, 30), [0, 0, 255, 255]);
+        assert_eq!(rgba(&p, 20, 60), [0, 0, 255, 255]);
+    }
+
+    #[test]
+    fn circle_edges_are_antialiased() {
+        let p = draw(
+            r##"{"background":"#000000","nodes":[{"type":"circle","x":50,"y":50,"radius":30,"fill":"#ffffff"}]}"##,
+            100,
+            100,
+        );
+        assert_eq!(rgba(&p, 50, 50), [255, 255, 255, 255]);
+        assert_eq!(rgba(&p, 2, 2), [0, 0, 0, 255]);
+        let partial = (0..100)
+            .flat_map(|y| (0..100).map(move |x| (x, y)))
+            .filter(|&(x, y)| (1..255).contains(&rgba(&p, x, y)[0]))
+            .count();
+        assert!(
+            partial > 50,
+            "only {partial} partly covered pixels on the rim"
+        );
+    }
+
+    #[test]
+    fn opacity_blends_with_what_is_below() {
+        let p = draw(
+            r##"{"background":"#000000","nodes":[{"type":"rect","width":10,"height":10,"fill":"#ffffff","opacity":0.5}]}"##,
+            10,
+            10,
+        );
+        let [r, _, _, a] = rgba(&p, 5, 5);
+        assert!((126..=129).contains(&r), "{r}");
+        assert_eq!(a, 255);
+    }
+
+    #[test]
+    fn rotation_turns_about_the_node_position() {
+        // A 40x4 bar rotated 90 degrees about (50, 10) hangs down from it.
+        let p = draw(
+            r##"{"nodes":[{"type":"rect","x":50,"y":10,"width":40,"height":4,"rotation":90,"fill":"red"}]}"##,
+            100,
+            100,
+        );
+        assert_eq!(rgba(&p, 48, 40), [255, 0, 0, 255]);
+        assert_eq!(rgba(&p, 70, 12), [0, 0, 0, 255]);
+    }
+
+    #[test]
+    fn text_draws_inside_its_box_only() {
+        let p = draw(
+            r##"{"background":"#000000","nodes":[{"type":"text","x":10,"y":50,"text":"Hello","size":32,"fill":"#ffffff"}]}"##,
+            200,
+            80,
+        );
+        let lit = |x0: u32, y0: u32, x1: u32, y1: u32| {
+            (y0..y1)
+                .flat_map(|y| (x0..x1).map(move |x| (x, y)))
+                .filter(|&(x, y)| rgba(&p, x, y)[0] > 0)
+                .count()
+        };
+        assert!(lit(10, 20, 100, 52) > 200);
+        assert_eq!(lit(110, 0, 200, 80), 0);
+        assert_eq!(lit(0, 55, 200, 80), 0);
+    }
+
+    #[test]
+    fn stroke_only_shape_is_hollow() {
+        let p = draw(
+            r##"{"nodes":[{"type":"rect","x":10,"y":10,"width":50,"height":50,"stroke":"lime","stroke_width":4}]}"##,
+            80,
+            80,
+        );
+        assert_eq!(rgba(&p, 10, 30), [0, 255, 0, 255]);
+        assert_eq!(rgba(&p, 35, 35), [0, 0, 0, 255]);
+    }
+
+    #[test]
+    fn pixel_layouts() {
+        let mut px = [255u8, 0, 0, 255, 64, 0, 0, 128];
+        convert_pixels(&mut px, PixelLayout::Bgra);
+        assert_eq!(px, [0, 0, 255, 255, 0, 0, 128, 128]);
+        let mut px = [10u8, 20, 30, 40];
+        convert_pixels(&mut px, PixelLayout::Bgrx);
+        assert_eq!(px, [30, 20, 10, 40]);
+    }
+}

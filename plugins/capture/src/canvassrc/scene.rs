@@ -1,0 +1,538 @@
+//! The scene model: a background and an ordered list of nodes (first drawn
+//! first), parsed from JSON and checked completely up front so that drawing
+//! never fails. The format is documented in `docs/capture.md`.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use serde_json::{Map, Value};
+use tiny_skia::{Color, LineCap, LineJoin, Path, PathBuilder, Pixmap, Rect};
+
+use super::color::parse_color;
+use super::pathdata::parse_path_data;
+use super::text::{Align, DEFAULT_FONT, FontBook, layout};
+
+pub const MAX_NODES: usize = 10_000;
+const MAX_TEXT_CHARS: usize = 10_000;
+const MAX_POINTS: usize = 100_000;
+const MAX_IMAGE_BYTES: usize = 32 << 20;
+const MAX_IMAGE_SIDE: u32 = 8192;
+
+pub const NODE_TYPES: &[&str] = &["rect", "circle", "line", "path", "text", "image"];
+const COMMON_FIELDS: &[&str] = &[
+    "id",
+    "type",
+    "x",
+    "y",
+    "rotation",
+    "scale",
+    "opacity",
+    "visible",
+    "fill",
+    "stroke",
+    "stroke_width",
+    "line_cap",
+    "line_join",
+];
+
+fn type_fields(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "rect" => &["width", "height", "radius"],
+        "circle" => &["radius"],
+        "line" => &["points", "closed"],
+        "path" => &["d"],
+        "text" => &["text", "size", "font", "align", "line_height"],
+        "image" => &["src", "width", "height"],
+        _ => &[],
+    }
+}
+
+/// Why a scene or a patch was refused; the message is meant for users.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CanvasError {
+    #[error("invalid JSON at line {line} column {column}: {message}")]
+    Json {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<serde_json::Error> for CanvasError {
+    fn from(err: serde_json::Error) -> Self {
+        let message = err.to_string();
+        // serde_json appends " at line L column C": keep it structured once.
+        let message = match message.find(" at line ") {
+            Some(i) => message[..i].to_owned(),
+            None => message,
+        };
+        CanvasError::Json {
+            line: err.line(),
+            column: err.column(),
+            message,
+        }
+    }
+}
+
+/// What building nodes may use.
+pub struct Resources<'a> {
+    pub fonts: &'a mut FontBook,
+    /// Whether images and fonts may be read from files. Off for patches
+    /// that come from remote peers.
+    pub allow_files: bool,
+}
+
+#[derive(Clone)]
+pub struct Scene {
+    pub background: Color,
+    pub nodes: Vec<Arc<Node>>,
+}
+
+impl Default for Scene {
+    fn default() -> Self {
+        Self {
+            background: Color::BLACK,
+            nodes: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Scene {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scene")
+            .field("background", &self.background)
+            .field(
+                "nodes",
+                &self
+                    .nodes
+                    .iter()
+                    .map(|n| (&n.id, n.spec.get("type")))
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Scene {
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.id.as_deref() == Some(id))
+    }
+}
+
+/// A checked node, ready to draw.
+pub struct Node {
+    pub id: Option<String>,
+    /// The fields as given, kept so that updates can merge into them.
+    pub spec: Map<String, Value>,
+    pub shape: Shape,
+    pub x: f32,
+    pub y: f32,
+    pub rotation: f32,
+    pub scale: (f32, f32),
+    pub opacity: f32,
+    pub visible: bool,
+    pub fill: Option<Color>,
+    pub stroke: Option<Stroke>,
+}
+
+pub enum Shape {
+    Path(Arc<Path>),
+    Image {
+        pixmap: Arc<Pixmap>,
+        width: f32,
+        height: f32,
+    },
+    /// Text of only spaces, for example.
+    Nothing,
+}
+
+#[derive(Clone, Copy)]
+pub struct Stroke {
+    pub color: Color,
+    pub width: f32,
+    pub cap: LineCap,
+    pub join: LineJoin,
+}
+
+pub fn parse_scene(json: &str, resources: &mut Resources) -> Result<Scene, CanvasError> {
+    let value: Value = serde_json::from_str(json)?;
+    scene_from_value(&value, resources)
+}
+
+/// A scene is `{"background": colour, "nodes": [...]}` or just the array.
+pub fn scene_from_value(value: &Value, resources: &mut Resources) -> Result<Scene, CanvasError> {
+    let (background, nodes) = match value {
+        Value::Array(nodes) => (None, nodes.as_slice()),
+        Value::Object(map) => {
+            if let Some(unknown) = map
+                .keys()
+                .find(|k| !matches!(k.as_str(), "background" | "nodes"))
+            {
+                return Err(invalid(format!(
+                    "unknown scene field {unknown:?} (a scene has \"background\" and \"nodes\")"
+                )));
+            }
+            let nodes = match map.get("nodes") {
+                None => &[][..],
+                Some(Value::Array(nodes)) => nodes.as_slice(),
+                Some(_) => return Err(invalid("scene \"nodes\" must be an array")),
+            };
+            (map.get("background"), nodes)
+        }
+        _ => {
+            return Err(invalid(
+                "a scene is an object {\"background\": ..., \"nodes\": [...]} or an array of nodes",
+            ));
+        }
+    };
+    if nodes.len() > MAX_NODES {
+        return Err(invalid(format!("a scene holds at most {MAX_NODES} nodes")));
+    }
+    let background = match background {
+        None => Color::BLACK,
+        Some(Value::String(s)) => {
+            parse_color(s).map_err(|e| invalid(format!("background: {e}")))?
+        }
+        Some(_) => return Err(invalid("background must be a colour string")),
+    };
+    let mut scene = Scene {
+        background,
+        nodes: Vec::with_capacity(nodes.len()),
+    };
+    for (index, value) in nodes.iter().enumerate() {
+        let Value::Object(spec) = value else {
+            return Err(invalid(format!("node {index}: a node is a JSON object")));
+        };
+        let node = build_node(spec.clone(), resources).map_err(|e| in_node(index, spec, e))?;
+        if let Some(id) = &node.id
+            && scene.index_of(id).is_some()
+        {
+            return Err(invalid(format!("node {index}: id {id:?} is used twice")));
+        }
+        scene.nodes.push(Arc::new(node));
+    }
+    Ok(scene)
+}
+
+fn invalid(message: impl Into<String>) -> CanvasError {
+    CanvasError::Invalid(message.into())
+}
+
+/// Prefixes an error with which node it is about.
+pub fn in_node(index: usize, spec: &Map<String, Value>, err: String) -> CanvasError {
+    let id = spec
+        .get("id")
+        .and_then(Value::as_str)
+        .map(|id| format!(" (id {id:?})"))
+        .unwrap_or_default();
+    invalid(format!("node {index}{id}: {err}"))
+}
+
+pub fn build_node(spec: Map<String, Value>, resources: &mut Resources) -> Result<Node, String> {
+    let kind = match spec.get("type") {
+        Some(Value::String(kind)) => kind.clone(),
+        Some(_) => return Err("\"type\" must be a string".into()),
+        None => {
+            return Err(format!(
+                "\"type\" is missing (one of {})",
+                NODE_TYPES.join(", ")
+            ));
+        }
+    };
+    if !NODE_TYPES.contains(&kind.as_str()) {
+        return Err(format!(
+            "unknown node type {kind:?}; expected one of {}",
+            NODE_TYPES.join(", ")
+        ));
+    }
+    let fields = Fields {
+        spec: &spec,
+        kind: &kind,
+    };
+    for key in spec.keys() {
+        if !COMMON_FIELDS.contains(&key.as_str()) && !type_fields(&kind).contains(&key.as_str()) {
+            return Err(format!(
+                "unknown field {key:?} for a {kind}; it takes {}",
+                type_fields(&kind).join(", ")
+            ));
+        }
+    }
+    let id = match spec.get("id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) => Some(id.clone()),
+        Some(_) => return Err("\"id\" must be a string".into()),
+    };
+
+    let shape = match kind.as_str() {
+        "rect" => {
+            let (w, h) = (fields.positive("width")?, fields.positive("height")?);
+            let radius = fields
+                .number("radius")?
+                .unwrap_or(0.0)
+                .clamp(0.0, w.min(h) / 2.0);
+            Shape::Path(Arc::new(rect_path(w, h, radius)?))
+        }
+        "circle" => {
+            let r = fields.positive("radius")?;
+            Shape::Path(Arc::new(
+                PathBuilder::from_circle(0.0, 0.0, r).ok_or("radius is too small")?,
+            ))
+        }
+        "line" => Shape::Path(Arc::new(polyline(&fields)?)),
+        "path" => Shape::Path(Arc::new(parse_path_data(
+            fields.string("d")?.ok_or("\"d\" is missing")?,
+        )?)),
+        "text" => text_shape(&fields, resources)?,
+        "image" => image_shape(&fields, resources)?,
+        _ => unreachable!(),
+    };
+
+    let stroke = match fields.color("stroke")? {
+        None => None,
+        Some(color) => Some(Stroke {
+            color,
+            width: fields.number("stroke_width")?.unwrap_or(1.0).max(0.0),
+            cap: match fields.string("line_cap")? {
+                None | Some("butt") => LineCap::Butt,
+                Some("round") => LineCap::Round,
+                Some("square") => LineCap::Square,
+                Some(other) => {
+                    return Err(format!("line_cap {other:?}: use butt, round or square"));
+                }
+            },
+            join: match fields.string("line_join")? {
+                None | Some("miter") => LineJoin::Miter,
+                Some("round") => LineJoin::Round,
+                Some("bevel") => LineJoin::Bevel,
+                Some(other) => {
+                    return Err(format!("line_join {other:?}: use miter, round or bevel"));
+                }
+            },
+        }),
+    };
+    // Like SVG, shapes are filled black unless told otherwise; an outline
+    // is asked for by giving a stroke alone, and lines are never filled
+    // unless a fill is given.
+    let fill = match spec.get("fill") {
+        Some(_) => fields.color("fill")?,
+        None if stroke.is_some() || kind == "line" => None,
+        None => Some(Color::BLACK),
+    };
+    let scale = match spec.get("scale") {
+        None => (1.0, 1.0),
+        Some(Value::Number(n)) => {
+            let s = n.as_f64().unwrap_or(1.0) as f32;
+            (s, s)
+        }
+        Some(Value::Array(pair)) if pair.len() == 2 => (
+            pair[0].as_f64().ok_or("scale must hold numbers")? as f32,
+            pair[1].as_f64().ok_or("scale must hold numbers")? as f32,
+        ),
+        Some(_) => return Err("scale is a number or [sx, sy]".into()),
+    };
+    if !scale.0.is_finite() || !scale.1.is_finite() {
+        return Err("scale must be finite".into());
+    }
+
+    Ok(Node {
+        id,
+        x: fields.number("x")?.unwrap_or(0.0),
+        y: fields.number("y")?.unwrap_or(0.0),
+        rotation: fields.number("rotation")?.unwrap_or(0.0),
+        scale,
+        opacity: fields.number("opacity")?.unwrap_or(1.0).clamp(0.0, 1.0),
+        visible: match spec.get("visible") {
+            None => true,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err("visible must be true or false".into()),
+        },
+        fill,
+        stroke,
+        shape,
+        spec,
+    })
+}
+
+/// Typed access to a node's fields with messages naming the field.
+struct Fields<'a> {
+    spec: &'a Map<String, Value>,
+    kind: &'a str,
+}
+
+impl<'a> Fields<'a> {
+    fn number(&self, key: &str) -> Result<Option<f32>, String> {
+        match self.spec.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => {
+                let v = n.as_f64().unwrap_or(f64::NAN) as f32;
+                if v.is_finite() {
+                    Ok(Some(v))
+                } else {
+                    Err(format!("{key} is out of range"))
+                }
+            }
+            Some(other) => Err(format!("{key} must be a number, not {other}")),
+        }
+    }
+
+    fn positive(&self, key: &str) -> Result<f32, String> {
+        match self.number(key)? {
+            Some(v) if v > 0.0 => Ok(v),
+            Some(v) => Err(format!("{key} must be positive, not {v}")),
+            None => Err(format!("a {} needs a number \"{key}\"", self.kind)),
+        }
+    }
+
+    fn string(&self, key: &str) -> Result<Option<&'a str>, String> {
+        match self.spec.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(format!("{key} must be a string, not {other}")),
+        }
+    }
+
+    fn color(&self, key: &str) -> Result<Option<Color>, String> {
+        match self.string(key)? {
+            None | Some("none") => Ok(None),
+            Some(text) => parse_color(text)
+                .map(Some)
+                .map_err(|e| format!("{key}: {e}")),
+        }
+    }
+}
+
+fn rect_path(w: f32, h: f32, r: f32) -> Result<Path, String> {
+    if r <= 0.0 {
+        let rect = Rect::from_xywh(0.0, 0.0, w, h).ok_or("width and height are too large")?;
+        return Ok(PathBuilder::from_rect(rect));
+    }
+    // Quarter circles as cubics; 0.5523 puts the control points where a
+    // circle's tangents meet at the right distance.
+    let k = r * 0.552_284_8;
+    let mut pb = PathBuilder::new();
+    pb.move_to(r, 0.0);
+    pb.line_to(w - r, 0.0);
+    pb.cubic_to(w - r + k, 0.0, w, r - k, w, r);
+    pb.line_to(w, h - r);
+    pb.cubic_to(w, h - r + k, w - r + k, h, w - r, h);
+    pb.line_to(r, h);
+    pb.cubic_to(r - k, h, 0.0, h - r + k, 0.0, h - r);
+    pb.line_to(0.0, r);
+    pb.cubic_to(0.0, r - k, r - k, 0.0, r, 0.0);
+    pb.close();
+    pb.finish()
+        .ok_or_else(|| "rounded rectangle is degenerate".into())
+}
+
+fn polyline(fields: &Fields) -> Result<Path, String> {
+    let Some(Value::Array(points)) = fields.spec.get("points") else {
+        return Err("a line needs \"points\": [[x, y], [x, y], ...]".into());
+    };
+    if points.len() < 2 || points.len() > MAX_POINTS {
+        return Err(format!("a line needs 2 to {MAX_POINTS} points"));
+    }
+    let mut pb = PathBuilder::new();
+    for (i, point) in points.iter().enumerate() {
+        let xy = point
+            .as_array()
+            .filter(|p| p.len() == 2)
+            .and_then(|p| Some((p[0].as_f64()? as f32, p[1].as_f64()? as f32)))
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .ok_or_else(|| format!("point {i} must be [x, y]"))?;
+        if i == 0 {
+            pb.move_to(xy.0, xy.1);
+        } else {
+            pb.line_to(xy.0, xy.1);
+        }
+    }
+    if matches!(fields.spec.get("closed"), Some(Value::Bool(true))) {
+        pb.close();
+    }
+    pb.finish().ok_or_else(|| "the line draws nothing".into())
+}
+
+fn text_shape(fields: &Fields, resources: &mut Resources) -> Result<Shape, String> {
+    let text = fields.string("text")?.ok_or("a text needs \"text\"")?;
+    if text.chars().count() > MAX_TEXT_CHARS {
+        return Err(format!("text is longer than {MAX_TEXT_CHARS} characters"));
+    }
+    let size = fields.number("size")?.unwrap_or(16.0);
+    if !(0.0..=2000.0).contains(&size) {
+        return Err(format!("size {size} is not between 0 and 2000"));
+    }
+    let align = match fields.string("align")? {
+        None | Some("left") | Some("start") => Align::Left,
+        Some("center") | Some("middle") => Align::Center,
+        Some("right") | Some("end") => Align::Right,
+        Some(other) => return Err(format!("align {other:?}: use left, center or right")),
+    };
+    let font_name = fields.string("font")?.unwrap_or(DEFAULT_FONT);
+    let font = resources.fonts.font(font_name, resources.allow_files)?;
+    let line_height = fields.number("line_height")?.unwrap_or(1.2);
+    Ok(match layout(&font, text, size, align, line_height).path {
+        Some(path) => Shape::Path(path),
+        None => Shape::Nothing,
+    })
+}
+
+fn image_shape(fields: &Fields, resources: &mut Resources) -> Result<Shape, String> {
+    let src = fields.string("src")?.ok_or("an image needs \"src\"")?;
+    let bytes = if let Some(data) = src.strip_prefix("data:") {
+        let (meta, payload) = data.split_once(',').ok_or("data URL without a comma")?;
+        if !meta.ends_with(";base64") {
+            return Err("image data URLs must be base64 (data:image/png;base64,...)".into());
+        }
+        if payload.len() > MAX_IMAGE_BYTES * 4 / 3 + 4 {
+            return Err(format!(
+                "image is larger than {} MiB",
+                MAX_IMAGE_BYTES >> 20
+            ));
+        }
+        base64::engine::general_purpose::STANDARD
+            .decode(payload.trim())
+            .map_err(|e| format!("image data URL: {e}"))?
+    } else {
+        if !resources.allow_files {
+            return Err(
+                "image files are not allowed here; send a data:image/png;base64 URL".into(),
+            );
+        }
+        let meta = std::fs::metadata(src).map_err(|e| format!("image {src:?}: {e}"))?;
+        if meta.len() > MAX_IMAGE_BYTES as u64 {
+            return Err(format!(
+                "image {src:?} is larger than {} MiB",
+                MAX_IMAGE_BYTES >> 20
+            ));
+        }
+        std::fs::read(src).map_err(|e| format!("image {src:?}: {e}"))?
+    };
+    let (w, h) = png_size(&bytes).ok_or("image is not a PNG file")?;
+    if w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE {
+        return Err(format!(
+            "image is {w}x{h}; at most {MAX_IMAGE_SIDE} pixels a side"
+        ));
+    }
+    let pixmap =
+        Pixmap::decode_png(&bytes).map_err(|e| format!("image: cannot decode PNG: {e}"))?;
+    let width = fields.number("width")?.unwrap_or(pixmap.width() as f32);
+    let height = fields.number("height")?.unwrap_or(pixmap.height() as f32);
+    Ok(Shape::Image {
+        pixmap: Arc::new(pixmap),
+        width,
+        height,
+    })
+}
+
+/// Width and height from the IHDR chunk, read before decoding so that a
+/// hostile header cannot make us allocate gigabytes.
+fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    const SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+    if bytes.len() < 24 || &bytes[..8] != SIGNATURE || &bytes[12..16] != b"IHDR" {
+        return None;
+    }
+    let w = u32::from_be_bytes(bytes[16..20].try_into().ok()?);
+    let h = u32::from_be_bytes(bytes[20..24].try_into().ok()?);
+    Some((w, h))
+}
