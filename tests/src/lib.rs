@@ -1,1 +1,244 @@
+//! Shared helpers of the end-to-end tests: a signalling server on a free
+//! port, sender and receiver pipelines, and checks of what arrived (frame
+//! size and colour, audio frequency), all waiting on events with deadlines.
 
+pub mod media;
+pub mod ws;
+
+use std::path::PathBuf;
+use std::sync::{LazyLock, Once};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use peer_signalling::server::{self, RunningServer, ServerConfig};
+
+pub use media::{Receiver, dominant_frequency};
+
+static INIT: Once = Once::new();
+
+/// Initializes GStreamer with the gst-peer plugin registered, and refuses
+/// to run where traffic could leave the machine.
+pub fn init() {
+    INIT.call_once(|| {
+        require_loopback_only();
+        gst::init().expect("GStreamer initializes");
+        gstpeer::plugin_register_static().expect("the peer plugin registers");
+    });
+}
+
+/// WebRTC tests run in a network namespace holding only `lo` (see
+/// scripts/test.sh), so ICE uses 127.0.0.1 and nothing else is touched.
+pub fn require_loopback_only() {
+    let interfaces = if_addrs_names();
+    let others: Vec<_> = interfaces
+        .iter()
+        .filter(|name| name.as_str() != "lo")
+        .collect();
+    assert!(
+        others.is_empty(),
+        "these tests must run in a loopback-only network namespace (scripts/test.sh does it: \
+         unshare -rn); interfaces present: {others:?}"
+    );
+}
+
+fn if_addrs_names() -> Vec<String> {
+    // Asked of the kernel (netlink), not /sys, which shows the namespace
+    // sysfs was mounted in rather than ours.
+    let interfaces = if_addrs::get_if_addrs().expect("interfaces can be listed");
+    let mut names: Vec<String> = interfaces
+        .into_iter()
+        .map(|interface| interface.name)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+pub static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("test runtime")
+});
+
+/// A signalling server on a free port of 127.0.0.1, stopped on drop.
+pub struct TestServer {
+    pub running: Option<RunningServer>,
+}
+
+impl TestServer {
+    pub fn start() -> Self {
+        Self::start_with(ServerConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            ..ServerConfig::default()
+        })
+    }
+
+    pub fn start_with(config: ServerConfig) -> Self {
+        let running = RUNTIME
+            .block_on(server::start(config))
+            .expect("test server starts");
+        TestServer {
+            running: Some(running),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.running.as_ref().unwrap().local_addr().port()
+    }
+
+    /// The `uri` an element uses to join `room` on this server.
+    pub fn room_uri(&self, room: &str) -> String {
+        format!("ws://127.0.0.1:{}/{room}", self.port())
+    }
+
+    pub fn ws_url(&self) -> String {
+        self.running.as_ref().unwrap().ws_url()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            RUNTIME.block_on(running.stop());
+        }
+    }
+}
+
+/// A live sender: a solid `argb` colour at `width`x`height` and a sine at
+/// `freq` Hz, through peersink.
+pub fn sender(
+    peersink_props: &str,
+    width: u32,
+    height: u32,
+    argb: u32,
+    freq: f64,
+) -> gst::Pipeline {
+    let description = format!(
+        "peersink name=sink {peersink_props} \
+         videotestsrc is-live=true pattern=solid-color foreground-color={argb:#010x} \
+           ! video/x-raw,width={width},height={height},framerate=30/1 ! sink.video_0 \
+         audiotestsrc is-live=true wave=sine freq={freq} volume=0.5 ! sink.audio_0"
+    );
+    launch(&description)
+}
+
+pub fn launch(description: &str) -> gst::Pipeline {
+    let element = gst::parse::launch(description)
+        .unwrap_or_else(|err| panic!("cannot build {description}: {err}"));
+    // A description of one element parses to that element, not a pipeline.
+    element
+        .downcast::<gst::Pipeline>()
+        .unwrap_or_else(|element| {
+            let pipeline = gst::Pipeline::new();
+            pipeline.add(&element).unwrap();
+            pipeline
+        })
+}
+
+/// Plays a pipeline, failing the test on a state-change failure.
+pub fn play(pipeline: &gst::Pipeline) {
+    pipeline.set_state(gst::State::Playing).unwrap_or_else(|_| {
+        let error = first_error(pipeline, Duration::from_millis(200));
+        panic!("pipeline refused to play: {error:?}")
+    });
+}
+
+/// The first error on the bus within `timeout`, as text.
+pub fn first_error(pipeline: &gst::Pipeline, timeout: Duration) -> Option<String> {
+    let bus = pipeline.bus()?;
+    let message = bus.timed_pop_filtered(
+        gst::ClockTime::from_nseconds(timeout.as_nanos() as u64),
+        &[gst::MessageType::Error],
+    )?;
+    match message.view() {
+        gst::MessageView::Error(err) => Some(format!("{} ({:?})", err.error(), err.debug())),
+        _ => None,
+    }
+}
+
+/// Waits for an element message named `name` on the bus.
+pub fn wait_element_message(
+    pipeline: &gst::Pipeline,
+    name: &str,
+    timeout: Duration,
+) -> gst::Structure {
+    let bus = pipeline.bus().expect("bus");
+    let deadline = Instant::now() + timeout;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let Some(message) = bus.timed_pop_filtered(
+            gst::ClockTime::from_nseconds(left.as_nanos() as u64),
+            &[gst::MessageType::Element, gst::MessageType::Error],
+        ) else {
+            break;
+        };
+        match message.view() {
+            gst::MessageView::Error(err) => {
+                panic!("error while waiting for {name}: {}", err.error())
+            }
+            gst::MessageView::Element(element) => {
+                if let Some(structure) = element.structure()
+                    && structure.name() == name
+                {
+                    return structure.to_owned();
+                }
+            }
+            _ => {}
+        }
+    }
+    panic!("no {name} message within {timeout:?}");
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` at the deadline.
+pub fn wait_until<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Where cargo put the workspace's binaries and plugins for this build.
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .to_path_buf()
+}
+
+/// The `peer` binary of this build.
+pub fn peer_binary() -> PathBuf {
+    let path = target_dir().join("peer");
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace first (cargo build)",
+        path.display()
+    );
+    path
+}
+
+/// Audio and video encoders in `bin`, recursively (not DTLS/SRTP "encoders").
+pub fn encoders_in(bin: &gst::Bin) -> Vec<String> {
+    bin.iterate_recurse()
+        .into_iter()
+        .filter_map(|element| element.ok())
+        .filter(|element| {
+            element.factory().is_some_and(|factory| {
+                let klass = factory
+                    .metadata(gst::ELEMENT_METADATA_KLASS)
+                    .unwrap_or_default();
+                klass.contains("Encoder/Video") || klass.contains("Encoder/Audio")
+            })
+        })
+        .map(|element| element.name().to_string())
+        .collect()
+}

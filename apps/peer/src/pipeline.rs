@@ -15,9 +15,15 @@ pub fn launch(description: &str) -> anyhow::Result<gst::Pipeline> {
     tracing::debug!(%description, "pipeline");
     let element = gst::parse::launch(description)
         .with_context(|| format!("cannot build pipeline: {description}"))?;
-    element
-        .downcast::<gst::Pipeline>()
-        .map_err(|_| anyhow::anyhow!("not a pipeline: {description}"))
+    // A description of one element parses to that element, not a pipeline.
+    match element.downcast::<gst::Pipeline>() {
+        Ok(pipeline) => Ok(pipeline),
+        Err(element) => {
+            let pipeline = gst::Pipeline::new();
+            pipeline.add(&element)?;
+            Ok(pipeline)
+        }
+    }
 }
 
 /// Plays `pipeline` until EOS, an error or SIGINT/SIGTERM; `on_element`

@@ -59,7 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             return;
         };
         if headless {
-            count_frames(pad, &sink);
+            count_frames(pad);
         }
         let _ = pipeline.add(&sink);
         let _ = sink.sync_state_with_parent();
@@ -78,7 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// Prints, once a second, how many buffers and bytes went through `pad`.
-fn count_frames(pad: &gst::Pad, _sink: &gst::Bin) {
+fn count_frames(pad: &gst::Pad) {
     let name = pad.name().to_string();
     let counters = std::sync::Mutex::new((Instant::now(), 0u64, 0u64));
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
@@ -98,4 +98,25 @@ fn count_frames(pad: &gst::Pad, _sink: &gst::Bin) {
         }
         gst::PadProbeReturn::Ok
     });
+}
+
+/// "1280x720 I420" or "48000 Hz x2 S16LE", for people reading the output.
+fn describe_caps(pad: &gst::Pad) -> String {
+    let Some(caps) = pad.current_caps() else {
+        return String::new();
+    };
+    let Some(s) = caps.structure(0) else {
+        return String::new();
+    };
+    let format = s.get::<&str>("format").unwrap_or(s.name().as_str());
+    match (
+        s.get::<i32>("width"),
+        s.get::<i32>("height"),
+        s.get::<i32>("rate"),
+        s.get::<i32>("channels"),
+    ) {
+        (Ok(w), Ok(h), _, _) => format!("{w}x{h} {format}"),
+        (_, _, Ok(rate), Ok(channels)) => format!("{rate} Hz x{channels} {format}"),
+        _ => s.name().to_string(),
+    }
 }

@@ -52,20 +52,25 @@ pub fn parse_address_list(text: &str) -> Result<Vec<IpAddr>, String> {
         .collect()
 }
 
-/// Restricts the webrtcbin's ICE agent to `addresses`; must run before
-/// gathering starts (before the local description is set).
-pub fn restrict_to_addresses(webrtcbin: &gst::Element, addresses: &[IpAddr]) -> Result<(), String> {
-    if addresses.is_empty() {
-        return Ok(());
-    }
+/// Configures the webrtcbin's ICE agent: no UPnP port mapping (it
+/// multicasts discovery to the LAN and opens router ports nobody asked
+/// for), and gathering restricted to `addresses` when any are given. Must
+/// run before gathering starts (before the local description is set).
+pub fn configure_agent(webrtcbin: &gst::Element, addresses: &[IpAddr]) -> Result<(), String> {
     let ice = webrtcbin.property::<glib::Object>("ice-agent");
     if ice.find_property("agent").is_none() {
+        if addresses.is_empty() {
+            return Ok(());
+        }
         return Err(format!(
             "the ICE implementation {} has no libnice agent; ice-addresses cannot be applied",
             ice.type_().name()
         ));
     }
     let agent = ice.property::<glib::Object>("agent");
+    if agent.find_property("upnp").is_some() {
+        agent.set_property("upnp", false);
+    }
     for address in addresses {
         let text = CString::new(address.to_string()).expect("an IP address has no NUL");
         // SAFETY: `agent` is a live NiceAgent (held by `agent` for the whole

@@ -68,7 +68,7 @@ impl WebRtcSession {
                 return Err(format!("webrtcbin rejected TURN server \"{turn}\""));
             }
         }
-        ice::restrict_to_addresses(&webrtcbin, &config.ice_addresses)?;
+        ice::configure_agent(&webrtcbin, &config.ice_addresses)?;
 
         let session = Arc::new(WebRtcSession {
             id: id.to_owned(),

@@ -344,7 +344,7 @@ impl ElementImpl for PeerSink {
         if transition == gst::StateChange::ReadyToPaused
             && let Err(err) = self.start()
         {
-            gst::element_imp_error!(self, gst::ResourceError::Settings, ["{}", err]);
+            gst::element_imp_error!(self, gst::ResourceError::Settings, ("{}", err));
             return Err(gst::StateChangeError);
         }
         let result = self.parent_change_state(transition);
@@ -408,7 +408,7 @@ impl PeerSink {
                         gst::PadProbeReturn::Ok
                     }
                     Err(err) => {
-                        gst::element_error!(element, gst::StreamError::Format, ["{}", err]);
+                        gst::element_error!(element, gst::StreamError::Format, ("{}", err));
                         gst::PadProbeReturn::Drop
                     }
                 }
@@ -569,10 +569,10 @@ impl PeerSink {
                 gst::debug!(CAT, imp = self, "message from {from}: {data}");
             }
             SignallerEvent::Warning(text) => {
-                gst::element_imp_warning!(self, gst::ResourceError::Failed, ["{}", text]);
+                gst::element_imp_warning!(self, gst::ResourceError::Failed, ("{}", text));
             }
             SignallerEvent::Error(text) => {
-                gst::element_imp_error!(self, gst::ResourceError::OpenReadWrite, ["{}", text]);
+                gst::element_imp_error!(self, gst::ResourceError::OpenReadWrite, ("{}", text));
             }
         }
     }

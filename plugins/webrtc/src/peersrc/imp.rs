@@ -214,7 +214,7 @@ impl ElementImpl for PeerSrc {
         if transition == gst::StateChange::ReadyToPaused
             && let Err(err) = self.start()
         {
-            gst::element_imp_error!(self, gst::ResourceError::Settings, ["{}", err]);
+            gst::element_imp_error!(self, gst::ResourceError::Settings, ("{}", err));
             return Err(gst::StateChangeError);
         }
         let result = self.parent_change_state(transition);
@@ -402,10 +402,10 @@ impl PeerSrc {
                 gst::debug!(CAT, imp = self, "message from {from}: {data}");
             }
             SignallerEvent::Warning(text) => {
-                gst::element_imp_warning!(self, gst::ResourceError::Failed, ["{}", text]);
+                gst::element_imp_warning!(self, gst::ResourceError::Failed, ("{}", text));
             }
             SignallerEvent::Error(text) => {
-                gst::element_imp_error!(self, gst::ResourceError::OpenReadWrite, ["{}", text]);
+                gst::element_imp_error!(self, gst::ResourceError::OpenReadWrite, ("{}", text));
             }
         }
     }
@@ -490,7 +490,7 @@ impl PeerSrc {
                 let _ = self.obj().add_pad(&ghost);
             }
             Err(err) => {
-                gst::element_imp_warning!(self, gst::StreamError::CodecNotFound, ["{}", err]);
+                gst::element_imp_warning!(self, gst::StreamError::CodecNotFound, ("{}", err));
                 // Drain the unusable track so it does not stop the others.
                 if let Ok(sink) = gst::ElementFactory::make("fakesink")
                     .property("async", false)
@@ -514,7 +514,7 @@ impl PeerSrc {
                 reason: reason.to_owned(),
             });
         }
-        gst::element_imp_error!(self, gst::ResourceError::Read, ["{}", reason]);
+        gst::element_imp_error!(self, gst::ResourceError::Read, ("{}", reason));
     }
 
     fn stats(&self) -> gst::Structure {

@@ -1,0 +1,235 @@
+//! A receiving pipeline that records what a user would check: decoded
+//! frames (size, colour at the centre) and audio samples.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use gst_video::prelude::*;
+
+#[derive(Debug, Default, Clone)]
+pub struct Received {
+    pub video_frames: u64,
+    pub width: u32,
+    pub height: u32,
+    /// RGB of the centre pixel of the last frame.
+    pub centre_rgb: [u8; 3],
+    /// Mono F32 at 48 kHz, the most recent few seconds.
+    pub audio: Vec<f32>,
+    pub audio_buffers: u64,
+    pub pads: Vec<String>,
+}
+
+#[derive(Default)]
+struct Shared {
+    received: Mutex<Received>,
+    changed: Condvar,
+}
+
+pub struct Receiver {
+    pub pipeline: gst::Pipeline,
+    pub peersrc: gst::Element,
+    shared: Arc<Shared>,
+}
+
+const AUDIO_KEEP: usize = 48_000 * 4;
+
+impl Receiver {
+    /// `peersrc` with the given properties, each decoded track checked.
+    pub fn start(peersrc_props: &str) -> Receiver {
+        let pipeline = gst::Pipeline::new();
+        let peersrc = gst::parse::launch(&format!("peersrc {peersrc_props}"))
+            .unwrap_or_else(|err| panic!("cannot make peersrc {peersrc_props}: {err}"));
+        pipeline.add(&peersrc).unwrap();
+        let shared = Arc::new(Shared::default());
+        let weak_pipeline = pipeline.downgrade();
+        let pad_shared = shared.clone();
+        peersrc.connect_pad_added(move |_, pad| {
+            let Some(pipeline) = weak_pipeline.upgrade() else {
+                return;
+            };
+            let name = pad.name().to_string();
+            pad_shared.received.lock().unwrap().pads.push(name.clone());
+            let sink = if name.starts_with("video") {
+                video_checker(pad_shared.clone())
+            } else {
+                audio_checker(pad_shared.clone())
+            };
+            pipeline.add(&sink).unwrap();
+            sink.sync_state_with_parent().unwrap();
+            pad.link(&sink.static_pad("sink").unwrap()).unwrap();
+        });
+        crate::play(&pipeline);
+        Receiver {
+            pipeline,
+            peersrc,
+            shared,
+        }
+    }
+
+    pub fn snapshot(&self) -> Received {
+        self.shared.received.lock().unwrap().clone()
+    }
+
+    /// Waits until `check` holds on what was received, or panics naming
+    /// `what` and showing what did arrive.
+    pub fn wait(
+        &self,
+        timeout: Duration,
+        what: &str,
+        check: impl Fn(&Received) -> bool,
+    ) -> Received {
+        let deadline = Instant::now() + timeout;
+        let bus = self.pipeline.bus().unwrap();
+        let mut received = self.shared.received.lock().unwrap();
+        loop {
+            if check(&received) {
+                return received.clone();
+            }
+            if let Some(message) = bus.pop_filtered(&[gst::MessageType::Error]) {
+                if let gst::MessageView::Error(err) = message.view() {
+                    panic!("receiver error while waiting for {what}: {}", err.error());
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}; received {} frames {}x{}, {} audio buffers, pads {:?}",
+                    received.video_frames,
+                    received.width,
+                    received.height,
+                    received.audio_buffers,
+                    received.pads
+                );
+            }
+            let wait = (deadline - now).min(Duration::from_millis(200));
+            received = self.shared.changed.wait_timeout(received, wait).unwrap().0;
+        }
+    }
+
+    pub fn frames(&self) -> u64 {
+        self.shared.received.lock().unwrap().video_frames
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+fn video_checker(shared: Arc<Shared>) -> gst::Element {
+    let bin = gst::parse::bin_from_description(
+        "queue ! videoconvert ! video/x-raw,format=RGB ! appsink name=video-check sync=false emit-signals=false",
+        true,
+    )
+    .unwrap();
+    let appsink = bin
+        .by_name("video-check")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    appsink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let caps = sample.caps().ok_or(gst::FlowError::NotNegotiated)?;
+                let info = gst_video::VideoInfo::from_caps(caps)
+                    .map_err(|_| gst::FlowError::NotNegotiated)?;
+                let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+                let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)
+                    .map_err(|_| gst::FlowError::Error)?;
+                let stride = frame.plane_stride()[0] as usize;
+                let data = frame.plane_data(0).map_err(|_| gst::FlowError::Error)?;
+                let (cx, cy) = (info.width() as usize / 2, info.height() as usize / 2);
+                let offset = cy * stride + cx * 3;
+                let mut received = shared.received.lock().unwrap();
+                received.video_frames += 1;
+                received.width = info.width();
+                received.height = info.height();
+                received.centre_rgb = [data[offset], data[offset + 1], data[offset + 2]];
+                drop(received);
+                shared.changed.notify_all();
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    bin.upcast()
+}
+
+fn audio_checker(shared: Arc<Shared>) -> gst::Element {
+    let bin = gst::parse::bin_from_description(
+        "queue ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,channels=1,rate=48000 \
+         ! appsink name=audio-check sync=false",
+        true,
+    )
+    .unwrap();
+    let appsink = bin
+        .by_name("audio-check")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    appsink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                let samples = map
+                    .as_slice()
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                let mut received = shared.received.lock().unwrap();
+                received.audio.extend(samples);
+                let excess = received.audio.len().saturating_sub(AUDIO_KEEP);
+                received.audio.drain(..excess);
+                received.audio_buffers += 1;
+                drop(received);
+                shared.changed.notify_all();
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    bin.upcast()
+}
+
+/// The frequency with the most energy between 50 Hz and 4 kHz, to about
+/// 1 Hz, by a Goertzel scan of the last second.
+pub fn dominant_frequency(samples: &[f32], rate: u32) -> f64 {
+    let window = &samples[samples.len().saturating_sub(rate as usize)..];
+    let power = |freq: f64| {
+        let coefficient = 2.0 * (2.0 * std::f64::consts::PI * freq / rate as f64).cos();
+        let (mut s1, mut s2) = (0.0f64, 0.0f64);
+        for &sample in window {
+            let s0 = sample as f64 + coefficient * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        s1 * s1 + s2 * s2 - coefficient * s1 * s2
+    };
+    let coarse = (50..4000)
+        .step_by(10)
+        .map(|f| f as f64)
+        .max_by(|a, b| power(*a).total_cmp(&power(*b)))
+        .unwrap();
+    let fine = ((coarse - 10.0) as i64 * 10..=(coarse + 10.0) as i64 * 10).map(|f| f as f64 / 10.0);
+    fine.max_by(|a, b| power(*a).total_cmp(&power(*b))).unwrap()
+}
+
+/// True when two colours differ by at most `tolerance` in every channel.
+pub fn close_colour(a: [u8; 3], b: [u8; 3], tolerance: u8) -> bool {
+    a.iter().zip(b).all(|(x, y)| x.abs_diff(y) <= tolerance)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn goertzel_scan_finds_a_sine() {
+        let samples: Vec<f32> = (0..48_000)
+            .map(|i| (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 48_000.0).sin() * 0.5)
+            .collect();
+        assert!((dominant_frequency(&samples, 48_000) - 440.0).abs() < 1.0);
+    }
+}

@@ -1,0 +1,267 @@
+//! GStreamer → signalling server → GStreamer over WebRTC on loopback:
+//! what arrives has the size, colour and pitch that were sent.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use gst::prelude::*;
+use peer_tests::media::close_colour;
+use peer_tests::{
+    Receiver, TestServer, dominant_frequency, encoders_in, init, play, sender, wait_element_message,
+};
+
+const GREENISH: u32 = 0xff20c040;
+const GREENISH_RGB: [u8; 3] = [0x20, 0xc0, 0x40];
+
+#[test]
+fn frames_arrive_with_the_sent_size_and_colour_and_audio_at_the_sent_frequency() {
+    init();
+    let server = TestServer::start();
+    let sender = sender(
+        &format!("uri={} peer-id=cam", server.room_uri("demo")),
+        1280,
+        720,
+        GREENISH,
+        440.0,
+    );
+    play(&sender);
+
+    let receiver = Receiver::start(&format!("uri={} producer=cam", server.room_uri("demo")));
+    let received = receiver.wait(
+        Duration::from_secs(20),
+        "30 frames and 1.5 s of audio",
+        |r| r.video_frames >= 30 && r.audio.len() >= 72_000,
+    );
+    assert_eq!((received.width, received.height), (1280, 720));
+    assert!(
+        close_colour(received.centre_rgb, GREENISH_RGB, 16),
+        "centre pixel {:?} should be close to {:?}",
+        received.centre_rgb,
+        GREENISH_RGB
+    );
+    let frequency = dominant_frequency(&received.audio, 48_000);
+    assert!(
+        (frequency - 440.0).abs() < 3.0,
+        "dominant frequency {frequency} Hz, sent 440 Hz"
+    );
+    let mut pads = received.pads.clone();
+    pads.sort();
+    assert_eq!(pads, ["audio_0", "video_0"]);
+    let _ = sender.set_state(gst::State::Null);
+}
+
+#[test]
+fn encoded_h264_input_and_decode_false_output() {
+    init();
+    let server = TestServer::start();
+    // Already-encoded input is passed through without a second encoder.
+    let sender = peer_tests::launch(&format!(
+        "peersink name=sink uri={} peer-id=h264cam \
+         videotestsrc is-live=true pattern=solid-color foreground-color={GREENISH:#010x} \
+         ! video/x-raw,width=640,height=360,framerate=30/1 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 \
+         ! video/x-h264,profile=constrained-baseline ! sink.video_0",
+        server.room_uri("enc")
+    ));
+    play(&sender);
+    let sink = sender.by_name("sink").unwrap();
+    let receiver = Receiver::start(&format!("uri={} producer=h264cam", server.room_uri("enc")));
+    let received = receiver.wait(Duration::from_secs(20), "10 decoded H.264 frames", |r| {
+        r.video_frames >= 10
+    });
+    assert_eq!((received.width, received.height), (640, 360));
+    assert!(
+        close_colour(received.centre_rgb, GREENISH_RGB, 16),
+        "{:?}",
+        received.centre_rgb
+    );
+    // peersink added no encoder of its own: the only one is the user's.
+    let own = encoders_in(sink.downcast_ref::<gst::Bin>().unwrap());
+    assert!(own.is_empty(), "peersink encoded again: {own:?}");
+
+    // decode=false gives the encoded stream, ready for a muxer.
+    let encoded = peer_tests::launch(&format!(
+        "peersrc name=src decode=false uri={} producer=h264cam",
+        server.room_uri("enc")
+    ));
+    let src = encoded.by_name("src").unwrap();
+    let (caps_tx, caps_rx) = std::sync::mpsc::channel::<String>();
+    let weak = encoded.downgrade();
+    src.connect_pad_added(move |_, pad| {
+        let pipeline = weak.upgrade().unwrap();
+        let sink = gst::ElementFactory::make("fakesink")
+            .property("async", false)
+            .build()
+            .unwrap();
+        pipeline.add(&sink).unwrap();
+        sink.sync_state_with_parent().unwrap();
+        let caps_tx = caps_tx.clone();
+        sink.static_pad("sink")
+            .unwrap()
+            .add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
+                if let Some(caps) = pad.current_caps() {
+                    let _ = caps_tx.send(caps.to_string());
+                }
+                gst::PadProbeReturn::Remove
+            });
+        pad.link(&sink.static_pad("sink").unwrap()).unwrap();
+    });
+    play(&encoded);
+    let caps = caps_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("an encoded buffer arrives");
+    assert!(caps.starts_with("video/x-h264"), "{caps}");
+    assert!(caps.contains("alignment=(string)au"), "{caps}");
+    let _ = encoded.set_state(gst::State::Null);
+    let _ = sender.set_state(gst::State::Null);
+}
+
+#[test]
+fn three_viewers_share_one_encoder_and_survive_one_being_killed() {
+    init();
+    let server = TestServer::start();
+    let sender = sender(
+        &format!("uri={} peer-id=cam", server.room_uri("many")),
+        640,
+        360,
+        GREENISH,
+        440.0,
+    );
+    play(&sender);
+    let sink = sender.by_name("sink").unwrap();
+
+    let first = Receiver::start(&format!("uri={} producer=cam", server.room_uri("many")));
+    let second = Receiver::start(&format!("uri={} producer=cam", server.room_uri("many")));
+    // The third viewer is another process, killed the hard way.
+    let mut third = Command::new(peer_tests::peer_binary())
+        .args(["receive", "--headless", "--server"])
+        .arg(format!("ws://127.0.0.1:{}", server.port()))
+        .args(["--room", "many", "--producer", "cam", "--id", "doomed"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("peer receive starts");
+    for receiver in [&first, &second] {
+        receiver.wait(Duration::from_secs(20), "frames", |r| r.video_frames >= 10);
+    }
+    let viewers = peer_tests::wait_until(Duration::from_secs(20), "three viewers", || {
+        let count = sink.property::<u32>("viewers");
+        (count == 3).then_some(count)
+    });
+    assert_eq!(viewers, 3);
+    // Third viewer really receives: its first report line names the video pad.
+    let mut stdout = std::io::BufReader::new(third.stdout.take().unwrap());
+    let mut line = String::new();
+    peer_tests::wait_until(Duration::from_secs(20), "the third viewer's frames", || {
+        line.clear();
+        std::io::BufRead::read_line(&mut stdout, &mut line).ok()?;
+        line.contains("video_0:").then_some(())
+    });
+
+    let encoders = encoders_in(sink.downcast_ref::<gst::Bin>().unwrap());
+    assert_eq!(
+        encoders.len(),
+        2,
+        "one video and one audio encoder for three viewers, got {encoders:?}"
+    );
+
+    third.kill().expect("kill the third viewer");
+    third.wait().unwrap();
+    // The server notices the dead connection; peersink drops that viewer.
+    peer_tests::wait_until(
+        Duration::from_secs(20),
+        "the killed viewer to be dropped",
+        || (sink.property::<u32>("viewers") == 2).then_some(()),
+    );
+    let before = [first.frames(), second.frames()];
+    for (receiver, before) in [&first, &second].into_iter().zip(before) {
+        receiver.wait(Duration::from_secs(10), "frames after the kill", |r| {
+            r.video_frames >= before + 30
+        });
+    }
+    let _ = sender.set_state(gst::State::Null);
+}
+
+#[test]
+fn embedded_server_needs_no_external_server() {
+    init();
+    let sender = sender("port=0 peer-id=solo", 320, 240, GREENISH, 440.0);
+    play(&sender);
+    let ready = wait_element_message(&sender, "peer-ready", Duration::from_secs(10));
+    assert!(ready.get::<bool>("embedded-server").unwrap());
+    let url = ready.get::<String>("url").unwrap();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let port: u16 = url["http://127.0.0.1:".len()..]
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    let receiver = Receiver::start(&format!("uri=ws://127.0.0.1:{port}/default producer=solo"));
+    let received = receiver.wait(
+        Duration::from_secs(20),
+        "frames from the embedded server",
+        |r| r.video_frames >= 10,
+    );
+    assert_eq!((received.width, received.height), (320, 240));
+    let _ = sender.set_state(gst::State::Null);
+}
+
+#[test]
+fn unknown_producer_is_a_clear_error() {
+    init();
+    let server = TestServer::start();
+    let receiver = peer_tests::launch(&format!(
+        "peersrc uri={} producer=nobody producer-timeout=1 ! fakesink",
+        server.room_uri("empty")
+    ));
+    play(&receiver);
+    let error = peer_tests::first_error(&receiver, Duration::from_secs(10)).expect("an error");
+    assert!(
+        error.contains("\"nobody\"") && error.contains("empty"),
+        "{error}"
+    );
+    let _ = receiver.set_state(gst::State::Null);
+}
+
+#[test]
+fn producer_leaving_is_a_clear_error() {
+    init();
+    let server = TestServer::start();
+    let sender = sender(
+        &format!("uri={} peer-id=leaver", server.room_uri("bye")),
+        320,
+        240,
+        GREENISH,
+        440.0,
+    );
+    play(&sender);
+    let receiver = Receiver::start(&format!("uri={} producer=leaver", server.room_uri("bye")));
+    receiver.wait(Duration::from_secs(20), "frames", |r| r.video_frames >= 5);
+    sender.set_state(gst::State::Null).unwrap();
+    let error =
+        peer_tests::first_error(&receiver.pipeline, Duration::from_secs(10)).expect("an error");
+    assert!(error.contains("\"leaver\""), "{error}");
+}
+
+#[test]
+fn bad_settings_fail_with_a_message_naming_them() {
+    init();
+    for (props, mentions) in [
+        ("uri=ftp://example/x", "ftp"),
+        ("meta=notjson", "meta"),
+        ("peer-id=\"bad id\"", "bad id"),
+        ("ice-addresses=localhost", "localhost"),
+        ("turn-servers=relay.example", "turn://"),
+    ] {
+        let pipeline = peer_tests::launch(&format!("videotestsrc is-live=true ! peersink {props}"));
+        assert!(
+            pipeline.set_state(gst::State::Playing).is_err(),
+            "{props} should be refused"
+        );
+        let error =
+            peer_tests::first_error(&pipeline, Duration::from_secs(2)).expect("an error message");
+        assert!(error.contains(mentions), "{props}: {error}");
+        let _ = pipeline.set_state(gst::State::Null);
+    }
+}
