@@ -13,6 +13,7 @@ pub mod report;
 pub mod spectrum;
 pub mod stft;
 pub mod tap;
+pub mod true_peak;
 pub mod vad;
 pub mod waveform;
 pub mod window;
@@ -95,6 +96,21 @@ pub fn mix_to_mono<S: Sample>(interleaved: &[S], channels: usize, mono: &mut [f3
             }
         }
     }
+}
+
+/// Natural logarithm to within 5e-4, for the per-bin logs of onset and voice
+/// detection where `f32::ln` (a libm call per bin) dominated the cost.
+/// Positive, finite input only.
+#[inline(always)]
+pub fn fast_ln(x: f32) -> f32 {
+    let bits = x.to_bits();
+    let exponent = ((bits >> 23) & 0xff) as i32 - 127;
+    // Mantissa m in [1, 2); ln(m) by a minimax polynomial in (m - 1).
+    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000) - 1.0;
+    let ln_m = m
+        * (0.999_866_2
+            + m * (-0.497_373_1 + m * (0.309_189_5 + m * (-0.166_446_4 + m * 0.048_098_4))));
+    exponent as f32 * std::f32::consts::LN_2 + ln_m
 }
 
 /// Converts a power ratio to decibels, keeping silence at -inf like `level`.
@@ -182,6 +198,18 @@ mod tests {
         assert_eq!(i16::MIN.to_f64(), -1.0);
         assert_eq!(i32::MIN.to_f64(), -1.0);
         assert!((16384i16.to_f32() - 0.5).abs() < 1e-7);
+    }
+
+    #[test]
+    fn fast_ln_is_close_to_ln() {
+        for &x in &[1e-20f32, 1e-6, 0.01, 0.5, 1.0, 1.5, 2.0, 3.7, 100.0, 1e6] {
+            assert!(
+                (fast_ln(x) - x.ln()).abs() < 5e-4,
+                "{x}: {} vs {}",
+                fast_ln(x),
+                x.ln()
+            );
+        }
     }
 
     #[test]

@@ -96,7 +96,7 @@ impl OnsetDetector {
     pub fn push(&mut self, magnitudes: &[f32], end_position: u64) {
         let mut rise = 0.0f32;
         for (prev, &m) in self.previous.iter_mut().zip(magnitudes) {
-            let compressed = (GAMMA * m).ln_1p();
+            let compressed = super::fast_ln(1.0 + GAMMA * m);
             rise += (compressed - *prev).max(0.0);
             *prev = compressed;
         }

@@ -156,7 +156,7 @@ impl SpectrumAnalyzer {
                 .process_with_scratch(&mut self.input, &mut self.spectrum, &mut self.scratch);
         let keep = self.config.smoothing;
         for (s, c) in self.smoothed.iter_mut().zip(&self.spectrum) {
-            *s = keep * *s + (1.0 - keep) * c.norm() * self.magnitude_scale;
+            *s = keep * *s + (1.0 - keep) * c.norm_sqr().sqrt() * self.magnitude_scale;
         }
         out.clear();
         let floor = self.config.threshold_db;

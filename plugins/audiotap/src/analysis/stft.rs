@@ -85,7 +85,7 @@ impl Stft {
             self.fft
                 .process_with_scratch(&mut self.input, &mut self.spectrum, &mut self.scratch);
         for (m, c) in self.magnitudes.iter_mut().zip(&self.spectrum) {
-            *m = c.norm() * self.magnitude_scale;
+            *m = c.norm_sqr().sqrt() * self.magnitude_scale;
         }
         &self.magnitudes
     }

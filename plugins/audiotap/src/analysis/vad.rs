@@ -63,7 +63,7 @@ impl VoiceDetector {
         for &m in band {
             let p = m * m + 1e-20;
             power_sum += p;
-            log_sum += p.ln();
+            log_sum += super::fast_ln(p);
         }
         let n = band.len() as f32;
         let level_db = 10.0 * power_sum.log10();

@@ -1,0 +1,211 @@
+//! CPU cost per sample-frame of `audiotap` against GStreamer's `level`,
+//! `spectrum` and (when its plugin is on GST_PLUGIN_PATH) gst-plugins-rs's
+//! `ebur128level`, all in one run on the same input.
+//!
+//! Cost = process CPU time of `source ! ELEMENT ! fakesink` minus that of
+//! `source ! fakesink`, divided by the frames pushed. Each configuration runs
+//! several rounds, interleaved, and the median counts.
+//!
+//! cargo run --release -p gst-plugin-audiotap --example audiotap-bench -- [seconds] [rounds]
+
+use std::time::Duration;
+
+use gst::prelude::*;
+
+const RATE: u32 = 48000;
+const CHANNELS: u32 = 2;
+const FRAMES_PER_BUFFER: u64 = 1024;
+
+fn cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a valid out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Runs one pipeline to EOS; returns its CPU time and the element messages seen.
+fn run(description: &str) -> (Duration, usize) {
+    let pipeline = gst::parse::launch(description).expect(description);
+    let bus = pipeline.bus().unwrap();
+    let start = cpu_time();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut messages = 0;
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(600)) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => panic!("{description}: {}", e.error()),
+            gst::MessageView::Element(_) => messages += 1,
+            _ => (),
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    (cpu_time() - start, messages)
+}
+
+struct Case {
+    name: &'static str,
+    element: String,
+}
+
+fn audiotap(only: &[&str], extra: &str) -> String {
+    let all = [
+        "level", "loudness", "spectrum", "waveform", "pitch", "onsets", "voice",
+    ];
+    let switches: Vec<String> = all
+        .iter()
+        .map(|a| format!("{a}={}", only.is_empty() || only.contains(a)))
+        .collect();
+    format!("audiotap send-events=false {} {extra}", switches.join(" "))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let seconds: f64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(120.0);
+    let rounds: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(3);
+    gst::init().unwrap();
+    gstaudiotap::plugin_register_static().unwrap();
+    let has_ebur128level = gst::ElementFactory::find("ebur128level").is_some();
+
+    let buffers = (seconds * RATE as f64 / FRAMES_PER_BUFFER as f64).ceil() as u64;
+    let frames = buffers * FRAMES_PER_BUFFER;
+    println!(
+        "{seconds} s of {RATE} Hz {CHANNELS}-channel white noise per run ({frames} frames, \
+         {FRAMES_PER_BUFFER}-frame buffers), median of {rounds} rounds; reports every 100 ms.\n"
+    );
+
+    let mut cases = vec![
+        Case {
+            name: "level",
+            element: "level interval=100000000".into(),
+        },
+        Case {
+            name: "spectrum (bands=128)",
+            element: "spectrum bands=128 interval=100000000".into(),
+        },
+    ];
+    if has_ebur128level {
+        cases.push(Case {
+            name: "ebur128level (all modes)",
+            element: "ebur128level interval=100000000".into(),
+        });
+    }
+    cases.extend([
+        Case {
+            name: "audiotap, everything on",
+            element: audiotap(&[], ""),
+        },
+        Case {
+            name: "audiotap, everything on, no messages",
+            element: audiotap(&[], "post-messages=false json=false"),
+        },
+        Case {
+            name: "audiotap level+spectrum",
+            element: audiotap(&["level", "spectrum"], ""),
+        },
+        Case {
+            name: "audiotap level",
+            element: audiotap(&["level"], ""),
+        },
+        Case {
+            name: "audiotap loudness",
+            element: audiotap(&["loudness"], ""),
+        },
+        Case {
+            name: "audiotap spectrum",
+            element: audiotap(&["spectrum"], ""),
+        },
+        Case {
+            name: "audiotap waveform",
+            element: audiotap(&["waveform"], ""),
+        },
+        Case {
+            name: "audiotap pitch",
+            element: audiotap(&["pitch"], ""),
+        },
+        Case {
+            name: "audiotap onsets",
+            element: audiotap(&["onsets"], ""),
+        },
+        Case {
+            name: "audiotap voice",
+            element: audiotap(&["voice"], ""),
+        },
+    ]);
+
+    for format in ["F32LE", "S16LE"] {
+        let source = format!(
+            "audiotestsrc num-buffers={buffers} samplesperbuffer={FRAMES_PER_BUFFER} wave=white-noise \
+             ! audio/x-raw,format={format},rate={RATE},channels={CHANNELS},layout=interleaved"
+        );
+        let baseline_description = format!("{source} ! fakesink");
+        let mut baseline = Vec::new();
+        let mut samples: Vec<Vec<(Duration, usize)>> = vec![Vec::new(); cases.len()];
+        for _ in 0..rounds {
+            baseline.push(run(&baseline_description).0);
+            for (case, out) in cases.iter().zip(&mut samples) {
+                out.push(run(&format!("{source} ! {} ! fakesink", case.element)));
+            }
+        }
+        baseline.sort();
+        let base = baseline[rounds / 2];
+        let per_frame =
+            |d: Duration| (d.as_nanos() as f64 - base.as_nanos() as f64) / frames as f64;
+        let costs: Vec<(f64, usize)> = samples
+            .iter_mut()
+            .map(|s| {
+                s.sort();
+                let (d, messages) = s[rounds / 2];
+                (per_frame(d), messages)
+            })
+            .collect();
+        println!("### {format}, stereo, 48 kHz\n");
+        println!(
+            "baseline (audiotestsrc ! fakesink): {:.1} ns/frame\n",
+            base.as_nanos() as f64 / frames as f64
+        );
+        println!("| element | ns/frame | messages |");
+        println!("|---|---:|---:|");
+        for (case, (cost, messages)) in cases.iter().zip(&costs) {
+            println!("| {} | {cost:.1} | {messages} |", case.name);
+        }
+        let cost_of = |name: &str| {
+            cases
+                .iter()
+                .position(|c| c.name == name)
+                .map(|i| costs[i].0)
+        };
+        let level = cost_of("level").unwrap();
+        let spectrum = cost_of("spectrum (bands=128)").unwrap();
+        let ours_ls = cost_of("audiotap level+spectrum").unwrap();
+        let ours_all = cost_of("audiotap, everything on").unwrap();
+        let quiet = cost_of("audiotap, everything on, no messages").unwrap();
+        let messages = costs[cases
+            .iter()
+            .position(|c| c.name == "audiotap, everything on")
+            .unwrap()]
+        .1;
+        println!();
+        println!(
+            "- level+spectrum: audiotap {ours_ls:.1} vs level + spectrum {:.1} ns/frame: ratio {:.3} (target <= 0.25)",
+            level + spectrum,
+            ours_ls / (level + spectrum)
+        );
+        if let Some(ebur) = cost_of("ebur128level (all modes)") {
+            println!(
+                "- everything on: audiotap {ours_all:.1} vs level + spectrum + ebur128level {:.1} ns/frame: ratio {:.3} (target <= 0.5)",
+                level + spectrum + ebur,
+                ours_all / (level + spectrum + ebur)
+            );
+        }
+        if messages > 0 {
+            let per_message_us = (ours_all - quiet) * frames as f64 / messages as f64 / 1000.0;
+            println!(
+                "- message + JSON cost: {per_message_us:.1} us per interval ({messages} intervals)"
+            );
+        }
+        println!();
+    }
+}
