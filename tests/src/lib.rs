@@ -3,6 +3,7 @@
 //! size and colour, audio frequency), all waiting on events with deadlines.
 
 pub mod media;
+pub mod process;
 pub mod ws;
 
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
 //! `peer`: the gst-peer command line. Each subcommand is a small app in its
 //! own module, composing the elements into a pipeline.
 
+mod demo;
 mod pipeline;
 mod receive;
 mod send;

@@ -4,6 +4,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use peer_signalling::core::Limits;
+
+use crate::demo;
 use peer_signalling::server::{self, ServerConfig};
 
 #[derive(clap::Args)]
@@ -26,6 +28,10 @@ pub struct Args {
     /// Seconds of silence after which a peer is pinged; three times this and it is dropped.
     #[arg(long, default_value_t = 10)]
     heartbeat: u64,
+    /// Also broadcast a demo (moving test pattern and a tone) as producer
+    /// "demo" in room "demo", to watch from the page.
+    #[arg(long)]
+    demo: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
