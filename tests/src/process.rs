@@ -1,0 +1,106 @@
+//! Child processes for tests: killed when the test ends however it ends,
+//! with their output readable line by line against a deadline.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub struct ChildProcess {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl ChildProcess {
+    /// Starts `command` with stdout and stderr merged into one line stream.
+    pub fn spawn(command: &mut Command) -> ChildProcess {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {command:?}: {err}"));
+        let (sender, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        for stream in [Box::new(stdout) as Box<dyn std::io::Read + Send>, Box::new(stderr)] {
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if sender.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        ChildProcess { child, lines, seen: Vec::new() }
+    }
+
+    /// Waits for a line containing `needle`; panics with everything seen.
+    pub fn wait_line(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line containing {needle:?} within {timeout:?}; output was:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An X server of our own (Xvfb) for sinks that open windows.
+pub struct VirtualDisplay {
+    process: Child,
+    /// Kept open: Xvfb dies of SIGPIPE if it writes to a closed stdout.
+    _stdout: BufReader<std::process::ChildStdout>,
+    pub display: String,
+}
+
+impl VirtualDisplay {
+    pub fn start(width: u32, height: u32) -> VirtualDisplay {
+        let mut process = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-nolisten", "tcp", "-screen", "0"])
+            .arg(format!("{width}x{height}x24"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb starts (Debian package xvfb)");
+        // Xvfb writes the display number it chose once it accepts clients.
+        let mut line = String::new();
+        let mut stdout = BufReader::new(process.stdout.take().unwrap());
+        stdout.read_line(&mut line).expect("Xvfb reports its display");
+        let display = format!(":{}", line.trim());
+        VirtualDisplay { process, _stdout: stdout, display }
+    }
+}
+
+impl Drop for VirtualDisplay {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
