@@ -61,6 +61,99 @@ fn audiotap(only: &[&str], extra: &str) -> String {
     format!("audiotap send-events=false {} {extra}", switches.join(" "))
 }
 
+/// The analyses alone, without GStreamer: CPU time of `Tap::process` and
+/// `Tap::read` over pre-generated stereo noise, one report per 4800 frames.
+fn pure_costs<S: gstaudiotap::analysis::loudness::LoudnessSample>(
+    label: &str,
+    convert: impl Fn(f32) -> S,
+    seconds: f64,
+) {
+    use gstaudiotap::analysis::{AnalysisSet, Tap, TapConfig};
+    let frames = (seconds * RATE as f64) as usize;
+    let mut seed = 0x1234_5678u32;
+    let samples: Vec<S> = (0..frames * CHANNELS as usize)
+        .map(|_| {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            convert((seed >> 8) as f32 / (1u32 << 23) as f32 - 1.0)
+        })
+        .collect();
+    let none = AnalysisSet::NONE;
+    let sets = [
+        ("everything", AnalysisSet::ALL),
+        (
+            "level",
+            AnalysisSet {
+                level: true,
+                ..none
+            },
+        ),
+        (
+            "loudness",
+            AnalysisSet {
+                loudness: true,
+                ..none
+            },
+        ),
+        (
+            "spectrum",
+            AnalysisSet {
+                spectrum: true,
+                ..none
+            },
+        ),
+        (
+            "waveform",
+            AnalysisSet {
+                waveform: true,
+                ..none
+            },
+        ),
+        (
+            "pitch",
+            AnalysisSet {
+                pitch: true,
+                ..none
+            },
+        ),
+        (
+            "onsets",
+            AnalysisSet {
+                onsets: true,
+                ..none
+            },
+        ),
+        (
+            "voice",
+            AnalysisSet {
+                voice: true,
+                ..none
+            },
+        ),
+    ];
+    print!("| {label} (analysis only, no GStreamer) |");
+    for (_, set) in sets {
+        let mut config = TapConfig::new(CHANNELS as usize, RATE, 4800);
+        config.analyses = set;
+        let mut tap = Tap::new(config);
+        let start = cpu_time();
+        for buffer in samples.chunks(FRAMES_PER_BUFFER as usize * CHANNELS as usize) {
+            let mut rest = buffer;
+            while !rest.is_empty() {
+                let left = rest.len() / CHANNELS as usize;
+                let block = left.min((4800 - tap.frames_in_interval()) as usize);
+                tap.process(&rest[..block * CHANNELS as usize], left, false);
+                rest = &rest[block * CHANNELS as usize..];
+                if tap.frames_in_interval() == 4800 {
+                    tap.read();
+                }
+            }
+        }
+        let elapsed = cpu_time() - start;
+        print!(" {:.1} |", elapsed.as_nanos() as f64 / frames as f64);
+    }
+    println!();
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let seconds: f64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(120.0);
@@ -68,6 +161,18 @@ fn main() {
     gst::init().unwrap();
     gstaudiotap::plugin_register_static().unwrap();
     let has_ebur128level = gst::ElementFactory::find("ebur128level").is_some();
+
+    println!("### The analyses alone, ns per stereo frame\n");
+    println!(
+        "| input | everything | level | loudness | spectrum | waveform | pitch | onsets | voice |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    pure_costs("F32", |v| v, seconds.min(60.0));
+    pure_costs("S16", |v| (v * 32767.0) as i16, seconds.min(60.0));
+    println!();
+    if args.get(3).is_some_and(|a| a == "--pure-only") {
+        return;
+    }
 
     let buffers = (seconds * RATE as f64 / FRAMES_PER_BUFFER as f64).ceil() as u64;
     let frames = buffers * FRAMES_PER_BUFFER;

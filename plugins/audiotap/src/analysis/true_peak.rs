@@ -91,11 +91,15 @@ fn phase_peak(buffer: &[f32], frames: usize, coefficients: &[f32; TAPS]) -> f32 
     let mut top = [0.0f32; LANES];
     let mut base = 0;
     while base < frames {
+        // A fixed-size view: every index below is known in range at compile
+        // time, so no bounds checks stand in the way of vectorising.
+        let window: &[f32; TAPS + LANES - 1] = buffer[base..base + TAPS + LANES - 1]
+            .try_into()
+            .expect("buffer holds TAPS - 1 + CHUNK + LANES samples");
         let mut acc = [0.0f32; LANES];
         for (j, &c) in coefficients.iter().enumerate() {
-            let xs = &buffer[base + j..base + j + LANES];
             for lane in 0..LANES {
-                acc[lane] += c * xs[lane];
+                acc[lane] += c * window[j + lane];
             }
         }
         for lane in 0..LANES {
