@@ -4,14 +4,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Running, Xvfb};
+use common::{Running, TestWindow, Xvfb};
 use gst::prelude::*;
-use x11rb::connection::Connection;
-use x11rb::protocol::xproto::{
-    AtomEnum, ConfigureWindowAux, ConnectionExt as _, CreateWindowAux, EventMask, PropMode,
-    WindowClass,
-};
-use x11rb::rust_connection::RustConnection;
+use x11rb::protocol::xproto::{ConfigureWindowAux, ConnectionExt as _};
 use x11rb::wrapper::ConnectionExt as _;
 
 const FRAME_WAIT: Duration = Duration::from_secs(10);
@@ -46,58 +41,6 @@ fn region_gives_the_region_size() {
     let frame = run.next_frame(FRAME_WAIT);
     assert_eq!((frame.width, frame.height), (320, 200));
     assert!(frame.all_of((0x10, 0xa0, 0x40)) > 0.999);
-}
-
-/// A plain window filled with one colour, mapped and drawn.
-struct TestWindow {
-    conn: RustConnection,
-    id: u32,
-}
-
-impl TestWindow {
-    fn open(xvfb: &Xvfb, title: &str, rgb: u32, x: i16, y: i16, w: u16, h: u16) -> TestWindow {
-        let (conn, screen_num) = x11rb::connect(Some(&xvfb.display)).unwrap();
-        let root = conn.setup().roots[screen_num].root;
-        let id = conn.generate_id().unwrap();
-        conn.create_window(
-            x11rb::COPY_DEPTH_FROM_PARENT,
-            id,
-            root,
-            x,
-            y,
-            w,
-            h,
-            0,
-            WindowClass::INPUT_OUTPUT,
-            x11rb::COPY_FROM_PARENT,
-            &CreateWindowAux::new()
-                .background_pixel(rgb)
-                .event_mask(EventMask::EXPOSURE | EventMask::STRUCTURE_NOTIFY),
-        )
-        .unwrap();
-        conn.change_property8(
-            PropMode::REPLACE,
-            id,
-            AtomEnum::WM_NAME,
-            AtomEnum::STRING,
-            title.as_bytes(),
-        )
-        .unwrap();
-        conn.map_window(id).unwrap();
-        conn.flush().unwrap();
-        // Mapped and painted once the server sends the first Expose.
-        loop {
-            if let x11rb::protocol::Event::Expose(_) = conn.wait_for_event().unwrap() {
-                break;
-            }
-        }
-        TestWindow { conn, id }
-    }
-
-    fn configure(&self, aux: &ConfigureWindowAux) {
-        self.conn.configure_window(self.id, aux).unwrap();
-        self.conn.sync().unwrap();
-    }
 }
 
 #[test]

@@ -9,6 +9,13 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::{
+    AtomEnum, ConfigureWindowAux, ConnectionExt as _, CreateWindowAux, EventMask, PropMode,
+    WindowClass,
+};
+use x11rb::rust_connection::RustConnection;
+use x11rb::wrapper::ConnectionExt as _;
 
 pub fn init() {
     static INIT: Once = Once::new();
@@ -267,5 +274,57 @@ impl Frame {
 
     pub fn all_of(&self, rgb: (u8, u8, u8)) -> f64 {
         self.share_of(rgb, 0, 0, self.width, self.height, 2)
+    }
+}
+
+/// A plain window filled with one colour, mapped and drawn.
+pub struct TestWindow {
+    pub conn: RustConnection,
+    pub id: u32,
+}
+
+impl TestWindow {
+    pub fn open(xvfb: &Xvfb, title: &str, rgb: u32, x: i16, y: i16, w: u16, h: u16) -> TestWindow {
+        let (conn, screen_num) = x11rb::connect(Some(&xvfb.display)).unwrap();
+        let root = conn.setup().roots[screen_num].root;
+        let id = conn.generate_id().unwrap();
+        conn.create_window(
+            x11rb::COPY_DEPTH_FROM_PARENT,
+            id,
+            root,
+            x,
+            y,
+            w,
+            h,
+            0,
+            WindowClass::INPUT_OUTPUT,
+            x11rb::COPY_FROM_PARENT,
+            &CreateWindowAux::new()
+                .background_pixel(rgb)
+                .event_mask(EventMask::EXPOSURE | EventMask::STRUCTURE_NOTIFY),
+        )
+        .unwrap();
+        conn.change_property8(
+            PropMode::REPLACE,
+            id,
+            AtomEnum::WM_NAME,
+            AtomEnum::STRING,
+            title.as_bytes(),
+        )
+        .unwrap();
+        conn.map_window(id).unwrap();
+        conn.flush().unwrap();
+        // Mapped and painted once the server sends the first Expose.
+        loop {
+            if let x11rb::protocol::Event::Expose(_) = conn.wait_for_event().unwrap() {
+                break;
+            }
+        }
+        TestWindow { conn, id }
+    }
+
+    pub fn configure(&self, aux: &ConfigureWindowAux) {
+        self.conn.configure_window(self.id, aux).unwrap();
+        self.conn.sync().unwrap();
     }
 }

@@ -1,0 +1,445 @@
+//! Benchmark of issue 7: process CPU of screencapsrc against plain ximagesrc
+//! (use-damage true and false) at 1920x1080@30 under Xvfb, for an idle
+//! screen, a small moving window and a fully changing screen; and canvassrc
+//! milliseconds per frame at 1280x720 for 200 semi-transparent circles and
+//! 50 rectangles, redrawn and unchanged.
+//!
+//! ```text
+//! cargo run --release -p gst-plugin-peercapture --example capture_bench -- [seconds-per-run]
+//! ```
+//!
+//! Each capture pipeline runs in a child process of its own (this binary
+//! again, with `child` as first argument) so that its CPU time is its own;
+//! the X server's CPU over the same window is shown beside it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::{
+    ChangeGCAux, ConfigureWindowAux, ConnectionExt as _, CreateGCAux, CreateWindowAux, Rectangle,
+    WindowClass,
+};
+
+const WIDTH: u16 = 1920;
+const HEIGHT: u16 = 1080;
+const WARMUP: Duration = Duration::from_secs(2);
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("child") {
+        let seconds: f64 = args[3].parse().unwrap();
+        child(&args[2], Duration::from_secs_f64(seconds));
+        return;
+    }
+    let seconds: f64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10.0);
+    gst::init().unwrap();
+    gstpeercapture::plugin_register_static().unwrap();
+
+    println!(
+        "# screen capture, {WIDTH}x{HEIGHT}@30 under Xvfb, {seconds} s per run after {WARMUP:?} warm-up"
+    );
+    let (mut xvfb, display) = start_xvfb();
+    let xvfb_pid = xvfb.id();
+    let candidates = [
+        (
+            "screencapsrc",
+            format!("screencapsrc display-name={display} framerate=30/1"),
+        ),
+        (
+            "ximagesrc use-damage=true",
+            format!(
+                "ximagesrc display-name={display} use-damage=true ! video/x-raw,framerate=30/1"
+            ),
+        ),
+        (
+            "ximagesrc use-damage=false",
+            format!(
+                "ximagesrc display-name={display} use-damage=false ! video/x-raw,framerate=30/1"
+            ),
+        ),
+    ];
+    println!(
+        "| scene | element | process CPU (% of a core) | Xvfb CPU (%) | frames/s out | grabs/s |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for scene in [Scene::Idle, Scene::SmallMovingWindow, Scene::FullyChanging] {
+        let driver = SceneDriver::start(&display, scene);
+        for (name, pipeline) in &candidates {
+            let before = process_cpu_ticks(xvfb_pid);
+            let result = run_child(pipeline, seconds);
+            let xvfb_cpu = (process_cpu_ticks(xvfb_pid) - before) as f64
+                / clock_ticks() as f64
+                / (seconds + WARMUP.as_secs_f64())
+                * 100.0;
+            println!(
+                "| {} | {name} | {:.2} | {xvfb_cpu:.1} | {:.1} | {} |",
+                scene.label(),
+                result.cpu_percent,
+                result.fps,
+                result
+                    .grabs_per_s
+                    .map_or("-".to_owned(), |g| format!("{g:.1}"))
+            );
+        }
+        driver.stop();
+    }
+    let _ = xvfb.kill();
+    let _ = xvfb.wait();
+
+    canvas_bench();
+}
+
+#[derive(Clone, Copy)]
+enum Scene {
+    Idle,
+    SmallMovingWindow,
+    FullyChanging,
+}
+
+impl Scene {
+    fn label(&self) -> &'static str {
+        match self {
+            Scene::Idle => "idle screen",
+            Scene::SmallMovingWindow => "small moving window (200x200)",
+            Scene::FullyChanging => "fully changing screen",
+        }
+    }
+}
+
+/// Draws the scene on the X server from a thread of the parent, at 30 Hz.
+struct SceneDriver {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl SceneDriver {
+    fn start(display: &str, scene: Scene) -> SceneDriver {
+        let stop = Arc::new(AtomicBool::new(false));
+        let display = display.to_owned();
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let (conn, screen_num) = x11rb::connect(Some(&display)).unwrap();
+            let root = conn.setup().roots[screen_num].root;
+            let (w, h) = match scene {
+                Scene::Idle => return,
+                Scene::SmallMovingWindow => (200, 200),
+                Scene::FullyChanging => (WIDTH, HEIGHT),
+            };
+            let window = conn.generate_id().unwrap();
+            conn.create_window(
+                x11rb::COPY_DEPTH_FROM_PARENT,
+                window,
+                root,
+                0,
+                0,
+                w,
+                h,
+                0,
+                WindowClass::INPUT_OUTPUT,
+                x11rb::COPY_FROM_PARENT,
+                &CreateWindowAux::new()
+                    .background_pixel(0x3080c0)
+                    .override_redirect(1),
+            )
+            .unwrap();
+            conn.map_window(window).unwrap();
+            let gc = conn.generate_id().unwrap();
+            conn.create_gc(gc, window, &CreateGCAux::new()).unwrap();
+            conn.flush().unwrap();
+            let mut tick = 0u32;
+            let start = Instant::now();
+            while !flag.load(Ordering::Relaxed) {
+                tick += 1;
+                match scene {
+                    Scene::SmallMovingWindow => {
+                        let x = (tick * 7) % (WIDTH as u32 - 200);
+                        let y = (tick * 5) % (HEIGHT as u32 - 200);
+                        conn.configure_window(
+                            window,
+                            &ConfigureWindowAux::new().x(x as i32).y(y as i32),
+                        )
+                        .unwrap();
+                    }
+                    Scene::FullyChanging => {
+                        let color = if tick % 2 == 0 { 0x204060 } else { 0xc08040 };
+                        conn.change_gc(gc, &ChangeGCAux::new().foreground(color))
+                            .unwrap();
+                        conn.poly_fill_rectangle(
+                            window,
+                            gc,
+                            &[Rectangle {
+                                x: 0,
+                                y: 0,
+                                width: WIDTH,
+                                height: HEIGHT,
+                            }],
+                        )
+                        .unwrap();
+                    }
+                    Scene::Idle => {}
+                }
+                conn.flush().unwrap();
+                let next = start + Duration::from_secs_f64(tick as f64 / 30.0);
+                std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            }
+            let _ = conn.destroy_window(window);
+            let _ = conn.flush();
+        });
+        SceneDriver { stop, thread }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap();
+    }
+}
+
+struct ChildResult {
+    cpu_percent: f64,
+    fps: f64,
+    grabs_per_s: Option<f64>,
+}
+
+fn run_child(pipeline: &str, seconds: f64) -> ChildResult {
+    let exe = std::env::current_exe().unwrap();
+    let output = Command::new(exe)
+        .args(["child", pipeline, &seconds.to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let field = |name: &str| -> Option<f64> {
+        text.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+    };
+    ChildResult {
+        cpu_percent: field("cpu").unwrap_or_else(|| panic!("child printed {text:?}")),
+        fps: field("fps").unwrap_or(0.0),
+        grabs_per_s: field("grabs"),
+    }
+}
+
+/// Runs one pipeline into a fakesink and prints its CPU use.
+fn child(description: &str, measure: Duration) {
+    gst::init().unwrap();
+    gstpeercapture::plugin_register_static().unwrap();
+    let pipeline = gst::parse::launch(&format!("{description} ! fakesink name=sink sync=false"))
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let frames = Arc::new(AtomicU64::new(0));
+    let counter = frames.clone();
+    let sink = pipeline.by_name("sink").unwrap();
+    sink.static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+    pipeline.set_state(gst::State::Playing).unwrap();
+    std::thread::sleep(WARMUP);
+    let grabber = pipeline
+        .iterate_elements()
+        .into_iter()
+        .flatten()
+        .find(|e| e.factory().is_some_and(|f| f.name() == "screencapsrc"));
+    let grabs_before = grabber
+        .as_ref()
+        .map(|g| g.property::<u64>("grabbed-frames"));
+    let frames_before = frames.load(Ordering::Relaxed);
+    let cpu_before = process_cpu_time();
+    let wall = Instant::now();
+    std::thread::sleep(measure);
+    let cpu = process_cpu_time() - cpu_before;
+    let elapsed = wall.elapsed().as_secs_f64();
+    let fps = (frames.load(Ordering::Relaxed) - frames_before) as f64 / elapsed;
+    let grabs = grabber
+        .as_ref()
+        .zip(grabs_before)
+        .map(|(g, before)| (g.property::<u64>("grabbed-frames") - before) as f64 / elapsed);
+    pipeline.set_state(gst::State::Null).unwrap();
+    print!(
+        "cpu={:.3} fps={fps:.2}",
+        cpu.as_secs_f64() / elapsed * 100.0
+    );
+    if let Some(grabs) = grabs {
+        print!(" grabs={grabs:.2}");
+    }
+    println!();
+}
+
+fn process_cpu_time() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// utime + stime of another process, in clock ticks.
+fn process_cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+fn clock_ticks() -> i64 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) }
+}
+
+fn start_xvfb() -> (std::process::Child, String) {
+    let mut child = Command::new("Xvfb")
+        .args([
+            "-displayfd",
+            "1",
+            "-screen",
+            "0",
+            &format!("{WIDTH}x{HEIGHT}x24"),
+            "-nolisten",
+            "tcp",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("Xvfb (Debian package xvfb)");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let display = format!(":{}", line.trim());
+    Command::new("xsetroot")
+        .args(["-display", &display, "-solid", "#405060"])
+        .status()
+        .unwrap();
+    (child, display)
+}
+
+/// A deterministic scene: 50 rectangles under 200 circles, all half
+/// transparent, in pseudo-random places, sizes and colours.
+fn busy_scene() -> String {
+    let mut seed = 0x2545_f491_u32;
+    let mut next = move |range: u32| {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed % range
+    };
+    let mut nodes = Vec::new();
+    for i in 0..50 {
+        nodes.push(format!(
+            r#"{{"id":"r{i}","type":"rect","x":{},"y":{},"width":{},"height":{},"fill":"rgba({},{},{},0.5)"}}"#,
+            next(1180),
+            next(620),
+            40 + next(160),
+            40 + next(120),
+            next(256),
+            next(256),
+            next(256)
+        ));
+    }
+    for i in 0..200 {
+        nodes.push(format!(
+            r#"{{"id":"c{i}","type":"circle","x":{},"y":{},"radius":{},"fill":"rgba({},{},{},0.5)"}}"#,
+            next(1280),
+            next(720),
+            10 + next(50),
+            next(256),
+            next(256),
+            next(256)
+        ));
+    }
+    format!(
+        r##"{{"background":"#101820","nodes":[{}]}}"##,
+        nodes.join(",")
+    )
+}
+
+fn canvas_bench() {
+    use gstpeercapture::canvassrc::{render, scene, text};
+    println!();
+    println!("# canvassrc, 1280x720, 200 semi-transparent antialiased circles + 50 rectangles");
+    let json = busy_scene();
+    let mut fonts = text::FontBook::default();
+    let scene = scene::parse_scene(
+        &json,
+        &mut scene::Resources {
+            fonts: &mut fonts,
+            allow_files: false,
+        },
+    )
+    .unwrap();
+    let mut pixmap = tiny_skia::Pixmap::new(1280, 720).unwrap();
+    let frames = 300;
+    render::render(&scene, &mut pixmap.as_mut());
+    let start = Instant::now();
+    for _ in 0..frames {
+        render::render(&scene, &mut pixmap.as_mut());
+    }
+    let raw = start.elapsed().as_secs_f64() * 1000.0 / frames as f64;
+
+    let (changed, unchanged) = (
+        element_ms_per_frame(&json, true),
+        element_ms_per_frame(&json, false),
+    );
+    println!("| what | ms per frame |");
+    println!("|---|---|");
+    println!("| render() alone, full redraw | {raw:.2} |");
+    println!("| canvassrc element, scene patched every frame (full redraw) | {changed:.2} |");
+    println!("| canvassrc element, unchanged scene | {unchanged:.3} |");
+}
+
+/// Wall time per frame of `canvassrc is-live=false ! fakesink`, with a
+/// move patch before every frame when `patch_every_frame`.
+fn element_ms_per_frame(json: &str, patch_every_frame: bool) -> f64 {
+    let frames = 300;
+    let pipeline = gst::parse::launch(&format!(
+        "canvassrc name=canvas is-live=false num-buffers={frames} ! video/x-raw,width=1280,height=720,format=RGBx ! fakesink sync=false"
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let canvas = pipeline.by_name("canvas").unwrap();
+    canvas.set_property("scene", json);
+    if patch_every_frame {
+        let target = canvas.clone();
+        let n = AtomicU64::new(0);
+        canvas
+            .static_pad("src")
+            .unwrap()
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                let x = n.fetch_add(1, Ordering::Relaxed) % 1000;
+                gstpeercapture::canvassrc::apply_patch(
+                    &target,
+                    &format!(r#"{{"op":"move","id":"c0","x":{x},"y":100}}"#),
+                )
+                .unwrap();
+                gst::PadProbeReturn::Ok
+            });
+    }
+    let start = Instant::now();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(120),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("canvassrc benchmark did not finish");
+    assert_eq!(msg.type_(), gst::MessageType::Eos, "{msg:?}");
+    let ms = start.elapsed().as_secs_f64() * 1000.0 / frames as f64;
+    pipeline.set_state(gst::State::Null).unwrap();
+    ms
+}
