@@ -66,8 +66,9 @@ pub struct TapConfig {
     pub spectrum: SpectrumConfig,
     pub waveform_points: usize,
     pub min_pitch_clarity: f32,
-    /// A channel to leave out of loudness (the LFE), if any.
-    pub lfe_channel: Option<usize>,
+    /// BS.1770 weight per channel for loudness (0 for LFE, 1.41 for
+    /// surrounds); `None` guesses from the channel count.
+    pub loudness_weights: Option<Vec<f64>>,
 }
 
 impl TapConfig {
@@ -82,7 +83,7 @@ impl TapConfig {
             spectrum: SpectrumConfig::default(),
             waveform_points: 64,
             min_pitch_clarity: 0.8,
-            lfe_channel: None,
+            loudness_weights: None,
         }
     }
 }
@@ -118,7 +119,7 @@ impl Tap {
         });
         let loudness = on
             .loudness
-            .then(|| LoudnessMeter::new(channels, rate, config.lfe_channel))
+            .then(|| LoudnessMeter::new(channels, rate, config.loudness_weights.as_deref()))
             .flatten();
         let spectrum = on
             .spectrum

@@ -18,6 +18,10 @@ const MAX_FLATNESS: f32 = 0.35;
 const FLOOR_RISE_DB_PER_SECOND: f32 = 3.0;
 const FLOOR_MIN_DB: f32 = -90.0;
 const HANGOVER_SECONDS: f32 = 0.3;
+/// Band power is smoothed over about this long before it is judged, so the
+/// random frame-to-frame dips of noise neither drag the floor down nor let
+/// the next random peak pass for speech.
+const SMOOTHING_SECONDS: f32 = 0.06;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct VoiceReading {
@@ -30,6 +34,8 @@ pub struct VoiceReading {
 #[derive(Debug, Clone)]
 pub struct VoiceDetector {
     band: std::ops::Range<usize>,
+    smoothed_power: Option<f32>,
+    smoothing: f32,
     floor_db: Option<f32>,
     floor_rise_per_hop: f32,
     hangover_hops: u32,
@@ -47,6 +53,8 @@ impl VoiceDetector {
         let hop_seconds = hop as f32 / rate as f32;
         Self {
             band: first..end,
+            smoothed_power: None,
+            smoothing: (-hop_seconds / SMOOTHING_SECONDS).exp(),
             floor_db: None,
             floor_rise_per_hop: FLOOR_RISE_DB_PER_SECOND * hop_seconds,
             hangover_hops: (HANGOVER_SECONDS / hop_seconds).ceil() as u32,
@@ -66,7 +74,12 @@ impl VoiceDetector {
             log_sum += super::fast_ln(p);
         }
         let n = band.len() as f32;
-        let level_db = 10.0 * power_sum.log10();
+        let smoothed = match self.smoothed_power {
+            Some(previous) => self.smoothing * previous + (1.0 - self.smoothing) * power_sum,
+            None => power_sum,
+        };
+        self.smoothed_power = Some(smoothed);
+        let level_db = 10.0 * smoothed.log10();
         let flatness = (log_sum / n).exp() / (power_sum / n);
 
         let floor = match self.floor_db {
@@ -109,6 +122,7 @@ impl VoiceDetector {
     }
 
     pub fn reset(&mut self) {
+        self.smoothed_power = None;
         self.floor_db = None;
         self.hops_since_speech = u32::MAX;
         self.hops = 0;

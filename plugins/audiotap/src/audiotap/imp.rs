@@ -98,10 +98,21 @@ impl Settings {
         };
         config.waveform_points = self.waveform_points as usize;
         config.min_pitch_clarity = self.pitch_min_clarity as f32;
-        config.lfe_channel = info.positions().and_then(|positions| {
+        config.loudness_weights = info.positions().map(|positions| {
+            use gst_audio::AudioChannelPosition as P;
             positions
                 .iter()
-                .position(|p| *p == gst_audio::AudioChannelPosition::Lfe1)
+                .map(|p| match p {
+                    P::Lfe1 | P::Lfe2 => 0.0,
+                    P::RearLeft
+                    | P::RearRight
+                    | P::SideLeft
+                    | P::SideRight
+                    | P::SurroundLeft
+                    | P::SurroundRight => 1.41,
+                    _ => 1.0,
+                })
+                .collect()
         });
         config
     }
