@@ -131,6 +131,7 @@ fn pure_costs<S: gstaudiotap::analysis::loudness::LoudnessSample>(
         ),
     ];
     print!("| {label} (analysis only, no GStreamer) |");
+    let (mut read_micros, mut json_micros, mut json_len) = (0.0, 0.0, 0);
     for (_, set) in sets {
         let mut config = TapConfig::new(CHANNELS as usize, RATE, 4800);
         config.analyses = set;
@@ -150,8 +151,28 @@ fn pure_costs<S: gstaudiotap::analysis::loudness::LoudnessSample>(
         }
         let elapsed = cpu_time() - start;
         print!(" {:.1} |", elapsed.as_nanos() as f64 / frames as f64);
+        if set == AnalysisSet::ALL {
+            let mut json = String::new();
+            let start = cpu_time();
+            for _ in 0..1000 {
+                tap.read();
+            }
+            read_micros = (cpu_time() - start).as_nanos() as f64 / 1000.0 / 1000.0;
+            let report = tap.read().clone();
+            let start = cpu_time();
+            for _ in 0..1000 {
+                report.write_json(&mut json);
+            }
+            json_micros = (cpu_time() - start).as_nanos() as f64 / 1000.0 / 1000.0;
+            json_len = json.len();
+        }
     }
     println!();
+    JSON_COST.with(|c| c.set((read_micros, json_micros, json_len)));
+}
+
+thread_local! {
+    static JSON_COST: std::cell::Cell<(f64, f64, usize)> = const { std::cell::Cell::new((0.0, 0.0, 0)) };
 }
 
 fn main() {
@@ -169,7 +190,11 @@ fn main() {
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     pure_costs("F32", |v| v, seconds.min(60.0));
     pure_costs("S16", |v| (v * 32767.0) as i16, seconds.min(60.0));
-    println!();
+    let (read_micros, json_micros, json_len) = JSON_COST.with(|c| c.get());
+    println!(
+        "\nPer report, everything on (128 bands, 64 waveform points): reading it (spectrum and \
+         pitch FFTs, tempo) {read_micros:.1} us, writing its JSON ({json_len} bytes) {json_micros:.1} us.\n"
+    );
     if args.get(3).is_some_and(|a| a == "--pure-only") {
         return;
     }

@@ -351,9 +351,9 @@ fn filter_frames<S: Sample, const C: usize>(
             acc[c] += y * y;
         }
     }
-    for c in 0..C {
-        filters[c] = state[c];
-        sums[c] += acc[c];
+    filters[..C].copy_from_slice(&state);
+    for (sum, a) in sums.iter_mut().zip(acc) {
+        *sum += a;
     }
 }
 
