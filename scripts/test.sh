@@ -12,7 +12,7 @@ export RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}"
 
 in_namespace='ip link set lo up && exec "$@"'
 if [ "$(id -u)" -eq 0 ]; then
-  exec unshare -n -- sh -c "$in_namespace" sh cargo test --workspace --offline --locked "$@"
+  exec unshare -n -- sh -c "$in_namespace" sh cargo test --workspace --offline --locked --no-fail-fast "$@"
 else
-  exec unshare -rn -- sh -c "$in_namespace" sh cargo test --workspace --offline --locked "$@"
+  exec unshare -rn -- sh -c "$in_namespace" sh cargo test --workspace --offline --locked --no-fail-fast "$@"
 fi

@@ -23,7 +23,10 @@ impl ChildProcess {
         let (sender, lines) = mpsc::channel();
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
-        for stream in [Box::new(stdout) as Box<dyn std::io::Read + Send>, Box::new(stderr)] {
+        for stream in [
+            Box::new(stdout) as Box<dyn std::io::Read + Send>,
+            Box::new(stderr),
+        ] {
             let sender = sender.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
@@ -33,7 +36,11 @@ impl ChildProcess {
                 }
             });
         }
-        ChildProcess { child, lines, seen: Vec::new() }
+        ChildProcess {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
     }
 
     /// Waits for a line containing `needle`; panics with everything seen.
@@ -92,9 +99,15 @@ impl VirtualDisplay {
         // Xvfb writes the display number it chose once it accepts clients.
         let mut line = String::new();
         let mut stdout = BufReader::new(process.stdout.take().unwrap());
-        stdout.read_line(&mut line).expect("Xvfb reports its display");
+        stdout
+            .read_line(&mut line)
+            .expect("Xvfb reports its display");
         let display = format!(":{}", line.trim());
-        VirtualDisplay { process, _stdout: stdout, display }
+        VirtualDisplay {
+            process,
+            _stdout: stdout,
+            display,
+        }
     }
 }
 

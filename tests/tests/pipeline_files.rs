@@ -14,12 +14,18 @@ use peer_tests::process::{ChildProcess, VirtualDisplay};
 use peer_tests::{Receiver, TestServer, init, play, sender};
 
 fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn run_file(file: &Path, extra: &[&str], display: Option<&str>) -> ChildProcess {
     let mut command = Command::new(repository().join("scripts/run-pipeline.sh"));
-    command.arg(file).args(extra).env("GST_PLUGIN_PATH", peer_tests::target_dir());
+    command
+        .arg(file)
+        .args(extra)
+        .env("GST_PLUGIN_PATH", peer_tests::target_dir());
     if let Some(display) = display {
         command.env("DISPLAY", display);
     }
@@ -36,7 +42,12 @@ fn test_line(file: &Path) -> TestLine {
     let line = text
         .lines()
         .find_map(|line| line.strip_prefix("# test:"))
-        .unwrap_or_else(|| panic!("{} has no \"# test:\" line saying how to check it", file.display()));
+        .unwrap_or_else(|| {
+            panic!(
+                "{} has no \"# test:\" line saying how to check it",
+                file.display()
+            )
+        });
     let mut words = line.split_whitespace();
     let role = words.next().expect("a role").to_owned();
     let values = words
@@ -50,7 +61,10 @@ fn test_line(file: &Path) -> TestLine {
 fn every_pipeline_file_works() {
     init();
     // The files name the documented default address.
-    let _server = TestServer::start_with(ServerConfig { bind: "127.0.0.1:8080".parse().unwrap(), ..ServerConfig::default() });
+    let _server = TestServer::start_with(ServerConfig {
+        bind: "127.0.0.1:8080".parse().unwrap(),
+        ..ServerConfig::default()
+    });
     let display = VirtualDisplay::start(1280, 720);
     let mut files: Vec<PathBuf> = std::fs::read_dir(repository().join("pipelines"))
         .unwrap()
@@ -63,7 +77,12 @@ fn every_pipeline_file_works() {
         let test = test_line(file);
         let name = file.file_name().unwrap().to_string_lossy();
         eprintln!("pipeline {name}: {}", test.role);
-        let get = |key: &str| test.values.get(key).unwrap_or_else(|| panic!("{name}: test line needs {key}=")).clone();
+        let get = |key: &str| {
+            test.values
+                .get(key)
+                .unwrap_or_else(|| panic!("{name}: test line needs {key}="))
+                .clone()
+        };
         match test.role.as_str() {
             "sender" => {
                 let _running = run_file(file, &[], None);
@@ -72,13 +91,21 @@ fn every_pipeline_file_works() {
                     get("room"),
                     get("producer")
                 ));
-                let received = receiver.wait(Duration::from_secs(30), &format!("frames from {name}"), |r| r.video_frames >= 5);
+                let received = receiver.wait(
+                    Duration::from_secs(30),
+                    &format!("frames from {name}"),
+                    |r| r.video_frames >= 5,
+                );
                 assert_eq!(received.width.to_string(), get("width"), "{name}");
                 assert_eq!(received.height.to_string(), get("height"), "{name}");
             }
             "receiver" => {
                 let producer = sender(
-                    &format!("uri=ws://127.0.0.1:8080/{} peer-id={}", get("room"), get("producer")),
+                    &format!(
+                        "uri=ws://127.0.0.1:8080/{} peer-id={}",
+                        get("room"),
+                        get("producer")
+                    ),
                     1280,
                     720,
                     0xff2040c0,
@@ -96,9 +123,18 @@ fn every_pipeline_file_works() {
                 let line = running.wait_line("open http://127.0.0.1:", Duration::from_secs(20));
                 let url = line.split("open ").nth(1).unwrap().trim();
                 let port = url["http://127.0.0.1:".len()..].split('/').next().unwrap();
-                let producer = url.split("producer=").nth(1).expect("the page names the producer");
-                let receiver = Receiver::start(&format!("uri=ws://127.0.0.1:{port}/default producer={producer}"));
-                let received = receiver.wait(Duration::from_secs(30), &format!("frames from {name}"), |r| r.video_frames >= 5);
+                let producer = url
+                    .split("producer=")
+                    .nth(1)
+                    .expect("the page names the producer");
+                let receiver = Receiver::start(&format!(
+                    "uri=ws://127.0.0.1:{port}/default producer={producer}"
+                ));
+                let received = receiver.wait(
+                    Duration::from_secs(30),
+                    &format!("frames from {name}"),
+                    |r| r.video_frames >= 5,
+                );
                 assert_eq!(received.width.to_string(), get("width"), "{name}");
                 assert_eq!(received.height.to_string(), get("height"), "{name}");
             }

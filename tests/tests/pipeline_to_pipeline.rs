@@ -265,3 +265,39 @@ fn bad_settings_fail_with_a_message_naming_them() {
         let _ = pipeline.set_state(gst::State::Null);
     }
 }
+
+#[test]
+fn raw_video_encoded_as_vp9_and_h264() {
+    init();
+    let server = TestServer::start();
+    for codec in ["vp9", "h264"] {
+        let id = format!("{codec}cam");
+        let sender = sender(
+            &format!(
+                "uri={} peer-id={id} video-codec={codec}",
+                server.room_uri("codecs")
+            ),
+            640,
+            480,
+            GREENISH,
+            440.0,
+        );
+        play(&sender);
+        let receiver = Receiver::start(&format!("uri={} producer={id}", server.room_uri("codecs")));
+        let received = receiver.wait(Duration::from_secs(20), &format!("{codec} frames"), |r| {
+            r.video_frames >= 10
+        });
+        assert_eq!((received.width, received.height), (640, 480), "{codec}");
+        assert!(
+            close_colour(received.centre_rgb, GREENISH_RGB, 16),
+            "{codec}: {:?}",
+            received.centre_rgb
+        );
+        let stats = sender
+            .by_name("sink")
+            .unwrap()
+            .property::<gst::Structure>("stats");
+        assert_eq!(stats.get::<u32>("viewers").unwrap(), 1, "{stats}");
+        let _ = sender.set_state(gst::State::Null);
+    }
+}

@@ -86,13 +86,11 @@ fn count_frames(pad: &gst::Pad) {
         counters.1 += 1;
         counters.2 += info.buffer().map_or(0, |b| b.size() as u64);
         if counters.0.elapsed() >= Duration::from_secs(1) {
-            let caps = pad
-                .current_caps()
-                .map(|c| c.to_string())
-                .unwrap_or_default();
             println!(
-                "{name}: {} buffers, {} bytes/s, {caps}",
-                counters.1, counters.2
+                "{name}: {} buffers/s, {} bytes/s, {}",
+                counters.1,
+                counters.2,
+                describe_caps(pad)
             );
             *counters = (Instant::now(), 0, 0);
         }

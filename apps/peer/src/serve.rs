@@ -51,6 +51,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let server = server::start(config).await?;
+        let _demo = if args.demo {
+            Some(demo::start(server.local_addr().port())?)
+        } else {
+            None
+        };
         println!(
             "gst-peer signalling on {} — open {}",
             server.ws_url(),

@@ -149,7 +149,7 @@ impl Codec {
 
     /// RTP caps to negotiate, with the feedback that lets a viewer ask for
     /// retransmissions and keyframes.
-    pub fn rtp_caps(self, encoded: Option<&gst::StructureRef>) -> gst::Caps {
+    pub fn rtp_caps(self, h264_profile_level_id: Option<&str>) -> gst::Caps {
         let mut builder = gst::Structure::builder("application/x-rtp")
             .field("media", self.kind().as_str())
             .field("encoding-name", self.encoding_name())
@@ -166,7 +166,10 @@ impl Codec {
                 builder = builder
                     .field("packetization-mode", "1")
                     .field("level-asymmetry-allowed", "1")
-                    .field("profile-level-id", h264_profile_level_id(encoded));
+                    .field(
+                        "profile-level-id",
+                        h264_profile_level_id.unwrap_or("42e01f"),
+                    );
             }
             _ => {}
         }
@@ -181,50 +184,9 @@ impl Codec {
     }
 }
 
-/// `profile-level-id` for SDP from an H.264 stream's caps, as browsers
-/// match on it: constrained baseline unless the caps say otherwise.
-fn h264_profile_level_id(encoded: Option<&gst::StructureRef>) -> String {
-    let profile = encoded
-        .and_then(|s| s.get::<&str>("profile").ok())
-        .unwrap_or("constrained-baseline");
-    let profile_hex = match profile {
-        "baseline" => "4200",
-        "main" => "4d00",
-        "high" => "6400",
-        _ => "42e0",
-    };
-    let level = encoded
-        .and_then(|s| s.get::<&str>("level").ok())
-        .unwrap_or("3.1");
-    let level_idc = match level {
-        "1b" => 9,
-        level => {
-            let (major, minor) = level.split_once('.').unwrap_or((level, "0"));
-            major.parse::<u32>().unwrap_or(3) * 10 + minor.parse::<u32>().unwrap_or(0)
-        }
-    };
-    format!("{profile_hex}{level_idc:02x}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn h264_profile_level_ids() {
-        gst::init().unwrap();
-        let caps = gst::Structure::builder("video/x-h264")
-            .field("profile", "constrained-baseline")
-            .field("level", "3.1")
-            .build();
-        assert_eq!(h264_profile_level_id(Some(&caps)), "42e01f");
-        let caps = gst::Structure::builder("video/x-h264")
-            .field("profile", "high")
-            .field("level", "4")
-            .build();
-        assert_eq!(h264_profile_level_id(Some(&caps)), "640028");
-        assert_eq!(h264_profile_level_id(None), "42e01f");
-    }
 
     #[test]
     fn encoding_names_round_trip() {

@@ -13,7 +13,7 @@ use super::viewer::Viewer;
 use crate::codec::{MediaKind, VideoCodec};
 use crate::common::{self, CommonSettings};
 use crate::events::{Event, EventLoop};
-use crate::session::{NoticeHandler, SessionConfig, SessionNotice, WebRtcSession, is_inside};
+use crate::session::{NoticeHandler, SessionConfig, SessionNotice, WebRtcSession};
 use crate::signaller::{
     self, Role, SignallerCommand, SignallerConfig, SignallerEvent, SignallerHandle,
 };
@@ -298,14 +298,21 @@ impl ElementImpl for PeerSink {
         };
         let interval =
             Duration::from_millis(self.settings.lock().unwrap().min_keyframe_interval_ms as u64);
-        let input = match Input::new(self.obj().upcast_ref(), &pad_name, kind, interval) {
+        // Sessions wait for every input to be ready to offer; say when one is.
+        let element = self.obj().downgrade();
+        let on_ready = Box::new(move || {
+            if let Some(element) = element.upgrade() {
+                element.imp().send_event(Event::InputReady);
+            }
+        });
+        let input = match Input::new(self.obj().upcast_ref(), &pad_name, kind, interval, on_ready) {
             Ok(input) => input,
             Err(err) => {
                 gst::error!(CAT, imp = self, "cannot add {pad_name}: {err}");
                 return None;
             }
         };
-        input.watch_keyframes();
+        input.watch_output();
         self.watch_input_caps(&input);
         let target = input
             .entry
@@ -357,22 +364,24 @@ impl ElementImpl for PeerSink {
 
 impl BinImpl for PeerSink {
     fn handle_message(&self, message: gst::Message) {
-        // An error inside one viewer's webrtcbin (a failed DTLS handshake,
-        // say) ends that viewer, not the whole pipeline.
+        // An error inside one viewer's elements (a failed DTLS handshake,
+        // a payloader that cannot negotiate) ends that viewer, not the
+        // whole pipeline.
         if let gst::MessageView::Error(error) = message.view()
             && let Some(source) = message.src()
         {
-            let session = {
+            let failed = {
                 let state = self.state.lock().unwrap();
                 state.running.as_ref().and_then(|running| {
-                    running
+                    let (id, viewer) = running
                         .viewers
                         .iter()
-                        .find(|(_, viewer)| is_inside(source, &viewer.session.webrtcbin))
-                        .map(|(id, _)| (id.clone(), running.events.clone()))
+                        .find(|(_, viewer)| viewer.contains(source))?;
+                    viewer.mark_failed();
+                    Some((id.clone(), running.events.clone()))
                 })
             };
-            if let Some((session, events)) = session {
+            if let Some((session, events)) = failed {
                 let reason = format!("{} ({})", error.error(), source.name());
                 let _ = events.send(Event::Session(session, SessionNotice::Failed(reason)));
                 return;
@@ -411,17 +420,6 @@ impl PeerSink {
                         gst::element_error!(element, gst::StreamError::Format, ("{}", err));
                         gst::PadProbeReturn::Drop
                     }
-                }
-            });
-        // Sessions wait for every input's encoded caps; say when they arrive.
-        let element = self.obj().downgrade();
-        input
-            .tee
-            .static_pad("sink")
-            .expect("tees have a sink pad")
-            .connect_notify(Some("caps"), move |_, _| {
-                if let Some(element) = element.upgrade() {
-                    element.imp().send_event(Event::InputReady);
                 }
             });
     }

@@ -28,7 +28,13 @@ pub struct Input {
     pacer: gst::Element,
     chain: Mutex<Vec<gst::Element>>,
     codec: Mutex<Option<Codec>>,
+    /// H.264 only: `profile-level-id` read from the stream's SPS, which is
+    /// what the payloader will put in its caps; offering anything else
+    /// would fail caps negotiation inside webrtcbin.
+    h264_profile_level_id: Mutex<Option<String>>,
     pub keyframes: Mutex<KeyframeLimiter>,
+    /// Called when the input becomes ready to offer.
+    on_ready: Box<dyn Fn() + Send + Sync>,
 }
 
 impl Input {
@@ -37,6 +43,7 @@ impl Input {
         pad_name: &str,
         kind: MediaKind,
         min_keyframe_interval: Duration,
+        on_ready: Box<dyn Fn() + Send + Sync>,
     ) -> Result<Arc<Input>, String> {
         let make = |factory: &str, name: String| {
             gst::ElementFactory::make(factory)
@@ -65,7 +72,9 @@ impl Input {
             pacer,
             chain: Mutex::new(Vec::new()),
             codec: Mutex::new(None),
+            h264_profile_level_id: Mutex::new(None),
             keyframes: Mutex::new(KeyframeLimiter::new(min_keyframe_interval)),
+            on_ready,
         }))
     }
 
@@ -82,11 +91,16 @@ impl Input {
         })
     }
 
-    /// RTP caps to offer, once the encoded caps are known.
+    /// RTP caps to offer, once the encoded caps (and for H.264 the SPS)
+    /// are known.
     pub fn rtp_caps(&self) -> Option<gst::Caps> {
         let codec = self.codec()?;
-        let caps = self.tee.static_pad("sink")?.current_caps()?;
-        Some(codec.rtp_caps(caps.structure(0)))
+        self.tee.static_pad("sink")?.current_caps()?;
+        let profile_level_id = match codec {
+            Codec::H264 => Some(self.h264_profile_level_id.lock().unwrap().clone()?),
+            _ => None,
+        };
+        Some(codec.rtp_caps(profile_level_id.as_deref()))
     }
 
     pub fn is_ready(&self) -> bool {
@@ -213,24 +227,45 @@ impl Input {
         }
     }
 
-    /// Records keyframes passing the tee, which answer pending requests.
-    pub fn watch_keyframes(self: &Arc<Self>) {
+    /// Watches what reaches the tee: keyframes answer pending requests, and
+    /// the first H.264 SPS gives the profile to offer.
+    pub fn watch_output(self: &Arc<Self>) {
         let Some(pad) = self.tee.static_pad("sink") else {
             return;
         };
         let weak = Arc::downgrade(self);
         pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-            if let Some(buffer) = info.buffer()
-                && !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT)
-                && let Some(input) = weak.upgrade()
-            {
-                input
-                    .keyframes
-                    .lock()
-                    .unwrap()
-                    .keyframe_seen(Instant::now());
+            let (Some(buffer), Some(input)) = (info.buffer(), weak.upgrade()) else {
+                return gst::PadProbeReturn::Ok;
+            };
+            if buffer.flags().contains(gst::BufferFlags::DELTA_UNIT) {
+                return gst::PadProbeReturn::Ok;
+            }
+            input
+                .keyframes
+                .lock()
+                .unwrap()
+                .keyframe_seen(Instant::now());
+            let needs_profile = input.codec() == Some(Codec::H264)
+                && input.h264_profile_level_id.lock().unwrap().is_none();
+            if needs_profile {
+                let found = buffer
+                    .map_readable()
+                    .ok()
+                    .and_then(|map| h264_sps_profile_level_id(&map));
+                if let Some(profile_level_id) = found {
+                    *input.h264_profile_level_id.lock().unwrap() = Some(profile_level_id);
+                    (input.on_ready)();
+                }
             }
             gst::PadProbeReturn::Ok
+        });
+        // Other codecs are ready as soon as their encoded caps are set.
+        let weak = Arc::downgrade(self);
+        pad.connect_notify(Some("caps"), move |_, _| {
+            if let Some(input) = weak.upgrade() {
+                (input.on_ready)();
+            }
         });
     }
 
@@ -243,6 +278,29 @@ impl Input {
             let _ = bin.remove(&element);
         }
     }
+}
+
+/// `profile-level-id` (profile_idc, constraint flags, level_idc in hex)
+/// from the first SPS NAL unit of an Annex B byte-stream.
+fn h264_sps_profile_level_id(data: &[u8]) -> Option<String> {
+    let mut i = 0;
+    while i + 3 < data.len() {
+        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+            let nal = i + 3;
+            if data[nal] & 0x1f == 7 && nal + 3 < data.len() {
+                return Some(format!(
+                    "{:02x}{:02x}{:02x}",
+                    data[nal + 1],
+                    data[nal + 2],
+                    data[nal + 3]
+                ));
+            }
+            i = nal;
+        } else {
+            i += 1;
+        }
+    }
+    None
 }
 
 fn factory_name(element: &gst::Element) -> String {
@@ -282,6 +340,9 @@ fn video_encoder_chain(codec: Codec, bitrate: u32) -> Vec<String> {
     if codec == Codec::H264 {
         chain.push("capsfilter caps=video/x-h264,profile=constrained-baseline".to_owned());
         chain.push("h264parse config-interval=-1".to_owned());
+        // In-band SPS/PPS before every keyframe: viewers join mid-stream.
+        chain
+            .push("capsfilter caps=video/x-h264,stream-format=byte-stream,alignment=au".to_owned());
     }
     chain
 }
@@ -292,4 +353,22 @@ fn audio_encoder_chain(bitrate: u32) -> Vec<String> {
         "audioresample".to_owned(),
         format!("opusenc bitrate={bitrate} frame-size=20 bitrate-type=cbr"),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sps_profile_level_id_is_found_after_other_nal_units() {
+        // AUD, then SPS (constrained baseline 42c01e), then PPS.
+        let stream = [
+            0, 0, 0, 1, 0x09, 0xf0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1e, 0xda, 0, 0, 1, 0x68, 0xce,
+        ];
+        assert_eq!(
+            h264_sps_profile_level_id(&stream).as_deref(),
+            Some("42c01e")
+        );
+        assert_eq!(h264_sps_profile_level_id(&[0, 0, 1, 0x65, 1, 2, 3]), None);
+    }
 }

@@ -3,14 +3,14 @@
 //! what keeps a slow or dead viewer from stalling the tee, hence everyone.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 use gst::prelude::*;
 
 use super::input::Input;
 use crate::codec::{Codec, MediaKind};
-use crate::session::WebRtcSession;
+use crate::session::{WebRtcSession, is_inside};
 
 /// What a branch lets through to its viewer.
 struct Gate(AtomicU8);
@@ -52,6 +52,9 @@ struct Branch {
 pub struct Viewer {
     pub session: Arc<WebRtcSession>,
     branches: Vec<Branch>,
+    /// Set when anything of this viewer failed: the tee then skips its
+    /// branches, so the failure never reaches the shared encoder.
+    failed: Arc<AtomicBool>,
 }
 
 /// How much a viewer may fall behind before its queue drops whole frames.
@@ -73,6 +76,7 @@ impl Viewer {
         let mut viewer = Viewer {
             session,
             branches: Vec::new(),
+            failed: Arc::new(AtomicBool::new(false)),
         };
         for input in inputs {
             match viewer.add_branch(bin, input) {
@@ -181,6 +185,14 @@ impl Viewer {
             .tee
             .request_pad_simple("src_%u")
             .ok_or("the tee refused a pad")?;
+        let failed = self.failed.clone();
+        tee_pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            if failed.load(Ordering::Acquire) {
+                gst::PadProbeReturn::Drop
+            } else {
+                gst::PadProbeReturn::Ok
+            }
+        });
         tee_pad
             .link(&queue.static_pad("sink").expect("queues have a sink pad"))
             .map_err(|err| format!("cannot link the tee: {err:?}"))?;
@@ -191,6 +203,20 @@ impl Viewer {
             payloader,
             gate,
         })
+    }
+
+    /// Whether `object` is one of this viewer's elements (or inside one).
+    pub fn contains(&self, object: &gst::Object) -> bool {
+        is_inside(object, &self.session.webrtcbin)
+            || self
+                .branches
+                .iter()
+                .any(|b| is_inside(object, &b.queue) || is_inside(object, &b.payloader))
+    }
+
+    /// Cuts the viewer off the shared stream at once; teardown follows.
+    pub fn mark_failed(&self) {
+        self.failed.store(true, Ordering::Release);
     }
 
     /// The viewer is connected: start its video at the next keyframe.
