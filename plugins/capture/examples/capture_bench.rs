@@ -6,6 +6,7 @@
 //!
 //! ```text
 //! cargo run --release -p gst-plugin-peercapture --example capture_bench -- [seconds-per-run]
+//! cargo run --release -p gst-plugin-peercapture --example capture_bench -- canvas
 //! ```
 //!
 //! Each capture pipeline runs in a child process of its own (this binary
@@ -36,9 +37,13 @@ fn main() {
         child(&args[2], Duration::from_secs_f64(seconds));
         return;
     }
-    let seconds: f64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10.0);
     gst::init().unwrap();
     gstpeercapture::plugin_register_static().unwrap();
+    if args.get(1).map(String::as_str) == Some("canvas") {
+        canvas_bench();
+        return;
+    }
+    let seconds: f64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10.0);
 
     println!(
         "# screen capture, {WIDTH}x{HEIGHT}@30 under Xvfb, {seconds} s per run after {WARMUP:?} warm-up"
@@ -166,7 +171,11 @@ impl SceneDriver {
                         .unwrap();
                     }
                     Scene::FullyChanging => {
-                        let color = if tick % 2 == 0 { 0x204060 } else { 0xc08040 };
+                        let color = if tick.is_multiple_of(2) {
+                            0x204060
+                        } else {
+                            0xc08040
+                        };
                         conn.change_gc(gc, &ChangeGCAux::new().foreground(color))
                             .unwrap();
                         conn.poly_fill_rectangle(

@@ -9,6 +9,7 @@ use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 use tiny_skia::PixmapMut;
 
+use super::damage::{changed_area, redraw_area};
 use super::render::{PixelLayout, convert_pixels, render};
 use super::scene::{CanvasError, Resources, Scene, parse_scene};
 use super::text::FontBook;
@@ -63,6 +64,8 @@ struct State {
     layout: Option<PixelLayout>,
     rate: Option<FrameRate>,
     last_buffer: Option<gst::Buffer>,
+    /// The scene `last_buffer` shows, to redraw only what changed since.
+    last_scene: Option<Scene>,
     rendered_generation: Option<u64>,
     last_frame: Option<u64>,
 }
@@ -148,24 +151,45 @@ impl CanvasSrc {
         }
     }
 
+    /// Draws `scene`: only the changed area when `previous` (the last
+    /// frame and the scene it shows) allows, else everything.
     fn render_frame(
         &self,
         scene: &Scene,
+        previous: Option<(&gst::Buffer, &Scene)>,
         info: &gst_video::VideoInfo,
         layout: PixelLayout,
-    ) -> Result<gst::Buffer, gst::FlowError> {
+    ) -> Result<Option<gst::Buffer>, gst::FlowError> {
+        let (width, height) = (info.width(), info.height());
+        let whole = crate::geometry::Rect::new(0, 0, width, height);
+        let area = match previous {
+            Some((_, old)) => match changed_area(old, scene, whole) {
+                None => return Ok(None),
+                Some(area) => area,
+            },
+            None => whole,
+        };
         let mut buffer = gst::Buffer::with_size(info.size()).map_err(|_| gst::FlowError::Error)?;
         {
             let buffer = buffer.get_mut().unwrap();
             let mut map = buffer.map_writable().map_err(|_| gst::FlowError::Error)?;
-            let pixels = &mut map.as_mut_slice()[..(info.width() * info.height() * 4) as usize];
-            let mut target = PixmapMut::from_bytes(pixels, info.width(), info.height())
-                .ok_or(gst::FlowError::Error)?;
-            render(scene, &mut target);
-            convert_pixels(pixels, layout);
+            let pixels = &mut map.as_mut_slice()[..(width * height * 4) as usize];
+            match previous {
+                Some((last, _)) if area != whole => {
+                    let last = last.map_readable().map_err(|_| gst::FlowError::Error)?;
+                    pixels.copy_from_slice(&last[..pixels.len()]);
+                    redraw_area(scene, pixels, width, layout, area);
+                }
+                _ => {
+                    let mut target = PixmapMut::from_bytes(pixels, width, height)
+                        .ok_or(gst::FlowError::Error)?;
+                    render(scene, &mut target);
+                    convert_pixels(pixels, layout);
+                }
+            }
         }
         self.rendered_frames.fetch_add(1, Ordering::Relaxed);
-        Ok(buffer)
+        Ok(Some(buffer))
     }
 }
 
@@ -387,6 +411,7 @@ impl BaseSrcImpl for CanvasSrc {
         state.rate = Some(rate);
         // New size or format: the next frame must be drawn anew.
         state.last_buffer = None;
+        state.last_scene = None;
         state.rendered_generation = None;
         Ok(())
     }
@@ -448,19 +473,31 @@ impl PushSrcImpl for CanvasSrc {
             let canvas = self.canvas.lock().unwrap();
             (canvas.scene.clone(), canvas.generation)
         };
-        let reusable = {
+        let (reusable, previous) = {
             let state = self.state.lock().unwrap();
-            state
-                .last_buffer
-                .clone()
-                .filter(|_| state.rendered_generation == Some(generation))
+            let current = state.rendered_generation == Some(generation);
+            let previous = if current {
+                None
+            } else {
+                state.last_buffer.clone().zip(state.last_scene.clone())
+            };
+            (state.last_buffer.clone().filter(|_| current), previous)
         };
         let frame = match reusable {
             Some(buffer) => buffer,
             None => {
-                let buffer = self.render_frame(&scene, &info, layout)?;
+                let previous_ref = previous.as_ref().map(|(b, s)| (b, s));
+                let rendered = self.render_frame(&scene, previous_ref, &info, layout)?;
+                // No visible change (e.g. a node moved off-canvas): the last
+                // frame still shows this scene.
+                let buffer = match (rendered, previous) {
+                    (Some(buffer), _) => buffer,
+                    (None, Some((last, _))) => last,
+                    (None, None) => unreachable!("a first frame is always drawn"),
+                };
                 let mut state = self.state.lock().unwrap();
                 state.last_buffer = Some(buffer.clone());
+                state.last_scene = Some(scene);
                 state.rendered_generation = Some(generation);
                 buffer
             }

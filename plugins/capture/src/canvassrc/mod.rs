@@ -24,6 +24,7 @@
 //! property; the stream goes on with the last good scene.
 
 mod color;
+mod damage;
 mod imp;
 pub mod patch;
 mod pathdata;

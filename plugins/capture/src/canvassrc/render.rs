@@ -19,13 +19,13 @@ pub enum PixelLayout {
 pub fn render(scene: &Scene, target: &mut PixmapMut) {
     target.fill(scene.background);
     for node in &scene.nodes {
-        if node.visible && node.opacity > 0.0 {
-            draw_node(node, target);
-        }
+        draw_node(node, target, Transform::identity());
     }
 }
 
-fn placement(node: &Node) -> Transform {
+/// Where a node's local coordinates land: moved to (x, y), turned by
+/// `rotation` degrees about that point, then scaled.
+pub(super) fn placement(node: &Node) -> Transform {
     Transform::from_translate(node.x, node.y)
         .pre_rotate(node.rotation)
         .pre_scale(node.scale.0, node.scale.1)
@@ -40,8 +40,12 @@ fn paint(color: Color, opacity: f32) -> Paint<'static> {
     paint
 }
 
-fn draw_node(node: &Node, target: &mut PixmapMut) {
-    let transform = placement(node);
+/// Draws one node, `base` applied after the node's own placement.
+pub(super) fn draw_node(node: &Node, target: &mut PixmapMut, base: Transform) {
+    if !node.visible || node.opacity <= 0.0 {
+        return;
+    }
+    let transform = base.pre_concat(placement(node));
     match &node.shape {
         Shape::Path(path) => {
             if let Some(fill) = node.fill {

@@ -58,8 +58,31 @@ struct SlotInner {
     pushed_frames: u64,
 }
 
+/// A buffer whose memory may be shared by the repeats pushed downstream.
+///
+/// ximagesrc marks its XShm memory NO_SHARE (it recycles the images), which
+/// would turn every repeat into an 8 MB copy at 1080p. Wrapping the mapped
+/// buffer keeps the XShm image alive, unshared, until the last repeat is
+/// released, and costs no copy.
+fn shareable(buffer: gst::Buffer) -> gst::Buffer {
+    let unshareable = buffer
+        .iter_memories()
+        .any(|memory| memory.flags().contains(gst::MemoryFlags::NO_SHARE));
+    if !unshareable {
+        return buffer;
+    }
+    match buffer.into_mapped_buffer_readable() {
+        Ok(mapped) => gst::Buffer::from_slice(mapped),
+        Err(buffer) => buffer,
+    }
+}
+
 impl FrameSlot {
     pub fn publish(&self, frame: Frame) {
+        let frame = Frame {
+            caps: frame.caps,
+            buffer: shareable(frame.buffer),
+        };
         let mut inner = self.inner.lock().unwrap();
         inner.latest = Some(frame);
         inner.grab_in_flight = false;

@@ -186,7 +186,7 @@ impl DamageGate {
         }
     }
 
-    fn locate(&mut self) -> Result<Option<Rect>, X11Error> {
+    fn locate(&self) -> Result<Option<Rect>, X11Error> {
         let screen = self.display.screen_rect;
         Ok(match &self.target {
             Target::Screen => Some(screen),
@@ -257,20 +257,55 @@ impl DamageGate {
             cursor_shape_changed,
             ..Observations::default()
         };
+        // Everything below is sent first and answered in one round trip.
+        // That round trip also matters for correctness: the subtraction
+        // must reach the server before the grab ximagesrc makes on its own
+        // connection, or a change in between would be lost.
+        let conn = &self.display.conn;
+        let whole_screen = self.target == Target::Screen;
+        let mut fetch = None;
+        let mut sync = None;
         if damaged {
-            let conn = &self.display.conn;
             // Subtracting re-arms the NonEmpty notification, so only the
             // first change after each grab costs an event.
             conn.damage_subtract(self.damage, x11rb::NONE, self.parts)?;
-            let rects = conn.xfixes_fetch_region(self.parts)?.reply()?.rectangles;
-            seen.damage = rects
-                .iter()
-                .map(|r| Rect::new(r.x as i32, r.y as i32, r.width as u32, r.height as u32))
-                .collect();
+            if whole_screen {
+                if !self.show_cursor {
+                    sync = Some(conn.get_input_focus()?);
+                }
+            } else {
+                fetch = Some(conn.xfixes_fetch_region(self.parts)?);
+            }
             // A window that moved leaves damage behind on the root without
             // telling its client-side ConfigureNotify (under a window
             // manager the frame moves, not the client window).
             geometry_changed |= window.is_some();
+        }
+        let pointer = if self.show_cursor {
+            Some(conn.query_pointer(self.display.root)?)
+        } else {
+            None
+        };
+        if let Some(fetch) = fetch {
+            seen.damage = fetch
+                .reply()?
+                .rectangles
+                .iter()
+                .map(|r| Rect::new(r.x as i32, r.y as i32, r.width as u32, r.height as u32))
+                .collect();
+        } else if damaged {
+            // Damage on the root lies on the screen, which is all captured.
+            seen.damage = vec![self.area];
+        }
+        if let Some(sync) = sync {
+            sync.reply()?;
+        }
+        if let Some(pointer) = pointer {
+            let reply = pointer.reply()?;
+            seen.pointer_now = reply
+                .same_screen
+                .then_some((reply.root_x as i32, reply.root_y as i32));
+            self.pointer = seen.pointer_now;
         }
         if geometry_changed {
             seen.area = match self.locate() {
@@ -283,10 +318,6 @@ impl DamageGate {
                 }
                 Err(err) => return Err(err),
             };
-        }
-        if self.show_cursor {
-            seen.pointer_now = self.query_pointer()?;
-            self.pointer = seen.pointer_now;
         }
 
         Ok(match decide(self.area, &seen) {

@@ -1,0 +1,196 @@
+//! Partial redraws: when a patch changes a few nodes (a cursor moving, a
+//! score ticking), only the pixels those nodes covered before and cover now
+//! are drawn again; the rest of the frame is copied from the previous one.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use tiny_skia::{Pixmap, Transform};
+
+use super::render::{PixelLayout, convert_pixels, draw_node, placement};
+use super::scene::{Node, Scene, Shape};
+use crate::geometry::Rect;
+
+/// Where a node can touch pixels, with room for strokes, miter joins and
+/// antialiasing; `None` when it draws nothing.
+pub fn node_bounds(node: &Node) -> Option<Rect> {
+    if !node.visible || node.opacity <= 0.0 {
+        return None;
+    }
+    let local = match &node.shape {
+        Shape::Path(path) => path.bounds(),
+        Shape::Image { width, height, .. } => {
+            tiny_skia::Rect::from_xywh(0.0, 0.0, *width, *height)?
+        }
+        Shape::Nothing => return None,
+    };
+    let device = local.transform(placement(node))?;
+    let scale = node.scale.0.abs().max(node.scale.1.abs()).max(1.0);
+    // A miter join reaches at most miter_limit (4) half-widths out.
+    let stroke = node.stroke.map_or(0.0, |s| s.width * 2.0 * scale);
+    let margin = stroke + 2.0;
+    let left = (device.left() - margin).floor();
+    let top = (device.top() - margin).floor();
+    let right = (device.right() + margin).ceil();
+    let bottom = (device.bottom() + margin).ceil();
+    let clamp = |v: f32| v.clamp(i32::MIN as f32 / 2.0, i32::MAX as f32 / 2.0) as i64;
+    let (l, t, r, b) = (clamp(left), clamp(top), clamp(right), clamp(bottom));
+    Some(Rect::new(
+        l as i32,
+        t as i32,
+        (r - l).max(0) as u32,
+        (b - t).max(0) as u32,
+    ))
+}
+
+/// What must be redrawn to go from `old` to `new` on a `frame`-sized
+/// canvas: `None` when nothing visible changed, the whole frame when the
+/// background or the stacking order changed.
+pub fn changed_area(old: &Scene, new: &Scene, frame: Rect) -> Option<Rect> {
+    if old.background != new.background {
+        return Some(frame);
+    }
+    let ptr = |n: &Arc<Node>| Arc::as_ptr(n) as usize;
+    let old_set: HashSet<usize> = old.nodes.iter().map(ptr).collect();
+    let new_set: HashSet<usize> = new.nodes.iter().map(ptr).collect();
+    // Untouched nodes must keep their order, or what overlaps changes.
+    let kept_old = old.nodes.iter().map(ptr).filter(|p| new_set.contains(p));
+    let kept_new = new.nodes.iter().map(ptr).filter(|p| old_set.contains(p));
+    if !kept_old.eq(kept_new) {
+        return Some(frame);
+    }
+    let changed = old
+        .nodes
+        .iter()
+        .filter(|n| !new_set.contains(&ptr(n)))
+        .chain(new.nodes.iter().filter(|n| !old_set.contains(&ptr(n))));
+    let mut area: Option<Rect> = None;
+    for node in changed {
+        let Some(bounds) = node_bounds(node).and_then(|b| b.intersection(&frame)) else {
+            continue;
+        };
+        area = Some(match area {
+            None => bounds,
+            Some(a) => union(&a, &bounds),
+        });
+    }
+    area
+}
+
+fn union(a: &Rect, b: &Rect) -> Rect {
+    let left = a.x.min(b.x);
+    let top = a.y.min(b.y);
+    let right = (a.x as i64 + a.width as i64).max(b.x as i64 + b.width as i64);
+    let bottom = (a.y as i64 + a.height as i64).max(b.y as i64 + b.height as i64);
+    Rect::new(
+        left,
+        top,
+        (right - left as i64) as u32,
+        (bottom - top as i64) as u32,
+    )
+}
+
+/// Redraws `area` of a finished frame (`frame`, `width` pixels wide, in
+/// `layout`) from `scene`, leaving every other pixel as it was.
+pub fn redraw_area(scene: &Scene, frame: &mut [u8], width: u32, layout: PixelLayout, area: Rect) {
+    let Some(mut tile) = Pixmap::new(area.width, area.height) else {
+        return;
+    };
+    tile.fill(scene.background);
+    let shift = Transform::from_translate(-area.x as f32, -area.y as f32);
+    for node in &scene.nodes {
+        if node_bounds(node).is_some_and(|b| b.intersects(&area)) {
+            draw_node(node, &mut tile.as_mut(), shift);
+        }
+    }
+    let pixels = tile.data_mut();
+    convert_pixels(pixels, layout);
+    let row = area.width as usize * 4;
+    for (y, line) in pixels.chunks_exact(row).enumerate() {
+        let start = ((area.y as usize + y) * width as usize + area.x as usize) * 4;
+        frame[start..start + row].copy_from_slice(line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canvassrc::patch::apply_patch;
+    use crate::canvassrc::render::render;
+    use crate::canvassrc::scene::{Resources, parse_scene};
+    use crate::canvassrc::text::FontBook;
+
+    const FRAME: Rect = Rect::new(0, 0, 200, 100);
+
+    fn setup() -> (FontBook, Scene) {
+        let mut fonts = FontBook::default();
+        let scene = parse_scene(
+            r##"{"background":"#102030","nodes":[
+                {"id":"a","type":"rect","x":10,"y":10,"width":30,"height":20,"fill":"rgba(255,0,0,0.5)"},
+                {"id":"b","type":"circle","x":100,"y":50,"radius":20,"fill":"#00ff00","stroke":"#fff","stroke_width":3},
+                {"id":"c","type":"text","x":120,"y":90,"text":"Hi","size":20,"fill":"#ffffff"}]}"##,
+            &mut Resources { fonts: &mut fonts, allow_files: false },
+        )
+        .unwrap();
+        (fonts, scene)
+    }
+
+    fn full(scene: &Scene) -> Vec<u8> {
+        let mut p = Pixmap::new(FRAME.width, FRAME.height).unwrap();
+        render(scene, &mut p.as_mut());
+        p.data().to_vec()
+    }
+
+    #[test]
+    fn moving_one_node_redraws_only_around_it_and_matches_a_full_redraw() {
+        let (mut fonts, old) = setup();
+        let new = apply_patch(
+            &old,
+            r#"{"op":"move","id":"a","dx":15,"dy":5}"#,
+            &mut Resources {
+                fonts: &mut fonts,
+                allow_files: false,
+            },
+        )
+        .unwrap();
+        let area = changed_area(&old, &new, FRAME).unwrap();
+        assert!(area.x <= 10 && area.y <= 10 && area.x + area.width as i32 >= 55);
+        assert!(area.width < 60 && area.height < 40, "{area:?}");
+        let mut frame = full(&old);
+        redraw_area(&new, &mut frame, FRAME.width, PixelLayout::Rgbx, area);
+        assert!(
+            frame == full(&new),
+            "partial redraw differs from a full one"
+        );
+    }
+
+    #[test]
+    fn background_or_order_changes_redraw_everything() {
+        let (mut fonts, old) = setup();
+        let mut res = Resources {
+            fonts: &mut fonts,
+            allow_files: false,
+        };
+        let recoloured =
+            apply_patch(&old, r##"{"op":"background","color":"#000"}"##, &mut res).unwrap();
+        assert_eq!(changed_area(&old, &recoloured, FRAME), Some(FRAME));
+        let restacked = apply_patch(&old, r#"{"op":"move","id":"a","z":"top"}"#, &mut res).unwrap();
+        assert_eq!(changed_area(&old, &restacked, FRAME), Some(FRAME));
+        assert_eq!(changed_area(&old, &old.clone(), FRAME), None);
+    }
+
+    #[test]
+    fn removed_and_added_nodes_are_both_redrawn() {
+        let (mut fonts, old) = setup();
+        let new = apply_patch(
+            &old,
+            r#"[{"op":"remove","id":"b"},{"op":"add","node":{"type":"rect","x":150,"y":5,"width":10,"height":10}}]"#,
+            &mut Resources { fonts: &mut fonts, allow_files: false },
+        )
+        .unwrap();
+        let area = changed_area(&old, &new, FRAME).unwrap();
+        let mut frame = full(&old);
+        redraw_area(&new, &mut frame, FRAME.width, PixelLayout::Rgbx, area);
+        assert!(frame == full(&new));
+    }
+}
