@@ -21,6 +21,7 @@ pub struct CommonSettings {
     pub stun_server: Option<String>,
     pub turn_servers: Option<String>,
     pub ice_addresses: Option<String>,
+    pub data_channels: String,
 }
 
 impl Default for CommonSettings {
@@ -33,6 +34,7 @@ impl Default for CommonSettings {
             stun_server: None,
             turn_servers: None,
             ice_addresses: None,
+            data_channels: crate::datachannel::DEFAULT_CHANNELS.to_owned(),
         }
     }
 }
@@ -85,6 +87,16 @@ pub fn properties() -> Vec<glib::ParamSpec> {
             )
             .mutable_ready()
             .build(),
+        glib::ParamSpecString::builder("data-channels")
+            .nick("Data channels")
+            .blurb(
+                "Data channels to open with each peer, comma-separated: \
+                 label[:unordered][:max-retransmits=N][:max-packet-lifetime=MS]. \
+                 Channels the peer opens are used as well",
+            )
+            .default_value(Some(crate::datachannel::DEFAULT_CHANNELS))
+            .mutable_ready()
+            .build(),
     ]
 }
 
@@ -105,6 +117,7 @@ impl CommonSettings {
             "stun-server" => self.stun_server = text(),
             "turn-servers" => self.turn_servers = text(),
             "ice-addresses" => self.ice_addresses = text(),
+            "data-channels" => self.data_channels = text().unwrap_or_default(),
             _ => return false,
         }
         true
@@ -119,6 +132,7 @@ impl CommonSettings {
             "stun-server" => self.stun_server.to_value(),
             "turn-servers" => self.turn_servers.to_value(),
             "ice-addresses" => self.ice_addresses.to_value(),
+            "data-channels" => self.data_channels.to_value(),
             _ => return None,
         })
     }
@@ -171,7 +185,9 @@ impl CommonSettings {
         {
             return Err(format!("stun-server \"{stun}\" must start with stun://"));
         }
+        let data_channels = crate::datachannel::parse_specs(&self.data_channels)?;
         let config = SessionConfig {
+            data_channels,
             stun_server: self.stun_server.clone(),
             turn_servers,
             ice_addresses: ice::addresses_to_use(&explicit),
@@ -215,4 +231,97 @@ pub fn announce_ready(
             "registered as \"{peer_id}\" in room \"{room}\": {url}"
         );
     }
+}
+
+/// The data-channel signals both elements have. `send` carries out the
+/// action signals: (element, label, peer or None for every peer, payload).
+pub fn data_channel_signals(
+    send: fn(&glib::Object, &str, Option<&str>, crate::datachannel::Payload) -> bool,
+) -> Vec<glib::subclass::Signal> {
+    use crate::datachannel::Payload;
+    vec![
+        // send-string(label, peer-id or NULL for every peer, text) -> sent to at least one
+        glib::subclass::Signal::builder("send-string")
+            .param_types([
+                String::static_type(),
+                Option::<String>::static_type(),
+                String::static_type(),
+            ])
+            .return_type::<bool>()
+            .action()
+            .class_handler(move |args| {
+                let element = args[0].get::<glib::Object>().expect("the element");
+                let label = args[1].get::<String>().unwrap_or_default();
+                let peer = args[2]
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .filter(|p| !p.is_empty());
+                let text = args[3].get::<String>().unwrap_or_default();
+                Some(send(&element, &label, peer.as_deref(), Payload::Text(text)).to_value())
+            })
+            .build(),
+        // send-data(label, peer-id or NULL for every peer, bytes) -> sent to at least one
+        glib::subclass::Signal::builder("send-data")
+            .param_types([
+                String::static_type(),
+                Option::<String>::static_type(),
+                glib::Bytes::static_type(),
+            ])
+            .return_type::<bool>()
+            .action()
+            .class_handler(move |args| {
+                let element = args[0].get::<glib::Object>().expect("the element");
+                let label = args[1].get::<String>().unwrap_or_default();
+                let peer = args[2]
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .filter(|p| !p.is_empty());
+                let bytes = args[3]
+                    .get::<glib::Bytes>()
+                    .unwrap_or_else(|_| glib::Bytes::from_static(b""));
+                Some(send(&element, &label, peer.as_deref(), Payload::Bytes(bytes)).to_value())
+            })
+            .build(),
+        // data-channel-message(peer-id, label, text or NULL, bytes or NULL)
+        glib::subclass::Signal::builder("data-channel-message")
+            .param_types([
+                String::static_type(),
+                String::static_type(),
+                Option::<String>::static_type(),
+                Option::<glib::Bytes>::static_type(),
+            ])
+            .run_last()
+            .build(),
+    ]
+}
+
+/// Tells the application about a data-channel message: the
+/// `data-channel-message` signal and a `peer-data-channel-message` element
+/// message (fields `peer-id`, `label`, and `text` or `data`).
+pub fn announce_message(
+    element: &gst::Element,
+    peer: &str,
+    label: &str,
+    payload: &crate::datachannel::Payload,
+) {
+    use crate::datachannel::Payload;
+    let (text, bytes) = match payload {
+        Payload::Text(text) => (Some(text.clone()), None),
+        Payload::Bytes(bytes) => (None, Some(bytes.clone())),
+    };
+    element.emit_by_name::<()>("data-channel-message", &[&peer, &label, &text, &bytes]);
+    let mut structure = gst::Structure::builder("peer-data-channel-message")
+        .field("peer-id", peer)
+        .field("label", label);
+    structure = match payload {
+        Payload::Text(text) => structure.field("text", text),
+        Payload::Bytes(bytes) => structure.field("data", bytes),
+    };
+    let _ = element.post_message(
+        gst::message::Element::builder(structure.build())
+            .src(element)
+            .build(),
+    );
 }

@@ -5,6 +5,7 @@
 
 mod codec;
 mod common;
+mod datachannel;
 mod events;
 pub mod ice;
 pub mod keyframe;

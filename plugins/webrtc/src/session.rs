@@ -9,12 +9,14 @@ use gst::glib;
 use gst::prelude::*;
 use peer_signalling::protocol::{IceCandidate, SdpKind, SessionDescription};
 
+use crate::datachannel::{self, ChannelSpec, Channels, Payload};
 use crate::ice;
 use crate::signaller::{SignallerCommand, SignallerHandle};
 
 /// ICE and jitter settings common to every session of an element.
 #[derive(Debug, Clone, Default)]
 pub struct SessionConfig {
+    pub data_channels: Vec<ChannelSpec>,
     pub stun_server: Option<String>,
     pub turn_servers: Vec<String>,
     /// Local addresses ICE may use; empty means libnice's own choice.
@@ -28,6 +30,11 @@ pub enum SessionNotice {
     Connected,
     /// The session cannot work; the element should end it.
     Failed(String),
+    /// A message arrived on a data channel.
+    Message {
+        label: String,
+        payload: Payload,
+    },
 }
 
 pub type NoticeHandler = Arc<dyn Fn(&str, SessionNotice) + Send + Sync>;
@@ -41,6 +48,7 @@ pub struct WebRtcSession {
     /// Remote candidates that arrived before the remote description; `None`
     /// once it is set and candidates can be added directly.
     early_candidates: Mutex<Option<Vec<(u32, String)>>>,
+    pub channels: Channels,
 }
 
 impl WebRtcSession {
@@ -77,6 +85,7 @@ impl WebRtcSession {
             signaller,
             on_notice,
             early_candidates: Mutex::new(Some(Vec::new())),
+            channels: Channels::default(),
         });
 
         let signaller = session.signaller.clone();
@@ -92,6 +101,16 @@ impl WebRtcSession {
                     sdp_mid: None,
                 }),
             });
+            None
+        });
+
+        // Channels the peer opens.
+        let weak = Arc::downgrade(&session);
+        webrtcbin.connect("on-data-channel", false, move |values| {
+            let channel = values[1].get::<gst_webrtc::WebRTCDataChannel>().ok()?;
+            let session = weak.upgrade()?;
+            session.channels.adopt(&channel);
+            session.watch_channel(&channel);
             None
         });
 
@@ -112,6 +131,22 @@ impl WebRtcSession {
             }
         });
         Ok(session)
+    }
+
+    /// Opens the element's own data channels; call before the offer.
+    pub fn create_data_channels(self: &Arc<Self>, specs: &[ChannelSpec]) {
+        for channel in self.channels.create(&self.webrtcbin, specs) {
+            self.watch_channel(&channel);
+        }
+    }
+
+    fn watch_channel(self: &Arc<Self>, channel: &gst_webrtc::WebRTCDataChannel) {
+        let weak = Arc::downgrade(self);
+        datachannel::watch(channel, move |label, payload| {
+            if let Some(session) = weak.upgrade() {
+                session.notify(SessionNotice::Message { label, payload });
+            }
+        });
     }
 
     fn notify(&self, notice: SessionNotice) {

@@ -12,6 +12,7 @@ use super::input::{EncoderSettings, Input};
 use super::viewer::Viewer;
 use crate::codec::{MediaKind, VideoCodec};
 use crate::common::{self, CommonSettings};
+use crate::datachannel::Payload;
 use crate::events::{Event, EventLoop};
 use crate::session::{NoticeHandler, SessionConfig, SessionNotice, WebRtcSession};
 use crate::signaller::{
@@ -200,7 +201,13 @@ impl ObjectImpl for PeerSink {
 
     fn signals() -> &'static [glib::subclass::Signal] {
         static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
-            vec![
+            let mut signals = common::data_channel_signals(|element, label, peer, payload| {
+                let element = element
+                    .downcast_ref::<super::PeerSink>()
+                    .expect("a peersink");
+                element.imp().send_on_channels(label, peer, &payload)
+            });
+            signals.extend([
                 glib::subclass::Signal::builder("viewer-added")
                     .param_types([String::static_type(), String::static_type()])
                     .run_last()
@@ -213,7 +220,8 @@ impl ObjectImpl for PeerSink {
                     ])
                     .run_last()
                     .build(),
-            ]
+            ]);
+            signals
         });
         SIGNALS.as_ref()
     }
@@ -512,6 +520,16 @@ impl PeerSink {
             Event::Session(session, SessionNotice::Failed(reason)) => {
                 self.end_viewer(&session, &reason, true)
             }
+            Event::Session(session, SessionNotice::Message { label, payload }) => {
+                if let Some(viewer_session) = self.viewer_session(&session) {
+                    common::announce_message(
+                        self.obj().upcast_ref(),
+                        &viewer_session.peer,
+                        &label,
+                        &payload,
+                    );
+                }
+            }
             Event::InputReady => self.start_waiting_sessions(),
             Event::Stop => {}
         }
@@ -674,6 +692,7 @@ impl PeerSink {
             };
             running.viewers.insert(session_id.clone(), viewer);
         }
+        session.create_data_channels(&config.data_channels);
         session.create_offer();
         gst::info!(
             CAT,
@@ -738,6 +757,27 @@ impl PeerSink {
             builder = builder.field(session.id.as_str(), viewer.build());
         }
         builder.build()
+    }
+
+    /// Sends on data channel `label` to `peer`, or to every viewer.
+    fn send_on_channels(&self, label: &str, peer: Option<&str>, payload: &Payload) -> bool {
+        let sessions: Vec<Arc<WebRtcSession>> = {
+            let state = self.state.lock().unwrap();
+            let Some(running) = state.running.as_ref() else {
+                return false;
+            };
+            running
+                .viewers
+                .values()
+                .filter(|viewer| peer.is_none_or(|peer| viewer.session.peer == peer))
+                .map(|viewer| viewer.session.clone())
+                .collect()
+        };
+        let mut sent = false;
+        for session in sessions {
+            sent |= session.channels.send(label, payload);
+        }
+        sent
     }
 
     /// Elements that encode, for tests and tools that check sharing.

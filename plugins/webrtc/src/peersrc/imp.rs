@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use super::output::{self, Output};
 use crate::codec::MediaKind;
 use crate::common::{self, CommonSettings, DEFAULT_LATENCY_MS, DEFAULT_PRODUCER_TIMEOUT};
+use crate::datachannel::Payload;
 use crate::events::{Event, EventLoop};
 use crate::session::{NoticeHandler, SessionConfig, SessionNotice, WebRtcSession, is_inside};
 use crate::signaller::{
@@ -149,6 +150,16 @@ impl ObjectImpl for PeerSrc {
             "latency" => settings.latency_ms.to_value(),
             other => unreachable!("unknown property {other}"),
         }
+    }
+
+    fn signals() -> &'static [glib::subclass::Signal] {
+        static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
+            common::data_channel_signals(|element, label, peer, payload| {
+                let element = element.downcast_ref::<super::PeerSrc>().expect("a peersrc");
+                element.imp().send_on_channels(label, peer, &payload)
+            })
+        });
+        SIGNALS.as_ref()
     }
 
     fn constructed(&self) {
@@ -330,7 +341,28 @@ impl PeerSrc {
                     true,
                 );
             }
+            Event::Session(_, SessionNotice::Message { label, payload }) => {
+                if let Some(session) = self.current_session() {
+                    common::announce_message(
+                        self.obj().upcast_ref(),
+                        &session.peer,
+                        &label,
+                        &payload,
+                    );
+                }
+            }
             Event::InputReady | Event::Stop => {}
+        }
+    }
+
+    /// Sends on data channel `label` to the producer (`peer`, when given,
+    /// must name it).
+    fn send_on_channels(&self, label: &str, peer: Option<&str>, payload: &Payload) -> bool {
+        match self.current_session() {
+            Some(session) if peer.is_none_or(|peer| session.peer == peer) => {
+                session.channels.send(label, payload)
+            }
+            _ => false,
         }
     }
 
