@@ -7,7 +7,6 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
-use tiny_skia::PixmapMut;
 
 use super::damage::{changed_area, redraw_area};
 use super::render::{PixelLayout, convert_pixels, render};
@@ -15,6 +14,7 @@ use super::scene::{CanvasError, Resources, Scene, parse_scene};
 use super::text::FontBook;
 use super::{APPLY_PATCH_SIGNAL, APPLY_REMOTE_PATCH_SIGNAL, PATCH_ERROR_MESSAGE};
 use crate::ticker::{FrameRate, Tick, Ticker};
+use tiny_skia::PixmapMut;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
