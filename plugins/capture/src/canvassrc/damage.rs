@@ -74,29 +74,7 @@ pub fn changed_area(old: &Scene, new: &Scene, frame: Rect) -> Option<Rect> {
             Some(a) => union(&a, &bounds),
         });
     }
-    area.map(|area| take_in_whole_nodes(new, area, frame))
-}
-
-/// Grows `area` until no node is cut by its edge. tiny-skia antialiases a
-/// shape cut by the edge of what it draws into a little differently from
-/// the whole shape, which would leave faint seams where a partial redraw
-/// meets the untouched pixels.
-fn take_in_whole_nodes(scene: &Scene, mut area: Rect, frame: Rect) -> Rect {
-    let bounds: Vec<Rect> = scene
-        .nodes
-        .iter()
-        .filter_map(|n| node_bounds(n).and_then(|b| b.intersection(&frame)))
-        .collect();
-    loop {
-        let grown = bounds
-            .iter()
-            .filter(|b| b.intersects(&area))
-            .fold(area, |a, b| union(&a, b));
-        if grown == area {
-            return area;
-        }
-        area = grown;
-    }
+    area
 }
 
 fn union(a: &Rect, b: &Rect) -> Rect {
@@ -112,28 +90,52 @@ fn union(a: &Rect, b: &Rect) -> Rect {
     )
 }
 
-/// Redraws `area` of a frame (`width` pixels wide, in `layout`) that shows an earlier state of the scene, leaving
-/// every other pixel as it was.
+/// Redraws `area` of a frame (`width` x `height`, in `layout`) that shows
+/// an earlier state of the scene, leaving every other pixel as it was.
 ///
-/// The area is drawn as a tile of its own; [`changed_area`] makes sure no
-/// shape is cut by the tile's edge, so the result equals a full redraw.
-pub fn redraw_area(scene: &Scene, frame: &mut [u8], width: u32, layout: PixelLayout, area: Rect) {
-    let Some(mut tile) = Pixmap::new(area.width, area.height) else {
+/// tiny-skia antialiases a shape cut by the edge of what it draws into a
+/// little differently from the whole shape, so the nodes touching `area`
+/// are drawn whole into a tile that holds all of them, and only `area` is
+/// copied back: the result equals a full redraw.
+pub fn redraw_area(
+    scene: &Scene,
+    frame: &mut [u8],
+    (width, height): (u32, u32),
+    layout: PixelLayout,
+    area: Rect,
+) {
+    let whole = Rect::new(0, 0, width, height);
+    let touching: Vec<(&Arc<Node>, Rect)> = scene
+        .nodes
+        .iter()
+        .filter_map(|n| node_bounds(n).map(|b| (n, b)))
+        .filter(|(_, b)| b.intersects(&area))
+        .collect();
+    let tile_area = touching
+        .iter()
+        .filter_map(|(_, b)| b.intersection(&whole))
+        .fold(area, |a, b| union(&a, &b));
+    let Some(mut tile) = Pixmap::new(tile_area.width, tile_area.height) else {
         return;
     };
     tile.fill(scene.background);
-    let shift = Transform::from_translate(-area.x as f32, -area.y as f32);
-    for node in &scene.nodes {
-        if node_bounds(node).is_some_and(|b| b.intersects(&area)) {
-            draw_node(node, &mut tile.as_mut(), shift);
-        }
+    let shift = Transform::from_translate(-tile_area.x as f32, -tile_area.y as f32);
+    for (node, _) in &touching {
+        draw_node(node, &mut tile.as_mut(), shift);
     }
-    let pixels = tile.data_mut();
-    convert_pixels(pixels, layout);
+    let tile_row = tile_area.width as usize * 4;
     let row = area.width as usize * 4;
-    for (y, line) in pixels.chunks_exact(row).enumerate() {
-        let start = ((area.y as usize + y) * width as usize + area.x as usize) * 4;
-        frame[start..start + row].copy_from_slice(line);
+    let (dx, dy) = (
+        (area.x - tile_area.x) as usize,
+        (area.y - tile_area.y) as usize,
+    );
+    let pixels = tile.data_mut();
+    for y in 0..area.height as usize {
+        let from = (dy + y) * tile_row + dx * 4;
+        let line = &mut pixels[from..from + row];
+        convert_pixels(line, layout);
+        let to = ((area.y as usize + y) * width as usize + area.x as usize) * 4;
+        frame[to..to + row].copy_from_slice(line);
     }
 }
 
@@ -162,7 +164,13 @@ mod tests {
 
     fn redrawn(old: &Scene, new: &Scene, area: Rect) -> Vec<u8> {
         let mut frame = full(old);
-        redraw_area(new, &mut frame, FRAME.width, PixelLayout::Rgbx, area);
+        redraw_area(
+            new,
+            &mut frame,
+            (FRAME.width, FRAME.height),
+            PixelLayout::Rgbx,
+            area,
+        );
         frame
     }
 
@@ -243,6 +251,59 @@ mod tests {
             d.len() < 40 && d.iter().all(|&(_, _, delta)| delta <= 32),
             "{area:?} {d:?}"
         );
+    }
+
+    #[test]
+    fn many_random_moves_in_a_crowded_scene_stay_exact() {
+        let mut seed = 0x9e37_79b9_u32;
+        let mut next = move |range: u32| {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed % range
+        };
+        let nodes: Vec<String> = (0..40)
+            .map(|i| {
+                let kind = if i % 3 == 0 {
+                    format!(r#""type":"rect","width":{},"height":{}"#, 10 + next(60), 10 + next(40))
+                } else {
+                    format!(r#""type":"circle","radius":{}"#, 3 + next(25))
+                };
+                format!(
+                    r#"{{"id":"n{i}",{kind},"x":{},"y":{},"rotation":{},"fill":"rgba({},{},{},0.5)","stroke":"rgba(255,255,255,0.7)","stroke_width":{}}}"#,
+                    next(200), next(100), next(90), next(256), next(256), next(256), next(3)
+                )
+            })
+            .collect();
+        let mut fonts = FontBook::default();
+        let mut res = Resources {
+            fonts: &mut fonts,
+            allow_files: false,
+        };
+        let mut scene =
+            parse_scene(&format!(r#"{{"nodes":[{}]}}"#, nodes.join(",")), &mut res).unwrap();
+        let mut frame = full(&scene);
+        for _ in 0..30 {
+            let patch = format!(
+                r#"{{"op":"move","id":"n{}","dx":{},"dy":{}}}"#,
+                next(40),
+                next(21) as i32 - 10,
+                next(21) as i32 - 10
+            );
+            let new = apply_patch(&scene, &patch, &mut res).unwrap();
+            if let Some(area) = changed_area(&scene, &new, FRAME) {
+                redraw_area(
+                    &new,
+                    &mut frame,
+                    (FRAME.width, FRAME.height),
+                    PixelLayout::Rgbx,
+                    area,
+                );
+            }
+            let d = diff(&frame, &full(&new));
+            assert!(d.is_empty(), "after {patch}: {:?}", &d[..d.len().min(10)]);
+            scene = new;
+        }
     }
 
     #[test]

@@ -178,7 +178,7 @@ impl CanvasSrc {
                 Some((last, _)) if area != whole => {
                     let last = last.map_readable().map_err(|_| gst::FlowError::Error)?;
                     pixels.copy_from_slice(&last[..pixels.len()]);
-                    redraw_area(scene, pixels, width, layout, area);
+                    redraw_area(scene, pixels, (width, height), layout, area);
                 }
                 _ => {
                     let mut target = PixmapMut::from_bytes(pixels, width, height)
