@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use common::{Running, TestWindow, Xvfb};
 use gst::prelude::*;
-use x11rb::protocol::xproto::{ConfigureWindowAux, ConnectionExt as _};
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::{
+    ChangeGCAux, ConfigureWindowAux, ConnectionExt as _, CreateGCAux, Rectangle, SubwindowMode,
+};
 use x11rb::wrapper::ConnectionExt as _;
 
 const FRAME_WAIT: Duration = Duration::from_secs(10);
@@ -109,14 +112,7 @@ fn idle_screen_is_not_grabbed_yet_framerate_is_constant() {
         xvfb.display
     ));
     let frames: Vec<_> = (0..60).map(|_| run.next_frame(FRAME_WAIT)).collect();
-    let step = gst::ClockTime::SECOND.mul_div_floor(1, 30).unwrap();
-    for pair in frames.windows(2) {
-        let delta = pair[1].pts.unwrap() - pair[0].pts.unwrap();
-        assert!(
-            delta.nseconds().abs_diff(step.nseconds()) <= 1,
-            "frames are not 1/30 s apart: {delta}"
-        );
-    }
+    common::assert_constant_framerate(&frames, 30, 3);
     let src = run.element("src");
     let grabbed = src.property::<u64>("grabbed-frames");
     assert!(
@@ -128,4 +124,61 @@ fn idle_screen_is_not_grabbed_yet_framerate_is_constant() {
     xvfb.set_root_color("#ff8000");
     run.frame_where(FRAME_WAIT, |f| f.all_of((0xff, 0x80, 0x00)) > 0.99);
     assert!(src.property::<u64>("grabbed-frames") > grabbed);
+}
+
+#[test]
+fn the_last_change_of_a_busy_screen_is_captured() {
+    let xvfb = Xvfb::start(320, 240);
+    xvfb.set_root_color("#000000");
+    let run = capture(&xvfb, "show-cursor=false");
+    run.next_frame(FRAME_WAIT);
+
+    // Repaint the whole screen faster than the framerate for a while (the
+    // element then stops waiting for the server before each grab), then
+    // stop on one colour: that colour must be what stays on screen.
+    let (conn, screen_num) = x11rb::connect(Some(&xvfb.display)).unwrap();
+    let root = conn.setup().roots[screen_num].root;
+    let gc = conn.generate_id().unwrap();
+    conn.create_gc(
+        gc,
+        root,
+        &CreateGCAux::new().subwindow_mode(SubwindowMode::INCLUDE_INFERIORS),
+    )
+    .unwrap();
+    let fill = |pixel: u32| {
+        conn.change_gc(gc, &ChangeGCAux::new().foreground(pixel))
+            .unwrap();
+        conn.poly_fill_rectangle(
+            root,
+            gc,
+            &[Rectangle {
+                x: 0,
+                y: 0,
+                width: 320,
+                height: 240,
+            }],
+        )
+        .unwrap();
+        conn.sync().unwrap();
+    };
+    let deadline = std::time::Instant::now() + Duration::from_millis(600);
+    let mut i = 0u32;
+    while std::time::Instant::now() < deadline {
+        fill(if i % 2 == 0 { 0x0000ff } else { 0xffff00 });
+        i += 1;
+        // Paced by the frames themselves: one repaint per frame or two.
+        let _ = run.sink.try_pull_sample(gst::ClockTime::from_mseconds(20));
+    }
+    let busy_grabs = run.element("src").property::<u64>("grabbed-frames");
+    assert!(
+        busy_grabs >= 10,
+        "only {busy_grabs} grabs while the screen kept changing"
+    );
+    fill(0x00ff00);
+    let frame = run.frame_where(FRAME_WAIT, |f| f.all_of((0, 255, 0)) > 0.999);
+    assert_eq!((frame.width, frame.height), (320, 240));
+    // And it stays.
+    for _ in 0..5 {
+        assert!(run.next_frame(FRAME_WAIT).all_of((0, 255, 0)) > 0.999);
+    }
 }

@@ -17,6 +17,10 @@ use x11rb::protocol::xproto::{ChangeWindowAttributesAux, ConnectionExt as _, Eve
 use crate::geometry::{Rect, resolve_region};
 use crate::x11::{Display, X11Error};
 
+/// After this many ticks in a row with the whole screen changing, grabs
+/// stop waiting for a round trip to the server (see `check`).
+const STREAK: u32 = 3;
+
 /// Cursor images are at most this far from the hot spot in practice.
 const CURSOR_REACH: u32 = 64;
 
@@ -96,6 +100,8 @@ pub struct DamageGate {
     area: Rect,
     show_cursor: bool,
     pointer: Option<(i32, i32)>,
+    /// Consecutive ticks the whole screen changed on.
+    streak: u32,
 }
 
 impl DamageGate {
@@ -158,6 +164,7 @@ impl DamageGate {
             area: Rect::default(),
             show_cursor,
             pointer: None,
+            streak: 0,
         };
         gate.area = gate.locate()?.ok_or_else(|| {
             X11Error::NotFound(format!(
@@ -251,6 +258,29 @@ impl DamageGate {
             }
         }
 
+        let whole_screen = self.target == Target::Screen;
+        if whole_screen && self.streak >= STREAK && !geometry_changed {
+            if damaged {
+                // The screen keeps changing (a video, a game): grab at
+                // every tick without waiting for the server each time.
+                // The subtraction may now reach the server after the grab;
+                // what that could miss is caught when the streak ends.
+                self.display
+                    .conn
+                    .damage_subtract(self.damage, x11rb::NONE, self.parts)?;
+                self.display.conn.flush()?;
+                return Ok(Change::Content);
+            }
+            // The streak ended: one more grab, after a subtraction the
+            // server has surely made, so the last change is in it.
+            self.streak = 0;
+            self.display
+                .conn
+                .damage_subtract(self.damage, x11rb::NONE, self.parts)?;
+            self.display.conn.get_input_focus()?.reply()?;
+            return Ok(Change::Content);
+        }
+
         let mut seen = Observations {
             area: Some(self.area),
             pointer_before: self.pointer,
@@ -262,7 +292,6 @@ impl DamageGate {
         // must reach the server before the grab ximagesrc makes on its own
         // connection, or a change in between would be lost.
         let conn = &self.display.conn;
-        let whole_screen = self.target == Target::Screen;
         let mut fetch = None;
         let mut sync = None;
         if damaged {
@@ -320,6 +349,11 @@ impl DamageGate {
             };
         }
 
+        if damaged && !seen.damage.is_empty() {
+            self.streak += 1;
+        } else {
+            self.streak = 0;
+        }
         Ok(match decide(self.area, &seen) {
             Decision::Keep => Change::None,
             Decision::Grab => Change::Content,

@@ -207,6 +207,31 @@ pub fn bus_errors(pipeline: &gst::Pipeline) -> Vec<String> {
     errors
 }
 
+/// Checks that frames come at a constant rate of `fps`: every timestamp
+/// on the 1/fps grid, and consecutive ones a single frame apart except for
+/// at most `skips` frames a loaded machine made the source skip (a live
+/// source drops late frames instead of bunching them).
+pub fn assert_constant_framerate(frames: &[Frame], fps: u64, skips: usize) {
+    let step = 1_000_000_000 / fps;
+    let mut skipped = 0;
+    for pair in frames.windows(2) {
+        let (a, b) = (
+            pair[0].pts.unwrap().nseconds(),
+            pair[1].pts.unwrap().nseconds(),
+        );
+        let frames_apart = ((b - a) as f64 / step as f64).round() as u64;
+        assert!(frames_apart >= 1, "timestamps not increasing: {a} then {b}");
+        let index = (a as u128 * fps as u128 + 500_000_000) / 1_000_000_000;
+        let expected = (index + frames_apart as u128) * 1_000_000_000 / fps as u128;
+        assert!(
+            (b as i128 - expected as i128).abs() <= 1,
+            "timestamp {b} is off the 1/{fps} s grid"
+        );
+        skipped += (frames_apart - 1) as usize;
+    }
+    assert!(skipped <= skips, "{skipped} frames skipped");
+}
+
 /// One decoded frame in a packed 4-byte format (BGRx, RGBx, RGBA, ...).
 pub struct Frame {
     pub width: u32,
