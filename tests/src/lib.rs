@@ -2,6 +2,7 @@
 //! port, sender and receiver pipelines, and checks of what arrived (frame
 //! size and colour, audio frequency), all waiting on events with deadlines.
 
+pub mod browser;
 pub mod media;
 pub mod process;
 pub mod ws;

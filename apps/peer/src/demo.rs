@@ -7,12 +7,28 @@ use crate::pipeline;
 
 pub struct Demo {
     pipeline: gst::Pipeline,
+    trusted_certificate: Option<std::path::PathBuf>,
 }
 
-pub fn start(port: u16) -> anyhow::Result<Demo> {
+/// Starts the demo against the server on `port`; `trust` is the server's
+/// certificate (PEM) when it serves TLS.
+pub fn start(port: u16, trust: Option<String>) -> anyhow::Result<Demo> {
     pipeline::init()?;
+    let (scheme, trusted_certificate) = match trust {
+        Some(pem) => {
+            let path =
+                std::env::temp_dir().join(format!("gst-peer-demo-{}.pem", std::process::id()));
+            std::fs::write(&path, pem)?;
+            ("wss", Some(path))
+        }
+        None => ("ws", None),
+    };
+    let trust_property = trusted_certificate
+        .as_ref()
+        .map(|path| format!("tls-ca-file={}", pipeline::quote(&path.to_string_lossy())))
+        .unwrap_or_default();
     let description = format!(
-        "peersink name=sink uri=ws://127.0.0.1:{port}/demo peer-id=demo \
+        "peersink name=sink uri={scheme}://127.0.0.1:{port}/demo peer-id=demo {trust_property} \
            meta=\"{{\\\"title\\\":\\\"gst-peer demo\\\"}}\" \
          videotestsrc is-live=true pattern=ball animation-mode=running-time motion=sweep background-color=0xff203040 \
            ! video/x-raw,width=1280,height=720,framerate=30/1 \
@@ -30,11 +46,17 @@ pub fn start(port: u16) -> anyhow::Result<Demo> {
         }
     });
     tracing::info!("demo broadcast in room \"demo\" as producer \"demo\"");
-    Ok(Demo { pipeline })
+    Ok(Demo {
+        pipeline,
+        trusted_certificate,
+    })
 }
 
 impl Drop for Demo {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
+        if let Some(path) = &self.trusted_certificate {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }

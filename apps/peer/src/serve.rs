@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use peer_signalling::core::Limits;
+use peer_signalling::tls;
 
 use crate::demo;
 use peer_signalling::server::{self, ServerConfig};
@@ -32,6 +33,17 @@ pub struct Args {
     /// "demo" in room "demo", to watch from the page.
     #[arg(long)]
     demo: bool,
+    /// Serve HTTPS and WSS (browsers allow camera and microphone only on
+    /// localhost or HTTPS). Without --cert/--key, a self-signed certificate
+    /// is made at start and its fingerprint printed.
+    #[arg(long)]
+    tls: bool,
+    /// PEM certificate chain for --tls.
+    #[arg(long, requires = "key")]
+    cert: Option<String>,
+    /// PEM private key for --tls.
+    #[arg(long, requires = "cert")]
+    key: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -43,16 +55,42 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         heartbeat_timeout: Duration::from_secs(args.heartbeat * 3),
         ..Limits::default()
     };
+    let tls = if args.tls || args.cert.is_some() {
+        let identity = match (&args.cert, &args.key) {
+            (Some(cert), Some(key)) => tls::load(cert, key)?,
+            _ => tls::self_signed(&certificate_names(args.host))?,
+        };
+        if identity.self_signed {
+            println!(
+                "self-signed certificate, SHA-256 fingerprint {}",
+                identity.fingerprint
+            );
+            if let Some(spki) = &identity.spki_sha256 {
+                println!(
+                    "(Chromium can be told to trust it: --ignore-certificate-errors-spki-list={spki})"
+                );
+            }
+        } else {
+            println!("certificate SHA-256 fingerprint {}", identity.fingerprint);
+        }
+        Some(identity)
+    } else {
+        None
+    };
+    let demo_trust = tls
+        .as_ref()
+        .map(|identity| identity.certificate_pem.clone());
     let config = ServerConfig {
         bind: SocketAddr::new(args.host, args.port),
         limits,
+        tls: tls.map(|identity| identity.config),
         ..ServerConfig::default()
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let server = server::start(config).await?;
         let _demo = if args.demo {
-            Some(demo::start(server.local_addr().port())?)
+            Some(demo::start(server.local_addr().port(), demo_trust)?)
         } else {
             None
         };
@@ -78,4 +116,25 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
     }
+}
+
+/// Names a self-signed certificate is valid for: loopback, the bound
+/// address and this machine's host name.
+fn certificate_names(host: IpAddr) -> Vec<String> {
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    if !host.is_unspecified() && !names.contains(&host.to_string()) {
+        names.push(host.to_string());
+    }
+    if let Ok(hostname) = std::fs::read_to_string("/etc/hostname") {
+        let hostname = hostname.trim();
+        if !hostname.is_empty() {
+            names.push(hostname.to_owned());
+            names.push(format!("{hostname}.local"));
+        }
+    }
+    names
 }

@@ -2,7 +2,7 @@
 //! the socket into a sender of [`ClientMessage`]s and a stream of
 //! [`ClientEvent`]s.
 
-use async_tungstenite::tokio::connect_async;
+use async_tungstenite::tokio::connect_async_with_tls_connector;
 use async_tungstenite::tungstenite::Message;
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -44,12 +44,26 @@ impl ClientSender {
 pub async fn connect(
     url: &str,
 ) -> Result<(ClientSender, mpsc::UnboundedReceiver<ClientEvent>), ClientError> {
-    let (socket, _response) = connect_async(url)
+    connect_trusting(url, None).await
+}
+
+/// Like [`connect`], trusting for `wss://` the PEM certificates in
+/// `extra_roots_pem` besides the public roots (a self-signed server).
+pub async fn connect_trusting(
+    url: &str,
+    extra_roots_pem: Option<&[u8]>,
+) -> Result<(ClientSender, mpsc::UnboundedReceiver<ClientEvent>), ClientError> {
+    let connect_error = |reason: String| ClientError::Connect {
+        url: url.to_owned(),
+        reason,
+    };
+    let connector = match extra_roots_pem {
+        Some(pem) => Some(tls_connector(pem).map_err(connect_error)?),
+        None => None,
+    };
+    let (socket, _response) = connect_async_with_tls_connector(url, connector)
         .await
-        .map_err(|err| ClientError::Connect {
-            url: url.to_owned(),
-            reason: err.to_string(),
-        })?;
+        .map_err(|err| connect_error(err.to_string()))?;
     let (mut sink, mut stream) = socket.split();
     let (outgoing, mut outgoing_rx) = mpsc::unbounded_channel::<ClientMessage>();
     let (events, events_rx) = mpsc::unbounded_channel::<ClientEvent>();
@@ -93,6 +107,33 @@ pub async fn connect(
     });
 
     Ok((ClientSender { outgoing }, events_rx))
+}
+
+fn tls_connector(pem: &[u8]) -> Result<tokio_rustls::TlsConnector, String> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let mut added = 0;
+    for certificate in CertificateDer::pem_slice_iter(pem) {
+        let certificate =
+            certificate.map_err(|err| format!("unreadable PEM certificate: {err}"))?;
+        roots
+            .add(certificate)
+            .map_err(|err| format!("unusable certificate: {err}"))?;
+        added += 1;
+    }
+    if added == 0 {
+        return Err("no PEM certificate to trust in the given file".into());
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|err| err.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
+        config,
+    )))
 }
 
 /// Where an element connects: the server's WebSocket address and the room,

@@ -6,4 +6,5 @@ pub mod client;
 pub mod core;
 pub mod protocol;
 pub mod server;
+pub mod tls;
 pub mod web;

@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub outbound_queue: usize,
     /// Serve the browser pages at `/` alongside the protocol.
     pub serve_web: bool,
+    /// HTTPS and WSS instead of HTTP and WS.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServerConfig {
@@ -40,6 +42,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             outbound_queue: 1024,
             serve_web: true,
+            tls: None,
         }
     }
 }
@@ -304,6 +307,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
 /// A server running in the background on the current tokio runtime.
 pub struct RunningServer {
     local_addr: SocketAddr,
+    tls: bool,
     hub: Arc<Hub>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -320,11 +324,13 @@ impl RunningServer {
 
     /// `ws://host:port/ws`-style base address for clients on this machine.
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.local_addr)
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}/ws", self.local_addr)
     }
 
     pub fn http_url(&self) -> String {
-        format!("http://{}/", self.local_addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}/", self.local_addr)
     }
 
     pub async fn stop(mut self) {
@@ -392,12 +398,22 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             ticker_hub.tick();
         }
     });
+    let tls = config.tls.is_some();
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = shutdown_rx.await;
-            })
-            .await;
+        let shutdown = async move {
+            let _ = shutdown_rx.await;
+        };
+        let served = match config.tls {
+            Some(tls) => {
+                crate::tls::serve(listener, tls, app, shutdown).await;
+                Ok(())
+            }
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        };
         if let Err(err) = served {
             tracing::error!(%err, "signalling server stopped");
         }
@@ -406,6 +422,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     tracing::info!(%local_addr, "signalling server listening");
     Ok(RunningServer {
         local_addr,
+        tls,
         hub,
         shutdown: Some(shutdown),
         task: Some(task),

@@ -28,9 +28,32 @@ macro_rules! asset {
     };
 }
 
-const ASSETS: &[Asset] = &[asset!("index.html", "text/html; charset=utf-8")];
+const ASSETS: &[Asset] = &[
+    asset!("index.html", "text/html; charset=utf-8"),
+    asset!("watch.html", "text/html; charset=utf-8"),
+    asset!("publish.html", "text/html; charset=utf-8"),
+    asset!("style.css", "text/css; charset=utf-8"),
+    asset!("peer.js", "text/javascript; charset=utf-8"),
+    asset!("stats.js", "text/javascript; charset=utf-8"),
+    asset!("ui.js", "text/javascript; charset=utf-8"),
+    asset!("analysis.js", "text/javascript; charset=utf-8"),
+    asset!("index.js", "text/javascript; charset=utf-8"),
+    asset!("watch.js", "text/javascript; charset=utf-8"),
+    asset!("publish.js", "text/javascript; charset=utf-8"),
+];
+
+/// Pages by their address without extension, so links read `/watch?room=…`.
+fn asset_for(path: &str) -> &str {
+    match path {
+        "" => "index.html",
+        "watch" => "watch.html",
+        "publish" => "publish.html",
+        other => other,
+    }
+}
 
 fn serve(path: &str) -> Response {
+    let path = asset_for(path);
     match ASSETS.iter().find(|asset| asset.path == path) {
         Some(asset) => (
             [

@@ -22,6 +22,7 @@ pub struct CommonSettings {
     pub turn_servers: Option<String>,
     pub ice_addresses: Option<String>,
     pub data_channels: String,
+    pub tls_ca_file: Option<String>,
 }
 
 impl Default for CommonSettings {
@@ -35,6 +36,7 @@ impl Default for CommonSettings {
             turn_servers: None,
             ice_addresses: None,
             data_channels: crate::datachannel::DEFAULT_CHANNELS.to_owned(),
+            tls_ca_file: None,
         }
     }
 }
@@ -97,7 +99,22 @@ pub fn properties() -> Vec<glib::ParamSpec> {
             .default_value(Some(crate::datachannel::DEFAULT_CHANNELS))
             .mutable_ready()
             .build(),
+        glib::ParamSpecString::builder("tls-ca-file")
+            .nick("TLS CA file")
+            .blurb(
+                "PEM certificate(s) to trust for wss:// besides the public roots, \
+                 e.g. the self-signed certificate of a `peer serve --tls`",
+            )
+            .mutable_ready()
+            .build(),
     ]
+}
+
+/// Settings checked and turned into what the element runs with.
+pub struct Validated {
+    pub session: SessionConfig,
+    pub meta: Value,
+    pub tls_ca_pem: Option<Vec<u8>>,
 }
 
 impl CommonSettings {
@@ -118,6 +135,7 @@ impl CommonSettings {
             "turn-servers" => self.turn_servers = text(),
             "ice-addresses" => self.ice_addresses = text(),
             "data-channels" => self.data_channels = text().unwrap_or_default(),
+            "tls-ca-file" => self.tls_ca_file = text(),
             _ => return false,
         }
         true
@@ -133,13 +151,14 @@ impl CommonSettings {
             "turn-servers" => self.turn_servers.to_value(),
             "ice-addresses" => self.ice_addresses.to_value(),
             "data-channels" => self.data_channels.to_value(),
+            "tls-ca-file" => self.tls_ca_file.to_value(),
             _ => return None,
         })
     }
 
     /// Checks everything that can be checked before starting, so that a
     /// mistake fails the state change with a message naming it.
-    pub fn validate(&self, latency_ms: u32) -> Result<(SessionConfig, Value), String> {
+    pub fn validate(&self, latency_ms: u32) -> Result<Validated, String> {
         let meta = match &self.meta {
             None => Value::Null,
             Some(text) => match serde_json::from_str::<Value>(text) {
@@ -193,7 +212,17 @@ impl CommonSettings {
             ice_addresses: ice::addresses_to_use(&explicit),
             latency_ms,
         };
-        Ok((config, meta))
+        let tls_ca_pem = match &self.tls_ca_file {
+            Some(path) => {
+                Some(std::fs::read(path).map_err(|err| format!("tls-ca-file \"{path}\": {err}"))?)
+            }
+            None => None,
+        };
+        Ok(Validated {
+            session: config,
+            meta,
+            tls_ca_pem,
+        })
     }
 }
 

@@ -440,7 +440,8 @@ impl PeerSink {
 
     fn start(&self) -> Result<(), String> {
         let settings = self.settings.lock().unwrap().clone();
-        let (session_config, meta) = settings.common.validate(common::DEFAULT_LATENCY_MS)?;
+        let validated = settings.common.validate(common::DEFAULT_LATENCY_MS)?;
+        let session_config = validated.session;
         let mut state = self.state.lock().unwrap();
         if state.inputs.is_empty() {
             return Err(
@@ -461,9 +462,10 @@ impl PeerSink {
         let (signaller, signaller_events) = signaller::spawn(SignallerConfig {
             uri: settings.common.uri.clone(),
             peer_id: settings.common.peer_id.clone(),
-            meta,
+            meta: validated.meta,
             role: Role::Producer { streams },
             embedded_port: settings.common.port,
+            tls_ca_pem: validated.tls_ca_pem,
         })?;
 
         let element = self.obj().downgrade();

@@ -272,16 +272,18 @@ impl BinImpl for PeerSrc {
 impl PeerSrc {
     fn start(&self) -> Result<(), String> {
         let settings = self.settings.lock().unwrap().clone();
-        let (session_config, meta) = settings.common.validate(settings.latency_ms)?;
+        let validated = settings.common.validate(settings.latency_ms)?;
+        let session_config = validated.session;
         let (signaller, signaller_events) = signaller::spawn(SignallerConfig {
             uri: settings.common.uri.clone(),
             peer_id: settings.common.peer_id.clone(),
-            meta,
+            meta: validated.meta,
             role: Role::Consumer {
                 producer: settings.producer.clone(),
                 producer_timeout: settings.producer_timeout,
             },
             embedded_port: settings.common.port,
+            tls_ca_pem: validated.tls_ca_pem,
         })?;
         let element = self.obj().downgrade();
         let event_loop = EventLoop::start(

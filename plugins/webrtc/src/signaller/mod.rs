@@ -33,6 +33,8 @@ pub struct SignallerConfig {
     pub meta: Value,
     pub role: Role,
     pub embedded_port: u16,
+    /// PEM certificates to trust for wss:// besides the public roots.
+    pub tls_ca_pem: Option<Vec<u8>>,
 }
 
 #[derive(Debug)]

@@ -88,13 +88,14 @@ pub async fn run(
         Address::Remote(address) => (None, address),
     };
 
-    let (client, mut incoming) = match client::connect(&room_address.ws_url).await {
-        Ok(connected) => connected,
-        Err(err) => {
-            let _ = events.send(SignallerEvent::Error(err.to_string()));
-            return;
-        }
-    };
+    let (client, mut incoming) =
+        match client::connect_trusting(&room_address.ws_url, config.tls_ca_pem.as_deref()).await {
+            Ok(connected) => connected,
+            Err(err) => {
+                let _ = events.send(SignallerEvent::Error(err.to_string()));
+                return;
+            }
+        };
     let _ = client.send(ClientMessage::Hello {
         id: config.peer_id.clone(),
         meta: config.meta.clone(),

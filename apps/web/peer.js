@@ -1,0 +1,389 @@
+// gst-peer browser client: signalling (docs/protocol.md) and WebRTC
+// sessions, with no dependencies. Documented in docs/web.md.
+
+export function defaultServerUrl() {
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${location.host}/ws`;
+}
+
+/** An error with a machine-readable `code` (the server's error codes, or
+ * `unreachable`, `closed`, `timeout`). */
+export class PeerError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/** A connection to the signalling server: one peer, in at most one room.
+ * Events: `peer-joined`, `peer-updated`, `peer-left` (detail: peer info or
+ * id), `message` (detail: {from, data}), `error` (detail: PeerError),
+ * `close` (detail: reason). */
+export class PeerClient extends EventTarget {
+  constructor({ url = defaultServerUrl(), id, meta, iceServers = [] } = {}) {
+    super();
+    this.url = url;
+    this.requestedId = id;
+    this.meta = meta;
+    this.iceServers = iceServers;
+    this.id = null;
+    this.room = null;
+    this.peers = new Map();
+    this.sessions = new Map();
+    this.publisher = null;
+    this._waiters = [];
+    this._socket = null;
+  }
+
+  /** Opens the connection and registers; resolves with our peer id. */
+  connect() {
+    return new Promise((resolve, reject) => {
+      let socket;
+      try {
+        socket = new WebSocket(this.url);
+      } catch (err) {
+        reject(new PeerError('unreachable', `cannot reach the signalling server at ${this.url}: ${err.message}`));
+        return;
+      }
+      this._socket = socket;
+      let welcomed = false;
+      socket.onopen = () => {
+        this._send({ type: 'hello', id: this.requestedId, meta: this.meta });
+        this._expect(['welcome'], 'hello').then((welcome) => {
+          welcomed = true;
+          this.id = welcome.id;
+          resolve(welcome.id);
+        }, reject);
+      };
+      socket.onmessage = (event) => this._onMessage(JSON.parse(event.data));
+      socket.onclose = (event) => {
+        const reason = event.reason || (welcomed ? 'the signalling connection closed' : `cannot reach the signalling server at ${this.url}`);
+        if (!welcomed) reject(new PeerError('unreachable', reason));
+        for (const waiter of this._waiters.splice(0)) waiter.reject(new PeerError('closed', reason));
+        for (const session of [...this.sessions.values()]) session._ended(`signalling lost: ${reason}`);
+        this.dispatchEvent(new CustomEvent('close', { detail: reason }));
+      };
+    });
+  }
+
+  /** Joins a room; resolves with the peers already there. */
+  async join(room, { streams = [], meta } = {}) {
+    this._send({ type: 'join', room, streams, meta });
+    const joined = await this._expect(['joined'], 'join');
+    this.room = joined.room;
+    this.peers = new Map(joined.peers.map((peer) => [peer.id, peer]));
+    return joined.peers;
+  }
+
+  async leave() {
+    this._send({ type: 'leave' });
+    await this._expect(['left'], 'leave');
+    this.room = null;
+    this.peers.clear();
+  }
+
+  /** Every room of the server with its producers. */
+  async listRooms() {
+    this._send({ type: 'list-rooms' });
+    return (await this._expect(['rooms'], 'list-rooms')).rooms;
+  }
+
+  /** Producers of the joined room, in order of joining. */
+  producers() {
+    return [...this.peers.values()].filter((peer) => peer.streams && peer.streams.length > 0);
+  }
+
+  /** Receives `producer`'s streams. With `wait`, a producer that has not
+   * joined yet is waited for. Resolves with a Session once the server
+   * accepted; media follows in its `track` events. */
+  async watch(producer, { wait = false } = {}) {
+    this._send({ type: 'start-session', peer: producer, wait });
+    const started = await this._expect(['session-started'], 'start-session');
+    const session = new Session(this, started.session, producer, { offerer: false });
+    this.sessions.set(session.id, session);
+    return session;
+  }
+
+  /** Offers `stream` to every peer that asks for it, opening `dataChannels`
+   * with each. Changes our announced streams (join the room first). */
+  async publish(stream, { dataChannels = ['chat'] } = {}) {
+    if (!this.room) throw new PeerError('not-in-room', 'join a room before publishing');
+    this.publisher = new Publisher(this, stream, dataChannels);
+    this._send({ type: 'update', streams: describeStreams(stream) });
+    return this.publisher;
+  }
+
+  /** An application message through the server (not a data channel). */
+  send(data, to) {
+    this._send({ type: 'message', to, data });
+  }
+
+  close() {
+    for (const session of [...this.sessions.values()]) session.close('closed');
+    if (this._socket) this._socket.close(1000, 'bye');
+  }
+
+  _send(message) {
+    if (this._socket && this._socket.readyState === WebSocket.OPEN) this._socket.send(JSON.stringify(message));
+  }
+
+  /** The next message of one of `types`, or the error answering `request`. */
+  _expect(types, request, timeoutMs = 10000) {
+    return new Promise((resolve, reject) => {
+      const waiter = { types, request, resolve, reject };
+      waiter.timer = setTimeout(() => {
+        this._waiters = this._waiters.filter((w) => w !== waiter);
+        reject(new PeerError('timeout', `no answer to "${request}" within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this._waiters.push(waiter);
+    });
+  }
+
+  _settle(message) {
+    const index = this._waiters.findIndex((w) =>
+      message.type === 'error' ? w.request === message.request : w.types.includes(message.type));
+    if (index < 0) return false;
+    const [waiter] = this._waiters.splice(index, 1);
+    clearTimeout(waiter.timer);
+    if (message.type === 'error') waiter.reject(new PeerError(message.code, message.message));
+    else waiter.resolve(message);
+    return true;
+  }
+
+  _onMessage(message) {
+    const session = message.session && this.sessions.get(message.session);
+    switch (message.type) {
+      case 'peer-joined':
+      case 'peer-updated':
+        this.peers.set(message.peer.id, message.peer);
+        this.dispatchEvent(new CustomEvent(message.type, { detail: message.peer }));
+        return;
+      case 'peer-left':
+        this.peers.delete(message.id);
+        this.dispatchEvent(new CustomEvent('peer-left', { detail: message.id }));
+        return;
+      case 'session-requested':
+        if (this.publisher) this.publisher._onRequest(message.session, message.peer);
+        else this._send({ type: 'end-session', session: message.session, reason: 'nothing published here' });
+        return;
+      case 'sdp':
+        if (session) session._onDescription(message.sdp);
+        return;
+      case 'ice':
+        if (session) session._onCandidate(message.candidate);
+        return;
+      case 'session-ended':
+        if (session) session._ended(message.reason);
+        return;
+      case 'message':
+        this.dispatchEvent(new CustomEvent('message', { detail: { from: message.from, data: message.data } }));
+        return;
+      default:
+        if (this._settle(message)) return;
+        if (message.type === 'error') {
+          this.dispatchEvent(new CustomEvent('error', { detail: new PeerError(message.code, message.message) }));
+        }
+    }
+  }
+}
+
+function describeStreams(stream) {
+  return stream.getTracks().map((track) => {
+    const settings = track.getSettings ? track.getSettings() : {};
+    const info = { kind: track.kind, label: track.label };
+    if (settings.width) Object.assign(info, { width: settings.width, height: settings.height });
+    return info;
+  });
+}
+
+/** One WebRTC connection with one peer. `stream` holds what it receives.
+ * Events: `track` (detail: MediaStreamTrack), `message` (detail: {label,
+ * data}), `channel-open` (detail: label), `state` (detail: connection
+ * state), `ended` (detail: reason). */
+export class Session extends EventTarget {
+  constructor(client, id, peer, { offerer }) {
+    super();
+    this.client = client;
+    this.id = id;
+    this.peer = peer;
+    this.offerer = offerer;
+    this.ended = false;
+    this.stream = new MediaStream();
+    this.channels = new Map();
+    this._earlyCandidates = [];
+    this._lastStats = null;
+    this.pc = new RTCPeerConnection({ iceServers: client.iceServers, bundlePolicy: 'max-bundle' });
+    this.pc.ontrack = (event) => {
+      this.stream.addTrack(event.track);
+      this.dispatchEvent(new CustomEvent('track', { detail: event.track }));
+    };
+    this.pc.onicecandidate = (event) => {
+      client._send({ type: 'ice', session: id, candidate: event.candidate ? event.candidate.toJSON() : null });
+    };
+    this.pc.ondatachannel = (event) => this._adopt(event.channel);
+    this.pc.onconnectionstatechange = () => {
+      const state = this.pc.connectionState;
+      this.dispatchEvent(new CustomEvent('state', { detail: state }));
+      if (state === 'failed') this.close('the connection failed');
+    };
+  }
+
+  /** Opens a data channel (before the offer, on the offering side). */
+  openChannel(label, options = {}) {
+    this._adopt(this.pc.createDataChannel(label, options));
+  }
+
+  /** Sends a string, ArrayBuffer or typed array on channel `label`; false
+   * when that channel is not open. */
+  send(label, data) {
+    const channel = this.channels.get(label);
+    if (!channel || channel.readyState !== 'open') return false;
+    channel.send(data);
+    return true;
+  }
+
+  close(reason = 'closed') {
+    if (this.ended) return;
+    this.client._send({ type: 'end-session', session: this.id, reason });
+    this._ended(reason);
+  }
+
+  /** A summary of getStats for people: bitrate (bit/s, in or out), frames
+   * per second, resolution, packets lost, jitter (s), round-trip time (s). */
+  async stats() {
+    const report = await this.pc.getStats();
+    const now = performance.now();
+    const summary = { time: now, bytes: 0, packetsLost: 0, framesPerSecond: 0, width: 0, height: 0, jitter: 0, roundTripTime: 0, audioBytes: 0 };
+    report.forEach((entry) => {
+      const inbound = entry.type === 'inbound-rtp';
+      const outbound = entry.type === 'outbound-rtp';
+      if (inbound || outbound) {
+        const bytes = inbound ? entry.bytesReceived : entry.bytesSent;
+        summary.bytes += bytes || 0;
+        if (entry.kind === 'audio') summary.audioBytes += bytes || 0;
+        if (inbound) {
+          summary.packetsLost += entry.packetsLost || 0;
+          if (entry.kind === 'video' || entry.mediaType === 'video') summary.jitter = entry.jitter || 0;
+        }
+        if (entry.frameWidth) {
+          summary.width = entry.frameWidth;
+          summary.height = entry.frameHeight;
+          summary.framesPerSecond = entry.framesPerSecond || 0;
+        }
+      }
+      if (entry.type === 'remote-inbound-rtp') {
+        summary.packetsLost += entry.packetsLost || 0;
+        if (entry.roundTripTime) summary.roundTripTime = entry.roundTripTime;
+      }
+      if (entry.type === 'candidate-pair' && entry.nominated && entry.currentRoundTripTime !== undefined) {
+        summary.roundTripTime = entry.currentRoundTripTime;
+      }
+    });
+    const last = this._lastStats;
+    summary.bitrate = last ? ((summary.bytes - last.bytes) * 8000) / (now - last.time) : 0;
+    this._lastStats = summary;
+    return summary;
+  }
+
+  _adopt(channel) {
+    channel.binaryType = 'arraybuffer';
+    this.channels.set(channel.label, channel);
+    channel.onopen = () => this.dispatchEvent(new CustomEvent('channel-open', { detail: channel.label }));
+    channel.onmessage = (event) => {
+      this.dispatchEvent(new CustomEvent('message', { detail: { label: channel.label, data: event.data } }));
+    };
+    if (channel.readyState === 'open') channel.onopen();
+  }
+
+  async _offer() {
+    const offer = await this.pc.createOffer();
+    // Sent before it is applied, so no candidate can overtake it.
+    this.client._send({ type: 'sdp', session: this.id, sdp: { type: offer.type, sdp: offer.sdp } });
+    await this.pc.setLocalDescription(offer);
+  }
+
+  async _onDescription(description) {
+    try {
+      await this.pc.setRemoteDescription(description);
+      for (const candidate of this._earlyCandidates.splice(0)) await this.pc.addIceCandidate(candidate);
+      if (description.type === 'offer') {
+        const answer = await this.pc.createAnswer();
+        await this.pc.setLocalDescription(answer);
+        this.client._send({ type: 'sdp', session: this.id, sdp: { type: answer.type, sdp: answer.sdp } });
+      }
+    } catch (err) {
+      this.close(`cannot use the peer's description: ${err.message}`);
+    }
+  }
+
+  async _onCandidate(candidate) {
+    if (!candidate || !candidate.candidate) return;
+    if (!this.pc.remoteDescription) this._earlyCandidates.push(candidate);
+    else await this.pc.addIceCandidate(candidate).catch(() => {});
+  }
+
+  _ended(reason) {
+    if (this.ended) return;
+    this.ended = true;
+    this.client.sessions.delete(this.id);
+    this.pc.close();
+    this.dispatchEvent(new CustomEvent('ended', { detail: reason }));
+  }
+}
+
+/** What `PeerClient.publish` returns: one outgoing Session per viewer.
+ * Events: `session` (detail: Session) when a viewer connects. */
+export class Publisher extends EventTarget {
+  constructor(client, stream, dataChannels) {
+    super();
+    this.client = client;
+    this.stream = stream;
+    this.dataChannels = dataChannels;
+    this.sessions = new Map();
+  }
+
+  async _onRequest(sessionId, peer) {
+    const session = new Session(this.client, sessionId, peer, { offerer: true });
+    this.client.sessions.set(sessionId, session);
+    this.sessions.set(sessionId, session);
+    session.addEventListener('ended', () => this.sessions.delete(sessionId));
+    for (const track of this.stream.getTracks()) session.pc.addTrack(track, this.stream);
+    for (const label of this.dataChannels) session.openChannel(label);
+    this.dispatchEvent(new CustomEvent('session', { detail: session }));
+    await session._offer().catch((err) => session.close(`cannot make an offer: ${err.message}`));
+  }
+
+  /** Swaps the outgoing track of that kind in every session without
+   * renegotiating (a new camera, say). */
+  async replaceTrack(track) {
+    const old = this.stream.getTracks().find((t) => t.kind === track.kind);
+    if (old) {
+      this.stream.removeTrack(old);
+      old.stop();
+    }
+    this.stream.addTrack(track);
+    for (const session of this.sessions.values()) {
+      const sender = session.pc.getSenders().find((s) => s.track === old || (s.track && s.track.kind === track.kind));
+      if (sender) await sender.replaceTrack(track);
+    }
+  }
+
+  /** Mutes (sends black/silence) or unmutes a kind of track. */
+  setEnabled(kind, enabled) {
+    for (const track of this.stream.getTracks()) if (track.kind === kind) track.enabled = enabled;
+  }
+
+  /** Sends on data channel `label` to every viewer; how many got it. */
+  send(label, data) {
+    let sent = 0;
+    for (const session of this.sessions.values()) if (session.send(label, data)) sent += 1;
+    return sent;
+  }
+
+  stop() {
+    for (const session of [...this.sessions.values()]) session.close('the publisher stopped');
+    for (const track of this.stream.getTracks()) track.stop();
+    this.client._send({ type: 'update', streams: [] });
+    this.client.publisher = null;
+  }
+}

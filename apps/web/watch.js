@@ -1,0 +1,97 @@
+import { PeerClient } from '/peer.js';
+import { StatsPanel, followStats } from '/stats.js';
+import { params, showError, showStatus, clearError, setupChat, describeData } from '/ui.js';
+import { drawAnalysis } from '/analysis.js';
+
+const room = params.get('room') || 'default';
+let producer = params.get('producer');
+const video = document.getElementById('video');
+const page = (window.peerPage = { state: 'connecting', room, messages: [], analysis: [] });
+
+const client = new PeerClient({ id: params.get('id') || undefined });
+page.client = client;
+try {
+  await client.connect();
+} catch (err) {
+  page.state = 'unreachable';
+  showStatus('');
+  showError(`Cannot reach the signalling server at ${client.url}. Is "peer serve" running? (${err.message})`);
+  throw err;
+}
+client.addEventListener('close', (event) => {
+  page.state = 'disconnected';
+  showError(`Lost the signalling server: ${event.detail}`);
+});
+
+await client.join(room);
+if (!producer) {
+  const first = client.producers()[0];
+  if (first) producer = first.id;
+}
+if (!producer) {
+  showStatus(`Room "${room}" has no producer yet; waiting for one…`);
+  producer = await new Promise((resolve) => {
+    const onPeer = (event) => {
+      if (event.detail.streams && event.detail.streams.length) {
+        client.removeEventListener('peer-joined', onPeer);
+        client.removeEventListener('peer-updated', onPeer);
+        resolve(event.detail.id);
+      }
+    };
+    client.addEventListener('peer-joined', onPeer);
+    client.addEventListener('peer-updated', onPeer);
+  });
+}
+document.getElementById('title').textContent = `${producer} in ${room}`;
+history.replaceState(null, '', `/watch?room=${encodeURIComponent(room)}&producer=${encodeURIComponent(producer)}`);
+showStatus(client.peers.has(producer) ? `Connecting to "${producer}"…` : `Waiting for producer "${producer}" to start in room "${room}"…`);
+
+client.addEventListener('peer-left', (event) => {
+  if (event.detail === producer) {
+    page.state = 'producer-gone';
+    showError(`The producer "${producer}" left the room.`);
+  }
+});
+
+const session = await client.watch(producer, { wait: true });
+page.session = session;
+video.srcObject = session.stream;
+session.addEventListener('track', () => {
+  video.srcObject = session.stream;
+  video.play().catch(() => {});
+});
+session.addEventListener('ended', (event) => {
+  page.state = 'ended';
+  showError(`The stream from "${producer}" ended: ${event.detail}`);
+});
+session.addEventListener('state', (event) => {
+  if (event.detail === 'connected') showStatus(`Watching "${producer}" in room "${room}".`);
+});
+video.addEventListener('playing', () => {
+  page.state = 'playing';
+  clearError();
+});
+
+const chat = setupChat(document.getElementById('chat'), (text) => session.send('chat', text));
+session.addEventListener('message', (event) => {
+  const { label, data } = event.detail;
+  page.messages.push({ label, data });
+  if (label === 'audiotap') {
+    const report = JSON.parse(data);
+    page.analysis.push(report);
+    if (page.analysis.length > 100) page.analysis.shift();
+    document.getElementById('analysis').hidden = false;
+    drawAnalysis(document.getElementById('meter'), report);
+  } else {
+    chat.add(producer, describeData(data));
+  }
+});
+
+const sound = document.getElementById('sound');
+sound.addEventListener('click', () => {
+  video.muted = !video.muted;
+  sound.textContent = video.muted ? 'Turn sound on' : 'Sound is on (click to mute)';
+  video.play().catch(() => {});
+});
+
+followStats(session, new StatsPanel(document.getElementById('stats')));
