@@ -43,6 +43,24 @@ fn main() {
         canvas_bench();
         return;
     }
+    // `profile moving|changing SECONDS`: one screencapsrc run in this
+    // process, for perf.
+    if args.get(1).map(String::as_str) == Some("profile") {
+        let scene = match args[2].as_str() {
+            "moving" => Scene::SmallMovingWindow,
+            "changing" => Scene::FullyChanging,
+            _ => Scene::Idle,
+        };
+        let (mut xvfb, display) = start_xvfb();
+        let driver = SceneDriver::start(&display, scene);
+        child(
+            &format!("screencapsrc display-name={display} framerate=30/1"),
+            Duration::from_secs_f64(args[3].parse().unwrap()),
+        );
+        driver.stop();
+        let _ = xvfb.kill();
+        return;
+    }
     let seconds: f64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10.0);
 
     println!(

@@ -164,7 +164,11 @@ fn the_last_change_of_a_busy_screen_is_captured() {
     let deadline = std::time::Instant::now() + Duration::from_millis(600);
     let mut i = 0u32;
     while std::time::Instant::now() < deadline {
-        fill(if i % 2 == 0 { 0x0000ff } else { 0xffff00 });
+        fill(if i.is_multiple_of(2) {
+            0x0000ff
+        } else {
+            0xffff00
+        });
         i += 1;
         // Paced by the frames themselves: one repaint per frame or two.
         let _ = run.sink.try_pull_sample(gst::ClockTime::from_mseconds(20));
