@@ -403,3 +403,63 @@ fn camera_permission_denied_is_explained_on_the_page() {
         "{error}"
     );
 }
+
+#[test]
+fn the_readme_demo_is_watchable_from_the_rooms_page() {
+    init();
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let mut serve = peer_tests::process::ChildProcess::spawn(
+        std::process::Command::new(peer_tests::peer_binary()).args([
+            "serve",
+            "--demo",
+            "--port",
+            &port.to_string(),
+        ]),
+    );
+    serve.wait_line(
+        &format!("open http://127.0.0.1:{port}/"),
+        Duration::from_secs(20),
+    );
+    let browser = Browser::start(&[]);
+    browser.goto(&format!("http://127.0.0.1:{port}/"));
+    // The rooms page lists the demo; following its link plays it.
+    let href = browser.wait_for(
+        "[...document.querySelectorAll('#rooms a')].map(a => a.getAttribute('href')).find(h => h.startsWith('/watch'))",
+        Duration::from_secs(20),
+    );
+    assert_eq!(href, json!("/watch?room=demo&producer=demo"));
+    browser.eval(
+        "document.querySelector('#rooms a[href^=\"/watch\"]').click(); return true;",
+        vec![],
+    );
+    browser.wait_for("window.peerPage.state === 'playing' && document.querySelector('video').videoWidth === 1280", Duration::from_secs(30));
+    assert_eq!(
+        browser.eval(
+            "return document.querySelector('video').videoHeight;",
+            vec![]
+        ),
+        json!(720)
+    );
+    browser.screenshot("demo-watch-page");
+}
+
+#[test]
+fn the_address_printed_by_an_embedded_server_opens_the_watch_page() {
+    init();
+    let producer = sender("port=0 peer-id=solo", 320, 240, BLUE, 440.0);
+    play(&producer);
+    let ready = peer_tests::wait_element_message(&producer, "peer-ready", Duration::from_secs(10));
+    let url = ready.get::<String>("url").unwrap();
+    let browser = Browser::start(&[]);
+    browser.goto(&url);
+    browser.wait_for(
+        "window.peerPage.state === 'playing' && document.querySelector('video').videoWidth === 320",
+        Duration::from_secs(30),
+    );
+    let frame = browser.eval(VIDEO_PIXEL, vec![]);
+    assert!(close_colour(rgb(&frame["rgb"]), BLUE_RGB, 20), "{frame}");
+    let _ = producer.set_state(gst::State::Null);
+}
