@@ -214,3 +214,18 @@ fn invalid_scene_stops_the_start_with_a_clear_error() {
     );
     pipeline.set_state(gst::State::Null).unwrap();
 }
+
+#[test]
+fn pausing_and_resuming_goes_on_streaming() {
+    let run = canvas(SCENE, "RGBx", true);
+    run.next_frame(WAIT);
+    run.pipeline.set_state(gst::State::Paused).unwrap();
+    run.pipeline
+        .state(gst::ClockTime::from_seconds(5))
+        .0
+        .unwrap();
+    run.pipeline.set_state(gst::State::Playing).unwrap();
+    for _ in 0..5 {
+        assert!(is_red_box_at(&run.next_frame(WAIT), 40, 30));
+    }
+}

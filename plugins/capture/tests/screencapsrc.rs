@@ -186,3 +186,19 @@ fn the_last_change_of_a_busy_screen_is_captured() {
         assert!(run.next_frame(FRAME_WAIT).all_of((0, 255, 0)) > 0.999);
     }
 }
+
+#[test]
+fn pausing_resuming_and_restarting_keep_capturing() {
+    let xvfb = Xvfb::start(320, 240);
+    xvfb.set_root_color("#ff00ff");
+    let run = capture(&xvfb, "show-cursor=false");
+    run.next_frame(FRAME_WAIT);
+    run.pipeline.set_state(gst::State::Paused).unwrap();
+    run.pipeline.set_state(gst::State::Playing).unwrap();
+    run.frame_where(FRAME_WAIT, |f| f.all_of((255, 0, 255)) > 0.999);
+    // Down to READY (the grabber is parked in the gate) and up again.
+    run.pipeline.set_state(gst::State::Ready).unwrap();
+    xvfb.set_root_color("#00ffff");
+    run.pipeline.set_state(gst::State::Playing).unwrap();
+    run.frame_where(FRAME_WAIT, |f| f.all_of((0, 255, 255)) > 0.999);
+}

@@ -84,6 +84,10 @@ impl FrameSlot {
             buffer: shareable(frame.buffer),
         };
         let mut inner = self.inner.lock().unwrap();
+        if inner.capture_flushing {
+            // Stopping: hold nothing of the grabber's past this point.
+            return;
+        }
         inner.latest = Some(frame);
         inner.grab_in_flight = false;
         inner.grabbed_frames += 1;
@@ -101,10 +105,14 @@ impl FrameSlot {
         self.changed.notify_all();
     }
 
-    /// Wakes and stops the capturing side (the element is shutting down).
+    /// Wakes and stops the capturing side (the element is shutting down)
+    /// and lets go of the last frame.
     pub fn set_capture_flushing(&self, flushing: bool) {
         let mut inner = self.inner.lock().unwrap();
         inner.capture_flushing = flushing;
+        if flushing {
+            inner.latest = None;
+        }
         self.changed.notify_all();
     }
 
@@ -126,15 +134,6 @@ impl FrameSlot {
         let mut inner = self.inner.lock().unwrap();
         inner.pacer_flushing = flushing;
         self.changed.notify_all();
-    }
-
-    pub fn reset(&self) {
-        let mut inner = self.inner.lock().unwrap();
-        let capture_flushing = inner.capture_flushing;
-        *inner = SlotInner {
-            capture_flushing,
-            ..SlotInner::default()
-        };
     }
 
     /// Frames grabbed from the screen so far.

@@ -302,18 +302,17 @@ impl ElementImpl for ScreenCapSrc {
         transition: gst::StateChange,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         match transition {
-            gst::StateChange::NullToReady => {
+            // A fresh grabber for every run: frames still held downstream
+            // when a run stops go back to the ximagesrc they came from, and
+            // that one never grabs again (a restarted ximagesrc would reuse
+            // shared-memory images of its old X connection and die of
+            // BadShmSeg).
+            gst::StateChange::ReadyToPaused => {
                 if let Err(err) = self.assemble() {
                     self.obj().post_error_message(err);
                     self.disassemble();
                     return Err(gst::StateChangeError);
                 }
-            }
-            gst::StateChange::ReadyToPaused => {
-                let state = self.state.lock().unwrap();
-                state.slot.reset();
-                state.slot.set_capture_flushing(false);
-                state.gate_ticker.unlock_stop();
             }
             gst::StateChange::PausedToReady => {
                 // The capturing thread may be parked in the gate: release it
@@ -325,8 +324,8 @@ impl ElementImpl for ScreenCapSrc {
             _ => {}
         }
         let result = self.parent_change_state(transition);
-        if transition == gst::StateChange::ReadyToNull
-            || (transition == gst::StateChange::NullToReady && result.is_err())
+        if transition == gst::StateChange::PausedToReady
+            || (transition == gst::StateChange::ReadyToPaused && result.is_err())
         {
             self.disassemble();
         }
@@ -377,14 +376,14 @@ impl ScreenCapSrc {
     fn resolve_target(&self, settings: &Settings) -> Result<Target, gst::ErrorMessage> {
         let display = |s: &Settings| {
             Display::open(s.display_name.as_deref())
-                .map_err(|err| gst::error_msg!(gst::ResourceError::OpenRead, ["{err}"]))
+                .map_err(|err| gst::error_msg!(gst::ResourceError::OpenRead, ("{err}")))
         };
         if settings.window_id != 0 {
             let display = display(settings)?;
             let id = u32::try_from(settings.window_id).map_err(|_| {
                 gst::error_msg!(
                     gst::ResourceError::Settings,
-                    ["window-id {:#x} is not an X window id", settings.window_id]
+                    ("window-id {:#x} is not an X window id", settings.window_id)
                 )
             })?;
             let title = display
@@ -392,10 +391,10 @@ impl ScreenCapSrc {
                 .map_err(|err| {
                     gst::error_msg!(
                         gst::ResourceError::NotFound,
-                        [
+                        (
                             "no window with id {id:#x} on display {}: {err}",
                             display.name
-                        ]
+                        )
                     )
                 })?
                 .unwrap_or_default();
@@ -404,7 +403,7 @@ impl ScreenCapSrc {
         if let Some(name) = &settings.window_name {
             let window = display(settings)?
                 .find_window(name)
-                .map_err(|err| gst::error_msg!(gst::ResourceError::NotFound, ["{err}"]))?;
+                .map_err(|err| gst::error_msg!(gst::ResourceError::NotFound, ("{err}")))?;
             gst::info!(
                 CAT,
                 imp = self,
@@ -441,7 +440,7 @@ impl ScreenCapSrc {
             target,
             settings.show_cursor,
         )
-        .map_err(|err| gst::error_msg!(gst::ResourceError::OpenRead, ["{err}"]))?;
+        .map_err(|err| gst::error_msg!(gst::ResourceError::OpenRead, ("{err}")))?;
         gst::debug!(
             CAT,
             imp = self,
@@ -658,10 +657,10 @@ fn set_grab_area(ximagesrc: &gst::Element, area: Rect) {
 fn missing_plugin(element: &str, package: &str) -> gst::ErrorMessage {
     gst::error_msg!(
         gst::CoreError::MissingPlugin,
-        ["the {element} element is missing (Debian package {package})"]
+        ("the {element} element is missing (Debian package {package})")
     )
 }
 
 fn internal(err: impl std::fmt::Display) -> gst::ErrorMessage {
-    gst::error_msg!(gst::CoreError::Failed, ["{err}"])
+    gst::error_msg!(gst::CoreError::Failed, ("{err}"))
 }
