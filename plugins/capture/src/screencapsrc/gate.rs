@@ -341,7 +341,7 @@ impl DamageGate {
                 Ok(area) => area,
                 Err(X11Error::Reply(_)) if window.is_some() => {
                     return Ok(Change::Closed(format!(
-                        "the captured {} is gone",
+                        "the captured {} was closed",
                         self.describe()
                     )));
                 }
