@@ -536,3 +536,86 @@ fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
     let h = u32::from_be_bytes(bytes[20..24].try_into().ok()?);
     Some((w, h))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<Scene, CanvasError> {
+        let mut fonts = FontBook::default();
+        parse_scene(
+            json,
+            &mut Resources {
+                fonts: &mut fonts,
+                allow_files: false,
+            },
+        )
+    }
+
+    fn error(json: &str) -> String {
+        parse(json).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_follow_svg() {
+        let scene = parse(
+            r#"[{"type":"rect","width":1,"height":1},
+                {"type":"rect","width":1,"height":1,"stroke":"red"},
+                {"type":"line","points":[[0,0],[1,1]]}]"#,
+        )
+        .unwrap();
+        assert_eq!(scene.background, Color::BLACK);
+        assert_eq!(scene.nodes[0].fill, Some(Color::BLACK));
+        assert_eq!(scene.nodes[1].fill, None);
+        assert_eq!(scene.nodes[2].fill, None);
+        assert!(scene.nodes[2].stroke.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_node_and_the_field() {
+        assert_eq!(
+            error(r#"{"nodes":[{"id":"x","type":"circle"}]}"#),
+            "node 0 (id \"x\"): a circle needs a number \"radius\""
+        );
+        assert!(
+            error(r#"[{"type":"rect","width":1,"height":1,"colour":"red"}]"#)
+                .contains("unknown field \"colour\" for a rect")
+        );
+        assert!(
+            error(r#"[{"type":"rect","width":-4,"height":1}]"#).contains("width must be positive")
+        );
+        assert!(
+            error(r#"[{"type":"rect","width":"10","height":1}]"#)
+                .contains("width must be a number")
+        );
+        assert!(
+            error(r##"[{"type":"circle","radius":1,"fill":"#12"}]"##)
+                .contains("fill: invalid colour")
+        );
+        assert!(
+            error(
+                r#"[{"id":"a","type":"circle","radius":1},{"id":"a","type":"circle","radius":1}]"#
+            )
+            .contains("used twice")
+        );
+        assert!(error(r##"{"nodes":[],"bg":"#000"}"##).contains("unknown scene field \"bg\""));
+        assert!(
+            error(r#"[{"type":"image","src":"data:image/png;base64,AAAA"}]"#).contains("not a PNG")
+        );
+        assert!(error("[1, 2").starts_with("invalid JSON at line 1 column 5"));
+    }
+
+    #[test]
+    fn png_header_is_checked_before_decoding() {
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+        png.extend_from_slice(&100_000u32.to_be_bytes());
+        png.extend_from_slice(&100_000u32.to_be_bytes());
+        assert_eq!(png_size(&png), Some((100_000, 100_000)));
+        let url = format!(
+            "data:image/png;base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(&png)
+        );
+        let err = error(&format!(r#"[{{"type":"image","src":"{url}"}}]"#));
+        assert!(err.contains("at most 8192 pixels a side"), "{err}");
+    }
+}
