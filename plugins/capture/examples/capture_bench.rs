@@ -43,8 +43,8 @@ fn main() {
         canvas_bench();
         return;
     }
-    // `profile moving|changing SECONDS`: one screencapsrc run in this
-    // process, for perf.
+    // `profile idle|moving|changing SECONDS [ELEMENT ...]`: one run in this
+    // process (scene drawing included), for perf and quick comparisons.
     if args.get(1).map(String::as_str) == Some("profile") {
         let scene = match args[2].as_str() {
             "moving" => Scene::SmallMovingWindow,
@@ -255,7 +255,9 @@ fn run_child(pipeline: &str, seconds: f64) -> ChildResult {
 /// Runs one pipeline into a fakesink and prints its CPU use.
 fn child(description: &str, measure: Duration) {
     gst::init().unwrap();
-    gstpeercapture::plugin_register_static().unwrap();
+    if gst::ElementFactory::find("screencapsrc").is_none() {
+        gstpeercapture::plugin_register_static().unwrap();
+    }
     let pipeline = gst::parse::launch(&format!("{description} ! fakesink name=sink sync=false"))
         .unwrap()
         .downcast::<gst::Pipeline>()
@@ -327,6 +329,23 @@ fn clock_ticks() -> i64 {
     unsafe { libc::sysconf(libc::_SC_CLK_TCK) }
 }
 
+trait DieWithParent {
+    fn die_with_parent(&mut self) -> &mut Self;
+}
+
+impl DieWithParent for Command {
+    fn die_with_parent(&mut self) -> &mut Self {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+        unsafe {
+            self.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            })
+        }
+    }
+}
+
 fn start_xvfb() -> (std::process::Child, String) {
     let mut child = Command::new("Xvfb")
         .args([
@@ -337,9 +356,13 @@ fn start_xvfb() -> (std::process::Child, String) {
             &format!("{WIDTH}x{HEIGHT}x24"),
             "-nolisten",
             "tcp",
+            // Without it Xvfb resets (and forgets the root colour) whenever
+            // its last client leaves, i.e. between two runs.
+            "-noreset",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
+        .die_with_parent()
         .spawn()
         .expect("Xvfb (Debian package xvfb)");
     let mut line = String::new();

@@ -25,6 +25,25 @@ pub fn init() {
     });
 }
 
+trait DieWithParent {
+    fn die_with_parent(&mut self) -> &mut Self;
+}
+
+impl DieWithParent for Command {
+    /// A test killed half-way (a timeout, ^C) must not leave its X server
+    /// behind: the kernel kills it when the spawning thread goes.
+    fn die_with_parent(&mut self) -> &mut Self {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+        unsafe {
+            self.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            })
+        }
+    }
+}
+
 /// An Xvfb server of its own, on a display number it picked itself, killed
 /// on drop.
 pub struct Xvfb {
@@ -52,6 +71,7 @@ impl Xvfb {
             ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
+            .die_with_parent()
             .spawn()
             .expect("Xvfb not found (Debian package xvfb)");
         let stdout = child.stdout.take().unwrap();
