@@ -4,6 +4,7 @@
 mod demo;
 mod pipeline;
 mod receive;
+mod record;
 mod send;
 mod serve;
 
@@ -28,6 +29,8 @@ enum Command {
     Send(send::Args),
     /// Receive a producer of a room and play it (or check it, headless).
     Receive(receive::Args),
+    /// Record every publisher of a room to files, without re-encoding.
+    Record(record::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,5 +46,6 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args),
         Command::Send(args) => send::run(args),
         Command::Receive(args) => receive::run(args),
+        Command::Record(args) => record::run(args),
     }
 }

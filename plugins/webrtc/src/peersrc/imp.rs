@@ -31,6 +31,7 @@ struct Settings {
     decode: bool,
     latency_ms: u32,
     producer_timeout: Duration,
+    eos_on_leave: bool,
 }
 
 impl Default for Settings {
@@ -41,6 +42,7 @@ impl Default for Settings {
             decode: true,
             latency_ms: DEFAULT_LATENCY_MS,
             producer_timeout: DEFAULT_PRODUCER_TIMEOUT,
+            eos_on_leave: false,
         }
     }
 }
@@ -90,6 +92,15 @@ impl ObjectImpl for PeerSrc {
                     .default_value(DEFAULT_PRODUCER_TIMEOUT.as_secs() as u32)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("eos-on-leave")
+                    .nick("EOS on leave")
+                    .blurb(
+                        "When the producer leaves, end the streams (EOS, so files get finalized) and post a \
+                         peer-producer-left element message, instead of posting an error",
+                    )
+                    .default_value(false)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoolean::builder("decode")
                     .nick("Decode")
                     .blurb("Output raw audio and video; false outputs the depayloaded encoded streams (for recording)")
@@ -125,6 +136,7 @@ impl ObjectImpl for PeerSrc {
                     .expect("type checked upstream")
                     .filter(|s| !s.is_empty())
             }
+            "eos-on-leave" => settings.eos_on_leave = value.get().expect("type checked upstream"),
             "producer-timeout" => {
                 settings.producer_timeout =
                     Duration::from_secs(value.get::<u32>().expect("type checked upstream") as u64)
@@ -146,6 +158,7 @@ impl ObjectImpl for PeerSrc {
         match pspec.name() {
             "producer" => settings.producer.to_value(),
             "producer-timeout" => (settings.producer_timeout.as_secs() as u32).to_value(),
+            "eos-on-leave" => settings.eos_on_leave.to_value(),
             "decode" => settings.decode.to_value(),
             "latency" => settings.latency_ms.to_value(),
             other => unreachable!("unknown property {other}"),
@@ -216,6 +229,18 @@ impl ElementImpl for PeerSrc {
             ]
         });
         TEMPLATES.as_ref()
+    }
+
+    fn send_event(&self, event: gst::Event) -> bool {
+        // EOS sent to the pipeline (gst-launch -e, an application stopping)
+        // must end every output, so recordings finalize.
+        if let gst::EventView::Eos(_) = event.view() {
+            for pad in self.output_entry_pads() {
+                pad.send_event(gst::event::Eos::new());
+            }
+            return true;
+        }
+        self.parent_send_event(event)
     }
 
     fn change_state(
@@ -424,7 +449,10 @@ impl PeerSrc {
                     .current_session()
                     .filter(|s| s.id == session)
                     .map(|s| s.peer.clone());
-                if let Some(producer) = producer {
+                let Some(producer) = producer else { return };
+                if self.settings.lock().unwrap().eos_on_leave {
+                    self.end_streams(&producer, &reason);
+                } else {
                     self.fail(
                         &session,
                         &format!("producer \"{producer}\" ended the session: {reason}"),
@@ -537,6 +565,32 @@ impl PeerSrc {
                 }
             }
         }
+    }
+
+    fn output_entry_pads(&self) -> Vec<gst::Pad> {
+        let state = self.state.lock().unwrap();
+        state
+            .outputs
+            .iter()
+            .filter_map(|output| output.entry_pad())
+            .collect()
+    }
+
+    /// The producer left and the streams end here: EOS down every output
+    /// (so muxers finalize their files) and a message saying who left.
+    fn end_streams(&self, producer: &str, reason: &str) {
+        for pad in self.output_entry_pads() {
+            pad.send_event(gst::event::Eos::new());
+        }
+        let structure = gst::Structure::builder("peer-producer-left")
+            .field("producer", producer)
+            .field("reason", reason)
+            .build();
+        let _ = self.obj().post_message(
+            gst::message::Element::builder(structure)
+                .src(&*self.obj())
+                .build(),
+        );
     }
 
     /// The session cannot go on: the receiver's one job failed, so the

@@ -94,6 +94,11 @@ pub fn build(
 }
 
 impl Output {
+    /// Where data enters this output's chain (the depayloader's sink pad).
+    pub fn entry_pad(&self) -> Option<gst::Pad> {
+        self.elements.first()?.static_pad("sink")
+    }
+
     pub fn remove(self, element: &gst::Element) {
         let _ = self.ghost.set_active(false);
         let _ = element.remove_pad(&self.ghost);

@@ -1,0 +1,272 @@
+//! `peer record`: a headless recording server. Every publisher of a room
+//! is recorded to its own file, without re-encoding, each in a pipeline of
+//! its own; SIGINT/SIGTERM finalize every file before exiting.
+
+mod naming;
+mod recording;
+mod sidecar;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use peer_signalling::client::{self, ClientEvent};
+use peer_signalling::protocol::{ClientMessage, PeerInfo, ServerMessage};
+use peer_signalling::server::{self, ServerConfig};
+use tokio::sync::mpsc;
+
+use crate::pipeline;
+use recording::{Outcome, RecorderEvent, Recording, Settings, human_bytes};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Room whose publishers are recorded.
+    #[arg(long, default_value = "default")]
+    room: String,
+    /// Directory the recordings go to (created if missing).
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+    /// A running signalling server (ws://host:port) to join; unset: start
+    /// one here, and publishers connect to it.
+    #[arg(long)]
+    server: Option<String>,
+    /// Port of the server started here when --server is not given.
+    #[arg(long, default_value_t = server::DEFAULT_PORT)]
+    port: u16,
+    /// File names, with {room}, {publisher}, {start}, {tracks}, {ext}.
+    #[arg(long, default_value = naming::DEFAULT_TEMPLATE)]
+    template: String,
+    /// Our peer id on the server.
+    #[arg(long, default_value = "recorder")]
+    id: String,
+    /// Seconds between progress summaries (0: none).
+    #[arg(long, default_value_t = 10)]
+    summary_interval: u64,
+    /// Jitter buffer of the recording sessions, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    latency: u32,
+    /// PEM certificate to trust when the server is wss:// with a self-signed one.
+    #[arg(long)]
+    tls_ca_file: Option<String>,
+}
+
+/// How long a clean stop waits for files to finalize before closing anyway.
+const FINALIZE_WAIT: Duration = Duration::from_secs(2);
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    pipeline::init()?;
+    naming::validate(&args.template).map_err(anyhow::Error::msg)?;
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("cannot create {}", args.dir.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(record(args))
+}
+
+struct Recorder {
+    settings: Settings,
+    recordings: HashMap<String, Recording>,
+    generations: u64,
+    events: mpsc::UnboundedSender<RecorderEvent>,
+    finished: u64,
+}
+
+impl Recorder {
+    fn consider(&mut self, peer: &PeerInfo) {
+        if !peer.is_producer() || self.recordings.contains_key(&peer.id) {
+            return;
+        }
+        let tracks = peer
+            .streams
+            .iter()
+            .filter(|s| s.kind == "video" || s.kind == "audio")
+            .count();
+        if tracks == 0 {
+            return;
+        }
+        self.generations += 1;
+        match Recording::start(
+            &self.settings,
+            &peer.id,
+            tracks,
+            self.generations,
+            self.events.clone(),
+        ) {
+            Ok(recording) => {
+                self.recordings.insert(peer.id.clone(), recording);
+            }
+            Err(err) => eprintln!("cannot record {}: {err:#}", peer.id),
+        }
+    }
+
+    fn on_event(&mut self, event: RecorderEvent) {
+        let current = self.recordings.get(&event.publisher).map(|r| r.generation);
+        if current != Some(event.generation) {
+            return;
+        }
+        let recording = self.recordings.remove(&event.publisher).expect("present");
+        let stopping = recording.stop_requested_for().is_some();
+        let line = match event.outcome {
+            Outcome::Finished if stopping => recording.finish(true, "recorder stopped"),
+            Outcome::Finished => recording.finish(true, "publisher left"),
+            Outcome::Failed(error) => recording.finish(false, &format!("error: {error}")),
+        };
+        self.finished += 1;
+        println!("{line}");
+    }
+
+    fn summary(&self) -> String {
+        let bytes: u64 = self.recordings.values().map(Recording::bytes_written).sum();
+        format!(
+            "{} recording(s) running, {} written; {} finished",
+            self.recordings.len(),
+            human_bytes(bytes),
+            self.finished
+        )
+    }
+}
+
+async fn record(args: Args) -> anyhow::Result<()> {
+    let (embedded, base) = match &args.server {
+        Some(server) => (
+            None,
+            server
+                .trim_end_matches('/')
+                .trim_end_matches("/ws")
+                .to_owned(),
+        ),
+        None => {
+            let config = ServerConfig {
+                bind: SocketAddr::from(([127, 0, 0, 1], args.port)),
+                ..ServerConfig::default()
+            };
+            let running = server::start(config).await?;
+            let base = format!("ws://{}", running.local_addr());
+            println!(
+                "publish at {}publish?room={}",
+                running.http_url(),
+                args.room
+            );
+            (Some(running), base)
+        }
+    };
+    let room_uri = format!("{base}/{}", args.room);
+    let address = client::RoomAddress::parse(&room_uri).map_err(anyhow::Error::msg)?;
+    let trust = match &args.tls_ca_file {
+        Some(path) => Some(std::fs::read(path).with_context(|| format!("cannot read {path}"))?),
+        None => None,
+    };
+    let (signalling, mut incoming) =
+        client::connect_trusting(&address.ws_url, trust.as_deref()).await?;
+    signalling.send(ClientMessage::Hello {
+        id: Some(args.id.clone()),
+        meta: serde_json::json!({"role": "recorder"}),
+    })?;
+    signalling.send(ClientMessage::Join {
+        room: args.room.clone(),
+        streams: Vec::new(),
+        meta: serde_json::Value::Null,
+    })?;
+
+    let (events, mut recorder_events) = mpsc::unbounded_channel();
+    let mut recorder = Recorder {
+        settings: Settings {
+            room: args.room.clone(),
+            room_uri,
+            dir: args.dir.clone(),
+            template: args.template.clone(),
+            latency_ms: args.latency,
+            tls_ca_file: args.tls_ca_file.clone(),
+        },
+        recordings: HashMap::new(),
+        generations: 0,
+        events,
+        finished: 0,
+    };
+    println!(
+        "recording room \"{}\" into {}",
+        args.room,
+        args.dir.display()
+    );
+
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    let mut last_summary = Instant::now();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut outcome = Ok(());
+    loop {
+        tokio::select! {
+            event = incoming.recv() => match event {
+                Some(ClientEvent::Message(message)) => match message {
+                    ServerMessage::Joined { peers, .. } => peers.iter().for_each(|peer| recorder.consider(peer)),
+                    ServerMessage::PeerJoined { peer, .. } | ServerMessage::PeerUpdated { peer, .. } => recorder.consider(&peer),
+                    ServerMessage::Error { message, request, .. } => {
+                        if matches!(request.as_deref(), Some("hello") | Some("join")) {
+                            outcome = Err(anyhow::anyhow!("the signalling server refused the recorder: {message}"));
+                            break;
+                        }
+                        eprintln!("signalling: {message}");
+                    }
+                    _ => {}
+                },
+                Some(ClientEvent::Undecodable(text)) => eprintln!("signalling: undecodable message {text}"),
+                Some(ClientEvent::Closed(reason)) => {
+                    outcome = Err(anyhow::anyhow!("lost the signalling server: {reason}"));
+                    break;
+                }
+                None => break,
+            },
+            Some(event) = recorder_events.recv() => recorder.on_event(event),
+            _ = ticker.tick() => {
+                for recording in recorder.recordings.values() {
+                    recording.check_waiting_tracks();
+                }
+                if args.summary_interval > 0 && last_summary.elapsed() >= Duration::from_secs(args.summary_interval) {
+                    last_summary = Instant::now();
+                    println!("{}", recorder.summary());
+                }
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    stop_all(&mut recorder, &mut recorder_events).await;
+    if let Some(server) = embedded {
+        server.stop().await;
+    }
+    outcome
+}
+
+/// Ends every recording cleanly: EOS down each, then each is closed when its
+/// file is finalized, or after [`FINALIZE_WAIT`] whatever happened.
+async fn stop_all(recorder: &mut Recorder, events: &mut mpsc::UnboundedReceiver<RecorderEvent>) {
+    println!(
+        "stopping: finalizing {} recording(s)",
+        recorder.recordings.len()
+    );
+    for recording in recorder.recordings.values_mut() {
+        recording.request_stop();
+    }
+    let deadline = tokio::time::Instant::now() + FINALIZE_WAIT;
+    while !recorder.recordings.is_empty() {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(event)) => recorder.on_event(event),
+            _ => break,
+        }
+    }
+    for (_, recording) in recorder.recordings.drain() {
+        println!("{}", recording.finish(false, "did not finalize in time"));
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
