@@ -578,7 +578,7 @@ impl GateContext {
             }
             let frame = {
                 let mut last = self.last_tick.lock().unwrap();
-                let frame = crate::ticker::Ticker::next_frame(&grabber, self.rate, *last);
+                let frame = Ticker::next_frame(&grabber, self.rate, *last);
                 *last = Some(frame);
                 frame
             };
