@@ -18,6 +18,85 @@ pub struct Received {
     pub audio: Vec<f32>,
     pub audio_buffers: u64,
     pub pads: Vec<String>,
+    /// Earliest and latest end timestamp of what was decoded, any track.
+    pub first_pts: Option<gst::ClockTime>,
+    pub last_end: Option<gst::ClockTime>,
+}
+
+impl Received {
+    /// Media time covered by what was received.
+    pub fn span(&self) -> Duration {
+        match (self.first_pts, self.last_end) {
+            (Some(first), Some(last)) if last > first => {
+                Duration::from_nanos((last - first).nseconds())
+            }
+            _ => Duration::ZERO,
+        }
+    }
+
+    fn note_timestamps(&mut self, buffer: &gst::BufferRef) {
+        if let Some(pts) = buffer.pts() {
+            self.first_pts = Some(self.first_pts.map_or(pts, |first| first.min(pts)));
+            let end = pts + buffer.duration().unwrap_or(gst::ClockTime::ZERO);
+            self.last_end = Some(self.last_end.map_or(end, |last| last.max(end)));
+        }
+    }
+}
+
+/// Decodes a whole file as fast as possible and reports what it holds.
+pub fn decode_file(path: &std::path::Path) -> Received {
+    let pipeline = gst::Pipeline::new();
+    let source = gst::ElementFactory::make("filesrc")
+        .property("location", path.to_string_lossy().as_ref())
+        .build()
+        .unwrap();
+    let decode = gst::ElementFactory::make("decodebin").build().unwrap();
+    pipeline.add_many([&source, &decode]).unwrap();
+    source.link(&decode).unwrap();
+    let shared = Arc::new(Shared::default());
+    let weak = pipeline.downgrade();
+    let pad_shared = shared.clone();
+    decode.connect_pad_added(move |_, pad| {
+        let Some(pipeline) = weak.upgrade() else {
+            return;
+        };
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        let video = caps
+            .structure(0)
+            .is_some_and(|s| s.name().starts_with("video"));
+        pad_shared
+            .received
+            .lock()
+            .unwrap()
+            .pads
+            .push(pad.name().to_string());
+        let sink = if video {
+            video_checker(pad_shared.clone())
+        } else {
+            audio_checker(pad_shared.clone())
+        };
+        pipeline.add(&sink).unwrap();
+        sink.sync_state_with_parent().unwrap();
+        pad.link(&sink.static_pad("sink").unwrap()).unwrap();
+    });
+    pipeline
+        .set_state(gst::State::Playing)
+        .expect("the file can be played");
+    let bus = pipeline.bus().unwrap();
+    let end = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(60),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    let _ = pipeline.set_state(gst::State::Null);
+    match end.as_ref().map(|m| m.view()) {
+        Some(gst::MessageView::Eos(_)) => {}
+        Some(gst::MessageView::Error(err)) => {
+            panic!("{} does not play: {}", path.display(), err.error())
+        }
+        _ => panic!("{} did not finish decoding within 60 s", path.display()),
+    }
+    let received = shared.received.lock().unwrap().clone();
+    received
 }
 
 #[derive(Default)]
@@ -144,6 +223,7 @@ fn video_checker(shared: Arc<Shared>) -> gst::Element {
                 let (cx, cy) = (info.width() as usize / 2, info.height() as usize / 2);
                 let offset = cy * stride + cx * 3;
                 let mut received = shared.received.lock().unwrap();
+                received.note_timestamps(buffer);
                 received.video_frames += 1;
                 received.width = info.width();
                 received.height = info.height();
@@ -180,6 +260,7 @@ fn audio_checker(shared: Arc<Shared>) -> gst::Element {
                     .chunks_exact(4)
                     .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
                 let mut received = shared.received.lock().unwrap();
+                received.note_timestamps(buffer);
                 received.audio.extend(samples);
                 let excess = received.audio.len().saturating_sub(AUDIO_KEEP);
                 received.audio.drain(..excess);

@@ -10,6 +10,8 @@ pub struct ChildProcess {
     child: Child,
     lines: mpsc::Receiver<String>,
     pub seen: Vec<String>,
+    /// Lines of `seen` already returned by `wait_line`.
+    taken: Vec<bool>,
 }
 
 impl ChildProcess {
@@ -40,18 +42,28 @@ impl ChildProcess {
             child,
             lines,
             seen: Vec::new(),
+            taken: Vec::new(),
         }
     }
 
-    /// Waits for a line containing `needle`; panics with everything seen.
+    /// Waits for a line containing `needle` (one seen earlier but not yet
+    /// returned counts); panics with everything seen.
     pub fn wait_line(&mut self, needle: &str, timeout: Duration) -> String {
+        if let Some(index) =
+            (0..self.seen.len()).find(|&i| !self.taken[i] && self.seen[i].contains(needle))
+        {
+            self.taken[index] = true;
+            return self.seen[index].clone();
+        }
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) => {
+                    let matches = line.contains(needle);
                     self.seen.push(line.clone());
-                    if line.contains(needle) {
+                    self.taken.push(matches);
+                    if matches {
                         return line;
                     }
                 }
@@ -60,6 +72,30 @@ impl ChildProcess {
                     self.seen.join("\n")
                 ),
             }
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit, collecting its
+    /// output; whether it exited.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            while let Ok(line) = self.lines.try_recv() {
+                self.seen.push(line);
+                self.taken.push(false);
+            }
+            if let Ok(Some(_)) = self.child.try_wait() {
+                // Output still in the pipes arrives once the readers see EOF.
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(500)) {
+                    self.seen.push(line);
+                    self.taken.push(false);
+                }
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
