@@ -25,6 +25,8 @@ pub fn init() {
         require_loopback_only();
         gst::init().expect("GStreamer initializes");
         gstpeer::plugin_register_static().expect("the peer plugin registers");
+        gstpeercapture::plugin_register_static().expect("the capture plugin registers");
+        gstaudiotap::plugin_register_static().expect("the audiotap plugin registers");
     });
 }
 

@@ -463,3 +463,56 @@ fn the_address_printed_by_an_embedded_server_opens_the_watch_page() {
     assert!(close_colour(rgb(&frame["rgb"]), BLUE_RGB, 20), "{frame}");
     let _ = producer.set_state(gst::State::Null);
 }
+
+#[test]
+fn audiotap_reports_reach_the_watch_page_at_the_configured_interval() {
+    init();
+    let server = TestServer::start();
+    let producer = peer_tests::launch(&format!(
+        "peersink name=sink uri={} peer-id=tone \
+         videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! sink.video_0 \
+         audiotestsrc is-live=true wave=sine freq=440 volume=0.5 ! audiotap interval=100000000 ! sink.audio_0",
+        server.room_uri("meters")
+    ));
+    play(&producer);
+    let browser = Browser::start(&[]);
+    browser.goto(&format!(
+        "http://127.0.0.1:{}/watch?room=meters&producer=tone",
+        server.port()
+    ));
+    browser.wait_for(
+        "window.peerPage.analysis.length >= 20",
+        Duration::from_secs(30),
+    );
+    let reports = browser.eval("return window.peerPage.analysis.slice(-20);", vec![]);
+    let reports = reports.as_array().unwrap();
+    let times: Vec<f64> = reports
+        .iter()
+        .map(|r| r["time"].as_f64().unwrap())
+        .collect();
+    for pair in times.windows(2) {
+        // Unordered, unreliable: a report may be lost, but none is late or doubled.
+        let step = pair[1] - pair[0];
+        assert!(
+            (step - 0.1).abs() < 0.005 || (step - 0.2).abs() < 0.005,
+            "report times {times:?}"
+        );
+    }
+    let last = reports.last().unwrap();
+    assert!(
+        (last["pitch"].as_f64().unwrap() - 440.0).abs() < 4.4,
+        "{last}"
+    );
+    let rms = last["rms"][0].as_f64().unwrap();
+    assert!(
+        (rms - -9.03).abs() < 0.2,
+        "a 0.5 sine is -9.03 dBFS RMS: {last}"
+    );
+    // The page draws the meters.
+    assert_eq!(
+        browser.eval("return document.getElementById('analysis').hidden;", vec![]),
+        json!(false)
+    );
+    browser.screenshot("watch-page-audiotap");
+    let _ = producer.set_state(gst::State::Null);
+}

@@ -8,6 +8,8 @@ use gst::prelude::*;
 pub fn init() -> anyhow::Result<()> {
     gst::init()?;
     gstpeer::plugin_register_static()?;
+    gstpeercapture::plugin_register_static()?;
+    gstaudiotap::plugin_register_static()?;
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use super::input::{EncoderSettings, Input};
 use super::viewer::Viewer;
 use crate::codec::{MediaKind, VideoCodec};
 use crate::common::{self, CommonSettings};
-use crate::datachannel::Payload;
+use crate::datachannel::{ChannelSpec, Payload};
 use crate::events::{Event, EventLoop};
 use crate::session::{NoticeHandler, SessionConfig, SessionNotice, WebRtcSession};
 use crate::signaller::{
@@ -28,6 +28,8 @@ pub static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 });
 
 const DEFAULT_VIDEO_BITRATE: u32 = 2_000_000;
+/// Data channel (and event name) of audiotap reports.
+const AUDIOTAP_LABEL: &str = "audiotap";
 const DEFAULT_AUDIO_BITRATE: u32 = 64_000;
 const DEFAULT_MIN_KEYFRAME_INTERVAL_MS: u32 = 300;
 
@@ -322,6 +324,9 @@ impl ElementImpl for PeerSink {
         };
         input.watch_output();
         self.watch_input_caps(&input);
+        if kind == MediaKind::Audio {
+            self.forward_audio_analysis(&input);
+        }
         let target = input
             .entry
             .static_pad("sink")
@@ -430,6 +435,30 @@ impl PeerSink {
                     }
                 }
             });
+    }
+
+    /// An `audiotap` upstream sends its reports as custom events; they go
+    /// to every viewer on the `audiotap` data channel.
+    fn forward_audio_analysis(&self, input: &Arc<Input>) {
+        let element = self.obj().downgrade();
+        let pad = input
+            .entry
+            .static_pad("sink")
+            .expect("queues have a sink pad");
+        pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+            let report = info
+                .event()
+                .filter(|event| event.type_() == gst::EventType::CustomDownstream)
+                .and_then(|event| event.structure())
+                .filter(|structure| structure.name() == AUDIOTAP_LABEL)
+                .and_then(|structure| structure.get::<String>("json").ok());
+            if let (Some(json), Some(element)) = (report, element.upgrade()) {
+                element
+                    .imp()
+                    .send_on_channels(AUDIOTAP_LABEL, None, &Payload::Text(json));
+            }
+            gst::PadProbeReturn::Ok
+        });
     }
 
     fn send_event(&self, event: Event) {
@@ -694,7 +723,26 @@ impl PeerSink {
             };
             running.viewers.insert(session_id.clone(), viewer);
         }
-        session.create_data_channels(&config.data_channels);
+        let mut channels = config.data_channels.clone();
+        let fed = |input: &Arc<Input>| {
+            self.obj()
+                .static_pad(&input.pad_name)
+                .is_some_and(|pad| fed_by_audiotap(&pad))
+        };
+        if inputs
+            .iter()
+            .any(|input| input.kind == MediaKind::Audio && fed(input))
+            && !channels.iter().any(|c| c.label == AUDIOTAP_LABEL)
+        {
+            // Latest report wins: a late one is worth nothing.
+            channels.push(ChannelSpec {
+                label: AUDIOTAP_LABEL.to_owned(),
+                ordered: false,
+                max_retransmits: Some(0),
+                max_packet_lifetime: None,
+            });
+        }
+        session.create_data_channels(&channels);
         session.create_offer();
         gst::info!(
             CAT,
@@ -792,4 +840,27 @@ impl PeerSink {
             .filter_map(|input| input.encoder())
             .collect()
     }
+}
+
+/// Whether an `audiotap` element feeds `pad`, a few hops upstream.
+fn fed_by_audiotap(pad: &gst::Pad) -> bool {
+    let mut pad = pad.clone();
+    for _ in 0..16 {
+        let Some(peer) = pad.peer() else { return false };
+        // A bin's output is a ghost pad: its element is the bin itself.
+        let element = peer.parent_element().or_else(|| {
+            peer.parent()
+                .and_then(|parent| parent.downcast::<gst::GhostPad>().ok())
+                .and_then(|ghost| ghost.parent_element())
+        });
+        let Some(element) = element else { return false };
+        if element.factory().is_some_and(|f| f.name() == "audiotap") {
+            return true;
+        }
+        let Some(next) = element.sink_pads().into_iter().next() else {
+            return false;
+        };
+        pad = next;
+    }
+    false
 }
