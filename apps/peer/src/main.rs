@@ -2,6 +2,7 @@
 //! own module, composing the elements into a pipeline.
 
 mod demo;
+mod devices;
 mod pipeline;
 mod receive;
 mod record;
@@ -31,6 +32,9 @@ enum Command {
     Receive(receive::Args),
     /// Record every publisher of a room to files, without re-encoding.
     Record(record::Args),
+    /// List cameras, microphones, screens and windows, with the element
+    /// and properties that select each.
+    Devices(devices::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,5 +51,6 @@ fn main() -> anyhow::Result<()> {
         Command::Send(args) => send::run(args),
         Command::Receive(args) => receive::run(args),
         Command::Record(args) => record::run(args),
+        Command::Devices(args) => devices::run(args),
     }
 }
