@@ -43,7 +43,8 @@ if (!producer) {
   });
 }
 document.getElementById('title').textContent = `${producer} in ${room}`;
-history.replaceState(null, '', `/watch?room=${encodeURIComponent(room)}&producer=${encodeURIComponent(producer)}`);
+const path = location.pathname === '/cursors' ? '/cursors' : '/watch';
+history.replaceState(null, '', `${path}?room=${encodeURIComponent(room)}&producer=${encodeURIComponent(producer)}`);
 showStatus(client.peers.has(producer) ? `Connecting to "${producer}"…` : `Waiting for producer "${producer}" to start in room "${room}"…`);
 
 client.addEventListener('peer-left', (event) => {
@@ -95,3 +96,10 @@ sound.addEventListener('click', () => {
 });
 
 followStats(session, new StatsPanel(document.getElementById('stats')));
+
+// /cursors: the pointer over the video is drawn into a canvassrc broadcast.
+if (location.pathname === '/cursors' || params.get('cursors')) {
+  const { shareCursor } = await import('/cursors.js');
+  page.cursor = shareCursor(video, session, client.id);
+  showStatus(`Watching "${producer}": move the pointer over the picture to draw your cursor into it.`);
+}

@@ -516,3 +516,70 @@ fn audiotap_reports_reach_the_watch_page_at_the_configured_interval() {
     browser.screenshot("watch-page-audiotap");
     let _ = producer.set_state(gst::State::Null);
 }
+
+#[test]
+fn a_canvassrc_broadcast_shows_its_colours_and_draws_viewers_cursors() {
+    init();
+    let server = TestServer::start();
+    let scene = r##"{"background":"#203040","nodes":[{"id":"box","type":"rect","x":40,"y":40,"width":120,"height":80,"fill":"#e02020"}]}"##;
+    let producer = peer_tests::launch(&format!(
+        "peersink name=s uri={} peer-id=canvas data-channels=\"chat,canvas\" \
+         canvassrc patch-source=s scene=\"{}\" ! video/x-raw,width=640,height=360,framerate=30/1 ! videoconvert ! s.video_0",
+        server.room_uri("draw"),
+        scene.replace('"', "\\\"")
+    ));
+    play(&producer);
+    let browser = Browser::start(&[]);
+    browser.goto(&format!(
+        "http://127.0.0.1:{}/cursors?room=draw&producer=canvas",
+        server.port()
+    ));
+    browser.wait_for(
+        "window.peerPage.state === 'playing' && window.peerPage.cursor && window.peerPage.session.channels.get('canvas') \
+         && window.peerPage.session.channels.get('canvas').readyState === 'open'",
+        Duration::from_secs(30),
+    );
+    let pixel_at = |x: u32, y: u32| {
+        let value = browser.eval(
+            "const [x, y] = arguments; const video = document.querySelector('video'); \
+             const canvas = document.createElement('canvas'); canvas.width = video.videoWidth; canvas.height = video.videoHeight; \
+             const context = canvas.getContext('2d'); context.drawImage(video, 0, 0); \
+             const p = context.getImageData(x, y, 1, 1).data; return [p[0], p[1], p[2]];",
+            vec![json!(x), json!(y)],
+        );
+        rgb(&value)
+    };
+    // The scene's colours: background in the middle, the red box at its place.
+    assert!(
+        close_colour(pixel_at(320, 180), [0x20, 0x30, 0x40], 20),
+        "background {:?}",
+        pixel_at(320, 180)
+    );
+    assert!(
+        close_colour(pixel_at(100, 80), [0xe0, 0x20, 0x20], 24),
+        "box {:?}",
+        pixel_at(100, 80)
+    );
+
+    // The viewer's pointer over the picture's centre is drawn into the broadcast.
+    let colour = browser.eval_async(
+        "const done = arguments[arguments.length - 1]; \
+         import('/cursors.js').then(({ cursorPatch }) => { \
+           const video = document.querySelector('video'); const box = video.getBoundingClientRect(); \
+           video.dispatchEvent(new PointerEvent('pointermove', { clientX: box.left + box.width / 2, clientY: box.top + box.height / 2, bubbles: true })); \
+           done(cursorPatch(window.peerPage.client.id, 0, 0)[0].node.fill); });",
+        vec![],
+    );
+    let hex = colour.as_str().unwrap().trim_start_matches('#');
+    let expected = [0, 2, 4].map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap());
+    let drawn = peer_tests::wait_until(
+        Duration::from_secs(10),
+        "the cursor to appear in the video",
+        || {
+            let centre = pixel_at(320, 180);
+            close_colour(centre, expected, 32).then_some(centre)
+        },
+    );
+    assert!(!close_colour(drawn, [0x20, 0x30, 0x40], 20));
+    let _ = producer.set_state(gst::State::Null);
+}

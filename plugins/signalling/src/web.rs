@@ -40,13 +40,14 @@ const ASSETS: &[Asset] = &[
     asset!("index.js", "text/javascript; charset=utf-8"),
     asset!("watch.js", "text/javascript; charset=utf-8"),
     asset!("publish.js", "text/javascript; charset=utf-8"),
+    asset!("cursors.js", "text/javascript; charset=utf-8"),
 ];
 
 /// Pages by their address without extension, so links read `/watch?room=…`.
 fn asset_for(path: &str) -> &str {
     match path {
         "" => "index.html",
-        "watch" => "watch.html",
+        "watch" | "cursors" => "watch.html",
         "publish" => "publish.html",
         other => other,
     }

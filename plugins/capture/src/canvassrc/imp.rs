@@ -10,6 +10,7 @@ use gst_base::subclass::prelude::*;
 
 use super::damage::{changed_area, redraw_area};
 use super::render::{PixelLayout, convert_pixels, render};
+use super::route::PatchRoute;
 use super::scene::{CanvasError, Resources, Scene, parse_scene};
 use super::text::FontBook;
 use super::{APPLY_PATCH_SIGNAL, APPLY_REMOTE_PATCH_SIGNAL, PATCH_ERROR_MESSAGE};
@@ -28,6 +29,8 @@ const DEFAULT_WIDTH: i32 = 1280;
 const DEFAULT_HEIGHT: i32 = 720;
 const MAX_SIDE: i32 = 16384;
 
+const DEFAULT_PATCH_LABEL: &str = "canvas";
+
 #[derive(Debug, Clone)]
 struct Settings {
     scene_text: Option<String>,
@@ -35,6 +38,8 @@ struct Settings {
     is_live: bool,
     /// Why the configured scene could not be used; start() fails with it.
     scene_error: Option<String>,
+    patch_source: Option<String>,
+    patch_label: String,
 }
 
 impl Default for Settings {
@@ -44,6 +49,8 @@ impl Default for Settings {
             location: None,
             is_live: true,
             scene_error: None,
+            patch_source: None,
+            patch_label: DEFAULT_PATCH_LABEL.to_owned(),
         }
     }
 }
@@ -77,6 +84,7 @@ pub struct CanvasSrc {
     state: Mutex<State>,
     ticker: Ticker,
     rendered_frames: AtomicU64,
+    route: Mutex<Option<PatchRoute>>,
 }
 
 impl CanvasSrc {
@@ -228,6 +236,20 @@ impl ObjectImpl for CanvasSrc {
                     .default_value(true)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("patch-source")
+                    .nick("Patch source")
+                    .blurb(
+                        "Name of a peersink or peersrc in the pipeline: messages it receives on the data \
+                         channel patch-label are applied as remote patches (browsers drawing into the canvas)",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("patch-label")
+                    .nick("Patch data channel")
+                    .blurb("Label of the data channel carrying patches from patch-source")
+                    .default_value(Some(DEFAULT_PATCH_LABEL))
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("last-error")
                     .nick("Last error")
                     .blurb("Why the last scene or patch was refused (empty after a good one)")
@@ -288,6 +310,12 @@ impl ObjectImpl for CanvasSrc {
                 self.settings.lock().unwrap().location = path.clone();
                 self.load_scene(None, path.as_deref());
             }
+            "patch-source" => self.settings.lock().unwrap().patch_source = value.get().unwrap(),
+            "patch-label" => {
+                let label: Option<String> = value.get().unwrap();
+                self.settings.lock().unwrap().patch_label =
+                    label.unwrap_or_else(|| DEFAULT_PATCH_LABEL.to_owned());
+            }
             "is-live" => {
                 let live = value.get().unwrap();
                 self.settings.lock().unwrap().is_live = live;
@@ -302,6 +330,8 @@ impl ObjectImpl for CanvasSrc {
             "scene" => self.settings.lock().unwrap().scene_text.to_value(),
             "location" => self.settings.lock().unwrap().location.to_value(),
             "is-live" => self.settings.lock().unwrap().is_live.to_value(),
+            "patch-source" => self.settings.lock().unwrap().patch_source.to_value(),
+            "patch-label" => self.settings.lock().unwrap().patch_label.to_value(),
             "last-error" => self.canvas.lock().unwrap().last_error.to_value(),
             "rendered-frames" => self.rendered_frames.load(Ordering::Relaxed).to_value(),
             other => unreachable!("unknown property {other}"),
@@ -366,6 +396,15 @@ impl BaseSrcImpl for CanvasSrc {
                 ("canvassrc cannot start: {err}")
             ));
         }
+        let (source, label) = {
+            let settings = self.settings.lock().unwrap();
+            (settings.patch_source.clone(), settings.patch_label.clone())
+        };
+        if let Some(source) = source {
+            let route = PatchRoute::connect(self.obj().upcast_ref(), &source, &label)
+                .map_err(|err| gst::error_msg!(gst::ResourceError::Settings, ("{err}")))?;
+            *self.route.lock().unwrap() = Some(route);
+        }
         *self.state.lock().unwrap() = State::default();
         self.rendered_frames.store(0, Ordering::Relaxed);
         self.ticker.unlock_stop();
@@ -373,6 +412,7 @@ impl BaseSrcImpl for CanvasSrc {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        self.route.lock().unwrap().take();
         *self.state.lock().unwrap() = State::default();
         Ok(())
     }

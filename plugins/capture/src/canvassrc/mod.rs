@@ -29,6 +29,7 @@ mod imp;
 pub mod patch;
 mod pathdata;
 pub mod render;
+mod route;
 pub mod scene;
 pub mod text;
 

@@ -4,6 +4,7 @@
 //!
 //! ```json
 //! {"op": "add", "node": {"id": "dot", "type": "circle", "radius": 5}, "before": "label"}
+//! {"op": "put", "node": {"id": "cursor-ann", "type": "circle", "radius": 8}}
 //! {"op": "remove", "id": "dot"}
 //! {"op": "update", "id": "dot", "set": {"fill": "#ff0000", "radius": 8}}
 //! {"op": "move", "id": "dot", "x": 100, "y": 40}
@@ -22,6 +23,7 @@ use super::scene::{CanvasError, MAX_NODES, Resources, Scene, build_node, scene_f
 
 const OPS: &[&str] = &[
     "add",
+    "put",
     "remove",
     "update",
     "move",
@@ -82,6 +84,7 @@ fn apply_op(scene: &mut Scene, op: &Value, resources: &mut Resources) -> Result<
     };
     let allowed: &[&str] = match name {
         "add" => &["op", "node", "before"],
+        "put" => &["op", "node"],
         "remove" => &["op", "id"],
         "update" => &["op", "id", "set"],
         "move" => &["op", "id", "x", "y", "dx", "dy", "z"],
@@ -124,6 +127,24 @@ fn apply_op(scene: &mut Scene, op: &Value, resources: &mut Resources) -> Result<
                 Some(_) => return Err("\"before\" must be a node id".into()),
             };
             scene.nodes.insert(at, Arc::new(node));
+        }
+        "put" => {
+            // Add or replace by id: what a remote peer drawing its own
+            // cursor sends, without knowing whether it drew one before.
+            let Some(Value::Object(spec)) = op.get("node") else {
+                return Err("\"node\" must be a node object".into());
+            };
+            let node = build_node(spec.clone(), resources)?;
+            let Some(id) = node.id.clone() else {
+                return Err("\"put\" needs a node with an \"id\"".into());
+            };
+            match scene.index_of(&id) {
+                Some(at) => scene.nodes[at] = Arc::new(node),
+                None if scene.nodes.len() >= MAX_NODES => {
+                    return Err(format!("the scene already holds {MAX_NODES} nodes"));
+                }
+                None => scene.nodes.push(Arc::new(node)),
+            }
         }
         "remove" => {
             let at = find(scene, required_id(op)?)?;
@@ -283,6 +304,27 @@ mod tests {
             .iter()
             .map(|n| n.id.as_deref().unwrap_or("-"))
             .collect()
+    }
+
+    #[test]
+    fn put_adds_then_replaces_in_place() {
+        let s = scene(r#"{"nodes":[{"id":"a","type":"rect","width":1,"height":1}]}"#);
+        let node = r#"{"op":"put","node":{"id":"c","type":"circle","radius":3}}"#;
+        let s = patch(&s, node).unwrap();
+        assert_eq!(s.nodes.len(), 2);
+        let s = patch(
+            &s,
+            r#"{"op":"put","node":{"id":"c","type":"circle","radius":9}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.nodes.len(), 2);
+        assert_eq!(s.nodes[1].spec["radius"], 9);
+        assert!(
+            patch(&s, r#"{"op":"put","node":{"type":"circle","radius":3}}"#)
+                .unwrap_err()
+                .to_string()
+                .contains("id")
+        );
     }
 
     #[test]
