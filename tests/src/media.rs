@@ -14,6 +14,10 @@ pub struct Received {
     pub height: u32,
     /// RGB of the centre pixel of the last frame.
     pub centre_rgb: [u8; 3],
+    /// The last frame, packed RGB rows of `width` pixels.
+    pub last_frame: Vec<u8>,
+    /// One frame per second of media time (its timestamp and packed RGB).
+    pub snapshots: Vec<(gst::ClockTime, Vec<u8>)>,
     /// Mono F32 at 48 kHz, the most recent few seconds.
     pub audio: Vec<f32>,
     pub audio_buffers: u64,
@@ -24,6 +28,17 @@ pub struct Received {
 }
 
 impl Received {
+    /// RGB at (x, y) of the last frame.
+    pub fn pixel(&self, x: u32, y: u32) -> [u8; 3] {
+        self.pixel_of(&self.last_frame, x, y)
+    }
+
+    /// RGB at (x, y) of a packed frame of this size.
+    pub fn pixel_of(&self, frame: &[u8], x: u32, y: u32) -> [u8; 3] {
+        let offset = ((y * self.width + x) * 3) as usize;
+        [frame[offset], frame[offset + 1], frame[offset + 2]]
+    }
+
     /// Media time covered by what was received.
     pub fn span(&self) -> Duration {
         match (self.first_pts, self.last_end) {
@@ -228,6 +243,23 @@ fn video_checker(shared: Arc<Shared>) -> gst::Element {
                 received.width = info.width();
                 received.height = info.height();
                 received.centre_rgb = [data[offset], data[offset + 1], data[offset + 2]];
+                let row = info.width() as usize * 3;
+                received.last_frame.clear();
+                for y in 0..info.height() as usize {
+                    received
+                        .last_frame
+                        .extend_from_slice(&data[y * stride..y * stride + row]);
+                }
+                if let Some(pts) = buffer.pts() {
+                    let due = received
+                        .snapshots
+                        .last()
+                        .is_none_or(|(at, _)| pts >= *at + gst::ClockTime::SECOND);
+                    if due {
+                        let frame = received.last_frame.clone();
+                        received.snapshots.push((pts, frame));
+                    }
+                }
                 drop(received);
                 shared.changed.notify_all();
                 Ok(gst::FlowSuccess::Ok)

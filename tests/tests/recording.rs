@@ -332,3 +332,77 @@ fn a_publisher_that_rejoins_gets_a_new_file_and_sigint_finalizes() {
     assert!(decode_file(&second).video_frames > 20);
     let _ = publisher.set_state(gst::State::Null);
 }
+
+#[test]
+fn the_composite_shows_both_publishers_side_by_side() {
+    init();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir =
+        std::env::temp_dir().join(format!("gst-peer-composite-{}-{port}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut recorder = Recorder {
+        process: ChildProcess::spawn(
+            Command::new(peer_tests::peer_binary())
+                .args([
+                    "record",
+                    "--room",
+                    "grid",
+                    "--port",
+                    &port.to_string(),
+                    "--composite",
+                    "grid.webm",
+                ])
+                .args(["--composite-size", "640x360", "--dir"])
+                .arg(&dir),
+        ),
+        port,
+        dir: dir.clone(),
+    };
+    recorder
+        .process
+        .wait_line("publish at", Duration::from_secs(20));
+    let uri = recorder.room_uri("grid");
+    let red = sender(
+        &format!("uri={uri} peer-id=red"),
+        320,
+        240,
+        0xffd02020,
+        440.0,
+    );
+    play(&red);
+    recorder.started("red");
+    let blue = sender(
+        &format!("uri={uri} peer-id=blue"),
+        320,
+        240,
+        0xff2040d0,
+        660.0,
+    );
+    play(&blue);
+    recorder.started("blue");
+    std::thread::sleep(Duration::from_secs(3)); // both on screen for a while
+    recorder.interrupt();
+    let _ = red.set_state(gst::State::Null);
+    let _ = blue.set_state(gst::State::Null);
+
+    let mixed = decode_file(&dir.join("grid.webm"));
+    assert_eq!((mixed.width, mixed.height), (640, 360));
+    // Two publishers: a 2x1 grid, red (first) on the left, blue on the
+    // right; looked at a second before the end, while both were in.
+    let (_, frame) = &mixed.snapshots[mixed.snapshots.len().saturating_sub(2)];
+    let left = mixed.pixel_of(frame, 160, 180);
+    let right = mixed.pixel_of(frame, 480, 180);
+    assert!(
+        close_colour(left, [0xd0, 0x20, 0x20], 28),
+        "left cell {left:?}"
+    );
+    assert!(
+        close_colour(right, [0x20, 0x40, 0xd0], 28),
+        "right cell {right:?}"
+    );
+    assert!(mixed.audio_buffers > 0, "the mix has sound");
+}

@@ -2,6 +2,7 @@
 //! is recorded to its own file, without re-encoding, each in a pipeline of
 //! its own; SIGINT/SIGTERM finalize every file before exiting.
 
+mod composite;
 mod naming;
 mod recording;
 mod sidecar;
@@ -18,6 +19,7 @@ use peer_signalling::server::{self, ServerConfig};
 use tokio::sync::mpsc;
 
 use crate::pipeline;
+use composite::Composite;
 use recording::{Outcome, RecorderEvent, Recording, Settings, human_bytes};
 
 #[derive(clap::Args)]
@@ -50,6 +52,14 @@ pub struct Args {
     /// PEM certificate to trust when the server is wss:// with a self-signed one.
     #[arg(long)]
     tls_ca_file: Option<String>,
+    /// Also write one mixed file of the room (a grid of every publisher and
+    /// their mixed sound, encoded once): .webm (VP8) or .mkv (H.264).
+    /// Relative paths are under --dir.
+    #[arg(long)]
+    composite: Option<PathBuf>,
+    /// Size of the composite picture.
+    #[arg(long, default_value = "1280x720")]
+    composite_size: String,
 }
 
 /// How long a clean stop waits for files to finalize before closing anyway.
@@ -69,6 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 struct Recorder {
     settings: Settings,
+    composite: Option<Composite>,
     recordings: HashMap<String, Recording>,
     generations: u64,
     events: mpsc::UnboundedSender<RecorderEvent>,
@@ -97,6 +108,16 @@ impl Recorder {
             self.events.clone(),
         ) {
             Ok(recording) => {
+                if let Some(composite) = &mut self.composite {
+                    let (video, audio) = composite::channel_names(
+                        &self.settings.recorder_id,
+                        &peer.id,
+                        self.generations,
+                    );
+                    if let Err(err) = composite.add(&peer.id, &video, &audio) {
+                        eprintln!("composite: cannot add {}: {err:#}", peer.id);
+                    }
+                }
                 self.recordings.insert(peer.id.clone(), recording);
             }
             Err(err) => eprintln!("cannot record {}: {err:#}", peer.id),
@@ -109,6 +130,9 @@ impl Recorder {
             return;
         }
         let recording = self.recordings.remove(&event.publisher).expect("present");
+        if let Some(composite) = &mut self.composite {
+            composite.remove(&event.publisher);
+        }
         let stopping = recording.stop_requested_for().is_some();
         let line = match event.outcome {
             Outcome::Finished if stopping => recording.finish(true, "recorder stopped"),
@@ -181,6 +205,15 @@ async fn record(args: Args) -> anyhow::Result<()> {
             template: args.template.clone(),
             latency_ms: args.latency,
             tls_ca_file: args.tls_ca_file.clone(),
+            composite: args.composite.is_some(),
+            recorder_id: args.id.clone(),
+        },
+        composite: match &args.composite {
+            Some(path) => {
+                let (width, height) = parse_size(&args.composite_size)?;
+                Some(Composite::start(&args.dir.join(path), width, height)?)
+            }
+            None => None,
         },
         recordings: HashMap::new(),
         generations: 0,
@@ -247,6 +280,10 @@ async fn stop_all(recorder: &mut Recorder, events: &mut mpsc::UnboundedReceiver<
         "stopping: finalizing {} recording(s)",
         recorder.recordings.len()
     );
+    // The mixed file ends first, while everyone is still in it.
+    if let Some(composite) = recorder.composite.take() {
+        println!("{}", composite.finish());
+    }
     for recording in recorder.recordings.values_mut() {
         recording.request_stop();
     }
@@ -260,6 +297,18 @@ async fn stop_all(recorder: &mut Recorder, events: &mut mpsc::UnboundedReceiver<
     for (_, recording) in recorder.recordings.drain() {
         println!("{}", recording.finish(false, "did not finalize in time"));
     }
+}
+
+fn parse_size(text: &str) -> anyhow::Result<(u32, u32)> {
+    let parsed = text
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
+        .filter(|(w, h)| *w >= 16 && *h >= 16 && w % 2 == 0 && h % 2 == 0);
+    parsed.ok_or_else(|| {
+        anyhow::anyhow!(
+            "--composite-size {text}: expected WIDTHxHEIGHT, even numbers, e.g. 1280x720"
+        )
+    })
 }
 
 async fn shutdown_signal() {

@@ -15,6 +15,7 @@ use anyhow::Context;
 use gst::prelude::*;
 use tokio::sync::mpsc;
 
+use super::composite;
 use super::naming::{self, NameFields};
 use super::sidecar::{self, Sidecar, TrackInfo};
 use crate::pipeline::quote;
@@ -31,6 +32,9 @@ pub struct Settings {
     pub template: String,
     pub latency_ms: u32,
     pub tls_ca_file: Option<String>,
+    /// Also decode every track into the composite's channels.
+    pub composite: bool,
+    pub recorder_id: String,
 }
 
 #[derive(Debug)]
@@ -67,6 +71,7 @@ struct Output {
 struct Shared {
     settings: Settings,
     publisher: String,
+    generation: u64,
     expected_tracks: usize,
     tracks: Mutex<Vec<Track>>,
     output: Mutex<Option<Output>>,
@@ -103,6 +108,7 @@ impl Recording {
         let shared = Arc::new(Shared {
             settings: settings.clone(),
             publisher: publisher.to_owned(),
+            generation,
             expected_tracks: expected_tracks.max(1),
             tracks: Mutex::new(Vec::new()),
             output: Mutex::new(None),
@@ -259,14 +265,27 @@ fn add_track(pipeline: &gst::Pipeline, shared: &Arc<Shared>, pad: &gst::Pad) -> 
         .build()?;
     pipeline.add(&queue)?;
     queue.sync_state_with_parent()?;
-    pad.link(&queue.static_pad("sink").expect("queues have a sink pad"))?;
     let src = queue.static_pad("src").expect("queues have a src pad");
     let block = src.add_probe(gst::PadProbeType::BLOCK_DOWNSTREAM, |_, _| {
         gst::PadProbeReturn::Ok
     });
+    // The track takes its place before anything can flow (tracks arrive
+    // from several streaming threads at once); it is only ever appended,
+    // so `index` stays its own.
+    let index = {
+        let mut tracks = shared.tracks.lock().unwrap();
+        tracks.push(Track {
+            kind: kind.to_owned(),
+            codec: None,
+            caps: None,
+            queue: queue.clone(),
+            block,
+            first_pts: None,
+            last_end: None,
+        });
+        tracks.len() - 1
+    };
     let timing = Arc::downgrade(shared);
-    let index = shared.tracks.lock().unwrap().len();
-    // (Tracks are only ever appended, so `index` stays this track's.)
     src.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         if let (Some(buffer), Some(shared)) = (info.buffer(), timing.upgrade())
             && let Some(pts) = buffer.pts()
@@ -310,15 +329,7 @@ fn add_track(pipeline: &gst::Pipeline, shared: &Arc<Shared>, pad: &gst::Pad) -> 
             }
             gst::PadProbeReturn::Ok
         });
-    shared.tracks.lock().unwrap().push(Track {
-        kind: kind.to_owned(),
-        codec: None,
-        caps: None,
-        queue,
-        block,
-        first_pts: None,
-        last_end: None,
-    });
+    pad.link(&queue.static_pad("sink").expect("queues have a sink pad"))?;
     shared
         .first_track_at
         .lock()
@@ -387,11 +398,37 @@ fn open_output(pipeline: &gst::Pipeline, shared: &Arc<Shared>) -> anyhow::Result
             .queue
             .static_pad("src")
             .expect("queues have a src pad");
-        if track.codec.is_some() {
+        if let Some(codec) = &track.codec {
             let mux_pad = mux
                 .request_pad_simple(&format!("{}_%u", track.kind))
                 .with_context(|| format!("{muxer} refused a {} track", track.kind))?;
-            src.link(&mux_pad)?;
+            if shared.settings.composite {
+                let (video_channel, audio_channel) = composite::channel_names(
+                    &shared.settings.recorder_id,
+                    &shared.publisher,
+                    shared.generation,
+                );
+                let channel = if track.kind == "video" {
+                    video_channel
+                } else {
+                    audio_channel
+                };
+                let tee = gst::ElementFactory::make("tee").build()?;
+                pipeline.add(&tee)?;
+                tee.sync_state_with_parent()?;
+                src.link(&tee.static_pad("sink").expect("tee sink"))?;
+                tee.request_pad_simple("src_%u")
+                    .expect("tee src")
+                    .link(&mux_pad)?;
+                let decoder = decoder_branch(codec, &track.kind, &channel)?;
+                pipeline.add(&decoder)?;
+                decoder.sync_state_with_parent()?;
+                tee.request_pad_simple("src_%u")
+                    .expect("tee src")
+                    .link(&decoder.static_pad("sink").expect("ghost sink"))?;
+            } else {
+                src.link(&mux_pad)?;
+            }
         } else {
             let drain = gst::ElementFactory::make("fakesink")
                 .property("async", false)
@@ -417,6 +454,30 @@ fn open_output(pipeline: &gst::Pipeline, shared: &Arc<Shared>) -> anyhow::Result
         .with_context(|| format!("cannot write the sidecar of {}", path.display()))?;
     println!("recording {} → {}", shared.publisher, path.display());
     Ok(())
+}
+
+/// Decodes a track into the composite's inter-element channel; leaky, so
+/// a slow composite never holds up the recording itself.
+fn decoder_branch(codec: &str, kind: &str, channel: &str) -> anyhow::Result<gst::Element> {
+    let decoder = match codec {
+        "VP8" => "vp8dec",
+        "VP9" => "vp9dec",
+        "H264" => "avdec_h264",
+        "OPUS" => "opusdec",
+        other => anyhow::bail!("the composite cannot decode {other}"),
+    };
+    let tail = if kind == "video" {
+        format!("videoconvert ! intervideosink channel={}", quote(channel))
+    } else {
+        format!(
+            "audioconvert ! audioresample ! interaudiosink channel={}",
+            quote(channel)
+        )
+    };
+    let description = format!(
+        "queue leaky=downstream max-size-time=500000000 max-size-bytes=0 max-size-buffers=0 ! {decoder} ! {tail}"
+    );
+    Ok(gst::parse::bin_from_description(&description, true)?.upcast())
 }
 
 fn codec_name(caps_name: &str) -> String {
