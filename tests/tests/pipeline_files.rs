@@ -21,11 +21,24 @@ fn repository() -> PathBuf {
 }
 
 fn run_file(file: &Path, extra: &[&str], display: Option<&str>) -> ChildProcess {
+    run_file_in(file, extra, display, None)
+}
+
+/// Runs a pipeline file as a user would, in `directory` when given.
+fn run_file_in(
+    file: &Path,
+    extra: &[&str],
+    display: Option<&str>,
+    directory: Option<&Path>,
+) -> ChildProcess {
     let mut command = Command::new(repository().join("scripts/run-pipeline.sh"));
     command
         .arg(file)
         .args(extra)
         .env("GST_PLUGIN_PATH", peer_tests::target_dir());
+    if let Some(directory) = directory {
+        command.current_dir(directory);
+    }
     if let Some(display) = display {
         command.env("DISPLAY", display);
     }
@@ -137,6 +150,41 @@ fn every_pipeline_file_works() {
                 );
                 assert_eq!(received.width.to_string(), get("width"), "{name}");
                 assert_eq!(received.height.to_string(), get("height"), "{name}");
+            }
+            "recorder" => {
+                let producer = sender(
+                    &format!(
+                        "uri=ws://127.0.0.1:8080/{} peer-id={}",
+                        get("room"),
+                        get("producer")
+                    ),
+                    640,
+                    360,
+                    0xff2040c0,
+                    440.0,
+                );
+                play(&producer);
+                let directory =
+                    std::env::temp_dir().join(format!("gst-peer-pipeline-{}", std::process::id()));
+                std::fs::create_dir_all(&directory).unwrap();
+                let output = directory.join(get("file"));
+                let mut running = run_file_in(file, &[], None, Some(&directory));
+                peer_tests::wait_until(Duration::from_secs(30), "the recording to grow", || {
+                    (std::fs::metadata(&output).map_or(0, |m| m.len()) > 50_000).then_some(())
+                });
+                // Ctrl-C, as a user stops it: -e turns it into EOS, finalizing the file.
+                let _ = Command::new("kill")
+                    .args(["-INT", &running.id().to_string()])
+                    .status();
+                assert!(
+                    running.wait_exit(Duration::from_secs(10)),
+                    "{name} exits on Ctrl-C"
+                );
+                let decoded = peer_tests::media::decode_file(&output);
+                assert_eq!((decoded.width, decoded.height), (640, 360), "{name}");
+                assert!(decoded.audio_buffers > 0, "{name}: the recording has sound");
+                let _ = producer.set_state(gst::State::Null);
+                let _ = std::fs::remove_dir_all(&directory);
             }
             other => panic!("{name}: unknown test role {other}"),
         }
