@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod media;
+pub mod netns;
 pub mod process;
 pub mod ws;
 

@@ -303,7 +303,7 @@ fn description_from_reply(
     reply: Result<Option<&gst::StructureRef>, gst::PromiseError>,
     field: &str,
 ) -> Result<gst_webrtc::WebRTCSessionDescription, String> {
-    check_reply(reply.clone())?;
+    check_reply(reply)?;
     let reply = reply.ok().flatten().ok_or("webrtcbin gave no reply")?;
     reply
         .get::<gst_webrtc::WebRTCSessionDescription>(field)

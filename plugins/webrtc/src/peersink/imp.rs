@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gst::glib;
 use gst::prelude::*;
@@ -8,10 +8,15 @@ use gst::subclass::prelude::*;
 use peer_signalling::protocol::StreamInfo;
 use tokio::sync::mpsc;
 
-use super::input::{EncoderSettings, Input};
+use super::encoding::Encoding;
+use super::feedback::Monitor;
+use super::input::Input;
+use super::layers::LayerSpec;
+use super::settings::{self, Settings};
+use super::stats::{self, Ticker};
 use super::viewer::Viewer;
-use crate::codec::{MediaKind, VideoCodec};
-use crate::common::{self, CommonSettings};
+use crate::codec::MediaKind;
+use crate::common;
 use crate::datachannel::{ChannelSpec, Payload};
 use crate::events::{Event, EventLoop};
 use crate::session::{NoticeHandler, SessionConfig, SessionNotice, WebRtcSession};
@@ -27,44 +32,12 @@ pub static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-const DEFAULT_VIDEO_BITRATE: u32 = 2_000_000;
 /// Data channel (and event name) of audiotap reports.
 const AUDIOTAP_LABEL: &str = "audiotap";
-const DEFAULT_AUDIO_BITRATE: u32 = 64_000;
-const DEFAULT_MIN_KEYFRAME_INTERVAL_MS: u32 = 300;
-
-#[derive(Debug, Clone)]
-struct Settings {
-    common: CommonSettings,
-    video_codec: VideoCodec,
-    video_bitrate: u32,
-    audio_bitrate: u32,
-    max_viewers: u32,
-    min_keyframe_interval_ms: u32,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            common: CommonSettings::default(),
-            video_codec: VideoCodec::Vp8,
-            video_bitrate: DEFAULT_VIDEO_BITRATE,
-            audio_bitrate: DEFAULT_AUDIO_BITRATE,
-            max_viewers: 0,
-            min_keyframe_interval_ms: DEFAULT_MIN_KEYFRAME_INTERVAL_MS,
-        }
-    }
-}
-
-impl Settings {
-    fn encoder(&self) -> EncoderSettings {
-        EncoderSettings {
-            video_codec: self.video_codec,
-            video_bitrate: self.video_bitrate,
-            audio_bitrate: self.audio_bitrate,
-        }
-    }
-}
+/// How often the ticker runs: adaptation every `ADAPTATION_PERIOD`, stats
+/// messages at `stats-interval`, both rounded to this.
+const TICK: Duration = Duration::from_millis(250);
+const ADAPTATION_PERIOD: Duration = Duration::from_secs(1);
 
 /// Exists from READY→PAUSED to PAUSED→READY.
 struct Running {
@@ -75,6 +48,9 @@ struct Running {
     viewers: HashMap<String, Viewer>,
     /// Sessions requested before every input knew its caps.
     waiting: Vec<(String, String)>,
+    ticker: Option<Ticker>,
+    last_adaptation: Instant,
+    last_stats_message: Instant,
 }
 
 #[derive(Default)]
@@ -100,87 +76,26 @@ impl ObjectSubclass for PeerSink {
 
 impl ObjectImpl for PeerSink {
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            let mut properties = common::properties();
-            properties.extend([
-                glib::ParamSpecEnum::builder_with_default("video-codec", VideoCodec::Vp8)
-                    .nick("Video codec")
-                    .blurb("Codec raw video is encoded to, once for every viewer")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("video-bitrate")
-                    .nick("Video bitrate")
-                    .blurb("Target bitrate of the video encoder, in bits per second")
-                    .minimum(10_000)
-                    .default_value(DEFAULT_VIDEO_BITRATE)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("audio-bitrate")
-                    .nick("Audio bitrate")
-                    .blurb("Target bitrate of the Opus encoder, in bits per second")
-                    .minimum(6_000)
-                    .maximum(510_000)
-                    .default_value(DEFAULT_AUDIO_BITRATE)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("max-viewers")
-                    .nick("Maximum viewers")
-                    .blurb("Viewers beyond this many are refused with a message saying so (0: no limit)")
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder("min-keyframe-interval")
-                    .nick("Minimum keyframe interval")
-                    .blurb(
-                        "Milliseconds between keyframes forced for joining viewers and PLI/FIR; \
-                         requests in between are coalesced into one",
-                    )
-                    .default_value(DEFAULT_MIN_KEYFRAME_INTERVAL_MS)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder("viewers")
-                    .nick("Viewers")
-                    .blurb("Number of viewers with a session now")
-                    .read_only()
-                    .build(),
-                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
-                    .nick("Statistics")
-                    .blurb(
-                        "Per viewer: peer id and webrtcbin statistics (bitrate, packets lost, RTT, jitter), \
-                         one field per session id",
-                    )
-                    .read_only()
-                    .build(),
-            ]);
-            properties
-        });
-        PROPERTIES.as_ref()
+        settings::properties()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut settings = self.settings.lock().unwrap();
-        if settings.common.set(pspec.name(), value) {
-            return;
+        if !settings.set(pspec.name(), value) {
+            unreachable!("unknown property {}", pspec.name());
         }
-        match pspec.name() {
-            "video-codec" => settings.video_codec = value.get().expect("type checked upstream"),
-            "video-bitrate" => settings.video_bitrate = value.get().expect("type checked upstream"),
-            "audio-bitrate" => settings.audio_bitrate = value.get().expect("type checked upstream"),
-            "max-viewers" => settings.max_viewers = value.get().expect("type checked upstream"),
-            "min-keyframe-interval" => {
-                settings.min_keyframe_interval_ms = value.get().expect("type checked upstream");
-                let interval = Duration::from_millis(settings.min_keyframe_interval_ms as u64);
-                drop(settings);
-                for input in &self.state.lock().unwrap().inputs {
-                    input.keyframes.lock().unwrap().set_min_interval(interval);
-                }
+        if pspec.name() == "min-keyframe-interval" {
+            let interval = settings.min_keyframe_interval();
+            drop(settings);
+            for input in &self.state.lock().unwrap().inputs {
+                input.set_min_keyframe_interval(interval);
             }
-            other => unreachable!("unknown property {other}"),
         }
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         if pspec.name() == "stats" {
-            return self.stats().to_value();
+            return self.stats(true).to_value();
         }
         if pspec.name() == "viewers" {
             let state = self.state.lock().unwrap();
@@ -188,17 +103,9 @@ impl ObjectImpl for PeerSink {
             return (count as u32).to_value();
         }
         let settings = self.settings.lock().unwrap();
-        if let Some(value) = settings.common.get(pspec.name()) {
-            return value;
-        }
-        match pspec.name() {
-            "video-codec" => settings.video_codec.to_value(),
-            "video-bitrate" => settings.video_bitrate.to_value(),
-            "audio-bitrate" => settings.audio_bitrate.to_value(),
-            "max-viewers" => settings.max_viewers.to_value(),
-            "min-keyframe-interval" => settings.min_keyframe_interval_ms.to_value(),
-            other => unreachable!("unknown property {other}"),
-        }
+        settings
+            .get(pspec.name())
+            .unwrap_or_else(|| unreachable!("unknown property {}", pspec.name()))
     }
 
     fn signals() -> &'static [glib::subclass::Signal] {
@@ -306,8 +213,6 @@ impl ElementImpl for PeerSink {
                 format!("audio_{}", state.next_audio - 1)
             }
         };
-        let interval =
-            Duration::from_millis(self.settings.lock().unwrap().min_keyframe_interval_ms as u64);
         // Sessions wait for every input to be ready to offer; say when one is.
         let element = self.obj().downgrade();
         let on_ready = Box::new(move || {
@@ -315,14 +220,13 @@ impl ElementImpl for PeerSink {
                 element.imp().send_event(Event::InputReady);
             }
         });
-        let input = match Input::new(self.obj().upcast_ref(), &pad_name, kind, interval, on_ready) {
+        let input = match Input::new(self.obj().upcast_ref(), &pad_name, kind, on_ready) {
             Ok(input) => input,
             Err(err) => {
                 gst::error!(CAT, imp = self, "cannot add {pad_name}: {err}");
                 return None;
             }
         };
-        input.watch_output();
         self.watch_input_caps(&input);
         if kind == MediaKind::Audio {
             self.forward_audio_analysis(&input);
@@ -424,9 +328,19 @@ impl PeerSink {
                     return gst::PadProbeReturn::Ok;
                 }
                 let settings = element.imp().settings.lock().unwrap().encoder();
-                match input.build_chain(element.upcast_ref(), caps.caps(), &settings) {
-                    Ok(codec) => {
+                let built = settings.and_then(|settings| {
+                    input.build_chain(element.upcast_ref(), caps.caps(), &settings)
+                });
+                match built {
+                    Ok((codec, warning)) => {
                         gst::info!(CAT, obj = element, "{} sends {:?}", input.pad_name, codec);
+                        if let Some(warning) = warning {
+                            gst::element_warning!(
+                                element,
+                                gst::StreamError::Format,
+                                ("{}", warning)
+                            );
+                        }
                         gst::PadProbeReturn::Ok
                     }
                     Err(err) => {
@@ -477,7 +391,7 @@ impl PeerSink {
                 "peersink has no inputs: link something to its video_%u or audio_%u pads".into(),
             );
         }
-        let encoder = settings.encoder();
+        let encoder = settings.encoder()?;
         let streams = state
             .inputs
             .iter()
@@ -508,6 +422,13 @@ impl PeerSink {
             },
         )?;
         let events = event_loop.sender.clone();
+        let element = self.obj().downgrade();
+        let ticker = Ticker::start(format!("{}-stats", self.obj().name()), TICK, move || {
+            if let Some(element) = element.upgrade() {
+                element.imp().tick();
+            }
+        })?;
+        let now = Instant::now();
         state.running = Some(Running {
             signaller,
             events,
@@ -515,6 +436,9 @@ impl PeerSink {
             session_config,
             viewers: HashMap::new(),
             waiting: Vec::new(),
+            ticker: Some(ticker),
+            last_adaptation: now,
+            last_stats_message: now,
         });
         Ok(())
     }
@@ -522,6 +446,9 @@ impl PeerSink {
     fn stop(&self) {
         let running = self.state.lock().unwrap().running.take();
         let Some(mut running) = running else { return };
+        if let Some(mut ticker) = running.ticker.take() {
+            ticker.stop();
+        }
         running.event_loop.stop();
         for (session, mut viewer) in running.viewers.drain() {
             running.signaller.send(SignallerCommand::EndSession {
@@ -702,8 +629,9 @@ impl PeerSink {
         let on_notice: NoticeHandler = Arc::new(move |session: &str, notice| {
             let _ = events.send(Event::Session(session.to_owned(), notice));
         });
+        let options = self.settings.lock().unwrap().viewer_options();
         let built = WebRtcSession::new(&session_id, &peer, &config, signaller.clone(), on_notice)
-            .and_then(|session| Viewer::build(self.obj().upcast_ref(), session, &inputs));
+            .and_then(|session| Viewer::build(self.obj().upcast_ref(), session, &inputs, options));
         let viewer = match built {
             Ok(viewer) => viewer,
             Err(err) => {
@@ -782,8 +710,21 @@ impl PeerSink {
         }
     }
 
-    fn stats(&self) -> gst::Structure {
-        let sessions: Vec<Arc<WebRtcSession>> = {
+    /// Encodings (layers) of the first video input, best first.
+    fn video_encodings(&self) -> Vec<Arc<Encoding>> {
+        let state = self.state.lock().unwrap();
+        state
+            .inputs
+            .iter()
+            .find(|input| input.kind == MediaKind::Video)
+            .map(|input| input.encodings())
+            .unwrap_or_default()
+    }
+
+    /// Every viewer's numbers; with webrtcbin's own statistics when
+    /// `with_webrtc` (they cost a round trip to each webrtcbin).
+    fn stats(&self, with_webrtc: bool) -> gst::Structure {
+        let viewers: Vec<(Arc<WebRtcSession>, Arc<Monitor>)> = {
             let state = self.state.lock().unwrap();
             state
                 .running
@@ -792,21 +733,67 @@ impl PeerSink {
                     running
                         .viewers
                         .values()
-                        .map(|v| v.session.clone())
+                        .map(|v| (v.session.clone(), v.monitor.clone()))
                         .collect()
                 })
                 .unwrap_or_default()
         };
-        let mut builder =
-            gst::Structure::builder("peersink-stats").field("viewers", sessions.len() as u32);
-        for session in sessions {
-            let mut viewer = gst::Structure::builder("viewer").field("peer-id", &session.peer);
-            if let Some(stats) = session.stats() {
-                viewer = viewer.field("webrtc", stats);
+        let encodings = self.video_encodings();
+        let layers: Vec<LayerSpec> = encodings.iter().filter_map(|e| e.spec).collect();
+        let per_layer = gst::Array::new(encodings.iter().map(|e| e.viewer_count() as u32));
+        let mut builder = gst::Structure::builder("peersink-stats")
+            .field("viewers", viewers.len() as u32)
+            .field("layers", layers.len().max(1) as u32)
+            .field("layer-viewers", per_layer);
+        for (session, monitor) in viewers {
+            let mut viewer = stats::viewer_structure(&session.peer, &monitor.snapshot(), &layers);
+            if with_webrtc && let Some(webrtc) = session.stats() {
+                viewer = viewer.field("webrtc", webrtc);
             }
             builder = builder.field(session.id.as_str(), viewer.build());
         }
         builder.build()
+    }
+
+    /// Runs every `TICK` on the stats thread: adaptation of every viewer
+    /// once a second, and the stats message at `stats-interval`.
+    fn tick(&self) {
+        let interval = self.settings.lock().unwrap().stats_interval_ms;
+        let now = Instant::now();
+        let (monitors, post) = {
+            let mut state = self.state.lock().unwrap();
+            let Some(running) = state.running.as_mut() else {
+                return;
+            };
+            let adapt = now >= running.last_adaptation + ADAPTATION_PERIOD;
+            let monitors: Vec<Arc<Monitor>> = if adapt {
+                running.last_adaptation = now;
+                running
+                    .viewers
+                    .values()
+                    .map(|v| v.monitor.clone())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let post = interval > 0
+                && now >= running.last_stats_message + Duration::from_millis(interval as u64);
+            if post {
+                running.last_stats_message = now;
+            }
+            (monitors, post)
+        };
+        for monitor in monitors {
+            monitor.tick(now);
+        }
+        if post {
+            let structure = self.stats(false);
+            let _ = self.obj().post_message(
+                gst::message::Element::builder(structure)
+                    .src(&*self.obj())
+                    .build(),
+            );
+        }
     }
 
     /// Sends on data channel `label` to `peer`, or to every viewer.
@@ -837,7 +824,7 @@ impl PeerSink {
             .unwrap()
             .inputs
             .iter()
-            .filter_map(|input| input.encoder())
+            .flat_map(|input| input.encoders())
             .collect()
     }
 }

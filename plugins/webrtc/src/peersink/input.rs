@@ -1,38 +1,49 @@
 //! One input of peersink: its pad, the encoder chain built when its caps
-//! are known, and the tee every viewer branches from. Whatever the number
-//! of viewers, each input is encoded once.
+//! are known, and the encodings every viewer takes from. Whatever the
+//! number of viewers, each input is encoded once per quality layer.
+//!
+//! ```text
+//! one layer:  entry → videoconvert → vp8enc → output
+//! layers:     entry → tee ─ queue → videoconvert → videoscale → caps → vp8enc → output (layer 0)
+//!                         └ queue → videoconvert → videoscale → caps → vp8enc → output (layer 1)
+//! ```
+//! Each output is a pacing sink whose pad fans buffers out (encoding.rs).
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gst::prelude::*;
 
+use super::encoding::Encoding;
+use super::layers::LayerSpec;
 use crate::codec::{Codec, MediaKind, VideoCodec};
-use crate::keyframe::{Decision, KeyframeLimiter};
-use crate::runtime::RUNTIME;
+use crate::keyframe::KeyframeLimiter;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct EncoderSettings {
     pub video_codec: VideoCodec,
-    pub video_bitrate: u32,
+    /// Video quality layers, best first (one at the input's size by default).
+    pub video_layers: Vec<LayerSpec>,
     pub audio_bitrate: u32,
+    pub min_keyframe_interval: Duration,
 }
+
+/// One encoding to build: its layer (video) and element descriptions.
+type Branch = (Option<LayerSpec>, Vec<String>);
 
 pub struct Input {
     pub pad_name: String,
     pub kind: MediaKind,
     /// A queue: the ghost pad's target, and the thread that encodes.
     pub entry: gst::Element,
-    pub tee: gst::Element,
-    /// Paces non-live inputs at real time and keeps the tee always linked.
-    pacer: gst::Element,
+    /// Everything built for the caps: converters, encoders, outputs.
     chain: Mutex<Vec<gst::Element>>,
+    encodings: Mutex<Vec<Arc<Encoding>>>,
     codec: Mutex<Option<Codec>>,
-    /// H.264 only: `profile-level-id` read from the stream's SPS, which is
-    /// what the payloader will put in its caps; offering anything else
-    /// would fail caps negotiation inside webrtcbin.
+    /// H.264 only: `profile-level-id` read from the best layer's SPS,
+    /// which is what the payloader will put in its caps; offering
+    /// anything else would fail caps negotiation inside webrtcbin.
     h264_profile_level_id: Mutex<Option<String>>,
-    pub keyframes: Mutex<KeyframeLimiter>,
     /// Called when the input becomes ready to offer.
     on_ready: Box<dyn Fn() + Send + Sync>,
 }
@@ -42,44 +53,32 @@ impl Input {
         bin: &gst::Bin,
         pad_name: &str,
         kind: MediaKind,
-        min_keyframe_interval: Duration,
         on_ready: Box<dyn Fn() + Send + Sync>,
     ) -> Result<Arc<Input>, String> {
-        let make = |factory: &str, name: String| {
-            gst::ElementFactory::make(factory)
-                .name(name)
-                .build()
-                .map_err(|_| format!("element {factory} is missing"))
-        };
         let entry = make("queue", format!("{pad_name}-entry"))?;
         entry.set_property("max-size-buffers", 3u32);
         entry.set_property("max-size-bytes", 0u32);
         entry.set_property("max-size-time", 0u64);
-        let tee = make("tee", format!("{pad_name}-tee"))?;
-        tee.set_property("allow-not-linked", true);
-        let pacer = make("fakesink", format!("{pad_name}-pacer"))?;
-        pacer.set_property("sync", true);
-        pacer.set_property("async", false);
-        pacer.set_property("enable-last-sample", false);
-        bin.add_many([&entry, &tee, &pacer])
-            .map_err(|e| e.to_string())?;
-        tee.link(&pacer).map_err(|e| e.to_string())?;
+        bin.add(&entry).map_err(|e| e.to_string())?;
         Ok(Arc::new(Input {
             pad_name: pad_name.to_owned(),
             kind,
             entry,
-            tee,
-            pacer,
             chain: Mutex::new(Vec::new()),
+            encodings: Mutex::new(Vec::new()),
             codec: Mutex::new(None),
             h264_profile_level_id: Mutex::new(None),
-            keyframes: Mutex::new(KeyframeLimiter::new(min_keyframe_interval)),
             on_ready,
         }))
     }
 
     pub fn codec(&self) -> Option<Codec> {
         *self.codec.lock().unwrap()
+    }
+
+    /// The encodings viewers take from: one per layer (video), one (audio).
+    pub fn encodings(&self) -> Vec<Arc<Encoding>> {
+        self.encodings.lock().unwrap().clone()
     }
 
     /// The codec this input will be sent as, before caps are known (for
@@ -91,11 +90,14 @@ impl Input {
         })
     }
 
-    /// RTP caps to offer, once the encoded caps (and for H.264 the SPS)
-    /// are known.
+    /// RTP caps to offer, once every encoding's caps (and for H.264 the
+    /// SPS) are known.
     pub fn rtp_caps(&self) -> Option<gst::Caps> {
         let codec = self.codec()?;
-        self.tee.static_pad("sink")?.current_caps()?;
+        let encodings = self.encodings();
+        if encodings.is_empty() || encodings.iter().any(|e| e.caps().is_none()) {
+            return None;
+        }
         let profile_level_id = match codec {
             Codec::H264 => Some(self.h264_profile_level_id.lock().unwrap().clone()?),
             _ => None,
@@ -107,160 +109,208 @@ impl Input {
         self.rtp_caps().is_some()
     }
 
-    /// Builds entry → (convert, encode, parse) → tee for these input caps.
-    /// Runs in the streaming thread, from the probe that sees the caps
-    /// before they leave the entry queue.
+    /// Builds entry → (convert, scale, encode, parse) → outputs for these
+    /// input caps. Runs in the streaming thread, from the probe that sees
+    /// the caps before they leave the entry queue. Returns the codec and
+    /// a warning for the application, if any.
     pub fn build_chain(
-        &self,
+        self: &Arc<Self>,
         bin: &gst::Bin,
         caps: &gst::CapsRef,
         settings: &EncoderSettings,
-    ) -> Result<Codec, String> {
+    ) -> Result<(Codec, Option<String>), String> {
         let structure = caps.structure(0).ok_or("empty caps")?;
         let name = structure.name().as_str();
-        let (codec, descriptions): (Codec, Vec<String>) =
-            if let Some(codec) = Codec::from_encoded_caps(structure) {
-                if codec.kind() != self.kind {
-                    return Err(format!(
-                        "{} pad {} cannot take {name}",
-                        self.kind.as_str(),
-                        self.pad_name
-                    ));
-                }
-                let chain = match codec {
-                    Codec::H264 => vec![
-                        "h264parse config-interval=-1".to_owned(),
-                        "capsfilter caps=video/x-h264,stream-format=byte-stream,alignment=au"
-                            .to_owned(),
-                    ],
-                    _ => Vec::new(),
-                };
-                (codec, chain)
-            } else if name == "video/x-raw" && self.kind == MediaKind::Video {
-                let codec: Codec = settings.video_codec.into();
-                (codec, video_encoder_chain(codec, settings.video_bitrate))
-            } else if name == "audio/x-raw" && self.kind == MediaKind::Audio {
-                (Codec::Opus, audio_encoder_chain(settings.audio_bitrate))
-            } else {
+        let mut warning = None;
+        // Per encoding: the elements between the split and its output.
+        let (codec, branches): (Codec, Vec<Branch>) = if let Some(codec) =
+            Codec::from_encoded_caps(structure)
+        {
+            if codec.kind() != self.kind {
                 return Err(format!(
-                    "{} pad {} cannot send {name}; it takes raw {} or {}",
+                    "{} pad {} cannot take {name}",
                     self.kind.as_str(),
-                    self.pad_name,
-                    self.kind.as_str(),
-                    match self.kind {
-                        MediaKind::Video => "VP8, VP9 or H.264",
-                        MediaKind::Audio => "Opus",
-                    }
+                    self.pad_name
                 ));
+            }
+            if self.kind == MediaKind::Video && settings.video_layers.len() > 1 {
+                warning = Some(format!(
+                    "{} is already encoded: it is sent as it is, in one layer (video-layers needs raw video)",
+                    self.pad_name
+                ));
+            }
+            let chain = match codec {
+                Codec::H264 => vec![
+                    "h264parse config-interval=-1".to_owned(),
+                    "capsfilter caps=video/x-h264,stream-format=byte-stream,alignment=au"
+                        .to_owned(),
+                ],
+                _ => Vec::new(),
             };
+            (codec, vec![(None, chain)])
+        } else if name == "video/x-raw" && self.kind == MediaKind::Video {
+            let codec: Codec = settings.video_codec.into();
+            let branches = settings
+                .video_layers
+                .iter()
+                .map(|layer| (Some(*layer), video_encoder_chain(codec, layer)))
+                .collect();
+            (codec, branches)
+        } else if name == "audio/x-raw" && self.kind == MediaKind::Audio {
+            (
+                Codec::Opus,
+                vec![(None, audio_encoder_chain(settings.audio_bitrate))],
+            )
+        } else {
+            return Err(format!(
+                "{} pad {} cannot send {name}; it takes raw {} or {}",
+                self.kind.as_str(),
+                self.pad_name,
+                self.kind.as_str(),
+                match self.kind {
+                    MediaKind::Video => "VP8, VP9 or H.264",
+                    MediaKind::Audio => "Opus",
+                }
+            ));
+        };
 
-        let mut elements = Vec::new();
-        for (index, description) in descriptions.iter().enumerate() {
-            let element = gst::parse::launch(description)
-                .map_err(|err| format!("cannot create \"{description}\": {err}"))?;
-            element.set_property(
-                "name",
-                format!("{}-{}-{index}", self.pad_name, factory_name(&element)),
-            );
-            elements.push(element);
+        let mut added = Vec::new();
+        let result = self.build_branches(bin, codec, &branches, settings, &mut added);
+        if let Err(err) = result {
+            for element in added {
+                let _ = element.set_state(gst::State::Null);
+                let _ = bin.remove(&element);
+            }
+            return Err(err);
         }
-        bin.add_many(&elements).map_err(|e| e.to_string())?;
-        let mut chain = vec![self.entry.clone()];
-        chain.extend(elements.iter().cloned());
-        chain.push(self.tee.clone());
-        gst::Element::link_many(&chain)
-            .map_err(|err| format!("cannot link the encoder chain: {err}"))?;
-        for element in &elements {
+        *self.codec.lock().unwrap() = Some(codec);
+        Ok((codec, warning))
+    }
+
+    fn build_branches(
+        self: &Arc<Self>,
+        bin: &gst::Bin,
+        codec: Codec,
+        branches: &[Branch],
+        settings: &EncoderSettings,
+        added: &mut Vec<gst::Element>,
+    ) -> Result<(), String> {
+        // Several layers split the raw input; each encodes on its own
+        // thread, behind a leaky queue so that a slow layer drops its own
+        // frames instead of holding the others.
+        let split = if branches.len() > 1 {
+            let tee = make("tee", format!("{}-split", self.pad_name))?;
+            bin.add(&tee).map_err(|e| e.to_string())?;
+            added.push(tee.clone());
+            self.entry.link(&tee).map_err(|e| e.to_string())?;
+            Some(tee)
+        } else {
+            None
+        };
+        let mut encodings = Vec::new();
+        for (index, (layer, descriptions)) in branches.iter().enumerate() {
+            let prefix = format!("{}-{index}", self.pad_name);
+            let mut elements = Vec::new();
+            if split.is_some() {
+                let queue = make("queue", format!("{prefix}-queue"))?;
+                queue.set_property("max-size-buffers", 2u32);
+                queue.set_property("max-size-bytes", 0u32);
+                queue.set_property("max-size-time", 0u64);
+                queue.set_property_from_str("leaky", "downstream");
+                elements.push(queue);
+            }
+            for description in descriptions {
+                let element = gst::parse::launch(description)
+                    .map_err(|err| format!("cannot create \"{description}\": {err}"))?;
+                element.set_property("name", format!("{prefix}-{}", factory_name(&element)));
+                elements.push(element);
+            }
+            // Paces non-live input at real time; its pad is the fan-out.
+            let output = make("fakesink", format!("{prefix}-output"))?;
+            output.set_property("sync", true);
+            output.set_property("async", false);
+            output.set_property("enable-last-sample", false);
+            output.set_property("qos", false);
+            elements.push(output.clone());
+            bin.add_many(&elements).map_err(|e| e.to_string())?;
+            added.extend(elements.iter().cloned());
+            let upstream = split.clone().unwrap_or_else(|| self.entry.clone());
+            let mut chain = vec![upstream];
+            chain.extend(elements.iter().cloned());
+            gst::Element::link_many(&chain)
+                .map_err(|err| format!("cannot link the encoder chain: {err}"))?;
+            let limiter = KeyframeLimiter::new(settings.min_keyframe_interval);
+            let encoding = Encoding::new(self.kind, index, *layer, output, limiter);
+            if index == 0 && codec == Codec::H264 {
+                self.watch_h264_profile(&encoding);
+            }
+            self.watch_caps(&encoding);
+            encodings.push(encoding);
+        }
+        *self.encodings.lock().unwrap() = encodings;
+        // Downstream first, so that nothing is pushed into a stopped element.
+        for element in added.iter().rev() {
             element
                 .sync_state_with_parent()
                 .map_err(|e| e.to_string())?;
         }
-        *self.chain.lock().unwrap() = elements;
-        *self.codec.lock().unwrap() = Some(codec);
-        Ok(codec)
+        *self.chain.lock().unwrap() = added.clone();
+        Ok(())
     }
 
-    /// The element that encodes, to look at from tests and stats.
-    pub fn encoder(&self) -> Option<gst::Element> {
+    /// The elements that encode, to look at from tests and stats.
+    pub fn encoders(&self) -> Vec<gst::Element> {
         self.chain
             .lock()
             .unwrap()
             .iter()
-            .find(|e| is_encoder(e))
+            .filter(|e| is_encoder(e))
             .cloned()
+            .collect()
     }
 
-    /// Asks for a keyframe under the keyframe policy (see keyframe.rs).
-    pub fn request_keyframe(self: &Arc<Self>) {
-        if self.kind != MediaKind::Video {
-            return;
-        }
-        let decision = self.keyframes.lock().unwrap().request(Instant::now());
-        match decision {
-            Decision::SendNow => self.send_keyframe_request(),
-            Decision::SendAt(at) => {
-                let input = self.clone();
-                RUNTIME.spawn(async move {
-                    tokio::time::sleep_until(at.into()).await;
-                    let fire = input.keyframes.lock().unwrap().fire(Instant::now());
-                    if fire {
-                        input.send_keyframe_request();
-                    }
-                });
-            }
-            Decision::Coalesced => {}
+    /// Sets the keyframe interval of every encoding.
+    pub fn set_min_keyframe_interval(&self, interval: Duration) {
+        for encoding in self.encodings() {
+            encoding
+                .keyframes
+                .lock()
+                .unwrap()
+                .set_min_interval(interval);
         }
     }
 
-    fn send_keyframe_request(&self) {
-        let event = gst_video::UpstreamForceKeyUnitEvent::builder()
-            .all_headers(true)
-            .build();
-        if let Some(pad) = self.tee.static_pad("sink") {
-            // Upstream through the parser to the encoder (or to whatever
-            // encoded the input, for encoded input).
-            let tee = self.tee.clone();
-            RUNTIME.spawn_blocking(move || {
-                let _ = pad.push_event(event);
-                drop(tee);
-            });
-        }
-    }
-
-    /// Watches what reaches the tee: keyframes answer pending requests, and
-    /// the first H.264 SPS gives the profile to offer.
-    pub fn watch_output(self: &Arc<Self>) {
-        let Some(pad) = self.tee.static_pad("sink") else {
+    /// The first H.264 SPS of the best layer gives the profile to offer.
+    fn watch_h264_profile(self: &Arc<Self>, encoding: &Arc<Encoding>) {
+        let Some(pad) = encoding.output.static_pad("sink") else {
             return;
         };
         let weak = Arc::downgrade(self);
         pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
             let (Some(buffer), Some(input)) = (info.buffer(), weak.upgrade()) else {
-                return gst::PadProbeReturn::Ok;
+                return gst::PadProbeReturn::Remove;
             };
             if buffer.flags().contains(gst::BufferFlags::DELTA_UNIT) {
                 return gst::PadProbeReturn::Ok;
             }
-            input
-                .keyframes
-                .lock()
-                .unwrap()
-                .keyframe_seen(Instant::now());
-            let needs_profile = input.codec() == Some(Codec::H264)
-                && input.h264_profile_level_id.lock().unwrap().is_none();
-            if needs_profile {
-                let found = buffer
-                    .map_readable()
-                    .ok()
-                    .and_then(|map| h264_sps_profile_level_id(&map));
-                if let Some(profile_level_id) = found {
-                    *input.h264_profile_level_id.lock().unwrap() = Some(profile_level_id);
-                    (input.on_ready)();
-                }
-            }
-            gst::PadProbeReturn::Ok
+            let found = buffer
+                .map_readable()
+                .ok()
+                .and_then(|map| h264_sps_profile_level_id(&map));
+            let Some(profile_level_id) = found else {
+                return gst::PadProbeReturn::Ok;
+            };
+            *input.h264_profile_level_id.lock().unwrap() = Some(profile_level_id);
+            (input.on_ready)();
+            gst::PadProbeReturn::Remove
         });
-        // Other codecs are ready as soon as their encoded caps are set.
+    }
+
+    /// Other codecs are ready as soon as every encoding's caps are set.
+    fn watch_caps(self: &Arc<Self>, encoding: &Arc<Encoding>) {
+        let Some(pad) = encoding.output.static_pad("sink") else {
+            return;
+        };
         let weak = Arc::downgrade(self);
         pad.connect_notify(Some("caps"), move |_, _| {
             if let Some(input) = weak.upgrade() {
@@ -271,13 +321,21 @@ impl Input {
 
     /// Removes every element of this input from the bin.
     pub fn remove(&self, bin: &gst::Bin) {
-        let mut elements = vec![self.entry.clone(), self.tee.clone(), self.pacer.clone()];
+        let mut elements = vec![self.entry.clone()];
         elements.extend(self.chain.lock().unwrap().drain(..));
+        self.encodings.lock().unwrap().clear();
         for element in elements {
             let _ = element.set_state(gst::State::Null);
             let _ = bin.remove(&element);
         }
     }
+}
+
+fn make(factory: &str, name: String) -> Result<gst::Element, String> {
+    gst::ElementFactory::make(factory)
+        .name(name)
+        .build()
+        .map_err(|_| format!("element {factory} is missing"))
 }
 
 /// `profile-level-id` (profile_idc, constraint flags, level_idc in hex)
@@ -316,7 +374,8 @@ pub fn is_encoder(element: &gst::Element) -> bool {
         .is_some_and(|f| f.has_type(gst::ElementFactoryType::ENCODER))
 }
 
-fn video_encoder_chain(codec: Codec, bitrate: u32) -> Vec<String> {
+fn video_encoder_chain(codec: Codec, layer: &LayerSpec) -> Vec<String> {
+    let bitrate = layer.bitrate;
     let kbps = (bitrate / 1000).max(1);
     let encoder = match codec {
         // Real-time settings: no look-ahead, constant bitrate, keyframes
@@ -336,7 +395,15 @@ fn video_encoder_chain(codec: Codec, bitrate: u32) -> Vec<String> {
         ),
         Codec::Opus => unreachable!("not a video codec"),
     };
-    let mut chain = vec!["videoconvert".to_owned(), encoder];
+    let mut chain = vec!["videoconvert".to_owned()];
+    if let Some((width, height)) = layer.size {
+        // Borders keep the picture's shape when the layer's differs.
+        chain.push("videoscale add-borders=true".to_owned());
+        chain.push(format!(
+            "capsfilter caps=video/x-raw,width={width},height={height},pixel-aspect-ratio=1/1"
+        ));
+    }
+    chain.push(encoder);
     if codec == Codec::H264 {
         chain.push("capsfilter caps=video/x-h264,profile=constrained-baseline".to_owned());
         chain.push("h264parse config-interval=-1".to_owned());

@@ -1,13 +1,21 @@
 //! `peersink`: sends its inputs to every viewer over WebRTC, with the
 //! signalling built in.
 //!
-//! Each input (`video_%u`, `audio_%u`, raw or encoded) is encoded once and
-//! split by a tee; each viewer gets its own webrtcbin fed from leaky
-//! per-viewer queues, so viewers cost no encoding and cannot stall each
-//! other.
+//! Each input (`video_%u`, `audio_%u`, raw or encoded) is encoded once per
+//! quality layer and fanned out to every viewer; each viewer gets its own
+//! webrtcbin fed from leaky per-viewer queues, so viewers cost no encoding
+//! and cannot stall each other, and each receives the layer its own
+//! feedback allows.
 
+mod adaptation;
+mod encoding;
+mod feedback;
 mod imp;
 mod input;
+mod layers;
+mod rtcp;
+mod settings;
+mod stats;
 mod viewer;
 
 use gst::glib;

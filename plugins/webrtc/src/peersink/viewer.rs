@@ -1,59 +1,42 @@
-//! One viewer of peersink: its webrtcbin and, per input, a branch from the
-//! shared tee (leaky queue → payloader → webrtcbin). The leaky queue is
-//! what keeps a slow or dead viewer from stalling the tee, hence everyone.
+//! One viewer of peersink: its webrtcbin and, per input, a branch fed by
+//! the shared encodings (feed → leaky queue → payloader → webrtcbin). The
+//! leaky queue is what keeps a slow or dead viewer from holding up the
+//! encoder, hence everyone; the feed is where the viewer's layer is
+//! chosen.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use gst::prelude::*;
 
+use super::encoding::{Feed, Gate};
+use super::feedback::Monitor;
 use super::input::Input;
 use crate::codec::{Codec, MediaKind};
 use crate::session::{WebRtcSession, is_inside};
 
-/// What a branch lets through to its viewer.
-struct Gate(AtomicU8);
-
-const CLOSED: u8 = 0;
-const AWAITING_KEYFRAME: u8 = 1;
-const OPEN: u8 = 2;
-
-impl Gate {
-    fn new(state: u8) -> Arc<Gate> {
-        Arc::new(Gate(AtomicU8::new(state)))
-    }
-
-    fn set(&self, state: u8) {
-        self.0.store(state, Ordering::Release);
-    }
-
-    /// Whether `buffer` may pass; a keyframe opens a gate waiting for one.
-    fn admit(&self, buffer: &gst::BufferRef) -> bool {
-        match self.0.load(Ordering::Acquire) {
-            OPEN => true,
-            AWAITING_KEYFRAME if !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT) => {
-                self.set(OPEN);
-                true
-            }
-            _ => false,
-        }
-    }
+/// Options every viewer is built with.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ViewerOptions {
+    /// Forward error correction (ULPFEC in RED) on video, percent; 0: off.
+    pub fec_percentage: u32,
 }
 
 struct Branch {
-    input: Arc<Input>,
-    tee_pad: gst::Pad,
+    kind: MediaKind,
+    feed: Arc<Feed>,
     queue: gst::Element,
     payloader: gst::Element,
-    gate: Arc<Gate>,
 }
 
 pub struct Viewer {
     pub session: Arc<WebRtcSession>,
     branches: Vec<Branch>,
-    /// Set when anything of this viewer failed: the tee then skips its
-    /// branches, so the failure never reaches the shared encoder.
+    /// Feedback, adaptation and counters of this viewer.
+    pub monitor: Arc<Monitor>,
+    /// Set when anything of this viewer failed: the feeds then stop
+    /// pushing, so the failure never reaches a shared encoder.
     failed: Arc<AtomicBool>,
 }
 
@@ -67,19 +50,34 @@ impl Viewer {
         bin: &gst::Bin,
         session: Arc<WebRtcSession>,
         inputs: &[Arc<Input>],
+        options: ViewerOptions,
     ) -> Result<Viewer, String> {
         let webrtcbin = session.webrtcbin.clone();
         bin.add(&webrtcbin).map_err(|e| e.to_string())?;
         webrtcbin
             .sync_state_with_parent()
             .map_err(|e| e.to_string())?;
+        // Layers of the first video input drive adaptation.
+        let bitrates = inputs
+            .iter()
+            .find(|input| input.kind == MediaKind::Video)
+            .map(|input| {
+                input
+                    .encodings()
+                    .iter()
+                    .map(|e| e.spec.map_or(0, |spec| spec.bitrate))
+                    .collect::<Vec<_>>()
+            })
+            .filter(|bitrates| !bitrates.is_empty())
+            .unwrap_or_else(|| vec![0]);
         let mut viewer = Viewer {
+            monitor: Monitor::new(&session, bitrates),
             session,
             branches: Vec::new(),
             failed: Arc::new(AtomicBool::new(false)),
         };
         for input in inputs {
-            match viewer.add_branch(bin, input) {
+            match viewer.add_branch(bin, input, options) {
                 Ok(branch) => viewer.branches.push(branch),
                 Err(err) => {
                     viewer.teardown(bin);
@@ -90,7 +88,12 @@ impl Viewer {
         Ok(viewer)
     }
 
-    fn add_branch(&self, bin: &gst::Bin, input: &Arc<Input>) -> Result<Branch, String> {
+    fn add_branch(
+        &self,
+        bin: &gst::Bin,
+        input: &Arc<Input>,
+        options: ViewerOptions,
+    ) -> Result<Branch, String> {
         let codec = input.codec().ok_or("input not ready")?;
         let rtp_caps = input.rtp_caps().ok_or("input not ready")?;
         let prefix = format!("{}-{}", self.session.id, input.pad_name);
@@ -125,32 +128,55 @@ impl Viewer {
         );
         transceiver.set_property("codec-preferences", &rtp_caps);
         if codec.kind() == MediaKind::Video {
+            // Retransmissions come from this viewer's own packet store.
             transceiver.set_property("do-nack", true);
+            if options.fec_percentage > 0 {
+                transceiver.set_property("fec-type", gst_webrtc::WebRTCFECType::UlpRed);
+                transceiver.set_property("fec-percentage", options.fec_percentage);
+            }
         }
-        payloader
+        let pay_src = payloader
             .static_pad("src")
-            .expect("payloaders have a src pad")
+            .expect("payloaders have a src pad");
+        pay_src
             .link(&webrtc_pad)
             .map_err(|err| format!("cannot link the payloader to webrtcbin: {err:?}"))?;
+        if codec.kind() == MediaKind::Video {
+            self.monitor.count_sent(&pay_src);
+        }
 
         // Video waits for the connection, then for a keyframe: frames sent
         // earlier are lost, and a decoder cannot start on a delta frame.
-        let gate = Gate::new(if codec.kind() == MediaKind::Video {
-            CLOSED
-        } else {
-            OPEN
-        });
-        let queue_src = queue.static_pad("src").expect("queues have a src pad");
-        let admit = gate.clone();
-        queue_src.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-            match info.buffer() {
-                Some(buffer) if !admit.admit(buffer) => gst::PadProbeReturn::Drop,
-                _ => gst::PadProbeReturn::Ok,
+        let gate = match codec.kind() {
+            MediaKind::Video => Gate::Closed,
+            MediaKind::Audio => Gate::Open,
+        };
+        let monitor = Arc::downgrade(&self.monitor);
+        let on_switched: Box<dyn Fn(usize) + Send + Sync> = Box::new(move |layer| {
+            if let Some(monitor) = monitor.upgrade() {
+                monitor.switched(layer);
             }
         });
+        let start_layer = match codec.kind() {
+            MediaKind::Video => self.monitor.layer(),
+            MediaKind::Audio => 0,
+        };
+        let feed = Feed::new(
+            queue.static_pad("sink").expect("queues have a sink pad"),
+            &input.encodings(),
+            start_layer.min(input.encodings().len().saturating_sub(1)),
+            gate,
+            self.failed.clone(),
+            on_switched,
+        );
+        if codec.kind() == MediaKind::Video {
+            self.monitor.add_video_feed(&feed);
+        }
+
+        let queue_src = queue.static_pad("src").expect("queues have a src pad");
         // Keyframe requests from this viewer (PLI, FIR) go through the
-        // shared policy instead of straight to the encoder.
-        let requester = Arc::downgrade(input);
+        // shared policy of its layer instead of straight to the encoder.
+        let requester = Arc::downgrade(&feed);
         queue_src.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
             let is_keyframe_request = info
                 .event()
@@ -158,20 +184,19 @@ impl Viewer {
             if !is_keyframe_request {
                 return gst::PadProbeReturn::Ok;
             }
-            if let Some(input) = requester.upgrade() {
-                input.request_keyframe();
+            if let Some(feed) = requester.upgrade() {
+                feed.request_keyframe();
             }
             gst::PadProbeReturn::Drop
         });
         // When the queue leaks, the viewer misses frames: resume at a keyframe.
-        let resync_gate = gate.clone();
-        let resync_input = Arc::downgrade(input);
+        let resync = Arc::downgrade(&feed);
         queue.connect("overrun", false, move |_| {
-            if codec.kind() == MediaKind::Video && resync_gate.0.load(Ordering::Acquire) == OPEN {
-                resync_gate.set(AWAITING_KEYFRAME);
-                if let Some(input) = resync_input.upgrade() {
-                    input.request_keyframe();
-                }
+            if let Some(feed) = resync.upgrade()
+                && codec.kind() == MediaKind::Video
+                && feed.gate() == Gate::Open
+            {
+                feed.await_keyframe();
             }
             None
         });
@@ -181,27 +206,11 @@ impl Viewer {
                 .sync_state_with_parent()
                 .map_err(|e| e.to_string())?;
         }
-        let tee_pad = input
-            .tee
-            .request_pad_simple("src_%u")
-            .ok_or("the tee refused a pad")?;
-        let failed = self.failed.clone();
-        tee_pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            if failed.load(Ordering::Acquire) {
-                gst::PadProbeReturn::Drop
-            } else {
-                gst::PadProbeReturn::Ok
-            }
-        });
-        tee_pad
-            .link(&queue.static_pad("sink").expect("queues have a sink pad"))
-            .map_err(|err| format!("cannot link the tee: {err:?}"))?;
         Ok(Branch {
-            input: input.clone(),
-            tee_pad,
+            kind: codec.kind(),
+            feed,
             queue,
             payloader,
-            gate,
         })
     }
 
@@ -219,45 +228,25 @@ impl Viewer {
         self.failed.store(true, Ordering::Release);
     }
 
-    /// The viewer is connected: start its video at the next keyframe.
+    /// The viewer is connected: start its video at the next keyframe, and
+    /// listen to its feedback.
     pub fn on_connected(&self) {
+        self.monitor.listen(&self.session);
         for branch in &self.branches {
-            if branch.input.kind == MediaKind::Video {
-                branch.gate.set(AWAITING_KEYFRAME);
-                branch.input.request_keyframe();
+            if branch.kind == MediaKind::Video {
+                branch.feed.await_keyframe();
             }
         }
     }
 
-    /// Detaches the branches from the tees without disturbing the stream,
-    /// then removes everything of this viewer. Not for a streaming thread.
+    /// Stops the feeds, then removes everything of this viewer. Not for a
+    /// streaming thread.
     pub fn teardown(&mut self, bin: &gst::Bin) {
-        let (done, detached) = std::sync::mpsc::channel::<()>();
-        let mut pending = 0;
+        self.mark_failed();
         for branch in &self.branches {
-            pending += 1;
-            let done = done.clone();
-            branch
-                .tee_pad
-                .add_probe(gst::PadProbeType::IDLE, move |pad, _| {
-                    if let Some(peer) = pad.peer() {
-                        let _ = pad.unlink(&peer);
-                    }
-                    let _ = done.send(());
-                    gst::PadProbeReturn::Remove
-                });
-        }
-        for _ in 0..pending {
-            // A paused pipeline is idle at once; a blocked one must not hang us.
-            if detached.recv_timeout(Duration::from_secs(2)).is_err() {
-                break;
-            }
+            branch.feed.detach();
         }
         for branch in self.branches.drain(..) {
-            if let Some(peer) = branch.tee_pad.peer() {
-                let _ = branch.tee_pad.unlink(&peer);
-            }
-            branch.input.tee.release_request_pad(&branch.tee_pad);
             for element in [&branch.queue, &branch.payloader] {
                 let _ = element.set_state(gst::State::Null);
                 let _ = bin.remove(element);

@@ -1,0 +1,403 @@
+//! Which quality layer one viewer should receive, decided from that
+//! viewer's own feedback. Pure: no clock, no GStreamer, so every rule is
+//! a unit test.
+//!
+//! The policy (docs/elements.md, "Adaptation"):
+//! - The viewer starts on the best layer, with an estimate of the
+//!   available bandwidth equal to that layer's bitrate.
+//! - Loss above 10% (an RTCP receiver report's fraction lost, or the share
+//!   of sent packets the viewer asked to have retransmitted, whichever is
+//!   higher) cuts the estimate to the current layer's rate × (1 − loss/2),
+//!   the loss rule of Google congestion control. Between 2% and 10% the
+//!   estimate holds; below 2% it grows by 8% a second.
+//! - A round-trip time 150 ms above the lowest seen means a queue is
+//!   building at a bottleneck: the estimate drops by 15%.
+//! - REMB (what Chromium sends when transport-cc is not negotiated) caps
+//!   the estimate.
+//! - The target is the best layer whose bitrate fits in the estimate (the
+//!   lowest when none does). Going down happens at once; going up only
+//!   after `UP_HOLD` with no loss, and then the estimate is raised to the
+//!   next layer's rate to probe it. A probe that fails (the viewer comes
+//!   back down within `PROBE_JUDGED_AFTER`) doubles the wait before the
+//!   next one, up to `MAX_UP_HOLD`; a layer held for `STEADY_AFTER`
+//!   resets it.
+//! - Reports in the `SETTLE` after a switch are ignored: they describe
+//!   the layer the viewer just left.
+//!
+//! The switch itself happens at the next keyframe of the target layer.
+
+use std::time::{Duration, Instant};
+
+pub const LOSS_HIGH: f64 = 0.10;
+pub const LOSS_LOW: f64 = 0.02;
+/// Growth of the estimate per second while loss stays low.
+const GROWTH_PER_SECOND: f64 = 1.08;
+const RTT_INFLATION: Duration = Duration::from_millis(150);
+const RTT_BACKOFF: f64 = 0.85;
+pub const UP_HOLD: Duration = Duration::from_secs(4);
+pub const MAX_UP_HOLD: Duration = Duration::from_secs(32);
+pub const PROBE_JUDGED_AFTER: Duration = Duration::from_secs(10);
+pub const STEADY_AFTER: Duration = Duration::from_secs(30);
+pub const SETTLE: Duration = Duration::from_secs(1);
+/// The estimate never grows past this many times the best layer's rate.
+const HEADROOM: f64 = 1.5;
+/// A REMB value older than this no longer caps the estimate.
+const REMB_FRESH: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Feedback {
+    /// Share of packets lost (0.0–1.0) over the last report interval.
+    Loss(f64),
+    RoundTrip(Duration),
+    /// Receiver-estimated maximum bitrate, bits per second.
+    Remb(u64),
+}
+
+#[derive(Debug)]
+pub struct Adaptation {
+    /// Bits per second of each layer, best (highest) first.
+    bitrates: Vec<u32>,
+    layer: usize,
+    estimate: f64,
+    last_growth: Instant,
+    last_switch: Instant,
+    last_loss: f64,
+    /// Since when the viewer has had no loss above `LOSS_LOW`.
+    clean_since: Instant,
+    up_hold: Duration,
+    last_up: Option<Instant>,
+    rtt: Option<Duration>,
+    min_rtt: Option<Duration>,
+    remb: Option<(u64, Instant)>,
+}
+
+impl Adaptation {
+    /// `bitrates`: one per layer, best first (at least one).
+    pub fn new(bitrates: Vec<u32>, now: Instant) -> Adaptation {
+        assert!(!bitrates.is_empty(), "at least one layer");
+        let estimate = bitrates[0] as f64;
+        Adaptation {
+            bitrates,
+            layer: 0,
+            estimate,
+            last_growth: now,
+            last_switch: now,
+            last_loss: 0.0,
+            clean_since: now,
+            up_hold: UP_HOLD,
+            last_up: None,
+            rtt: None,
+            min_rtt: None,
+            remb: None,
+        }
+    }
+
+    /// The layer the viewer should be on now (0 is the best).
+    pub fn layer(&self) -> usize {
+        self.layer
+    }
+
+    /// Estimated available bandwidth, bits per second.
+    pub fn estimate(&self) -> u64 {
+        self.estimate as u64
+    }
+
+    pub fn loss(&self) -> f64 {
+        self.last_loss
+    }
+
+    pub fn round_trip(&self) -> Option<Duration> {
+        self.rtt
+    }
+
+    pub fn remb(&self) -> Option<u64> {
+        self.remb.map(|(bitrate, _)| bitrate)
+    }
+
+    /// Takes one piece of feedback; returns the new layer when the viewer
+    /// should switch.
+    pub fn feedback(&mut self, now: Instant, feedback: Feedback) -> Option<usize> {
+        let settling = now < self.last_switch + SETTLE;
+        match feedback {
+            Feedback::Loss(fraction) => {
+                let fraction = fraction.clamp(0.0, 1.0);
+                if settling {
+                    self.last_loss = fraction;
+                    return None;
+                }
+                // Growth up to now follows the loss reported before.
+                self.grow(now);
+                self.last_loss = fraction;
+                if fraction > LOSS_LOW {
+                    self.clean_since = now;
+                }
+                if fraction > LOSS_HIGH {
+                    self.estimate = self.estimate.min(self.current_rate()) * (1.0 - fraction / 2.0);
+                }
+            }
+            Feedback::RoundTrip(rtt) => {
+                self.rtt = Some(rtt);
+                let min = *self.min_rtt.get_or_insert(rtt);
+                self.min_rtt = Some(min.min(rtt));
+                if settling {
+                    return None;
+                }
+                self.grow(now);
+                if rtt > min + RTT_INFLATION {
+                    self.clean_since = now;
+                    self.estimate = self.estimate.min(self.current_rate()) * RTT_BACKOFF;
+                }
+            }
+            Feedback::Remb(bitrate) => {
+                self.remb = Some((bitrate, now));
+                self.grow(now);
+                self.estimate = self.estimate.min(bitrate as f64);
+            }
+        }
+        self.decide(now)
+    }
+
+    /// Called regularly (about once a second): growth, and going up after
+    /// a clean hold.
+    pub fn tick(&mut self, now: Instant) -> Option<usize> {
+        self.grow(now);
+        self.decide(now)
+    }
+
+    fn current_rate(&self) -> f64 {
+        self.bitrates[self.layer] as f64
+    }
+
+    fn remb_cap(&self, now: Instant) -> Option<f64> {
+        self.remb
+            .filter(|(_, at)| now < *at + REMB_FRESH)
+            .map(|(bitrate, _)| bitrate as f64)
+    }
+
+    fn grow(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last_growth);
+        self.last_growth = now;
+        if self.last_loss >= LOSS_LOW || now < self.last_switch + SETTLE {
+            return;
+        }
+        let mut cap = self.bitrates[0] as f64 * HEADROOM;
+        if let Some(remb) = self.remb_cap(now) {
+            cap = cap.min(remb);
+        }
+        if self.estimate < cap {
+            let grown = self.estimate * GROWTH_PER_SECOND.powf(elapsed.as_secs_f64());
+            self.estimate = grown.min(cap);
+        }
+    }
+
+    /// The best layer that fits in `estimate`, the lowest when none does.
+    fn fitting_layer(&self, estimate: f64) -> usize {
+        self.bitrates
+            .iter()
+            .position(|&rate| rate as f64 <= estimate)
+            .unwrap_or(self.bitrates.len() - 1)
+    }
+
+    fn decide(&mut self, now: Instant) -> Option<usize> {
+        if self.last_up.is_some_and(|up| now >= up + STEADY_AFTER) {
+            self.up_hold = UP_HOLD;
+            self.last_up = None;
+        }
+        let target = self.fitting_layer(self.estimate);
+        if target > self.layer {
+            // Down at once. Coming down soon after going up means the probe failed.
+            if self.last_up.is_some_and(|up| now < up + PROBE_JUDGED_AFTER) {
+                self.up_hold = (self.up_hold * 2).min(MAX_UP_HOLD);
+            }
+            self.last_up = None;
+            return Some(self.switch(now, target));
+        }
+        if self.layer == 0 || now < self.clean_since + self.up_hold {
+            return None;
+        }
+        if now < self.last_switch + self.up_hold {
+            return None;
+        }
+        // Clean long enough: probe the next layer up, unless REMB says it
+        // cannot fit.
+        let next = self.layer - 1;
+        let next_rate = self.bitrates[next] as f64;
+        if self.remb_cap(now).is_some_and(|remb| remb < next_rate) {
+            return None;
+        }
+        self.estimate = self.estimate.max(next_rate);
+        let target = self.fitting_layer(self.estimate).min(next);
+        self.last_up = Some(now);
+        Some(self.switch(now, target))
+    }
+
+    fn switch(&mut self, now: Instant, layer: usize) -> usize {
+        self.layer = layer;
+        self.last_switch = now;
+        self.clean_since = now;
+        layer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LAYERS: [u32; 3] = [2_000_000, 600_000, 150_000];
+
+    fn at(t0: Instant, ms: u64) -> Instant {
+        t0 + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn starts_on_the_best_layer_and_stays_there_without_loss() {
+        let t0 = Instant::now();
+        let mut adaptation = Adaptation::new(LAYERS.to_vec(), t0);
+        assert_eq!(adaptation.layer(), 0);
+        for second in 1..60 {
+            assert_eq!(
+                adaptation.feedback(at(t0, second * 1000), Feedback::Loss(0.0)),
+                None
+            );
+        }
+        assert_eq!(adaptation.layer(), 0);
+        assert!(adaptation.estimate() <= 3_000_000);
+    }
+
+    #[test]
+    fn moderate_loss_holds_the_layer() {
+        let t0 = Instant::now();
+        let mut adaptation = Adaptation::new(LAYERS.to_vec(), t0);
+        adaptation.feedback(at(t0, 1000), Feedback::Loss(0.05));
+        let held = adaptation.estimate();
+        for second in 2..30 {
+            assert_eq!(
+                adaptation.feedback(at(t0, second * 1000), Feedback::Loss(0.05)),
+                None
+            );
+        }
+        assert_eq!(adaptation.estimate(), held);
+        assert_eq!(adaptation.layer(), 0);
+    }
+
+    #[test]
+    fn heavy_loss_moves_down_at_once_and_clean_reports_move_back_up() {
+        let t0 = Instant::now();
+        let mut adaptation = Adaptation::new(LAYERS.to_vec(), t0);
+        // A link of about 1 Mbit/s under a 2 Mbit/s layer loses half.
+        assert_eq!(
+            adaptation.feedback(at(t0, 2000), Feedback::Loss(0.5)),
+            Some(1)
+        );
+        assert_eq!(adaptation.estimate(), 1_500_000);
+        // The lower layer fits: no loss. Up after the hold.
+        let mut went_up = None;
+        for tenth in 21..200 {
+            let now = at(t0, tenth * 100);
+            if let Some(layer) = adaptation.feedback(now, Feedback::Loss(0.0)) {
+                went_up = Some((layer, now));
+                break;
+            }
+        }
+        let (layer, when) = went_up.expect("goes back up");
+        assert_eq!(layer, 0);
+        let waited = when - at(t0, 2000);
+        assert!(waited >= UP_HOLD && waited < UP_HOLD * 2, "{waited:?}");
+    }
+
+    #[test]
+    fn reports_right_after_a_switch_are_ignored() {
+        let t0 = Instant::now();
+        let mut adaptation = Adaptation::new(LAYERS.to_vec(), t0);
+        assert_eq!(
+            adaptation.feedback(at(t0, 2000), Feedback::Loss(0.5)),
+            Some(1)
+        );
+        // Still about the old layer: no further step down.
+        assert_eq!(adaptation.feedback(at(t0, 2500), Feedback::Loss(0.6)), None);
+        assert_eq!(adaptation.layer(), 1);
+    }
+
+    #[test]
+    fn failed_probes_back_off_and_steady_layers_reset_it() {
+        let t0 = Instant::now();
+        let mut adaptation = Adaptation::new(LAYERS.to_vec(), t0);
+        let mut now = at(t0, 1000);
+        adaptation.feedback(now, Feedback::Loss(0.5));
+        let mut holds = Vec::new();
+        // The bottleneck stays: each probe up fails.
+        for _ in 0..5 {
+            let down_at = now;
+            loop {
+                now += Duration::from_millis(100);
+                if adaptation.feedback(now, Feedback::Loss(0.0)) == Some(0) {
+                    break;
+                }
+            }
+            holds.push((now - down_at).as_secs());
+            now += Duration::from_millis(1500);
+            assert_eq!(adaptation.feedback(now, Feedback::Loss(0.5)), Some(1));
+        }
+        assert_eq!(holds, vec![4, 8, 16, 32, 32]);
+    }
+
+    #[test]
+    fn remb_caps_the_estimate_and_blocks_probes() {
+        let t0 = Instant::now();
+        let mut adaptation = Adaptation::new(LAYERS.to_vec(), t0);
+        assert_eq!(
+            adaptation.feedback(at(t0, 500), Feedback::Remb(800_000)),
+            Some(1)
+        );
+        for second in 1..40 {
+            let now = at(t0, 500 + second * 1000);
+            assert_eq!(adaptation.feedback(now, Feedback::Remb(800_000)), None);
+            assert_eq!(adaptation.feedback(now, Feedback::Loss(0.0)), None);
+        }
+        assert!(adaptation.estimate() <= 800_000);
+        // The receiver's estimate recovers.
+        let later = at(t0, 50_000);
+        let up = adaptation
+            .feedback(later, Feedback::Remb(5_000_000))
+            .or_else(|| {
+                (1..100)
+                    .find_map(|tenth| adaptation.tick(later + Duration::from_millis(tenth * 100)))
+            });
+        assert_eq!(up, Some(0));
+    }
+
+    #[test]
+    fn very_low_estimates_stay_on_the_lowest_layer() {
+        let t0 = Instant::now();
+        let mut adaptation = Adaptation::new(LAYERS.to_vec(), t0);
+        assert_eq!(
+            adaptation.feedback(at(t0, 100), Feedback::Remb(50_000)),
+            Some(2)
+        );
+        assert_eq!(adaptation.tick(at(t0, 3000)), None);
+        assert_eq!(adaptation.layer(), 2);
+    }
+
+    #[test]
+    fn a_growing_round_trip_backs_off() {
+        let t0 = Instant::now();
+        let mut adaptation = Adaptation::new(LAYERS.to_vec(), t0);
+        adaptation.feedback(at(t0, 2000), Feedback::RoundTrip(Duration::from_millis(20)));
+        assert_eq!(adaptation.layer(), 0);
+        let switched = adaptation.feedback(
+            at(t0, 3000),
+            Feedback::RoundTrip(Duration::from_millis(400)),
+        );
+        assert_eq!(switched, Some(1));
+        assert_eq!(adaptation.round_trip(), Some(Duration::from_millis(400)));
+    }
+
+    #[test]
+    fn a_single_layer_never_switches() {
+        let t0 = Instant::now();
+        let mut adaptation = Adaptation::new(vec![1_000_000], t0);
+        assert_eq!(adaptation.feedback(at(t0, 2000), Feedback::Loss(0.9)), None);
+        assert_eq!(adaptation.tick(at(t0, 30_000)), None);
+        assert_eq!(adaptation.layer(), 0);
+    }
+}

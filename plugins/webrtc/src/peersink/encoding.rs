@@ -1,0 +1,379 @@
+//! One encoded stream that viewers share: a quality layer of a video
+//! input, or the encoding of an audio input. Its output is fanned out to
+//! the viewers subscribed to it by a probe, instead of a tee, so that a
+//! viewer can move between layers at a keyframe without relinking pads,
+//! and so that nothing a viewer's branch returns can reach the encoder.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
+
+use gst::prelude::*;
+
+use super::layers::LayerSpec;
+use crate::codec::MediaKind;
+use crate::keyframe::{Decision, KeyframeLimiter};
+use crate::runtime::RUNTIME;
+
+pub struct Encoding {
+    pub kind: MediaKind,
+    /// Layer number, 0 the best (always 0 for audio).
+    pub index: usize,
+    /// Size and bitrate, for video.
+    pub spec: Option<LayerSpec>,
+    /// The sink at the end of the chain: fan-out happens on its pad, and
+    /// with `sync=true` it paces non-live input at real time.
+    pub output: gst::Element,
+    pub keyframes: Mutex<KeyframeLimiter>,
+    feeds: Mutex<Vec<Arc<Feed>>>,
+}
+
+impl Encoding {
+    pub fn new(
+        kind: MediaKind,
+        index: usize,
+        spec: Option<LayerSpec>,
+        output: gst::Element,
+        keyframes: KeyframeLimiter,
+    ) -> Arc<Encoding> {
+        let encoding = Arc::new(Encoding {
+            kind,
+            index,
+            spec,
+            output,
+            keyframes: Mutex::new(keyframes),
+            feeds: Mutex::new(Vec::new()),
+        });
+        encoding.fan_out();
+        encoding
+    }
+
+    fn input_pad(&self) -> gst::Pad {
+        self.output
+            .static_pad("sink")
+            .expect("sinks have a sink pad")
+    }
+
+    /// Encoded caps, once known.
+    pub fn caps(&self) -> Option<gst::Caps> {
+        self.input_pad().current_caps()
+    }
+
+    pub fn subscribe(&self, feed: &Arc<Feed>) {
+        let mut feeds = self.feeds.lock().unwrap();
+        if !feeds.iter().any(|f| Arc::ptr_eq(f, feed)) {
+            feeds.push(feed.clone());
+        }
+    }
+
+    pub fn unsubscribe(&self, feed: &Arc<Feed>) {
+        self.feeds.lock().unwrap().retain(|f| !Arc::ptr_eq(f, feed));
+    }
+
+    pub fn viewer_count(&self) -> usize {
+        self.feeds
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|feed| feed.current_layer() == Some(self.index))
+            .count()
+    }
+
+    fn fan_out(self: &Arc<Self>) {
+        let pad = self.input_pad();
+        let weak = Arc::downgrade(self);
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            let (Some(buffer), Some(encoding)) = (info.buffer(), weak.upgrade()) else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+            if keyframe && encoding.kind == MediaKind::Video {
+                encoding
+                    .keyframes
+                    .lock()
+                    .unwrap()
+                    .keyframe_seen(Instant::now());
+            }
+            // A snapshot, so that subscribing never waits for a push.
+            let feeds = encoding.feeds.lock().unwrap().clone();
+            let mut stale = false;
+            for feed in &feeds {
+                stale |= !feed.offer(&encoding, buffer, keyframe);
+            }
+            if stale {
+                encoding
+                    .feeds
+                    .lock()
+                    .unwrap()
+                    .retain(|feed| feed.wants(encoding.index));
+            }
+            gst::PadProbeReturn::Ok
+        });
+        let weak = Arc::downgrade(self);
+        pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+            let (Some(event), Some(encoding)) = (info.event(), weak.upgrade()) else {
+                return gst::PadProbeReturn::Ok;
+            };
+            if !matches!(
+                event.type_(),
+                gst::EventType::Caps | gst::EventType::Segment | gst::EventType::Eos
+            ) {
+                return gst::PadProbeReturn::Ok;
+            }
+            let feeds = encoding.feeds.lock().unwrap().clone();
+            for feed in feeds {
+                feed.forward_event(encoding.index, event);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+
+    /// Asks for a keyframe under the keyframe policy (see keyframe.rs).
+    pub fn request_keyframe(self: &Arc<Self>) {
+        if self.kind != MediaKind::Video {
+            return;
+        }
+        let decision = self.keyframes.lock().unwrap().request(Instant::now());
+        match decision {
+            Decision::SendNow => self.send_keyframe_request(),
+            Decision::SendAt(at) => {
+                let encoding = Arc::downgrade(self);
+                RUNTIME.spawn(async move {
+                    tokio::time::sleep_until(at.into()).await;
+                    let Some(encoding) = encoding.upgrade() else {
+                        return;
+                    };
+                    let fire = encoding.keyframes.lock().unwrap().fire(Instant::now());
+                    if fire {
+                        encoding.send_keyframe_request();
+                    }
+                });
+            }
+            Decision::Coalesced => {}
+        }
+    }
+
+    fn send_keyframe_request(&self) {
+        // Upstream from the output: through the parser to this layer's
+        // encoder, which answers it (or to whoever encoded the input).
+        let pad = self.input_pad();
+        let event = gst_video::UpstreamForceKeyUnitEvent::builder()
+            .all_headers(true)
+            .build();
+        // Not from the caller's thread: that may be a streaming thread
+        // of a viewer, and the event travels up to the encoder.
+        RUNTIME.spawn_blocking(move || {
+            let _ = pad.push_event(event);
+        });
+    }
+}
+
+/// What a viewer's branch lets through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Not connected yet: frames would be lost anyway.
+    Closed,
+    /// Waiting for a keyframe: a decoder cannot start on a delta frame.
+    AwaitingKeyframe,
+    Open,
+}
+
+struct FeedState {
+    gate: Gate,
+    /// Layer the branch takes buffers from.
+    current: usize,
+    /// Layer to move to at its next keyframe.
+    pending: Option<usize>,
+    /// Caps of the layer last sent downstream; new caps go first on a switch.
+    sent_caps: Option<gst::Caps>,
+    started: bool,
+}
+
+/// One viewer's entry point for one input: it takes buffers from one
+/// encoding (layer) at a time and pushes them into the viewer's branch.
+pub struct Feed {
+    /// The first pad of the viewer's branch.
+    target: gst::Pad,
+    state: Mutex<FeedState>,
+    /// Every encoding of the input, by layer number.
+    encodings: Vec<Weak<Encoding>>,
+    failed: Arc<AtomicBool>,
+    /// Called on the streaming thread when a switch has happened.
+    on_switched: Box<dyn Fn(usize) + Send + Sync>,
+}
+
+impl Feed {
+    pub fn new(
+        target: gst::Pad,
+        encodings: &[Arc<Encoding>],
+        layer: usize,
+        gate: Gate,
+        failed: Arc<AtomicBool>,
+        on_switched: Box<dyn Fn(usize) + Send + Sync>,
+    ) -> Arc<Feed> {
+        let feed = Arc::new(Feed {
+            target,
+            state: Mutex::new(FeedState {
+                gate,
+                current: layer,
+                pending: None,
+                sent_caps: None,
+                started: false,
+            }),
+            encodings: encodings.iter().map(Arc::downgrade).collect(),
+            failed,
+            on_switched,
+        });
+        if let Some(encoding) = feed.encoding(layer) {
+            encoding.subscribe(&feed);
+        }
+        feed
+    }
+
+    pub fn encoding(&self, layer: usize) -> Option<Arc<Encoding>> {
+        self.encodings.get(layer).and_then(Weak::upgrade)
+    }
+
+    pub fn current_layer(&self) -> Option<usize> {
+        let state = self.state.lock().unwrap();
+        (!self.failed.load(Ordering::Acquire)).then_some(state.current)
+    }
+
+    /// The layer being moved to, if a switch waits for its keyframe.
+    pub fn pending_layer(&self) -> Option<usize> {
+        self.state.lock().unwrap().pending
+    }
+
+    pub fn gate(&self) -> Gate {
+        self.state.lock().unwrap().gate
+    }
+
+    /// Whether buffers of layer `layer` may concern this feed.
+    fn wants(&self, layer: usize) -> bool {
+        let state = self.state.lock().unwrap();
+        !self.failed.load(Ordering::Acquire)
+            && (state.current == layer || state.pending == Some(layer))
+    }
+
+    /// Waits for a keyframe of the current layer (after connecting, or
+    /// after frames were lost), asking for one.
+    pub fn await_keyframe(&self) {
+        let layer = {
+            let mut state = self.state.lock().unwrap();
+            state.gate = Gate::AwaitingKeyframe;
+            state.pending.unwrap_or(state.current)
+        };
+        if let Some(encoding) = self.encoding(layer) {
+            encoding.request_keyframe();
+        }
+    }
+
+    /// Moves to `layer` at its next keyframe (asked for now).
+    pub fn switch_to(self: &Arc<Self>, layer: usize) {
+        let Some(encoding) = self.encoding(layer) else {
+            return;
+        };
+        {
+            let mut state = self.state.lock().unwrap();
+            if state.current == layer {
+                state.pending = None;
+                return;
+            }
+            state.pending = Some(layer);
+        }
+        encoding.subscribe(self);
+        encoding.request_keyframe();
+    }
+
+    /// Asks the current layer's encoder for a keyframe (PLI, FIR).
+    pub fn request_keyframe(&self) {
+        let layer = self.state.lock().unwrap().current;
+        if let Some(encoding) = self.encoding(layer) {
+            encoding.request_keyframe();
+        }
+    }
+
+    /// A buffer of `encoding`; false when this feed no longer wants that
+    /// encoding at all.
+    fn offer(&self, encoding: &Encoding, buffer: &gst::BufferRef, keyframe: bool) -> bool {
+        if self.failed.load(Ordering::Acquire) {
+            return false;
+        }
+        let layer = encoding.index;
+        let mut state = self.state.lock().unwrap();
+        let mut switched = false;
+        if state.pending == Some(layer) && keyframe && state.gate != Gate::Closed {
+            state.current = layer;
+            state.pending = None;
+            state.gate = Gate::Open;
+            switched = true;
+        } else if state.current != layer {
+            return state.pending == Some(layer);
+        }
+        match state.gate {
+            Gate::Closed => return true,
+            Gate::AwaitingKeyframe if !keyframe => return true,
+            Gate::AwaitingKeyframe => state.gate = Gate::Open,
+            Gate::Open => {}
+        }
+        if !state.started || switched {
+            self.send_sticky_events(encoding, &mut state);
+        }
+        // The branch's result stays here: a viewer that fails is removed
+        // by the element, never by failing the shared stream.
+        let _ = self.target.chain(buffer.to_owned());
+        drop(state);
+        // The layer left behind drops this feed from its list by itself
+        // (offer returns false there).
+        if switched {
+            (self.on_switched)(layer);
+        }
+        true
+    }
+
+    /// Stream start, caps and segment of `encoding`, before its first
+    /// buffer reaches the branch (caps again after a layer switch).
+    fn send_sticky_events(&self, encoding: &Encoding, state: &mut FeedState) {
+        let pad = encoding.input_pad();
+        if !state.started
+            && let Some(event) = pad.sticky_event::<gst::event::StreamStart>(0)
+        {
+            let _ = self.target.send_event(event);
+        }
+        if let Some(event) = pad.sticky_event::<gst::event::Caps>(0) {
+            let caps = event.caps_owned();
+            if state.sent_caps.as_ref() != Some(&caps) {
+                let _ = self.target.send_event(event);
+                state.sent_caps = Some(caps);
+            }
+        }
+        if !state.started
+            && let Some(event) = pad.sticky_event::<gst::event::Segment>(0)
+        {
+            let _ = self.target.send_event(event);
+        }
+        state.started = true;
+    }
+
+    fn forward_event(&self, layer: usize, event: &gst::Event) {
+        if self.failed.load(Ordering::Acquire) {
+            return;
+        }
+        let mut state = self.state.lock().unwrap();
+        if state.current != layer || !state.started {
+            return;
+        }
+        if let gst::EventView::Caps(caps) = event.view() {
+            state.sent_caps = Some(caps.caps_owned());
+        }
+        let _ = self.target.send_event(event.clone());
+    }
+
+    /// Stops taking buffers from every encoding.
+    pub fn detach(self: &Arc<Self>) {
+        self.failed.store(true, Ordering::Release);
+        for encoding in self.encodings.iter().filter_map(Weak::upgrade) {
+            encoding.unsubscribe(self);
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! What one viewer tells us about its reception, turned into layer
+//! decisions and statistics: RTCP from its webrtcbin's RTP session
+//! (receiver reports, NACKs, REMB; rtcp.rs), packets we sent it, and
+//! round-trip times the session computed. The decisions themselves are
+//! adaptation.rs's.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use gst::glib;
+use gst::prelude::*;
+
+use super::adaptation::{Adaptation, Feedback};
+use super::encoding::Feed;
+use super::rtcp;
+use crate::session::WebRtcSession;
+
+/// Below this many packets in a tick, a loss share means little.
+const MIN_PACKETS_FOR_LOSS: u64 = 20;
+
+pub struct Monitor {
+    adaptation: Mutex<Adaptation>,
+    video_feeds: Mutex<Vec<Weak<Feed>>>,
+    packets_sent: AtomicU64,
+    bytes_sent: AtomicU64,
+    nacked: AtomicU64,
+    keyframe_requests: AtomicU64,
+    switches: AtomicU64,
+    /// Our video SSRC towards this viewer, once known (0 before).
+    video_ssrc: AtomicU32,
+    /// Highest fraction lost in receiver reports since the last tick.
+    report_loss: Mutex<Option<f64>>,
+    /// The viewer's webrtcbin once connected, to read round trips from
+    /// its RTP session (a plain GObject, looked up when needed).
+    webrtcbin: Mutex<Option<gst::Element>>,
+    tick: Mutex<TickState>,
+}
+
+struct TickState {
+    at: Instant,
+    packets: u64,
+    bytes: u64,
+    nacked: u64,
+    sent_bitrate: u64,
+    last_rtt: Option<u32>,
+}
+
+/// One viewer's numbers, for `stats` and the stats messages.
+#[derive(Debug, Clone, Default)]
+pub struct ViewerStats {
+    /// Layer received now (0 is the best).
+    pub layer: usize,
+    /// Layer being moved to at its next keyframe, if any.
+    pub target_layer: Option<usize>,
+    pub estimated_bitrate: u64,
+    pub sent_bitrate: u64,
+    pub fraction_lost: f64,
+    pub round_trip: Option<Duration>,
+    pub remb: Option<u64>,
+    pub packets_sent: u64,
+    pub bytes_sent: u64,
+    pub packets_nacked: u64,
+    pub keyframe_requests: u64,
+    pub layer_switches: u64,
+}
+
+impl Monitor {
+    /// `bitrates`: of the video layers, best first.
+    pub fn new(_session: &Arc<WebRtcSession>, bitrates: Vec<u32>) -> Arc<Monitor> {
+        let now = Instant::now();
+        Arc::new(Monitor {
+            adaptation: Mutex::new(Adaptation::new(bitrates, now)),
+            video_feeds: Mutex::new(Vec::new()),
+            packets_sent: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+            nacked: AtomicU64::new(0),
+            keyframe_requests: AtomicU64::new(0),
+            switches: AtomicU64::new(0),
+            video_ssrc: AtomicU32::new(0),
+            report_loss: Mutex::new(None),
+            webrtcbin: Mutex::new(None),
+            tick: Mutex::new(TickState {
+                at: now,
+                packets: 0,
+                bytes: 0,
+                nacked: 0,
+                sent_bitrate: 0,
+                last_rtt: None,
+            }),
+        })
+    }
+
+    /// The layer adaptation wants now.
+    pub fn layer(&self) -> usize {
+        self.adaptation.lock().unwrap().layer()
+    }
+
+    pub fn add_video_feed(&self, feed: &Arc<Feed>) {
+        self.video_feeds.lock().unwrap().push(Arc::downgrade(feed));
+    }
+
+    /// Counts the RTP packets the payloader sends to this viewer, and
+    /// learns their SSRC.
+    pub fn count_sent(self: &Arc<Self>, pad: &gst::Pad) {
+        let monitor = Arc::downgrade(self);
+        pad.add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+            move |pad, info| {
+                let Some(monitor) = monitor.upgrade() else {
+                    return gst::PadProbeReturn::Remove;
+                };
+                let (packets, bytes) = match &info.data {
+                    Some(gst::PadProbeData::Buffer(buffer)) => (1, buffer.size() as u64),
+                    Some(gst::PadProbeData::BufferList(list)) => (
+                        list.len() as u64,
+                        list.iter().map(|b| b.size() as u64).sum(),
+                    ),
+                    _ => (0, 0),
+                };
+                monitor.packets_sent.fetch_add(packets, Ordering::Relaxed);
+                monitor.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
+                if monitor.video_ssrc.load(Ordering::Relaxed) == 0
+                    && let Some(ssrc) = pad
+                        .current_caps()
+                        .and_then(|caps| caps.structure(0)?.get::<u32>("ssrc").ok())
+                {
+                    monitor.video_ssrc.store(ssrc, Ordering::Relaxed);
+                }
+                gst::PadProbeReturn::Ok
+            },
+        );
+    }
+
+    /// Listens to the viewer's RTCP; call once connected, when the RTP
+    /// session inside webrtcbin exists.
+    pub fn listen(self: &Arc<Self>, session: &WebRtcSession) {
+        let Some(internal) = internal_rtp_session(&session.webrtcbin) else {
+            gst::warning!(
+                super::imp::CAT,
+                "no RTP session found in {}: this viewer gets no adaptation",
+                session.webrtcbin.name()
+            );
+            return;
+        };
+        if glib::subclass::signal::SignalId::lookup("on-receiving-rtcp", internal.type_()).is_some()
+        {
+            let monitor = Arc::downgrade(self);
+            internal.connect("on-receiving-rtcp", false, move |values| {
+                let buffer = values.get(1)?.get::<gst::Buffer>().ok()?;
+                let monitor = monitor.upgrade()?;
+                if let Ok(map) = buffer.map_readable() {
+                    monitor.on_rtcp(&rtcp::parse(&map));
+                }
+                None
+            });
+        }
+        *self.webrtcbin.lock().unwrap() = Some(session.webrtcbin.clone());
+    }
+
+    fn on_rtcp(&self, feedback: &rtcp::Feedback) {
+        let ssrc = self.video_ssrc.load(Ordering::Relaxed);
+        let nacked: u32 = feedback
+            .nacked
+            .iter()
+            .filter(|(media, _)| ssrc == 0 || *media == ssrc)
+            .map(|(_, lost)| lost)
+            .sum();
+        self.nacked.fetch_add(nacked as u64, Ordering::Relaxed);
+        self.keyframe_requests
+            .fetch_add(feedback.keyframe_requests as u64, Ordering::Relaxed);
+        if let Some(report) = feedback.reports.iter().find(|r| r.ssrc == ssrc) {
+            let mut pending = self.report_loss.lock().unwrap();
+            *pending = Some(pending.unwrap_or(0.0).max(report.fraction_lost));
+        }
+        if let Some(remb) = feedback.remb {
+            let decision = self
+                .adaptation
+                .lock()
+                .unwrap()
+                .feedback(Instant::now(), Feedback::Remb(remb));
+            self.apply(decision);
+        }
+    }
+
+    /// About once a second: loss from NACKs and reports, round trip,
+    /// growth; switches layers when adaptation says so.
+    pub fn tick(&self, now: Instant) {
+        let packets = self.packets_sent.load(Ordering::Relaxed);
+        let bytes = self.bytes_sent.load(Ordering::Relaxed);
+        let nacked = self.nacked.load(Ordering::Relaxed);
+        let round_trip = self.round_trip_raw();
+        let (loss, new_rtt) = {
+            let mut tick = self.tick.lock().unwrap();
+            let elapsed = now.saturating_duration_since(tick.at).as_secs_f64();
+            if elapsed <= 0.0 {
+                return;
+            }
+            let sent = packets.saturating_sub(tick.packets);
+            tick.sent_bitrate = ((bytes.saturating_sub(tick.bytes)) as f64 * 8.0 / elapsed) as u64;
+            let nack_loss = (sent >= MIN_PACKETS_FOR_LOSS)
+                .then(|| nacked.saturating_sub(tick.nacked) as f64 / sent as f64);
+            tick.at = now;
+            tick.packets = packets;
+            tick.bytes = bytes;
+            tick.nacked = nacked;
+            let report = self.report_loss.lock().unwrap().take();
+            let loss = match (nack_loss, report) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            let new_rtt = round_trip.filter(|rtt| tick.last_rtt != Some(*rtt));
+            if new_rtt.is_some() {
+                tick.last_rtt = new_rtt;
+            }
+            (loss, new_rtt)
+        };
+        let mut adaptation = self.adaptation.lock().unwrap();
+        let mut decision = None;
+        if let Some(loss) = loss {
+            decision = adaptation.feedback(now, Feedback::Loss(loss)).or(decision);
+        }
+        if let Some(rtt) = new_rtt {
+            let rtt = Duration::from_secs_f64(rtt as f64 / 65536.0);
+            decision = adaptation
+                .feedback(now, Feedback::RoundTrip(rtt))
+                .or(decision);
+        }
+        decision = adaptation.tick(now).or(decision);
+        // The last decision stands; the state machine's layer is the truth.
+        let decision = decision.map(|_| adaptation.layer());
+        drop(adaptation);
+        self.apply(decision);
+    }
+
+    fn apply(&self, decision: Option<usize>) {
+        let Some(layer) = decision else { return };
+        for feed in self
+            .video_feeds
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(Weak::upgrade)
+        {
+            feed.switch_to(layer);
+        }
+    }
+
+    /// A feed moved to `layer` (at a keyframe).
+    pub fn switched(&self, _layer: usize) {
+        self.switches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Round trip of our video stream as the RTP session computed it from
+    /// the viewer's reports, in 1/65536 s.
+    fn round_trip_raw(&self) -> Option<u32> {
+        let webrtcbin = self.webrtcbin.lock().unwrap().clone()?;
+        let session = internal_rtp_session(&webrtcbin)?;
+        let stats = session.property::<gst::Structure>("stats");
+        let sources = stats.get::<glib::ValueArray>("source-stats").ok()?;
+        let ssrc = self.video_ssrc.load(Ordering::Relaxed);
+        sources
+            .iter()
+            .filter_map(|value| value.get::<gst::Structure>().ok())
+            .filter(|source| source.get::<bool>("internal").unwrap_or(false))
+            .filter(|source| source.get::<u32>("ssrc").ok() == Some(ssrc))
+            .filter(|source| source.get::<bool>("have-rb").unwrap_or(false))
+            .find_map(|source| source.get::<u32>("rb-round-trip").ok())
+            .filter(|rtt| *rtt > 0)
+    }
+
+    pub fn snapshot(&self) -> ViewerStats {
+        let feed = self
+            .video_feeds
+            .lock()
+            .unwrap()
+            .iter()
+            .find_map(Weak::upgrade);
+        let adaptation = self.adaptation.lock().unwrap();
+        let tick = self.tick.lock().unwrap();
+        ViewerStats {
+            layer: feed
+                .as_ref()
+                .and_then(|f| f.current_layer())
+                .unwrap_or(adaptation.layer()),
+            target_layer: feed.as_ref().and_then(|f| f.pending_layer()),
+            estimated_bitrate: adaptation.estimate(),
+            sent_bitrate: tick.sent_bitrate,
+            fraction_lost: adaptation.loss(),
+            round_trip: adaptation.round_trip(),
+            remb: adaptation.remb(),
+            packets_sent: self.packets_sent.load(Ordering::Relaxed),
+            bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
+            packets_nacked: self.nacked.load(Ordering::Relaxed),
+            keyframe_requests: self.keyframe_requests.load(Ordering::Relaxed),
+            layer_switches: self.switches.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The RTPSession object (session 0: everything is bundled) of the rtpbin
+/// inside `webrtcbin`.
+fn internal_rtp_session(webrtcbin: &gst::Element) -> Option<glib::Object> {
+    let bin = webrtcbin.downcast_ref::<gst::Bin>()?;
+    let rtpbin = bin
+        .iterate_elements()
+        .into_iter()
+        .flatten()
+        .find(|element| {
+            element
+                .factory()
+                .is_some_and(|factory| factory.name() == "rtpbin")
+        })?;
+    rtpbin.emit_by_name::<Option<glib::Object>>("get-internal-session", &[&0u32])
+}

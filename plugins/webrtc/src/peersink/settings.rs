@@ -1,0 +1,204 @@
+//! peersink's properties: declared once, with the settings they fill.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use gst::glib;
+use gst::prelude::*;
+
+use super::input::EncoderSettings;
+use super::layers;
+use super::viewer::ViewerOptions;
+use crate::codec::VideoCodec;
+use crate::common::{self, CommonSettings};
+
+const DEFAULT_VIDEO_BITRATE: u32 = 2_000_000;
+const DEFAULT_AUDIO_BITRATE: u32 = 64_000;
+const DEFAULT_MIN_KEYFRAME_INTERVAL_MS: u32 = 300;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub common: CommonSettings,
+    pub video_codec: VideoCodec,
+    pub video_bitrate: u32,
+    pub video_layers: Option<String>,
+    pub audio_bitrate: u32,
+    pub max_viewers: u32,
+    pub min_keyframe_interval_ms: u32,
+    pub stats_interval_ms: u32,
+    pub fec_percentage: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            common: CommonSettings::default(),
+            video_codec: VideoCodec::Vp8,
+            video_bitrate: DEFAULT_VIDEO_BITRATE,
+            video_layers: None,
+            audio_bitrate: DEFAULT_AUDIO_BITRATE,
+            max_viewers: 0,
+            min_keyframe_interval_ms: DEFAULT_MIN_KEYFRAME_INTERVAL_MS,
+            stats_interval_ms: 0,
+            fec_percentage: 0,
+        }
+    }
+}
+
+impl Settings {
+    /// Encoder settings; fails with a message naming `video-layers` when
+    /// it cannot be parsed.
+    pub fn encoder(&self) -> Result<EncoderSettings, String> {
+        Ok(EncoderSettings {
+            video_codec: self.video_codec,
+            video_layers: layers::parse_layers(
+                self.video_layers.as_deref().unwrap_or(""),
+                self.video_bitrate,
+            )?,
+            audio_bitrate: self.audio_bitrate,
+            min_keyframe_interval: self.min_keyframe_interval(),
+        })
+    }
+
+    pub fn min_keyframe_interval(&self) -> Duration {
+        Duration::from_millis(self.min_keyframe_interval_ms as u64)
+    }
+
+    pub fn viewer_options(&self) -> ViewerOptions {
+        ViewerOptions {
+            fec_percentage: self.fec_percentage,
+        }
+    }
+
+    /// Sets `name`; false when it is not a settings property.
+    pub fn set(&mut self, name: &str, value: &glib::Value) -> bool {
+        if self.common.set(name, value) {
+            return true;
+        }
+        let number = || value.get::<u32>().expect("type checked upstream");
+        match name {
+            "video-codec" => self.video_codec = value.get().expect("type checked upstream"),
+            "video-bitrate" => self.video_bitrate = number(),
+            "video-layers" => {
+                self.video_layers = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .filter(|text| !text.trim().is_empty())
+            }
+            "audio-bitrate" => self.audio_bitrate = number(),
+            "max-viewers" => self.max_viewers = number(),
+            "min-keyframe-interval" => self.min_keyframe_interval_ms = number(),
+            "stats-interval" => self.stats_interval_ms = number(),
+            "fec-percentage" => self.fec_percentage = number(),
+            _ => return false,
+        }
+        true
+    }
+
+    pub fn get(&self, name: &str) -> Option<glib::Value> {
+        if let Some(value) = self.common.get(name) {
+            return Some(value);
+        }
+        Some(match name {
+            "video-codec" => self.video_codec.to_value(),
+            "video-bitrate" => self.video_bitrate.to_value(),
+            "video-layers" => self.video_layers.to_value(),
+            "audio-bitrate" => self.audio_bitrate.to_value(),
+            "max-viewers" => self.max_viewers.to_value(),
+            "min-keyframe-interval" => self.min_keyframe_interval_ms.to_value(),
+            "stats-interval" => self.stats_interval_ms.to_value(),
+            "fec-percentage" => self.fec_percentage.to_value(),
+            _ => return None,
+        })
+    }
+}
+
+pub fn properties() -> &'static [glib::ParamSpec] {
+    static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+        let mut properties = common::properties();
+        properties.extend([
+            glib::ParamSpecEnum::builder_with_default("video-codec", VideoCodec::Vp8)
+                .nick("Video codec")
+                .blurb("Codec raw video is encoded to, once per layer for every viewer")
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt::builder("video-bitrate")
+                .nick("Video bitrate")
+                .blurb(
+                    "Target bitrate of the video encoder, in bits per second \
+                     (when video-layers is unset)",
+                )
+                .minimum(10_000)
+                .default_value(DEFAULT_VIDEO_BITRATE)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecString::builder("video-layers")
+                .nick("Video layers")
+                .blurb(
+                    "Quality layers of raw video, comma-separated WIDTHxHEIGHT@BITRATE \
+                     (kbit/s, or with k/M), e.g. 1280x720@2M,640x360@600,320x180@150: \
+                     one encoder each; every viewer gets the best layer its network carries. \
+                     Unset: one layer at the input's size and video-bitrate",
+                )
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt::builder("audio-bitrate")
+                .nick("Audio bitrate")
+                .blurb("Target bitrate of the Opus encoder, in bits per second")
+                .minimum(6_000)
+                .maximum(510_000)
+                .default_value(DEFAULT_AUDIO_BITRATE)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt::builder("max-viewers")
+                .nick("Maximum viewers")
+                .blurb(
+                    "Viewers beyond this many are refused with a message saying so (0: no limit)",
+                )
+                .mutable_playing()
+                .build(),
+            glib::ParamSpecUInt::builder("min-keyframe-interval")
+                .nick("Minimum keyframe interval")
+                .blurb(
+                    "Milliseconds between keyframes forced, per layer, for joining viewers, \
+                     layer switches and PLI/FIR; requests in between are coalesced into one",
+                )
+                .default_value(DEFAULT_MIN_KEYFRAME_INTERVAL_MS)
+                .mutable_playing()
+                .build(),
+            glib::ParamSpecUInt::builder("fec-percentage")
+                .nick("FEC percentage")
+                .blurb(
+                    "Forward error correction on video (ULPFEC in RED), as a percentage of \
+                     the media packets, per viewer; 0 turns it off (retransmission on NACK \
+                     is always on)",
+                )
+                .maximum(100)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt::builder("stats-interval")
+                .nick("Statistics interval")
+                .blurb(
+                    "Milliseconds between peersink-stats element messages on the bus \
+                     (per viewer: layer, estimated bandwidth, loss, round trip); 0: none",
+                )
+                .mutable_playing()
+                .build(),
+            glib::ParamSpecUInt::builder("viewers")
+                .nick("Viewers")
+                .blurb("Number of viewers with a session now")
+                .read_only()
+                .build(),
+            glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                .nick("Statistics")
+                .blurb(
+                    "Per viewer (one field per session id): peer id, layer, estimated bandwidth, \
+                     loss, round trip, packets sent and NACKed, and webrtcbin's own statistics",
+                )
+                .read_only()
+                .build(),
+        ]);
+        properties
+    });
+    PROPERTIES.as_ref()
+}

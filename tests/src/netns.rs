@@ -1,0 +1,176 @@
+//! A second test host: a network namespace of our own, joined to the
+//! test's namespace by a veth pair, where loss and rate limits can be put
+//! on one viewer's path only. Addresses come from 198.18.0.0/15 (RFC 2544,
+//! reserved for benchmarking) and exist only on the two veth ends; the
+//! namespace and the pair are removed on drop.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+pub struct IsolatedHost {
+    /// Namespace name (`ip netns exec NAME ...`).
+    pub name: String,
+    /// Our end of the veth pair, in the test's namespace.
+    pub near_interface: String,
+    pub far_interface: String,
+    /// Address of our end: where the far host reaches the test's servers.
+    pub near_address: String,
+    pub far_address: String,
+}
+
+fn run(args: &[&str]) {
+    let output = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run {args:?}: {err}"));
+    assert!(
+        output.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Interfaces and namespaces are only made from a test namespace holding
+/// nothing but `lo` and pairs made here (scripts/test.sh gives one).
+fn require_private_namespace() {
+    let interfaces = if_addrs::get_if_addrs().expect("interfaces can be listed");
+    let foreign: Vec<_> = interfaces
+        .iter()
+        .map(|interface| interface.name.as_str())
+        .filter(|name| *name != "lo" && !name.starts_with("pn"))
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "refusing to add a veth pair outside a private test namespace (interfaces: {foreign:?}); \
+         run the test under `unshare -n` (scripts/test.sh)"
+    );
+}
+
+impl IsolatedHost {
+    /// Creates the namespace and the veth pair, both ends up, IPv6 off
+    /// (fewer ICE candidates), loopback up on the far side.
+    pub fn create() -> IsolatedHost {
+        require_private_namespace();
+        let index = NEXT.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("{}{index}", std::process::id() % 100_000);
+        let subnet = (std::process::id() + index) % 250;
+        let host = IsolatedHost {
+            name: format!("peertest{tag}"),
+            near_interface: format!("pn{tag}"),
+            far_interface: format!("pf{tag}"),
+            near_address: format!("198.18.{subnet}.1"),
+            far_address: format!("198.18.{subnet}.2"),
+        };
+        let (ns, near, far) = (&host.name, &host.near_interface, &host.far_interface);
+        run(&["ip", "netns", "add", ns]);
+        run(&[
+            "ip", "link", "add", near, "type", "veth", "peer", "name", far, "netns", ns,
+        ]);
+        let _ = Command::new("sysctl")
+            .args(["-qw", &format!("net.ipv6.conf.{near}.disable_ipv6=1")])
+            .output();
+        run(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/30", host.near_address),
+            "dev",
+            near,
+        ]);
+        run(&["ip", "link", "set", near, "up"]);
+        let _ = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.all.disable_ipv6=1",
+            ])
+            .output();
+        run(&[
+            "ip",
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("{}/30", host.far_address),
+            "dev",
+            far,
+        ]);
+        run(&["ip", "-n", ns, "link", "set", far, "up"]);
+        run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        host
+    }
+
+    /// A command to run inside the namespace.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.name]).arg(program);
+        command
+    }
+
+    /// Drops `percent`% of the UDP packets arriving on the far side, at random.
+    pub fn drop_incoming_udp(&self, percent: u32) {
+        let probability = format!("{:.2}", percent as f64 / 100.0);
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.name,
+            "iptables",
+            "-A",
+            "INPUT",
+            "-i",
+            &self.far_interface,
+            "-p",
+            "udp",
+            "-m",
+            "statistic",
+            "--mode",
+            "random",
+            "--probability",
+            &probability,
+            "-j",
+            "DROP",
+        ]);
+    }
+
+    /// Limits what is sent towards the far side to `kbit` kbit/s (a token
+    /// bucket with a short queue: excess is dropped, as on a slow link).
+    pub fn limit_rate(&self, kbit: u32) {
+        run(&[
+            "tc",
+            "qdisc",
+            "replace",
+            "dev",
+            &self.near_interface,
+            "root",
+            "tbf",
+            "rate",
+            &format!("{kbit}kbit"),
+            "burst",
+            "32kb",
+            "latency",
+            "50ms",
+        ]);
+    }
+
+    pub fn remove_rate_limit(&self) {
+        run(&["tc", "qdisc", "del", "dev", &self.near_interface, "root"]);
+    }
+}
+
+impl Drop for IsolatedHost {
+    fn drop(&mut self) {
+        // Deleting one end deletes the pair; the namespace takes its rules.
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.near_interface])
+            .output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
