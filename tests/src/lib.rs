@@ -213,11 +213,13 @@ pub fn wait_until<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> O
 /// Where cargo put the workspace's binaries and plugins for this build.
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> → target/<profile>
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir")
-        .to_path_buf()
+    // target/<profile>/deps/<test> (tests) or target/<profile>/<bin> (tools)
+    let directory = exe.parent().expect("target dir");
+    if directory.file_name().is_some_and(|name| name == "deps") {
+        directory.parent().expect("target dir").to_path_buf()
+    } else {
+        directory.to_path_buf()
+    }
 }
 
 /// The `peer` binary of this build.
