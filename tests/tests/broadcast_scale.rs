@@ -255,12 +255,12 @@ fn a_viewer_behind_ten_percent_loss_keeps_playing_and_costs_the_others_nothing()
     let room = server.room_uri("lossy");
     let sender = broadcast(
         &format!(
-            "uri={room} peer-id=cam ice-addresses=127.0.0.1,{} video-layers=640x360@800,320x180@200",
+            "uri={room} peer-id=cam ice-addresses=127.0.0.1,{} video-layers=320x240@500,160x120@120",
             host.near_address
         ),
         "pattern=smpte horizontal-speed=3",
-        640,
-        360,
+        320,
+        240,
     );
     play(&sender);
     let sink = sender.by_name("sink").unwrap();
@@ -276,6 +276,20 @@ fn a_viewer_behind_ten_percent_loss_keeps_playing_and_costs_the_others_nothing()
         viewer.wait(Duration::from_secs(30), "frames", |r| r.video_frames >= 30);
     }
     lossy.wait_line("video_0: ", Duration::from_secs(30));
+
+    // The others' frame rate with everyone clean, to compare with.
+    let baseline_window = Duration::from_secs(8);
+    let start = Instant::now();
+    let before: Vec<u64> = good.iter().map(|v| v.frames()).collect();
+    while start.elapsed() < baseline_window {
+        lossy.wait_line("video_0: ", Duration::from_secs(5));
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let baseline: Vec<f64> = good
+        .iter()
+        .zip(&before)
+        .map(|(viewer, before)| (viewer.frames() - before) as f64 / elapsed)
+        .collect();
 
     host.drop_incoming_udp(10);
     let window = Duration::from_secs(15);
@@ -302,14 +316,18 @@ fn a_viewer_behind_ten_percent_loss_keeps_playing_and_costs_the_others_nothing()
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
-    for (viewer, before) in good.iter().zip(before) {
+    for ((viewer, before), baseline) in good.iter().zip(before).zip(baseline) {
         let received = viewer.snapshot();
         let rate = (received.video_frames - before) as f64 / elapsed;
+        // Frames a clean viewer gets do not depend on another's loss (a
+        // margin for the CPU this machine shares with the decoders).
         assert!(
-            rate >= 25.0,
-            "a viewer without loss got {rate:.1} frames/s while another was lossy"
+            rate >= baseline * 0.85 && rate >= 20.0,
+            "a viewer without loss got {rate:.1} frames/s while another was lossy, \
+             {baseline:.1} before"
         );
-        assert_eq!((received.width, received.height), (640, 360));
+        eprintln!("clean viewer: {baseline:.1} frames/s before, {rate:.1} during the loss");
+        assert_eq!((received.width, received.height), (320, 240));
     }
     assert!(
         lossy_seconds_playing >= 10,
@@ -335,15 +353,15 @@ fn a_viewer_whose_bandwidth_drops_moves_down_a_layer_and_back_up() {
     let server = server_on_all_addresses();
     let room = server.room_uri("slow");
     // Noise makes the encoder spend its whole budget: the best layer
-    // really needs 800 kbit/s.
+    // really needs 600 kbit/s.
     let sender = broadcast(
         &format!(
-            "uri={room} peer-id=cam ice-addresses=127.0.0.1,{} video-layers=640x360@800,320x180@150",
+            "uri={room} peer-id=cam ice-addresses=127.0.0.1,{} video-layers=320x240@600,160x120@100",
             host.near_address
         ),
         "pattern=snow",
-        640,
-        360,
+        320,
+        240,
     );
     play(&sender);
     let sink = sender.by_name("sink").unwrap();
@@ -359,18 +377,18 @@ fn a_viewer_whose_bandwidth_drops_moves_down_a_layer_and_back_up() {
             }
         }
     };
-    size_seen(&mut viewer, "640x360", Duration::from_secs(30));
+    size_seen(&mut viewer, "320x240", Duration::from_secs(30));
     assert_eq!(layer_of(&sink, "slow"), Some(0));
 
-    // The link drops to 400 kbit/s: the 800 kbit/s layer cannot fit.
-    host.limit_rate(400);
+    // The link drops to 300 kbit/s: the 600 kbit/s layer cannot fit.
+    host.limit_rate(300);
     let down = Instant::now();
     wait_until(
         Duration::from_secs(30),
         "the slow viewer on layer 1",
         || (layer_of(&sink, "slow") == Some(1)).then_some(()),
     );
-    size_seen(&mut viewer, "320x180", Duration::from_secs(10));
+    size_seen(&mut viewer, "160x120", Duration::from_secs(10));
     eprintln!("moved down after {:?}", down.elapsed());
 
     // The link recovers: back to the best layer (after the probing hold,
@@ -382,7 +400,7 @@ fn a_viewer_whose_bandwidth_drops_moves_down_a_layer_and_back_up() {
         "the viewer back on layer 0",
         || (layer_of(&sink, "slow") == Some(0)).then_some(()),
     );
-    size_seen(&mut viewer, "640x360", Duration::from_secs(10));
+    size_seen(&mut viewer, "320x240", Duration::from_secs(10));
     eprintln!("moved up after {:?}", up.elapsed());
     let stats = viewer_stats(&sink, "slow").unwrap();
     assert!(stats.get::<u64>("layer-switches").unwrap() >= 2, "{stats}");

@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
-use peer_tests::process::ChildProcess;
+use peer_tests::process::{ChildProcess, cpu_seconds};
 
 const SECONDS: u64 = 20;
 const FRAMERATE: u64 = 30;
@@ -187,16 +187,6 @@ fn count_video_frames(file: &Path) -> (u64, Duration) {
         _ => Duration::ZERO,
     };
     (frames, span)
-}
-
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
 }
 
 /// N publishers sharing one VP8 (1.5 Mbit/s) and one Opus encoder.

@@ -1,0 +1,295 @@
+//! Benchmark of the signalling server (`peer serve`, a separate process):
+//! memory for many idle peers, and relay latency and throughput of 1 KB
+//! application messages.
+//!
+//!   cargo build --release -p peer -p peer-tests --bin signalling_bench
+//!   unshare -n sh -c 'ip link set lo up && target/release/signalling_bench'
+//!
+//! Subcommands: `idle N` (default 10000), `relay RATE SECONDS` (default
+//! 10000 msg/s for 10 s), `saturate SECONDS`; no argument runs all three.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_tungstenite::tokio::connect_async;
+use async_tungstenite::tungstenite::Message;
+use futures::{SinkExt, StreamExt};
+use peer_tests::process::{ChildProcess, cpu_seconds};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+fn main() {
+    peer_tests::require_loopback_only();
+    raise_file_limit();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let all = args.is_empty();
+    let arg = |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
+    if all || args[0] == "idle" {
+        runtime.block_on(idle(if all { 10_000 } else { arg(1, 10_000) as usize }));
+    }
+    if all || args[0] == "relay" {
+        runtime.block_on(relay(
+            if all { 10_000 } else { arg(1, 10_000) },
+            if all { 10 } else { arg(2, 10) },
+        ));
+    }
+    if all || args[0] == "saturate" {
+        runtime.block_on(saturate(if all { 10 } else { arg(1, 10) }));
+    }
+}
+
+/// Idle peers hold file descriptors on both sides.
+fn raise_file_limit() {
+    let limit = libc::rlimit {
+        rlim_cur: 200_000,
+        rlim_max: 200_000,
+    };
+    // SAFETY: setrlimit with a valid struct; failure only leaves the old limit.
+    unsafe {
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+            let mut current = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut current);
+            current.rlim_cur = current.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &current);
+        }
+    }
+}
+
+struct Server {
+    process: ChildProcess,
+    port: u16,
+}
+
+fn start_server() -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut process = ChildProcess::spawn(
+        std::process::Command::new(peer_tests::peer_binary())
+            .args([
+                "serve",
+                "--port",
+                &port.to_string(),
+                "--max-peers-per-room",
+                "100000",
+            ])
+            .env("PEER_LOG", "warn"),
+    );
+    process.wait_line("gst-peer signalling on", Duration::from_secs(20));
+    Server { process, port }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+type Socket = async_tungstenite::WebSocketStream<async_tungstenite::tokio::ConnectStream>;
+
+async fn join(port: u16, id: &str, room: &str) -> Socket {
+    let (mut socket, _) = connect_async(format!("ws://127.0.0.1:{port}/ws"))
+        .await
+        .expect("connect");
+    socket
+        .send(Message::Text(
+            json!({"type": "hello", "id": id}).to_string().into(),
+        ))
+        .await
+        .unwrap();
+    socket
+        .send(Message::Text(
+            json!({"type": "join", "room": room}).to_string().into(),
+        ))
+        .await
+        .unwrap();
+    // welcome, then joined
+    for _ in 0..2 {
+        let _ = socket.next().await;
+    }
+    socket
+}
+
+async fn idle(count: usize) {
+    let server = start_server();
+    let before = rss_kib(server.process.id());
+    let mut sockets = Vec::with_capacity(count);
+    let started = Instant::now();
+    for i in 0..count {
+        // Rooms of 100, so join announcements stay realistic.
+        sockets.push(
+            join(
+                server.port,
+                &format!("idle{i}"),
+                &format!("room{}", i / 100),
+            )
+            .await,
+        );
+    }
+    let connect_time = started.elapsed();
+    // Let the server settle (queued announcements delivered, buffers freed).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rss_kib(server.process.id());
+    println!(
+        "idle: {count} peers joined in {:.1} s; server RSS {:.1} MB before, {:.1} MB with them: {:.2} KB per peer, {:.1} MB in all",
+        connect_time.as_secs_f64(),
+        before as f64 / 1024.0,
+        after as f64 / 1024.0,
+        (after - before) as f64 / count as f64,
+        after as f64 / 1024.0
+    );
+    drop(sockets);
+}
+
+/// Pairs of peers; each sender sends 1 KB messages carrying the send time
+/// to its receiver, together `rate` a second.
+async fn relay(rate: u64, seconds: u64) {
+    let server = start_server();
+    const PAIRS: u64 = 50;
+    let (latencies_tx, mut latencies_rx) = mpsc::unbounded_channel::<f64>();
+    let origin = Instant::now();
+    let mut senders = Vec::new();
+    for pair in 0..PAIRS {
+        let room = format!("relay{pair}");
+        let mut receiver = join(server.port, &format!("rx{pair}"), &room).await;
+        let sender = join(server.port, &format!("tx{pair}"), &room).await;
+        let tx = latencies_tx.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(Message::Text(text))) = receiver.next().await {
+                let value: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+                if let Some(sent) = value["data"]["t"].as_f64() {
+                    let _ = tx.send(origin.elapsed().as_secs_f64() * 1000.0 - sent);
+                }
+            }
+        });
+        senders.push(sender);
+    }
+    let per_sender = rate as f64 / PAIRS as f64;
+    let padding = "x".repeat(900);
+    let total = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for (pair, mut sender) in senders.into_iter().enumerate() {
+        let padding = padding.clone();
+        let total = total.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / per_sender));
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let end = Instant::now() + Duration::from_secs(seconds);
+            while Instant::now() < end {
+                ticker.tick().await;
+                let t = origin.elapsed().as_secs_f64() * 1000.0;
+                let message = json!({"type": "message", "to": format!("rx{pair}"), "data": {"t": t, "pad": padding}});
+                if sender.send(Message::Text(message.to_string().into())).await.is_err() {
+                    break;
+                }
+                total.fetch_add(1, Ordering::Relaxed);
+            }
+            sender
+        }));
+    }
+    let cpu_before = cpu_seconds(server.process.id());
+    let started = Instant::now();
+    let mut _keep = Vec::new();
+    for task in tasks {
+        _keep.push(task.await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = (cpu_seconds(server.process.id()) - cpu_before) / elapsed;
+    let mut latencies = Vec::new();
+    while let Ok(latency) = latencies_rx.try_recv() {
+        latencies.push(latency);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    let sent = total.load(Ordering::Relaxed);
+    println!(
+        "relay: {sent} messages of ~1 KB at {:.0}/s sent, {} delivered; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; server CPU {:.0}% of a core ({:.1} µs per message)",
+        sent as f64 / seconds as f64,
+        latencies.len(),
+        pick(0.5),
+        pick(0.99),
+        latencies.last().copied().unwrap_or(f64::NAN),
+        cpu * 100.0,
+        cpu * elapsed * 1e6 / latencies.len().max(1) as f64
+    );
+}
+
+/// As many 1 KB messages as the server takes, from 50 senders to 50 receivers.
+async fn saturate(seconds: u64) {
+    let server = start_server();
+    const PAIRS: usize = 50;
+    let delivered = Arc::new(AtomicU64::new(0));
+    let mut senders = Vec::new();
+    for pair in 0..PAIRS {
+        let room = format!("flood{pair}");
+        let mut receiver = join(server.port, &format!("rx{pair}"), &room).await;
+        senders.push(join(server.port, &format!("tx{pair}"), &room).await);
+        let delivered = delivered.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(message)) = receiver.next().await {
+                if message.is_text() {
+                    delivered.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    let padding = "x".repeat(900);
+    let end = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for (pair, mut sender) in senders.into_iter().enumerate() {
+        let text = json!({"type": "message", "to": format!("rx{pair}"), "data": {"pad": padding}})
+            .to_string();
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < end {
+                // Batches keep the client from being the bottleneck.
+                for _ in 0..32 {
+                    if sender
+                        .feed(Message::Text(text.clone().into()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                if sender.flush().await.is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+    let cpu_before = cpu_seconds(server.process.id());
+    let counted_from = delivered.load(Ordering::Relaxed);
+    let started = Instant::now();
+    for task in tasks {
+        let _ = task.await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let count = delivered.load(Ordering::Relaxed) - counted_from;
+    let cpu = (cpu_seconds(server.process.id()) - cpu_before) / elapsed;
+    println!(
+        "saturate: {:.0} messages/s delivered over {seconds} s; server CPU {:.0}% of a core ({:.1} µs per message)",
+        count as f64 / elapsed,
+        cpu * 100.0,
+        cpu * elapsed * 1e6 / count.max(1) as f64
+    );
+}
