@@ -49,6 +49,8 @@ pub struct WebRtcSession {
     /// once it is set and candidates can be added directly.
     early_candidates: Mutex<Option<Vec<(u32, String)>>>,
     pub channels: Channels,
+    /// Whether answering turns NACK on (done once).
+    nack_requested: std::sync::atomic::AtomicBool,
 }
 
 impl WebRtcSession {
@@ -86,6 +88,7 @@ impl WebRtcSession {
             on_notice,
             early_candidates: Mutex::new(Some(Vec::new())),
             channels: Channels::default(),
+            nack_requested: Default::default(),
         });
 
         let signaller = session.signaller.clone();
@@ -211,6 +214,9 @@ impl WebRtcSession {
         let remote = gst_webrtc::WebRTCSessionDescription::new(sdp_type, sdp);
         let weak = Arc::downgrade(self);
         let is_offer = description.kind == SdpKind::Offer;
+        if is_offer {
+            self.request_retransmissions();
+        }
         let promise = gst::Promise::with_change_func(move |reply| {
             let Some(session) = weak.upgrade() else {
                 return;
@@ -226,6 +232,25 @@ impl WebRtcSession {
         self.webrtcbin
             .emit_by_name::<()>("set-remote-description", &[&remote, &promise]);
         Ok(())
+    }
+
+    /// Answerer: ask for lost packets again (NACK, with RTX in the
+    /// answer), so that loss is repaired and the sender learns of it at
+    /// once rather than at the next receiver report. The transceivers of
+    /// an answer are created while answering, hence the signal.
+    fn request_retransmissions(&self) {
+        if self
+            .nack_requested
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return;
+        }
+        self.webrtcbin
+            .connect("on-new-transceiver", false, |values| {
+                let transceiver = values[1].get::<gst_webrtc::WebRTCRTPTransceiver>().ok()?;
+                transceiver.set_property("do-nack", true);
+                None
+            });
     }
 
     fn create_answer(self: &Arc<Self>) {

@@ -195,6 +195,9 @@ pub struct Feed {
     /// The first pad of the viewer's branch.
     target: gst::Pad,
     state: Mutex<FeedState>,
+    /// Held while pushing into the branch; never with `state`'s lock
+    /// taken first.
+    push: Mutex<()>,
     /// Every encoding of the input, by layer number.
     encodings: Vec<Weak<Encoding>>,
     failed: Arc<AtomicBool>,
@@ -211,7 +214,7 @@ impl Feed {
         failed: Arc<AtomicBool>,
         on_switched: Box<dyn Fn(usize) + Send + Sync>,
     ) -> Arc<Feed> {
-        let feed = Arc::new(Feed {
+        Arc::new(Feed {
             target,
             state: Mutex::new(FeedState {
                 gate,
@@ -220,14 +223,20 @@ impl Feed {
                 sent_caps: None,
                 started: false,
             }),
+            push: Mutex::new(()),
             encodings: encodings.iter().map(Arc::downgrade).collect(),
             failed,
             on_switched,
-        });
-        if let Some(encoding) = feed.encoding(layer) {
-            encoding.subscribe(&feed);
+        })
+    }
+
+    /// Starts taking buffers; the branch must be playing by now, or the
+    /// stream start and caps sent ahead of the first buffer are lost.
+    pub fn start(self: &Arc<Self>) {
+        let layer = self.state.lock().unwrap().current;
+        if let Some(encoding) = self.encoding(layer) {
+            encoding.subscribe(self);
         }
-        feed
     }
 
     pub fn encoding(&self, layer: usize) -> Option<Arc<Encoding>> {
@@ -300,29 +309,50 @@ impl Feed {
             return false;
         }
         let layer = encoding.index;
-        let mut state = self.state.lock().unwrap();
-        let mut switched = false;
-        if state.pending == Some(layer) && keyframe && state.gate != Gate::Closed {
-            state.current = layer;
-            state.pending = None;
-            state.gate = Gate::Open;
-            switched = true;
-        } else if state.current != layer {
-            return state.pending == Some(layer);
-        }
-        match state.gate {
-            Gate::Closed => return true,
-            Gate::AwaitingKeyframe if !keyframe => return true,
-            Gate::AwaitingKeyframe => state.gate = Gate::Open,
-            Gate::Open => {}
-        }
-        if !state.started || switched {
-            self.send_sticky_events(encoding, &mut state);
+        // Pushes into the branch one at a time (two layers may offer at
+        // once during a switch), without the state lock: the branch's
+        // queue calls back into this feed when it overruns.
+        let _push = self.push.lock().unwrap();
+        let (switched, events) = {
+            let mut state = self.state.lock().unwrap();
+            let mut switched = false;
+            if state.pending == Some(layer) && keyframe && state.gate != Gate::Closed {
+                state.current = layer;
+                state.pending = None;
+                state.gate = Gate::Open;
+                switched = true;
+            } else if state.current != layer {
+                return state.pending == Some(layer);
+            }
+            match state.gate {
+                Gate::Closed => return true,
+                Gate::AwaitingKeyframe if !keyframe => return true,
+                Gate::AwaitingKeyframe => state.gate = Gate::Open,
+                Gate::Open => {}
+            }
+            let events =
+                (!state.started || switched).then(|| (state.started, state.sent_caps.clone()));
+            (switched, events)
+        };
+        if let Some((started, sent_caps)) = events {
+            let (accepted, caps) = self.send_sticky_events(encoding, started, sent_caps);
+            let mut state = self.state.lock().unwrap();
+            if caps.is_some() {
+                state.sent_caps = caps;
+            }
+            state.started = accepted;
+            if !accepted {
+                // The branch is not running yet: try again at the next keyframe.
+                if encoding.kind == MediaKind::Video {
+                    state.gate = Gate::AwaitingKeyframe;
+                }
+                return true;
+            }
         }
         // The branch's result stays here: a viewer that fails is removed
         // by the element, never by failing the shared stream.
         let _ = self.target.chain(buffer.to_owned());
-        drop(state);
+        drop(_push);
         // The layer left behind drops this feed from its list by itself
         // (offer returns false there).
         if switched {
@@ -331,40 +361,50 @@ impl Feed {
         true
     }
 
-    /// Stream start, caps and segment of `encoding`, before its first
+    /// Stream start, caps and segment of `encoding` before its first
     /// buffer reaches the branch (caps again after a layer switch).
-    fn send_sticky_events(&self, encoding: &Encoding, state: &mut FeedState) {
+    /// Returns whether the branch accepted them, and the caps sent.
+    fn send_sticky_events(
+        &self,
+        encoding: &Encoding,
+        started: bool,
+        sent_caps: Option<gst::Caps>,
+    ) -> (bool, Option<gst::Caps>) {
         let pad = encoding.input_pad();
-        if !state.started
-            && let Some(event) = pad.sticky_event::<gst::event::StreamStart>(0)
-        {
-            let _ = self.target.send_event(event);
+        let mut accepted = true;
+        let mut new_caps = None;
+        if !started && let Some(event) = pad.sticky_event::<gst::event::StreamStart>(0) {
+            accepted &= self.target.send_event(event);
         }
         if let Some(event) = pad.sticky_event::<gst::event::Caps>(0) {
             let caps = event.caps_owned();
-            if state.sent_caps.as_ref() != Some(&caps) {
-                let _ = self.target.send_event(event);
-                state.sent_caps = Some(caps);
+            if sent_caps.as_ref() != Some(&caps) {
+                if self.target.send_event(event) {
+                    new_caps = Some(caps);
+                } else {
+                    accepted = false;
+                }
             }
         }
-        if !state.started
-            && let Some(event) = pad.sticky_event::<gst::event::Segment>(0)
-        {
-            let _ = self.target.send_event(event);
+        if !started && let Some(event) = pad.sticky_event::<gst::event::Segment>(0) {
+            accepted &= self.target.send_event(event);
         }
-        state.started = true;
+        (accepted, new_caps)
     }
 
     fn forward_event(&self, layer: usize, event: &gst::Event) {
         if self.failed.load(Ordering::Acquire) {
             return;
         }
-        let mut state = self.state.lock().unwrap();
-        if state.current != layer || !state.started {
-            return;
-        }
-        if let gst::EventView::Caps(caps) = event.view() {
-            state.sent_caps = Some(caps.caps_owned());
+        let _push = self.push.lock().unwrap();
+        {
+            let mut state = self.state.lock().unwrap();
+            if state.current != layer || !state.started {
+                return;
+            }
+            if let gst::EventView::Caps(caps) = event.view() {
+                state.sent_caps = Some(caps.caps_owned());
+            }
         }
         let _ = self.target.send_event(event.clone());
     }

@@ -16,6 +16,9 @@ use super::encoding::Feed;
 use super::rtcp;
 use crate::session::WebRtcSession;
 
+/// Share of sent packets NACKed in a tick above which loss is taken
+/// from NACKs at once, without waiting for a receiver report.
+const NACK_BURST: f64 = 0.2;
 /// Below this many packets in a tick, a loss share means little.
 const MIN_PACKETS_FOR_LOSS: u64 = 20;
 
@@ -31,6 +34,8 @@ pub struct Monitor {
     video_ssrc: AtomicU32,
     /// Highest fraction lost in receiver reports since the last tick.
     report_loss: Mutex<Option<f64>>,
+    /// Fraction lost in the latest receiver report about our video.
+    reported_loss: Mutex<f64>,
     /// The viewer's webrtcbin once connected, to read round trips from
     /// its RTP session (a plain GObject, looked up when needed).
     webrtcbin: Mutex<Option<gst::Element>>,
@@ -55,7 +60,11 @@ pub struct ViewerStats {
     pub target_layer: Option<usize>,
     pub estimated_bitrate: u64,
     pub sent_bitrate: u64,
+    /// As the viewer's latest receiver report says.
     pub fraction_lost: f64,
+    /// What adaptation last used: the higher of that and NACKed packets
+    /// per packet sent.
+    pub loss: f64,
     pub round_trip: Option<Duration>,
     pub remb: Option<u64>,
     pub packets_sent: u64,
@@ -79,6 +88,7 @@ impl Monitor {
             switches: AtomicU64::new(0),
             video_ssrc: AtomicU32::new(0),
             report_loss: Mutex::new(None),
+            reported_loss: Mutex::new(0.0),
             webrtcbin: Mutex::new(None),
             tick: Mutex::new(TickState {
                 at: now,
@@ -160,6 +170,10 @@ impl Monitor {
 
     fn on_rtcp(&self, feedback: &rtcp::Feedback) {
         let ssrc = self.video_ssrc.load(Ordering::Relaxed);
+        gst::trace!(
+            super::imp::CAT,
+            "RTCP for video SSRC {ssrc:#x}: {feedback:?}"
+        );
         let nacked: u32 = feedback
             .nacked
             .iter()
@@ -170,6 +184,7 @@ impl Monitor {
         self.keyframe_requests
             .fetch_add(feedback.keyframe_requests as u64, Ordering::Relaxed);
         if let Some(report) = feedback.reports.iter().find(|r| r.ssrc == ssrc) {
+            *self.reported_loss.lock().unwrap() = report.fraction_lost;
             let mut pending = self.report_loss.lock().unwrap();
             *pending = Some(pending.unwrap_or(0.0).max(report.fraction_lost));
         }
@@ -198,8 +213,11 @@ impl Monitor {
             }
             let sent = packets.saturating_sub(tick.packets);
             tick.sent_bitrate = ((bytes.saturating_sub(tick.bytes)) as f64 * 8.0 / elapsed) as u64;
+            // NACKs count only in bursts: a receiver also asks again for
+            // packets that are merely late, and asks more than once.
             let nack_loss = (sent >= MIN_PACKETS_FOR_LOSS)
-                .then(|| nacked.saturating_sub(tick.nacked) as f64 / sent as f64);
+                .then(|| nacked.saturating_sub(tick.nacked) as f64 / sent as f64)
+                .filter(|share| *share > NACK_BURST);
             tick.at = now;
             tick.packets = packets;
             tick.bytes = bytes;
@@ -286,7 +304,8 @@ impl Monitor {
             target_layer: feed.as_ref().and_then(|f| f.pending_layer()),
             estimated_bitrate: adaptation.estimate(),
             sent_bitrate: tick.sent_bitrate,
-            fraction_lost: adaptation.loss(),
+            fraction_lost: *self.reported_loss.lock().unwrap(),
+            loss: adaptation.loss(),
             round_trip: adaptation.round_trip(),
             remb: adaptation.remb(),
             packets_sent: self.packets_sent.load(Ordering::Relaxed),

@@ -26,6 +26,7 @@ pub fn viewer_structure(
         .field("estimated-bitrate", stats.estimated_bitrate)
         .field("sent-bitrate", stats.sent_bitrate)
         .field("fraction-lost", stats.fraction_lost)
+        .field("loss", stats.loss)
         .field("packets-sent", stats.packets_sent)
         .field("bytes-sent", stats.bytes_sent)
         .field("packets-nacked", stats.packets_nacked)

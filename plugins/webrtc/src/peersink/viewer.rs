@@ -206,6 +206,7 @@ impl Viewer {
                 .sync_state_with_parent()
                 .map_err(|e| e.to_string())?;
         }
+        feed.start();
         Ok(Branch {
             kind: codec.kind(),
             feed,

@@ -310,6 +310,9 @@ impl PeerSrc {
             embedded_port: settings.common.port,
             tls_ca_pem: validated.tls_ca_pem,
         })?;
+        // Held until `running` is set: the event thread may already have a
+        // session to start, and must find it.
+        let mut state = self.state.lock().unwrap();
         let element = self.obj().downgrade();
         let event_loop = EventLoop::start(
             format!("{}-events", self.obj().name()),
@@ -321,7 +324,7 @@ impl PeerSrc {
             },
         )?;
         let events = event_loop.sender.clone();
-        self.state.lock().unwrap().running = Some(Running {
+        state.running = Some(Running {
             signaller,
             events,
             event_loop,
