@@ -207,6 +207,7 @@ impl Input {
         } else {
             None
         };
+        let live = self.is_live();
         let mut encodings = Vec::new();
         for (index, (layer, descriptions)) in branches.iter().enumerate() {
             let prefix = format!("{}-{index}", self.pad_name);
@@ -226,8 +227,10 @@ impl Input {
                 elements.push(element);
             }
             // Paces non-live input at real time; its pad is the fan-out.
+            // Live input comes at real time already, and waiting on the
+            // clock here would hold the encoder by the pipeline latency.
             let output = make("fakesink", format!("{prefix}-output"))?;
-            output.set_property("sync", true);
+            output.set_property("sync", !live);
             output.set_property("async", false);
             output.set_property("enable-last-sample", false);
             output.set_property("qos", false);
@@ -256,6 +259,16 @@ impl Input {
         }
         *self.chain.lock().unwrap() = added.clone();
         Ok(())
+    }
+
+    /// Whether what feeds this input is live (asked upstream).
+    fn is_live(&self) -> bool {
+        let mut query = gst::query::Latency::new();
+        let answered = self
+            .entry
+            .static_pad("sink")
+            .is_some_and(|pad| pad.peer_query(&mut query));
+        answered && query.result().0
     }
 
     /// The elements that encode, to look at from tests and stats.
