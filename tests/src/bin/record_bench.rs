@@ -19,11 +19,12 @@ use peer_tests::process::{ChildProcess, cpu_seconds};
 
 const SECONDS: u64 = 20;
 const FRAMERATE: u64 = 30;
+const PER_PROCESS: usize = 10;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("publish") {
-        return publish(args[2].parse().unwrap(), &args[3]);
+        return publish(args[2].parse().unwrap(), &args[3], args[4].parse().unwrap());
     }
     peer_tests::init();
     let counts: Vec<usize> = if args.len() > 1 {
@@ -79,34 +80,43 @@ fn measure(count: usize) -> Row {
             .arg(&dir),
     );
     recorder.wait_line("publish at", Duration::from_secs(20));
-    let mut publishers = ChildProcess::spawn(
-        Command::new(std::env::current_exe().unwrap())
-            .args([
-                "publish",
-                &count.to_string(),
-                &format!("ws://127.0.0.1:{port}/bench"),
-            ])
-            .env("GST_PLUGIN_PATH", peer_tests::target_dir()),
-    );
+    // Publishers in groups of ten per process, so they spread over the cores.
+    let mut publishers: Vec<ChildProcess> = (0..count)
+        .step_by(PER_PROCESS)
+        .map(|first| {
+            let group = PER_PROCESS.min(count - first);
+            ChildProcess::spawn(
+                Command::new(std::env::current_exe().unwrap())
+                    .args([
+                        "publish",
+                        &group.to_string(),
+                        &format!("ws://127.0.0.1:{port}/bench"),
+                        &first.to_string(),
+                    ])
+                    .env("GST_PLUGIN_PATH", peer_tests::target_dir()),
+            )
+        })
+        .collect();
     for _ in 0..count {
         recorder.wait_line("recording ", Duration::from_secs(120));
     }
     // Let every recording settle, then measure a fixed window.
     std::thread::sleep(Duration::from_secs(2));
     let recorder_start = cpu_seconds(recorder.id());
-    let publisher_start = cpu_seconds(publishers.id());
+    let publishers_cpu = |publishers: &[ChildProcess]| publishers.iter().map(|p| cpu_seconds(p.id())).sum::<f64>();
+    let publisher_start = publishers_cpu(&publishers);
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs(SECONDS));
     let elapsed = started.elapsed().as_secs_f64();
     let recorder_cpu = (cpu_seconds(recorder.id()) - recorder_start) / elapsed;
-    let publisher_cpu = (cpu_seconds(publishers.id()) - publisher_start) / elapsed;
-    let sent_for = Instant::now();
-    publishers.kill();
+    let publisher_cpu = (publishers_cpu(&publishers) - publisher_start) / elapsed;
+    for publisher in &mut publishers {
+        publisher.kill();
+    }
     let _ = Command::new("kill")
         .args(["-INT", &recorder.id().to_string()])
         .status();
     recorder.wait_exit(Duration::from_secs(30));
-    let _ = sent_for;
     let frame_share = frames_recorded(&dir, count);
     let _ = std::fs::remove_dir_all(&dir);
     Row {
@@ -190,14 +200,14 @@ fn count_video_frames(file: &Path) -> (u64, Duration) {
 }
 
 /// N publishers sharing one VP8 (1.5 Mbit/s) and one Opus encoder.
-fn publish(count: usize, uri: &str) {
+fn publish(count: usize, uri: &str, first: usize) {
     peer_tests::init();
     let mut description = format!(
         "videotestsrc is-live=true pattern=ball animation-mode=running-time ! video/x-raw,width=1280,height=720,framerate={FRAMERATE}/1 \
          ! vp8enc deadline=1 cpu-used=16 end-usage=cbr target-bitrate=1450000 keyframe-max-dist=60 threads=2 ! tee name=v allow-not-linked=true \
          audiotestsrc is-live=true ! opusenc bitrate=48000 ! tee name=a allow-not-linked=true "
     );
-    for i in 0..count {
+    for i in first..first + count {
         description.push_str(&format!(
             "peersink name=p{i} uri={uri} peer-id=pub{i} data-channels=\"\" \
              v. ! queue leaky=downstream max-size-time=500000000 ! p{i}.video_0 \
