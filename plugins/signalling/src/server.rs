@@ -4,7 +4,7 @@
 //! resulting messages are queued to the recipients' writers without waiting,
 //! so a slow or vanished peer never holds up anyone else.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,9 +15,9 @@ use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::core::{Action, ConnId, Input, Limits, SignallingCore};
@@ -62,9 +62,44 @@ enum Outbound {
     Close(ErrorCode, String),
 }
 
+/// What is waiting to be written to one connection. Unlike a channel it
+/// holds no memory while empty, which matters with 10k idle peers.
+#[derive(Default)]
+struct Outbox {
+    messages: Mutex<VecDeque<Outbound>>,
+    ready: Notify,
+}
+
+impl Outbox {
+    /// Queues `message`; false when `capacity` messages are already waiting.
+    fn push(&self, message: Outbound, capacity: usize) -> bool {
+        let mut messages = self.messages.lock().unwrap_or_else(|p| p.into_inner());
+        if messages.len() >= capacity {
+            return false;
+        }
+        messages.push_back(message);
+        drop(messages);
+        self.ready.notify_one();
+        true
+    }
+
+    /// Queues a close regardless of how full the outbox is.
+    fn close(&self, code: ErrorCode, reason: String) {
+        self.messages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(Outbound::Close(code, reason));
+        self.ready.notify_one();
+    }
+
+    fn take(&self) -> VecDeque<Outbound> {
+        std::mem::take(&mut *self.messages.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
 struct HubState {
     core: SignallingCore,
-    writers: HashMap<ConnId, mpsc::Sender<Outbound>>,
+    writers: HashMap<ConnId, Arc<Outbox>>,
     scratch: Vec<Action>,
 }
 
@@ -101,7 +136,7 @@ impl Hub {
         } = &mut *state;
         core.handle(Instant::now(), input, scratch);
         loop {
-            let slow = dispatch(scratch, writers);
+            let slow = dispatch(scratch, writers, self.outbound_queue);
             if slow.is_empty() {
                 break;
             }
@@ -110,10 +145,7 @@ impl Hub {
             for conn in slow {
                 if let Some(writer) = writers.remove(&conn) {
                     tracing::warn!(conn, "dropping a peer whose outgoing queue is full");
-                    let _ = writer.try_send(Outbound::Close(
-                        ErrorCode::SlowConsumer,
-                        "too slow to read".into(),
-                    ));
+                    writer.close(ErrorCode::SlowConsumer, "too slow to read".into());
                     core.handle(Instant::now(), Input::Disconnected { conn }, scratch);
                 }
             }
@@ -124,14 +156,11 @@ impl Hub {
     fn close_all(&self, reason: &str) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         for (_, writer) in state.writers.drain() {
-            let _ = writer.try_send(Outbound::Close(
-                ErrorCode::ServerShutdown,
-                reason.to_owned(),
-            ));
+            writer.close(ErrorCode::ServerShutdown, reason.to_owned());
         }
     }
 
-    fn register(&self, writer: mpsc::Sender<Outbound>) -> ConnId {
+    fn register(&self, writer: Arc<Outbox>) -> ConnId {
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         self.state
             .lock()
@@ -185,16 +214,18 @@ impl Hub {
 /// queue was full.
 fn dispatch(
     actions: &mut Vec<Action>,
-    writers: &mut HashMap<ConnId, mpsc::Sender<Outbound>>,
+    writers: &mut HashMap<ConnId, Arc<Outbox>>,
+    capacity: usize,
 ) -> Vec<ConnId> {
     let mut slow = Vec::new();
     for action in actions.drain(..) {
         match action {
             Action::Send { to, message } => {
+                // Serialized once, shared by every recipient.
                 let text: Utf8Bytes = protocol::encode_server_message(&message).into();
                 for conn in to {
                     if let Some(writer) = writers.get(&conn)
-                        && writer.try_send(Outbound::Text(text.clone())).is_err()
+                        && !writer.push(Outbound::Text(text.clone()), capacity)
                     {
                         slow.push(conn);
                     }
@@ -202,12 +233,12 @@ fn dispatch(
             }
             Action::Ping { conn } => {
                 if let Some(writer) = writers.get(&conn) {
-                    let _ = writer.try_send(Outbound::Ping);
+                    writer.push(Outbound::Ping, capacity);
                 }
             }
             Action::Close { conn, code, reason } => {
                 if let Some(writer) = writers.remove(&conn) {
-                    let _ = writer.try_send(Outbound::Close(code, reason));
+                    writer.close(code, reason);
                 }
             }
         }
@@ -219,58 +250,62 @@ async fn websocket(State(hub): State<Arc<Hub>>, upgrade: WebSocketUpgrade) -> im
     let cap = hard_frame_cap(&hub.limits());
     upgrade
         // Small buffers: most peers are idle, and 10k of them must stay cheap.
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_message_size(cap)
         .max_frame_size(cap)
         .on_upgrade(move |socket| serve_connection(hub, socket))
 }
 
-async fn serve_connection(hub: Arc<Hub>, socket: WebSocket) {
-    let (mut sink, mut stream) = socket.split();
-    let (writer, mut outbound) = mpsc::channel::<Outbound>(hub.outbound_queue);
-    let conn = hub.register(writer);
-
-    let write_task = tokio::spawn(async move {
-        while let Some(message) = outbound.recv().await {
-            let result = match message {
-                Outbound::Text(text) => sink.send(Message::Text(text)).await,
-                Outbound::Ping => sink.send(Message::Ping(Default::default())).await,
-                Outbound::Close(code, reason) => {
-                    let frame = CloseFrame {
-                        code: close_code(code),
-                        reason: format!("{code}: {reason}").into(),
-                    };
-                    let _ = sink.send(Message::Close(Some(frame))).await;
+async fn serve_connection(hub: Arc<Hub>, mut socket: WebSocket) {
+    // One task reads and writes: half the tasks of a reader/writer pair,
+    // for peers that are idle most of the time.
+    let outbox = Arc::new(Outbox::default());
+    let conn = hub.register(outbox.clone());
+    loop {
+        tokio::select! {
+            frame = socket.recv() => match frame {
+                Some(Ok(Message::Text(text))) => hub.input(Input::Text { conn, text: text.as_str(), len: text.len() }),
+                Some(Ok(Message::Binary(_))) => hub.input(Input::Binary { conn }),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => hub.input(Input::Alive { conn }),
+                Some(Ok(Message::Close(_))) | None => break,
+                Some(Err(err)) => {
+                    tracing::debug!(conn, %err, "connection error");
                     break;
                 }
-            };
-            if result.is_err() {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
-
-    while let Some(frame) = stream.next().await {
-        match frame {
-            Ok(Message::Text(text)) => hub.input(Input::Text {
-                conn,
-                text: text.as_str(),
-                len: text.len(),
-            }),
-            Ok(Message::Binary(_)) => hub.input(Input::Binary { conn }),
-            Ok(Message::Ping(_)) | Ok(Message::Pong(_)) => hub.input(Input::Alive { conn }),
-            Ok(Message::Close(_)) => break,
-            Err(err) => {
-                tracing::debug!(conn, %err, "connection error");
-                break;
+            },
+            _ = outbox.ready.notified() => {
+                if !write_batch(&mut socket, outbox.take()).await {
+                    break;
+                }
             }
         }
     }
     hub.unregister(conn);
-    // The writer ends when its queue is dropped by unregister.
-    let _ = write_task.await;
+    let _ = socket.close().await;
+}
+
+/// Writes everything queued with one flush; false when the connection is
+/// done (closed by us, or failing).
+async fn write_batch(socket: &mut WebSocket, batch: VecDeque<Outbound>) -> bool {
+    for message in batch {
+        let fed = match message {
+            Outbound::Text(text) => socket.feed(Message::Text(text)).await,
+            Outbound::Ping => socket.feed(Message::Ping(Default::default())).await,
+            Outbound::Close(code, reason) => {
+                let frame = CloseFrame {
+                    code: close_code(code),
+                    reason: format!("{code}: {reason}").into(),
+                };
+                let _ = socket.send(Message::Close(Some(frame))).await;
+                return false;
+            }
+        };
+        if fed.is_err() {
+            return false;
+        }
+    }
+    socket.flush().await.is_ok()
 }
 
 /// Application close codes (4000-4999) by error, so clients can tell why.
