@@ -103,7 +103,8 @@ fn measure(count: usize) -> Row {
     // Let every recording settle, then measure a fixed window.
     std::thread::sleep(Duration::from_secs(2));
     let recorder_start = cpu_seconds(recorder.id());
-    let publishers_cpu = |publishers: &[ChildProcess]| publishers.iter().map(|p| cpu_seconds(p.id())).sum::<f64>();
+    let publishers_cpu =
+        |publishers: &[ChildProcess]| publishers.iter().map(|p| cpu_seconds(p.id())).sum::<f64>();
     let publisher_start = publishers_cpu(&publishers);
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs(SECONDS));
