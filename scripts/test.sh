@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --workspace --all-targets --locked
-export GST_PLUGIN_PATH="$PWD/target/debug"
+export GST_PLUGIN_PATH="${CARGO_TARGET_DIR:-$PWD/target}/debug"
 # One thread per test binary at a time keeps real-time media on 2 cores honest.
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}"
 
