@@ -112,7 +112,7 @@ mod tests {
         let path = recording_path(Path::new("/nonexistent"), DEFAULT_TEMPLATE, &fields(start));
         assert_eq!(
             path,
-            Path::new("/nonexistent/interviews_cam_20261116T070640Z_av.webm")
+            Path::new("/nonexistent/interviews_cam_20261118T110640Z_av.webm")
         );
     }
 

@@ -223,7 +223,17 @@ impl Input {
             for description in descriptions {
                 let element = gst::parse::launch(description)
                     .map_err(|err| format!("cannot create \"{description}\": {err}"))?;
-                element.set_property("name", format!("{prefix}-{}", factory_name(&element)));
+                // A chain may hold two of a kind (H.264 has two capsfilters).
+                let factory = factory_name(&element);
+                let same_kind = elements
+                    .iter()
+                    .filter(|other| factory_name(other) == factory)
+                    .count();
+                let name = match same_kind {
+                    0 => format!("{prefix}-{factory}"),
+                    n => format!("{prefix}-{factory}{n}"),
+                };
+                element.set_property("name", name);
                 elements.push(element);
             }
             // Paces non-live input at real time; its pad is the fan-out.
