@@ -102,7 +102,38 @@ impl IsolatedHost {
         ]);
         run(&["ip", "-n", ns, "link", "set", far, "up"]);
         run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        host.wait_until_running();
         host
+    }
+
+    /// libnice gathers only from interfaces flagged RUNNING, which a veth
+    /// end becomes once the kernel's link watch has seen its carrier (up
+    /// to a second or more after `link set up`): a viewer started before
+    /// that would gather no candidate at all.
+    fn wait_until_running(&self) {
+        let running = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .output()
+                .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).contains("state UP"))
+        };
+        crate::wait_until(
+            std::time::Duration::from_secs(10),
+            "the veth pair to come up",
+            || {
+                (running(&["-o", "link", "show", "dev", &self.near_interface])
+                    && running(&[
+                        "-n",
+                        &self.name,
+                        "-o",
+                        "link",
+                        "show",
+                        "dev",
+                        &self.far_interface,
+                    ]))
+                .then_some(())
+            },
+        );
     }
 
     /// A command to run inside the namespace.

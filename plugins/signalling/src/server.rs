@@ -15,6 +15,7 @@ use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use futures::SinkExt;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot};
@@ -444,6 +445,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
                 Ok(())
             }
             None => {
+                // Relayed messages are small and latency-bound: no Nagle.
+                let listener = listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
                 axum::serve(listener, app)
                     .with_graceful_shutdown(shutdown)
                     .await

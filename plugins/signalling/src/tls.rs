@@ -131,6 +131,7 @@ pub async fn serve(
         let Ok((stream, remote)) = accepted else {
             continue;
         };
+        let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
         tokio::spawn(async move {

@@ -6,9 +6,10 @@
 //!   cargo build --release -p peer -p peer-tests --bin record_bench
 //!   unshare -n sh -c 'ip link set lo up && target/release/record_bench 1 10 25 50 100'
 //!
-//! The publishers live in one process of their own (this binary, run with
-//! `publish`), sharing a single encoder through a tee, so their cost does
-//! not hide the recorder's and the machine is not spent encoding N times.
+//! The publishers live in processes of their own (this binary, run with
+//! `publish`), ten per process, each process sharing a single encoder
+//! through a tee, so their cost does not hide the recorder's and the
+//! machine is not spent encoding N times.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use async_tungstenite::tokio::connect_async;
+use async_tungstenite::tokio::client_async;
 use async_tungstenite::tungstenite::Message;
 use futures::{SinkExt, StreamExt};
 use peer_tests::process::{ChildProcess, cpu_seconds};
@@ -99,12 +99,19 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-type Socket = async_tungstenite::WebSocketStream<async_tungstenite::tokio::ConnectStream>;
+type Socket = async_tungstenite::WebSocketStream<
+    async_tungstenite::tokio::TokioAdapter<tokio::net::TcpStream>,
+>;
 
 async fn join(port: u16, id: &str, room: &str) -> Socket {
-    let (mut socket, _) = connect_async(format!("ws://127.0.0.1:{port}/ws"))
+    // As a latency-minded client would: no Nagle on its own writes.
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect");
+    tcp.set_nodelay(true).expect("TCP_NODELAY");
+    let (mut socket, _) = client_async(format!("ws://127.0.0.1:{port}/ws"), tcp)
+        .await
+        .expect("WebSocket handshake");
     socket
         .send(Message::Text(
             json!({"type": "hello", "id": id}).to_string().into(),
