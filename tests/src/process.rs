@@ -126,7 +126,15 @@ pub struct VirtualDisplay {
 impl VirtualDisplay {
     pub fn start(width: u32, height: u32) -> VirtualDisplay {
         let mut process = Command::new("Xvfb")
-            .args(["-displayfd", "1", "-noreset", "-nolisten", "tcp", "-screen", "0"])
+            .args([
+                "-displayfd",
+                "1",
+                "-noreset",
+                "-nolisten",
+                "tcp",
+                "-screen",
+                "0",
+            ])
             .arg(format!("{width}x{height}x24"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
