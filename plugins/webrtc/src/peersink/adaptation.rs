@@ -5,9 +5,9 @@
 //! The policy (docs/elements.md, "Adaptation"):
 //! - The viewer starts on the best layer, with an estimate of the
 //!   available bandwidth equal to that layer's bitrate.
-//! - Loss above 10% (an RTCP receiver report's fraction lost, or the share
-//!   of sent packets the viewer asked to have retransmitted, whichever is
-//!   higher) cuts the estimate to the current layer's rate × (1 − loss/2),
+//! - Loss above 10% (an RTCP receiver report's fraction lost, or, once a
+//!   report has shown loss, the share of sent packets the viewer asked to
+//!   have retransmitted, whichever is higher) cuts the estimate to the current layer's rate × (1 − loss/2),
 //!   the loss rule of Google congestion control. Between 2% and 10% the
 //!   estimate holds; below 2% it grows by 8% a second.
 //! - A round-trip time 150 ms above the lowest seen means a queue is

@@ -11,18 +11,17 @@ use std::time::{Duration, Instant};
 use gst::glib;
 use gst::prelude::*;
 
-use super::adaptation::{Adaptation, Feedback};
+use super::adaptation::{Adaptation, Feedback, LOSS_LOW};
 use super::encoding::Feed;
 use super::rtcp;
 use crate::session::WebRtcSession;
 
 /// Share of sent packets NACKed in a tick above which loss is taken
-/// from NACKs, without waiting for a receiver report...
+/// from NACKs, without waiting for the next receiver report, once the
+/// latest report has confirmed real loss (above `LOSS_LOW`): a receiver
+/// whose process stalls for a moment NACKs bursts of packets that were
+/// only late, and that alone must not cost it its layer.
 const NACK_BURST: f64 = 0.2;
-/// ...once it has lasted this many ticks (seconds) running: a receiver
-/// whose process stalls for a moment NACKs a burst of packets that were
-/// only late, and that must not cost it its layer.
-const NACK_BURST_TICKS: u32 = 2;
 /// Below this many packets in a tick, a loss share means little.
 const MIN_PACKETS_FOR_LOSS: u64 = 20;
 
@@ -53,8 +52,6 @@ struct TickState {
     nacked: u64,
     sent_bitrate: u64,
     last_rtt: Option<u32>,
-    /// Consecutive ticks with a NACK share above `NACK_BURST`.
-    nack_burst_ticks: u32,
 }
 
 /// One viewer's numbers, for `stats` and the stats messages.
@@ -103,7 +100,6 @@ impl Monitor {
                 nacked: 0,
                 sent_bitrate: 0,
                 last_rtt: None,
-                nack_burst_ticks: 0,
             }),
         })
     }
@@ -222,14 +218,10 @@ impl Monitor {
             tick.sent_bitrate = ((bytes.saturating_sub(tick.bytes)) as f64 * 8.0 / elapsed) as u64;
             // NACKs count only in bursts: a receiver also asks again for
             // packets that are merely late, and asks more than once.
-            let nack_share = (sent >= MIN_PACKETS_FOR_LOSS)
+            let confirmed = *self.reported_loss.lock().unwrap() > LOSS_LOW;
+            let nack_loss = (sent >= MIN_PACKETS_FOR_LOSS && confirmed)
                 .then(|| nacked.saturating_sub(tick.nacked) as f64 / sent as f64)
                 .filter(|share| *share > NACK_BURST);
-            tick.nack_burst_ticks = match nack_share {
-                Some(_) => tick.nack_burst_ticks + 1,
-                None => 0,
-            };
-            let nack_loss = nack_share.filter(|_| tick.nack_burst_ticks >= NACK_BURST_TICKS);
             tick.at = now;
             tick.packets = packets;
             tick.bytes = bytes;
