@@ -23,24 +23,34 @@ fn main() {
     peer_tests::require_loopback_only();
     raise_file_limit();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    // A runtime per phase: dropping it ends the tasks the phase spawned
+    // (readers of thousands of sockets), which would otherwise compete
+    // with the next phase.
+    let run = |phase: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(phase)
+    };
     let all = args.is_empty();
     let arg = |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     if all || args[0] == "idle" {
-        runtime.block_on(idle(if all { 10_000 } else { arg(1, 10_000) as usize }));
+        run(Box::pin(idle(if all {
+            10_000
+        } else {
+            arg(1, 10_000) as usize
+        })));
     }
     if all || args[0] == "relay" {
-        runtime.block_on(relay(
+        run(Box::pin(relay(
             if all { 10_000 } else { arg(1, 10_000) },
             if all { 10 } else { arg(2, 10) },
-        ));
+        )));
     }
     if all || args[0] == "saturate" {
-        runtime.block_on(saturate(if all { 10 } else { arg(1, 10) }));
+        run(Box::pin(saturate(if all { 10 } else { arg(1, 10) })));
     }
 }
 
