@@ -47,6 +47,14 @@ pub fn build(
                 .find_property("config-interval")
                 .map(|_| element.set_property("config-interval", -1i32));
         }
+        if factory == codec.depayloader() {
+            // Ask the sender for a keyframe (PLI) when packets are lost:
+            // otherwise a lost keyframe spoils the picture until the
+            // sender's next periodic one, seconds later.
+            if element.find_property("request-keyframe").is_some() {
+                element.set_property("request-keyframe", true);
+            }
+        }
         elements.push(element);
     }
     bin.add_many(&elements).map_err(|e| e.to_string())?;
