@@ -20,7 +20,8 @@
 //!   next layer's rate to probe it. A probe that fails (the viewer comes
 //!   back down within `PROBE_JUDGED_AFTER`) doubles the wait before the
 //!   next one, up to `MAX_UP_HOLD`; a layer held for `STEADY_AFTER`
-//!   resets it.
+//!   resets it. A viewer whose latest report was lossy does not go up
+//!   until a clean report comes: silence is not good news.
 //! - Reports in the `SETTLE` after a switch are ignored: they describe
 //!   the layer the viewer just left.
 //!
@@ -127,8 +128,11 @@ impl Adaptation {
                 }
                 // Growth up to now follows the loss reported before.
                 self.grow(now);
+                // After a lossy report the clean time counts from the
+                // first clean one: what came between is unknown.
+                let was_lossy = self.last_loss >= LOSS_LOW;
                 self.last_loss = fraction;
-                if fraction > LOSS_LOW {
+                if fraction > LOSS_LOW || was_lossy {
                     self.clean_since = now;
                 }
                 if fraction > LOSS_HIGH {
@@ -213,6 +217,12 @@ impl Adaptation {
             return Some(self.switch(now, target));
         }
         if self.layer == 0 || now < self.clean_since + self.up_hold {
+            return None;
+        }
+        // Silence is not good news: a viewer whose last report was lossy
+        // and who has reported nothing since (its RTCP starved by the very
+        // congestion that moved it down) stays until a clean report.
+        if self.last_loss >= LOSS_LOW {
             return None;
         }
         if now < self.last_switch + self.up_hold {
@@ -303,6 +313,33 @@ mod tests {
         assert_eq!(layer, 0);
         let waited = when - at(t0, 2000);
         assert!(waited >= UP_HOLD && waited < UP_HOLD * 2, "{waited:?}");
+    }
+
+    #[test]
+    fn no_report_after_a_lossy_one_keeps_the_lower_layer() {
+        let t0 = Instant::now();
+        let mut adaptation = Adaptation::new(LAYERS.to_vec(), t0);
+        assert_eq!(
+            adaptation.feedback(at(t0, 2000), Feedback::Loss(0.5)),
+            Some(1)
+        );
+        // A lossy report just after the switch (about the layer left),
+        // then nothing for a minute: no probe up.
+        assert_eq!(adaptation.feedback(at(t0, 2500), Feedback::Loss(0.6)), None);
+        for second in 3..63 {
+            assert_eq!(
+                adaptation.tick(at(t0, second * 1000)),
+                None,
+                "at {second} s"
+            );
+        }
+        // A clean report: up after the hold.
+        assert_eq!(
+            adaptation.feedback(at(t0, 63_000), Feedback::Loss(0.0)),
+            None
+        );
+        let went_up = (64..80).find_map(|second| adaptation.tick(at(t0, second * 1000)));
+        assert_eq!(went_up, Some(0));
     }
 
     #[test]
