@@ -18,10 +18,13 @@ use crate::session::WebRtcSession;
 
 /// Share of sent packets NACKed in a tick above which loss is taken
 /// from NACKs, without waiting for the next receiver report, once the
-/// latest report has confirmed real loss (above `LOSS_LOW`): a receiver
-/// whose process stalls for a moment NACKs bursts of packets that were
-/// only late, and that alone must not cost it its layer.
+/// latest report has confirmed real loss (above `LOSS_LOW`) or the burst
+/// has lasted `NACK_BURST_TICKS`: a receiver whose process stalls for a
+/// moment NACKs bursts of packets that were only late, and that alone
+/// must not cost it its layer; but a congested path can starve the
+/// receiver's RTCP, so reports may not come.
 const NACK_BURST: f64 = 0.2;
+const NACK_BURST_TICKS: u32 = 3;
 /// Below this many packets in a tick, a loss share means little.
 const MIN_PACKETS_FOR_LOSS: u64 = 20;
 
@@ -52,6 +55,8 @@ struct TickState {
     nacked: u64,
     sent_bitrate: u64,
     last_rtt: Option<u32>,
+    /// Consecutive ticks with a NACK share above `NACK_BURST`.
+    nack_burst_ticks: u32,
 }
 
 /// One viewer's numbers, for `stats` and the stats messages.
@@ -100,6 +105,7 @@ impl Monitor {
                 nacked: 0,
                 sent_bitrate: 0,
                 last_rtt: None,
+                nack_burst_ticks: 0,
             }),
         })
     }
@@ -218,10 +224,16 @@ impl Monitor {
             tick.sent_bitrate = ((bytes.saturating_sub(tick.bytes)) as f64 * 8.0 / elapsed) as u64;
             // NACKs count only in bursts: a receiver also asks again for
             // packets that are merely late, and asks more than once.
-            let confirmed = *self.reported_loss.lock().unwrap() > LOSS_LOW;
-            let nack_loss = (sent >= MIN_PACKETS_FOR_LOSS && confirmed)
+            let nack_share = (sent >= MIN_PACKETS_FOR_LOSS)
                 .then(|| nacked.saturating_sub(tick.nacked) as f64 / sent as f64)
                 .filter(|share| *share > NACK_BURST);
+            tick.nack_burst_ticks = match nack_share {
+                Some(_) => tick.nack_burst_ticks + 1,
+                None => 0,
+            };
+            let confirmed = *self.reported_loss.lock().unwrap() > LOSS_LOW
+                || tick.nack_burst_ticks >= NACK_BURST_TICKS;
+            let nack_loss = nack_share.filter(|_| confirmed);
             tick.at = now;
             tick.packets = packets;
             tick.bytes = bytes;
