@@ -168,7 +168,7 @@ fn chromium_publishing_ten_seconds_gives_a_ten_second_file() {
     // Publish for ten seconds, then stop from the page.
     std::thread::sleep(Duration::from_secs(10).saturating_sub(started.elapsed()));
     browser.eval("window.peerPage.publisher.stop(); return true;", vec![]);
-    recorder.finished("browser");
+    let finished = recorder.finished("browser");
 
     let decoded = decode_file(&path);
     let seconds = decoded.span().as_secs_f64();
@@ -183,7 +183,7 @@ fn chromium_publishing_ten_seconds_gives_a_ten_second_file() {
         decoded.audio_buffers
     );
     let meta = sidecar(&path);
-    assert_eq!(meta["ended_cleanly"], true);
+    assert_eq!(meta["ended_cleanly"], true, "{finished}");
     let video = meta["tracks"]
         .as_array()
         .unwrap()

@@ -61,6 +61,9 @@ struct State {
     outputs: Vec<Output>,
     next_video: u32,
     next_audio: u32,
+    /// The producer's streams got their EOS (it left, or its connection
+    /// died): once only.
+    streams_ended: bool,
 }
 
 #[derive(Default)]
@@ -95,8 +98,9 @@ impl ObjectImpl for PeerSrc {
                 glib::ParamSpecBoolean::builder("eos-on-leave")
                     .nick("EOS on leave")
                     .blurb(
-                        "When the producer leaves, end the streams (EOS, so files get finalized) and post a \
-                         peer-producer-left element message, instead of posting an error",
+                        "When the producer leaves or its connection dies, end the streams (EOS, so files \
+                         get finalized) and post a peer-producer-left element message, instead of posting \
+                         an error",
                     )
                     .default_value(false)
                     .mutable_ready()
@@ -337,6 +341,7 @@ impl PeerSrc {
     fn stop(&self) {
         let (running, outputs) = {
             let mut state = self.state.lock().unwrap();
+            state.streams_ended = false;
             (state.running.take(), std::mem::take(&mut state.outputs))
         };
         let Some(mut running) = running else { return };
@@ -365,11 +370,39 @@ impl PeerSrc {
                 gst::info!(CAT, imp = self, "connected to the producer");
             }
             Event::Session(session, SessionNotice::Failed(reason)) => {
-                self.fail(
-                    &session,
-                    &format!("the session with the producer failed: {reason}"),
-                    true,
-                );
+                let producer = self
+                    .current_session()
+                    .filter(|s| s.id == session)
+                    .map(|s| s.peer.clone());
+                if self.state.lock().unwrap().streams_ended {
+                    // It said goodbye first; its connection closing after
+                    // that is no news.
+                    return;
+                }
+                match producer {
+                    // A producer whose connection dies has left as surely
+                    // as one that says goodbye (and a browser closing its
+                    // connection often says so over UDP before the
+                    // goodbye arrives through the server): files are
+                    // finalized either way.
+                    Some(producer) if self.settings.lock().unwrap().eos_on_leave => {
+                        gst::element_imp_warning!(
+                            self,
+                            gst::ResourceError::Read,
+                            ("the connection with producer \"{producer}\" ended: {reason}")
+                        );
+                        self.signaller_send(SignallerCommand::EndSession {
+                            session: session.clone(),
+                            reason: reason.clone(),
+                        });
+                        self.end_streams(&producer, &reason);
+                    }
+                    _ => self.fail(
+                        &session,
+                        &format!("the session with the producer failed: {reason}"),
+                        true,
+                    ),
+                }
             }
             Event::Session(_, SessionNotice::Message { label, payload }) => {
                 if let Some(session) = self.current_session() {
@@ -582,6 +615,9 @@ impl PeerSrc {
     /// The producer left and the streams end here: EOS down every output
     /// (so muxers finalize their files) and a message saying who left.
     fn end_streams(&self, producer: &str, reason: &str) {
+        if std::mem::replace(&mut self.state.lock().unwrap().streams_ended, true) {
+            return;
+        }
         for pad in self.output_entry_pads() {
             pad.send_event(gst::event::Eos::new());
         }
