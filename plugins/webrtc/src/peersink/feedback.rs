@@ -25,6 +25,15 @@ use crate::session::WebRtcSession;
 /// receiver's RTCP, so reports may not come.
 const NACK_BURST: f64 = 0.2;
 const NACK_BURST_TICKS: u32 = 3;
+/// Keyframe requests (PLI, FIR) per tick that, sustained for
+/// `KEYFRAME_STORM_TICKS`, mean the viewer cannot decode this layer: it
+/// loses whole frames. Under heavy loss a GStreamer receiver's early
+/// feedback (NACK, PLI) keeps postponing its regular RTCP, so neither a
+/// receiver report nor most of its NACKs arrive; its keyframe requests
+/// still do. Counted as `KEYFRAME_STORM_LOSS`.
+const KEYFRAME_STORM: u64 = 3;
+const KEYFRAME_STORM_TICKS: u32 = 3;
+const KEYFRAME_STORM_LOSS: f64 = 0.25;
 /// Below this many packets in a tick, a loss share means little.
 const MIN_PACKETS_FOR_LOSS: u64 = 20;
 
@@ -35,6 +44,8 @@ pub struct Monitor {
     bytes_sent: AtomicU64,
     nacked: AtomicU64,
     keyframe_requests: AtomicU64,
+    /// RTCP packets received from the viewer: whether it is still talking.
+    rtcp_packets: AtomicU64,
     switches: AtomicU64,
     /// Our video SSRC towards this viewer, once known (0 before).
     video_ssrc: AtomicU32,
@@ -57,6 +68,10 @@ struct TickState {
     last_rtt: Option<u32>,
     /// Consecutive ticks with a NACK share above `NACK_BURST`.
     nack_burst_ticks: u32,
+    keyframe_requests: u64,
+    /// Consecutive ticks with at least `KEYFRAME_STORM` keyframe requests.
+    keyframe_storm_ticks: u32,
+    rtcp_packets: u64,
 }
 
 /// One viewer's numbers, for `stats` and the stats messages.
@@ -93,6 +108,7 @@ impl Monitor {
             bytes_sent: AtomicU64::new(0),
             nacked: AtomicU64::new(0),
             keyframe_requests: AtomicU64::new(0),
+            rtcp_packets: AtomicU64::new(0),
             switches: AtomicU64::new(0),
             video_ssrc: AtomicU32::new(0),
             report_loss: Mutex::new(None),
@@ -106,6 +122,9 @@ impl Monitor {
                 sent_bitrate: 0,
                 last_rtt: None,
                 nack_burst_ticks: 0,
+                keyframe_requests: 0,
+                keyframe_storm_ticks: 0,
+                rtcp_packets: 0,
             }),
         })
     }
@@ -178,6 +197,7 @@ impl Monitor {
     }
 
     fn on_rtcp(&self, feedback: &rtcp::Feedback) {
+        self.rtcp_packets.fetch_add(1, Ordering::Relaxed);
         let ssrc = self.video_ssrc.load(Ordering::Relaxed);
         gst::trace!(
             super::imp::CAT,
@@ -213,6 +233,8 @@ impl Monitor {
         let packets = self.packets_sent.load(Ordering::Relaxed);
         let bytes = self.bytes_sent.load(Ordering::Relaxed);
         let nacked = self.nacked.load(Ordering::Relaxed);
+        let keyframe_requests = self.keyframe_requests.load(Ordering::Relaxed);
+        let rtcp_packets = self.rtcp_packets.load(Ordering::Relaxed);
         let round_trip = self.round_trip_raw();
         let (loss, new_rtt) = {
             let mut tick = self.tick.lock().unwrap();
@@ -222,11 +244,11 @@ impl Monitor {
             }
             let sent = packets.saturating_sub(tick.packets);
             tick.sent_bitrate = ((bytes.saturating_sub(tick.bytes)) as f64 * 8.0 / elapsed) as u64;
+            let share_nacked = (sent >= MIN_PACKETS_FOR_LOSS)
+                .then(|| nacked.saturating_sub(tick.nacked) as f64 / sent as f64);
             // NACKs count only in bursts: a receiver also asks again for
             // packets that are merely late, and asks more than once.
-            let nack_share = (sent >= MIN_PACKETS_FOR_LOSS)
-                .then(|| nacked.saturating_sub(tick.nacked) as f64 / sent as f64)
-                .filter(|share| *share > NACK_BURST);
+            let nack_share = share_nacked.filter(|share| *share > NACK_BURST);
             tick.nack_burst_ticks = match nack_share {
                 Some(_) => tick.nack_burst_ticks + 1,
                 None => 0,
@@ -234,15 +256,35 @@ impl Monitor {
             let confirmed = *self.reported_loss.lock().unwrap() > LOSS_LOW
                 || tick.nack_burst_ticks >= NACK_BURST_TICKS;
             let nack_loss = nack_share.filter(|_| confirmed);
+            let storm = keyframe_requests.saturating_sub(tick.keyframe_requests) >= KEYFRAME_STORM;
+            tick.keyframe_storm_ticks = if storm {
+                tick.keyframe_storm_ticks + 1
+            } else {
+                0
+            };
+            let storm_loss =
+                (tick.keyframe_storm_ticks >= KEYFRAME_STORM_TICKS).then_some(KEYFRAME_STORM_LOSS);
+            // A viewer that keeps sending RTCP (its NACKs for other streams,
+            // say) yet asks for nothing of our video is receiving it: from a
+            // GStreamer viewer, whose early feedback postpones its receiver
+            // reports, this may be the only clean news there is.
+            let talking = rtcp_packets > tick.rtcp_packets;
+            let quiet = (talking && !storm && keyframe_requests == tick.keyframe_requests)
+                .then_some(share_nacked)
+                .flatten()
+                .filter(|share| *share <= LOSS_LOW);
+            tick.keyframe_requests = keyframe_requests;
+            tick.rtcp_packets = rtcp_packets;
             tick.at = now;
             tick.packets = packets;
             tick.bytes = bytes;
             tick.nacked = nacked;
             let report = self.report_loss.lock().unwrap().take();
-            let loss = match (nack_loss, report) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            };
+            let loss = [nack_loss, report, storm_loss]
+                .into_iter()
+                .flatten()
+                .reduce(f64::max)
+                .or(quiet);
             let new_rtt = round_trip.filter(|rtt| tick.last_rtt != Some(*rtt));
             if new_rtt.is_some() {
                 tick.last_rtt = new_rtt;
