@@ -392,17 +392,23 @@ fn the_composite_shows_both_publishers_side_by_side() {
     let mixed = decode_file(&dir.join("grid.webm"));
     assert_eq!((mixed.width, mixed.height), (640, 360));
     // Two publishers: a 2x1 grid, red (first) on the left, blue on the
-    // right; looked at a second before the end, while both were in.
-    let (_, frame) = &mixed.snapshots[mixed.snapshots.len().saturating_sub(2)];
-    let left = mixed.pixel_of(frame, 160, 180);
-    let right = mixed.pixel_of(frame, 480, 180);
+    // right, in some second of the file once both were in (when blue's
+    // cell fills depends on the machine's load, not on a fixed delay).
+    let cells: Vec<_> = mixed
+        .snapshots
+        .iter()
+        .map(|(at, frame)| {
+            let left = mixed.pixel_of(frame, 160, 180);
+            let right = mixed.pixel_of(frame, 480, 180);
+            (*at, left, right)
+        })
+        .collect();
     assert!(
-        close_colour(left, [0xd0, 0x20, 0x20], 28),
-        "left cell {left:?}"
-    );
-    assert!(
-        close_colour(right, [0x20, 0x40, 0xd0], 28),
-        "right cell {right:?}"
+        cells.iter().any(|(_, left, right)| {
+            close_colour(*left, [0xd0, 0x20, 0x20], 28)
+                && close_colour(*right, [0x20, 0x40, 0xd0], 28)
+        }),
+        "no second of the composite shows red left and blue right: {cells:?}"
     );
     assert!(mixed.audio_buffers > 0, "the mix has sound");
 }
