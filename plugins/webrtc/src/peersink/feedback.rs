@@ -11,31 +11,11 @@ use std::time::{Duration, Instant};
 use gst::glib;
 use gst::prelude::*;
 
-use super::adaptation::{Adaptation, Feedback, LOSS_LOW};
+use super::adaptation::{Adaptation, Feedback};
 use super::encoding::Feed;
+use super::loss_signals::{LossSignals, TickCounts};
 use super::rtcp;
 use crate::session::WebRtcSession;
-
-/// Share of sent packets NACKed in a tick above which loss is taken
-/// from NACKs, without waiting for the next receiver report, once the
-/// latest report has confirmed real loss (above `LOSS_LOW`) or the burst
-/// has lasted `NACK_BURST_TICKS`: a receiver whose process stalls for a
-/// moment NACKs bursts of packets that were only late, and that alone
-/// must not cost it its layer; but a congested path can starve the
-/// receiver's RTCP, so reports may not come.
-const NACK_BURST: f64 = 0.2;
-const NACK_BURST_TICKS: u32 = 3;
-/// Keyframe requests (PLI, FIR) per tick that, sustained for
-/// `KEYFRAME_STORM_TICKS`, mean the viewer cannot decode this layer: it
-/// loses whole frames. Under heavy loss a GStreamer receiver's early
-/// feedback (NACK, PLI) keeps postponing its regular RTCP, so neither a
-/// receiver report nor most of its NACKs arrive; its keyframe requests
-/// still do. Counted as `KEYFRAME_STORM_LOSS`.
-const KEYFRAME_STORM: u64 = 3;
-const KEYFRAME_STORM_TICKS: u32 = 3;
-const KEYFRAME_STORM_LOSS: f64 = 0.25;
-/// Below this many packets in a tick, a loss share means little.
-const MIN_PACKETS_FOR_LOSS: u64 = 20;
 
 pub struct Monitor {
     adaptation: Mutex<Adaptation>,
@@ -66,12 +46,9 @@ struct TickState {
     nacked: u64,
     sent_bitrate: u64,
     last_rtt: Option<u32>,
-    /// Consecutive ticks with a NACK share above `NACK_BURST`.
-    nack_burst_ticks: u32,
     keyframe_requests: u64,
-    /// Consecutive ticks with at least `KEYFRAME_STORM` keyframe requests.
-    keyframe_storm_ticks: u32,
     rtcp_packets: u64,
+    signals: LossSignals,
 }
 
 /// One viewer's numbers, for `stats` and the stats messages.
@@ -121,10 +98,9 @@ impl Monitor {
                 nacked: 0,
                 sent_bitrate: 0,
                 last_rtt: None,
-                nack_burst_ticks: 0,
                 keyframe_requests: 0,
-                keyframe_storm_ticks: 0,
                 rtcp_packets: 0,
+                signals: LossSignals::default(),
             }),
         })
     }
@@ -242,49 +218,22 @@ impl Monitor {
             if elapsed <= 0.0 {
                 return;
             }
-            let sent = packets.saturating_sub(tick.packets);
             tick.sent_bitrate = ((bytes.saturating_sub(tick.bytes)) as f64 * 8.0 / elapsed) as u64;
-            let share_nacked = (sent >= MIN_PACKETS_FOR_LOSS)
-                .then(|| nacked.saturating_sub(tick.nacked) as f64 / sent as f64);
-            // NACKs count only in bursts: a receiver also asks again for
-            // packets that are merely late, and asks more than once.
-            let nack_share = share_nacked.filter(|share| *share > NACK_BURST);
-            tick.nack_burst_ticks = match nack_share {
-                Some(_) => tick.nack_burst_ticks + 1,
-                None => 0,
+            let counts = TickCounts {
+                sent: packets.saturating_sub(tick.packets),
+                nacked: nacked.saturating_sub(tick.nacked),
+                keyframe_requests: keyframe_requests.saturating_sub(tick.keyframe_requests),
+                rtcp_packets: rtcp_packets.saturating_sub(tick.rtcp_packets),
+                report: self.report_loss.lock().unwrap().take(),
             };
-            let confirmed = *self.reported_loss.lock().unwrap() > LOSS_LOW
-                || tick.nack_burst_ticks >= NACK_BURST_TICKS;
-            let nack_loss = nack_share.filter(|_| confirmed);
-            let storm = keyframe_requests.saturating_sub(tick.keyframe_requests) >= KEYFRAME_STORM;
-            tick.keyframe_storm_ticks = if storm {
-                tick.keyframe_storm_ticks + 1
-            } else {
-                0
-            };
-            let storm_loss =
-                (tick.keyframe_storm_ticks >= KEYFRAME_STORM_TICKS).then_some(KEYFRAME_STORM_LOSS);
-            // A viewer that keeps sending RTCP (its NACKs for other streams,
-            // say) yet asks for nothing of our video is receiving it: from a
-            // GStreamer viewer, whose early feedback postpones its receiver
-            // reports, this may be the only clean news there is.
-            let talking = rtcp_packets > tick.rtcp_packets;
-            let quiet = (talking && !storm && keyframe_requests == tick.keyframe_requests)
-                .then_some(share_nacked)
-                .flatten()
-                .filter(|share| *share <= LOSS_LOW);
-            tick.keyframe_requests = keyframe_requests;
-            tick.rtcp_packets = rtcp_packets;
+            let reported_loss = *self.reported_loss.lock().unwrap();
+            let loss = tick.signals.tick(counts, reported_loss);
             tick.at = now;
             tick.packets = packets;
             tick.bytes = bytes;
             tick.nacked = nacked;
-            let report = self.report_loss.lock().unwrap().take();
-            let loss = [nack_loss, report, storm_loss]
-                .into_iter()
-                .flatten()
-                .reduce(f64::max)
-                .or(quiet);
+            tick.keyframe_requests = keyframe_requests;
+            tick.rtcp_packets = rtcp_packets;
             let new_rtt = round_trip.filter(|rtt| tick.last_rtt != Some(*rtt));
             if new_rtt.is_some() {
                 tick.last_rtt = new_rtt;

@@ -13,6 +13,7 @@ mod feedback;
 mod imp;
 mod input;
 mod layers;
+mod loss_signals;
 mod rtcp;
 mod settings;
 mod stats;
