@@ -16,6 +16,7 @@ pub mod canvassrc;
 pub mod deviceprovider;
 pub mod devices;
 pub mod geometry;
+mod output;
 mod pacer;
 pub mod screencapsrc;
 mod ticker;

@@ -2,6 +2,9 @@
 
 mod common;
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use common::{Running, TestWindow, Xvfb};
@@ -196,9 +199,91 @@ fn pausing_resuming_and_restarting_keep_capturing() {
     run.pipeline.set_state(gst::State::Paused).unwrap();
     run.pipeline.set_state(gst::State::Playing).unwrap();
     run.frame_where(FRAME_WAIT, |f| f.all_of((255, 0, 255)) > 0.999);
+    // Paused, nothing is pushed (at most a frame already under way).
+    let src = run.element("src");
+    run.pipeline.set_state(gst::State::Paused).unwrap();
+    let pushed = src.property::<u64>("pushed-frames");
+    let _ = run.message(Duration::from_millis(300), &[gst::MessageType::Error]);
+    let later = src.property::<u64>("pushed-frames");
+    assert!(
+        later <= pushed + 1,
+        "{} frames pushed while paused",
+        later - pushed
+    );
+    run.pipeline.set_state(gst::State::Playing).unwrap();
+    run.frame_where(FRAME_WAIT, |f| f.all_of((255, 0, 255)) > 0.999);
     // Down to READY (the grabber is parked in the gate) and up again.
     run.pipeline.set_state(gst::State::Ready).unwrap();
     xvfb.set_root_color("#00ffff");
     run.pipeline.set_state(gst::State::Playing).unwrap();
     run.frame_where(FRAME_WAIT, |f| f.all_of((0, 255, 255)) > 0.999);
+}
+
+/// On X11 the thread that grabs (ximagesrc's) also pushes every frame,
+/// grabbed or repeated: no second thread wakes at each tick.
+#[test]
+fn one_streaming_thread_grabs_and_pushes() {
+    common::init();
+    let xvfb = Xvfb::start(320, 240);
+    xvfb.set_root_color("#204060");
+    let pipeline = gst::parse::launch(&format!(
+        "screencapsrc name=src display-name={} show-cursor=false ! appsink name=sink sync=false max-buffers=2 drop=true",
+        xvfb.display
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    // Streaming threads announce themselves from the thread itself.
+    let entered: Arc<Mutex<Vec<(String, ThreadId)>>> = Arc::default();
+    let record = entered.clone();
+    pipeline.bus().unwrap().set_sync_handler(move |_, msg| {
+        if let gst::MessageView::StreamStatus(status) = msg.view() {
+            let (kind, owner) = status.get();
+            if kind == gst::StreamStatusType::Enter {
+                record
+                    .lock()
+                    .unwrap()
+                    .push((owner.name().to_string(), std::thread::current().id()));
+            }
+        }
+        gst::BusSyncReply::Pass
+    });
+    let pushers: Arc<Mutex<HashSet<ThreadId>>> = Arc::default();
+    let record = pushers.clone();
+    let src = pipeline.by_name("src").unwrap();
+    src.static_pad("src")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            record.lock().unwrap().insert(std::thread::current().id());
+            gst::PadProbeReturn::Ok
+        });
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let run = Running { pipeline, sink };
+
+    // Repeats of an idle screen, a change (a grab), repeats again.
+    for _ in 0..10 {
+        run.next_frame(FRAME_WAIT);
+    }
+    xvfb.set_root_color("#ffffff");
+    run.frame_where(FRAME_WAIT, |f| f.all_of((255, 255, 255)) > 0.99);
+    for _ in 0..5 {
+        run.next_frame(FRAME_WAIT);
+    }
+    assert!(src.property::<u64>("grabbed-frames") >= 2);
+
+    let entered = entered.lock().unwrap().clone();
+    let inside: Vec<_> = entered
+        .iter()
+        .filter(|(owner, _)| owner != "sink")
+        .collect();
+    assert_eq!(inside.len(), 1, "streaming threads started: {entered:?}");
+    let (owner, grabbing) = inside[0];
+    assert_eq!(owner, "grabber");
+    let pushers = pushers.lock().unwrap().clone();
+    assert_eq!(pushers, HashSet::from([*grabbing]));
 }

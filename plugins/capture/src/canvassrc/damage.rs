@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use tiny_skia::{Pixmap, Transform};
+use tiny_skia::Pixmap;
 
 use super::render::{PixelLayout, convert_pixels, draw_node, placement};
 use super::scene::{Node, Scene, Shape};
@@ -119,9 +119,8 @@ pub fn redraw_area(
         return;
     };
     tile.fill(scene.background);
-    let shift = Transform::from_translate(-tile_area.x as f32, -tile_area.y as f32);
     for (node, _) in &touching {
-        draw_node(node, &mut tile.as_mut(), shift);
+        draw_node(node, &mut tile.as_mut(), (tile_area.x, tile_area.y));
     }
     let tile_row = tile_area.width as usize * 4;
     let row = area.width as usize * 4;

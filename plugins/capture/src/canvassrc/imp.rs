@@ -8,14 +8,14 @@ use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 
+use super::bands::BandRenderer;
 use super::damage::{changed_area, redraw_area};
-use super::render::{PixelLayout, convert_pixels, render};
+use super::render::PixelLayout;
 use super::route::PatchRoute;
 use super::scene::{CanvasError, Resources, Scene, parse_scene};
 use super::text::FontBook;
 use super::{APPLY_PATCH_SIGNAL, APPLY_REMOTE_PATCH_SIGNAL, PATCH_ERROR_MESSAGE};
 use crate::ticker::{FrameRate, Tick, Ticker};
-use tiny_skia::PixmapMut;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -85,6 +85,8 @@ pub struct CanvasSrc {
     ticker: Ticker,
     rendered_frames: AtomicU64,
     route: Mutex<Option<PatchRoute>>,
+    /// Used by the streaming thread only, for full redraws.
+    renderer: Mutex<BandRenderer>,
 }
 
 impl CanvasSrc {
@@ -188,12 +190,11 @@ impl CanvasSrc {
                     pixels.copy_from_slice(&last[..pixels.len()]);
                     redraw_area(scene, pixels, (width, height), layout, area);
                 }
-                _ => {
-                    let mut target = PixmapMut::from_bytes(pixels, width, height)
-                        .ok_or(gst::FlowError::Error)?;
-                    render(scene, &mut target);
-                    convert_pixels(pixels, layout);
-                }
+                _ => self
+                    .renderer
+                    .lock()
+                    .unwrap()
+                    .render(scene, pixels, (width, height), layout),
             }
         }
         self.rendered_frames.fetch_add(1, Ordering::Relaxed);

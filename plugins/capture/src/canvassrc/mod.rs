@@ -23,6 +23,7 @@
 //! message named [`PATCH_ERROR_MESSAGE`], and sets the `last-error`
 //! property; the stream goes on with the last good scene.
 
+pub mod bands;
 mod color;
 mod damage;
 mod imp;

@@ -1,6 +1,10 @@
 //! Draws a scene into a frame with tiny-skia, antialiased, in node order.
 
-use tiny_skia::{Color, FillRule, FilterQuality, Paint, PixmapMut, PixmapPaint, Transform};
+use std::sync::OnceLock;
+
+use tiny_skia::{
+    Color, FillRule, FilterQuality, Paint, Path, PathStroker, PixmapMut, PixmapPaint, Transform,
+};
 
 use super::scene::{Node, Scene, Shape};
 
@@ -15,11 +19,11 @@ pub enum PixelLayout {
     Bgra,
 }
 
-/// Draws every visible node over the background.
+/// Draws every visible node over the background, in one piece.
 pub fn render(scene: &Scene, target: &mut PixmapMut) {
     target.fill(scene.background);
     for node in &scene.nodes {
-        draw_node(node, target, Transform::identity());
+        draw_node(node, target, (0, 0));
     }
 }
 
@@ -40,39 +44,137 @@ fn paint(color: Color, opacity: f32) -> Paint<'static> {
     paint
 }
 
-/// Draws one node, `base` applied after the node's own placement.
-pub(super) fn draw_node(node: &Node, target: &mut PixmapMut, base: Transform) {
+/// A path node's outlines in frame coordinates, built on its first draw
+/// and kept with the node (nodes never change; a patch makes new ones).
+/// Frames after the first neither transform nor stroke paths again, and
+/// every part of a frame drawn apart (bands, partial redraws) starts from
+/// the very same numbers, which is what keeps those parts pixel-exact.
+#[derive(Default)]
+pub struct DeviceCache(OnceLock<DeviceShape>);
+
+struct DeviceShape {
+    fill: Option<Path>,
+    stroke: Option<DeviceStroke>,
+}
+
+enum DeviceStroke {
+    /// The stroke's outline, to be filled.
+    Outline(Path),
+    /// At most a pixel wide: drawn as a hairline along the path, with its
+    /// alpha scaled by `coverage` (the stroke's width on screen).
+    Hairline {
+        path: Path,
+        cap: tiny_skia::LineCap,
+        coverage: f32,
+    },
+}
+
+/// Mirrors what `PixmapMut::fill_path` and `stroke_path` compute before
+/// they rasterize, so that drawing the cached outlines gives exactly the
+/// pixels those calls give.
+fn device_shape(node: &Node, path: &Path) -> DeviceShape {
+    let transform = placement(node);
+    let fill = node.fill.and_then(|_| path.clone().transform(transform));
+    let stroke = node.stroke.filter(|s| s.width > 0.0).and_then(|s| {
+        let style = tiny_skia::Stroke {
+            width: s.width,
+            line_cap: s.cap,
+            line_join: s.join,
+            ..tiny_skia::Stroke::default()
+        };
+        if let Some(coverage) = hairline_coverage(s.width, transform) {
+            return path
+                .clone()
+                .transform(transform)
+                .map(|path| DeviceStroke::Hairline {
+                    path,
+                    cap: s.cap,
+                    coverage,
+                });
+        }
+        let res_scale = PathStroker::compute_resolution_scale(&transform);
+        path.stroke(&style, res_scale)
+            .and_then(|outline| outline.transform(transform))
+            .map(DeviceStroke::Outline)
+    });
+    DeviceShape { fill, stroke }
+}
+
+/// tiny-skia's own test (`treat_as_hairline`, antialiased paint): a stroke
+/// at most a pixel wide once transformed is drawn as a hairline, that much
+/// covering.
+fn hairline_coverage(width: f32, mut transform: Transform) -> Option<f32> {
+    transform.tx = 0.0;
+    transform.ty = 0.0;
+    let mut points = [
+        tiny_skia::Point::from_xy(width, 0.0),
+        tiny_skia::Point::from_xy(0.0, width),
+    ];
+    transform.map_points(&mut points);
+    let fast_len = |p: tiny_skia::Point| {
+        let (x, y) = (p.x.abs(), p.y.abs());
+        x.max(y) + x.min(y) / 2.0
+    };
+    let (len0, len1) = (fast_len(points[0]), fast_len(points[1]));
+    (len0 <= 1.0 && len1 <= 1.0).then_some((len0 + len1) * 0.5)
+}
+
+/// Draws one node into `target`, whose top-left pixel is pixel `origin`
+/// of the frame.
+///
+/// Outlines are moved by whole pixels after they are in frame coordinates:
+/// for every point inside `target` that subtraction is exact in f32, so
+/// tiny-skia sees the same edges, shifted, as when drawing the whole frame.
+pub(super) fn draw_node(node: &Node, target: &mut PixmapMut, origin: (i32, i32)) {
     if !node.visible || node.opacity <= 0.0 {
         return;
     }
-    let transform = base.pre_concat(placement(node));
+    let shift = match origin {
+        (0, 0) => Transform::identity(),
+        (x, y) => Transform::from_translate(-x as f32, -y as f32),
+    };
     match &node.shape {
         Shape::Path(path) => {
-            if let Some(fill) = node.fill {
+            let device = node.device.0.get_or_init(|| device_shape(node, path));
+            if let (Some(outline), Some(fill)) = (&device.fill, node.fill) {
                 target.fill_path(
-                    path,
+                    outline,
                     &paint(fill, node.opacity),
                     FillRule::Winding,
-                    transform,
+                    shift,
                     None,
                 );
             }
-            if let Some(stroke) = node.stroke
-                && stroke.width > 0.0
-            {
-                let style = tiny_skia::Stroke {
-                    width: stroke.width,
-                    line_cap: stroke.cap,
-                    line_join: stroke.join,
-                    ..tiny_skia::Stroke::default()
-                };
-                target.stroke_path(
+            let Some(stroke) = node.stroke else {
+                return;
+            };
+            let stroke_paint = paint(stroke.color, node.opacity);
+            match &device.stroke {
+                Some(DeviceStroke::Outline(outline)) => {
+                    target.fill_path(outline, &stroke_paint, FillRule::Winding, shift, None)
+                }
+                Some(DeviceStroke::Hairline {
                     path,
-                    &paint(stroke.color, node.opacity),
-                    &style,
-                    transform,
-                    None,
-                );
+                    cap,
+                    coverage,
+                }) => {
+                    // As `stroke_path` does for a thin stroke (source-over
+                    // pre-scales coverage), then a zero width: a hairline.
+                    let mut paint = stroke_paint;
+                    if *coverage != 1.0 {
+                        let scale = (coverage * 256.0) as i32;
+                        paint
+                            .shader
+                            .apply_opacity(((255 * scale) >> 8) as f32 / 255.0);
+                    }
+                    let style = tiny_skia::Stroke {
+                        width: 0.0,
+                        line_cap: *cap,
+                        ..tiny_skia::Stroke::default()
+                    };
+                    target.stroke_path(path, &paint, &style, shift, None);
+                }
+                None => {}
             }
         }
         Shape::Image {
@@ -80,7 +182,7 @@ pub(super) fn draw_node(node: &Node, target: &mut PixmapMut, base: Transform) {
             width,
             height,
         } => {
-            let fit = transform.pre_scale(
+            let fit = shift.pre_concat(placement(node)).pre_scale(
                 width / pixmap.width() as f32,
                 height / pixmap.height() as f32,
             );

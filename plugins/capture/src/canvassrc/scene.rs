@@ -10,6 +10,7 @@ use tiny_skia::{Color, LineCap, LineJoin, Path, PathBuilder, Pixmap, Rect};
 
 use super::color::parse_color;
 use super::pathdata::parse_path_data;
+use super::render::DeviceCache;
 use super::text::{Align, DEFAULT_FONT, FontBook, layout};
 
 pub const MAX_NODES: usize = 10_000;
@@ -135,6 +136,8 @@ pub struct Node {
     pub visible: bool,
     pub fill: Option<Color>,
     pub stroke: Option<Stroke>,
+    /// The outlines in frame coordinates, built when first drawn.
+    pub device: DeviceCache,
 }
 
 pub enum Shape {
@@ -352,6 +355,7 @@ pub fn build_node(spec: Map<String, Value>, resources: &mut Resources) -> Result
         stroke,
         shape,
         spec,
+        device: DeviceCache::default(),
     })
 }
 

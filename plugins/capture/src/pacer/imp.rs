@@ -1,5 +1,4 @@
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::Duration;
 
 use gst::glib;
 use gst::prelude::*;
@@ -8,19 +7,8 @@ use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 
-use super::{EndOfFrames, Ending, FrameSlot};
+use super::{CAT, FrameSlot, negotiate_output, without_framerate};
 use crate::ticker::{FrameRate, Tick, Ticker};
-
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new(
-        "framepacer",
-        gst::DebugColorFlags::empty(),
-        Some("Constant-framerate re-pusher inside screencapsrc"),
-    )
-});
-
-/// Capture never runs faster than this, whatever downstream asks.
-const MAX_FRAMERATE: i32 = 240;
 
 #[derive(Default)]
 struct Config {
@@ -59,8 +47,6 @@ impl FramePacer {
             .expect("FramePacer used without a FrameSlot")
     }
 
-    /// Offers downstream the captured format at any framerate up to
-    /// MAX_FRAMERATE and picks the rate nearest to the configured one.
     fn negotiate_for(&self, source_caps: &gst::Caps) -> Result<(), gst::LoggableError> {
         let wanted = self
             .config
@@ -68,36 +54,8 @@ impl FramePacer {
             .unwrap()
             .wanted_framerate
             .unwrap_or(gst::Fraction::new(30, 1));
-        let mut offer = source_caps.clone();
-        for s in offer.make_mut().iter_mut() {
-            s.set(
-                "framerate",
-                gst::FractionRange::new(
-                    gst::Fraction::new(1, 1),
-                    gst::Fraction::new(MAX_FRAMERATE, 1),
-                ),
-            );
-        }
         let pad = self.obj().static_pad("src").unwrap();
-        let mut caps = pad.peer_query_caps(Some(&offer));
-        if caps.is_empty() {
-            return Err(gst::loggable_error!(
-                CAT,
-                "downstream accepts none of {offer}"
-            ));
-        }
-        caps.truncate();
-        {
-            let caps = caps.make_mut();
-            let s = caps.structure_mut(0).unwrap();
-            s.fixate_field_nearest_fraction("framerate", wanted);
-        }
-        caps.fixate();
-        let rate = caps
-            .structure(0)
-            .and_then(|s| s.get::<gst::Fraction>("framerate").ok())
-            .and_then(FrameRate::new)
-            .ok_or_else(|| gst::loggable_error!(CAT, "no usable framerate in {caps}"))?;
+        let (caps, rate) = negotiate_output(&pad, source_caps, wanted)?;
         gst::debug!(CAT, imp = self, "output caps {caps}");
         self.obj()
             .set_caps(&caps)
@@ -120,14 +78,6 @@ impl FramePacer {
             gst::FlowError::NotNegotiated
         })
     }
-}
-
-fn without_framerate(caps: &gst::Caps) -> gst::Caps {
-    let mut caps = caps.clone();
-    for s in caps.make_mut().iter_mut() {
-        s.remove_field("framerate");
-    }
-    caps
 }
 
 #[glib::object_subclass]
@@ -190,8 +140,8 @@ impl BaseSrcImpl for FramePacer {
 
     fn query(&self, query: &mut gst::QueryRef) -> bool {
         if let gst::QueryViewMut::Latency(q) = query.view_mut() {
-            // A frame is stamped with its tick and pushed at most half a
-            // frame later (when waiting for a grab under way).
+            // A frame is stamped with its tick and pushed right then; half
+            // a frame leaves room for a late wake-up.
             let rate = self.state.lock().unwrap().rate;
             let min = rate.map_or(gst::ClockTime::ZERO, |r| r.frame_duration(0) / 2);
             q.set(true, min, None);
@@ -229,7 +179,7 @@ impl PushSrcImpl for FramePacer {
             (state.rate, state.last_frame)
         };
         let Some(rate) = rate else {
-            // The capture ended before its first frame.
+            // Not negotiated (cannot happen once a frame arrived).
             return Err(gst::FlowError::Eos);
         };
         let frame_no = Ticker::next_frame(&*self.obj(), rate, previous);
@@ -241,12 +191,7 @@ impl PushSrcImpl for FramePacer {
             return Err(gst::FlowError::Flushing);
         }
 
-        let patience = Duration::from_nanos(rate.frame_duration(frame_no).nseconds() / 2);
-        let frame = match slot.frame_for_tick(patience) {
-            Ok(frame) => frame,
-            Err(Ending::Flushing) => return Err(gst::FlowError::Flushing),
-            Err(Ending::Ended(EndOfFrames::WindowClosed(_))) => return Err(gst::FlowError::Eos),
-        };
+        let frame = slot.frame_for_tick()?;
         // The captured size may have changed while we slept.
         self.ensure_negotiated(&frame.caps)?;
         self.state.lock().unwrap().last_frame = Some(frame_no);

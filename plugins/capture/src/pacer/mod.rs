@@ -2,14 +2,24 @@
 //! when something changed on screen) into a constant-framerate stream: at
 //! every tick it pushes the newest frame, re-pushing the previous one when
 //! nothing new arrived. The buffer is shared, not copied.
+//!
+//! screencapsrc uses it behind `pipewiresrc`, whose frames come only on
+//! change, so that something must wake at every tick. On X11 the grabbing
+//! thread wakes at every tick anyway and pushes itself (`crate::output`).
 
 mod imp;
 
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
 
 use gst::glib;
+use gst::prelude::*;
 use gst::subclass::prelude::*;
+
+use crate::output::FrameCounters;
+use crate::ticker::FrameRate;
+
+/// Capture never runs faster than this, whatever downstream asks.
+pub const MAX_FRAMERATE: i32 = 240;
 
 glib::wrapper! {
     pub struct FramePacer(ObjectSubclass<imp::FramePacer>)
@@ -31,31 +41,19 @@ pub struct Frame {
     pub buffer: gst::Buffer,
 }
 
-/// Why no more frames will come.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum EndOfFrames {
-    /// The captured window closed; the message says which.
-    WindowClosed(String),
-}
-
 /// Hands frames from the capturing thread to the pacer.
 #[derive(Default)]
 pub struct FrameSlot {
     inner: Mutex<SlotInner>,
     changed: Condvar,
+    counters: Arc<FrameCounters>,
 }
 
 #[derive(Default)]
 struct SlotInner {
     latest: Option<Frame>,
-    /// A grab was started and its frame will arrive shortly: worth waiting
-    /// a little for instead of repeating the previous frame.
-    grab_in_flight: bool,
-    ended: Option<EndOfFrames>,
     pacer_flushing: bool,
     capture_flushing: bool,
-    grabbed_frames: u64,
-    pushed_frames: u64,
 }
 
 /// A buffer whose memory may be shared by the repeats pushed downstream.
@@ -64,7 +62,7 @@ struct SlotInner {
 /// would turn every repeat into an 8 MB copy at 1080p. Wrapping the mapped
 /// buffer keeps the XShm image alive, unshared, until the last repeat is
 /// released, and costs no copy.
-fn shareable(buffer: gst::Buffer) -> gst::Buffer {
+pub fn shareable(buffer: gst::Buffer) -> gst::Buffer {
     let unshareable = buffer
         .iter_memories()
         .any(|memory| memory.flags().contains(gst::MemoryFlags::NO_SHARE));
@@ -78,6 +76,13 @@ fn shareable(buffer: gst::Buffer) -> gst::Buffer {
 }
 
 impl FrameSlot {
+    pub fn new(counters: Arc<FrameCounters>) -> Self {
+        Self {
+            counters,
+            ..Self::default()
+        }
+    }
+
     pub fn publish(&self, frame: Frame) {
         let frame = Frame {
             caps: frame.caps,
@@ -89,19 +94,7 @@ impl FrameSlot {
             return;
         }
         inner.latest = Some(frame);
-        inner.grab_in_flight = false;
-        inner.grabbed_frames += 1;
-        self.changed.notify_all();
-    }
-
-    pub fn grab_started(&self) {
-        self.inner.lock().unwrap().grab_in_flight = true;
-    }
-
-    pub fn end(&self, reason: EndOfFrames) {
-        let mut inner = self.inner.lock().unwrap();
-        inner.ended = Some(reason);
-        inner.grab_in_flight = false;
+        self.counters.count_grab();
         self.changed.notify_all();
     }
 
@@ -116,34 +109,10 @@ impl FrameSlot {
         self.changed.notify_all();
     }
 
-    pub fn capture_flushing(&self) -> bool {
-        self.inner.lock().unwrap().capture_flushing
-    }
-
-    /// Blocks the capturing thread until shutdown: used once there is
-    /// nothing left to capture, so the capturing element never touches a
-    /// window that is gone.
-    pub fn wait_for_capture_flushing(&self) {
-        let mut inner = self.inner.lock().unwrap();
-        while !inner.capture_flushing {
-            inner = self.changed.wait(inner).unwrap();
-        }
-    }
-
     fn set_pacer_flushing(&self, flushing: bool) {
         let mut inner = self.inner.lock().unwrap();
         inner.pacer_flushing = flushing;
         self.changed.notify_all();
-    }
-
-    /// Frames grabbed from the screen so far.
-    pub fn grabbed_frames(&self) -> u64 {
-        self.inner.lock().unwrap().grabbed_frames
-    }
-
-    /// Frames pushed downstream so far (grabbed plus repeated).
-    pub fn pushed_frames(&self) -> u64 {
-        self.inner.lock().unwrap().pushed_frames
     }
 
     fn latest_caps(&self) -> Option<gst::Caps> {
@@ -157,36 +126,77 @@ impl FrameSlot {
             if inner.pacer_flushing {
                 return Err(gst::FlowError::Flushing);
             }
-            if inner.latest.is_some() || inner.ended.is_some() {
+            if inner.latest.is_some() {
                 return Ok(());
             }
             inner = self.changed.wait(inner).unwrap();
         }
     }
 
-    /// The frame to push at this tick, waiting up to `patience` for a grab
-    /// that is under way.
-    fn frame_for_tick(&self, patience: Duration) -> Result<Frame, Ending> {
-        let mut inner = self.inner.lock().unwrap();
-        if inner.grab_in_flight && !inner.pacer_flushing {
-            inner = self
-                .changed
-                .wait_timeout_while(inner, patience, |i| i.grab_in_flight && !i.pacer_flushing)
-                .unwrap()
-                .0;
-        }
+    /// The frame to push at this tick.
+    fn frame_for_tick(&self) -> Result<Frame, gst::FlowError> {
+        let inner = self.inner.lock().unwrap();
         if inner.pacer_flushing {
-            return Err(Ending::Flushing);
+            return Err(gst::FlowError::Flushing);
         }
-        if let Some(reason) = &inner.ended {
-            return Err(Ending::Ended(reason.clone()));
-        }
-        inner.pushed_frames += 1;
-        inner.latest.clone().ok_or(Ending::Flushing)
+        self.counters.count_push();
+        inner.latest.clone().ok_or(gst::FlowError::Flushing)
     }
 }
 
-enum Ending {
-    Flushing,
-    Ended(EndOfFrames),
+pub fn without_framerate(caps: &gst::Caps) -> gst::Caps {
+    let mut caps = caps.clone();
+    for s in caps.make_mut().iter_mut() {
+        s.remove_field("framerate");
+    }
+    caps
 }
+
+/// Offers downstream of `pad` frames of `source_caps` at any framerate up
+/// to MAX_FRAMERATE and picks the caps downstream takes, at the rate
+/// nearest to `wanted`.
+pub fn negotiate_output(
+    pad: &gst::Pad,
+    source_caps: &gst::Caps,
+    wanted: gst::Fraction,
+) -> Result<(gst::Caps, FrameRate), gst::LoggableError> {
+    let cat = *CAT;
+    let mut offer = source_caps.clone();
+    for s in offer.make_mut().iter_mut() {
+        s.set(
+            "framerate",
+            gst::FractionRange::new(
+                gst::Fraction::new(1, 1),
+                gst::Fraction::new(MAX_FRAMERATE, 1),
+            ),
+        );
+    }
+    let mut caps = pad.peer_query_caps(Some(&offer));
+    if caps.is_empty() {
+        return Err(gst::loggable_error!(
+            cat,
+            "downstream accepts none of {offer}"
+        ));
+    }
+    caps.truncate();
+    {
+        let caps = caps.make_mut();
+        let s = caps.structure_mut(0).unwrap();
+        s.fixate_field_nearest_fraction("framerate", wanted);
+    }
+    caps.fixate();
+    let rate = caps
+        .structure(0)
+        .and_then(|s| s.get::<gst::Fraction>("framerate").ok())
+        .and_then(FrameRate::new)
+        .ok_or_else(|| gst::loggable_error!(cat, "no usable framerate in {caps}"))?;
+    Ok((caps, rate))
+}
+
+static CAT: std::sync::LazyLock<gst::DebugCategory> = std::sync::LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "framepacer",
+        gst::DebugColorFlags::empty(),
+        Some("Constant-framerate re-pusher inside screencapsrc"),
+    )
+});

@@ -1,4 +1,4 @@
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Condvar, LazyLock, Mutex};
 
 use gst::glib;
 use gst::prelude::*;
@@ -7,7 +7,8 @@ use gst::subclass::prelude::*;
 use super::gate::{Change, DamageGate, Target};
 use super::{Backend, WINDOW_CLOSED_MESSAGE};
 use crate::geometry::Rect;
-use crate::pacer::{EndOfFrames, Frame, FramePacer, FrameSlot};
+use crate::output::{FrameCounters, FrameOutput};
+use crate::pacer::{Frame, FramePacer, FrameSlot};
 use crate::ticker::{FrameRate, Tick, Ticker};
 use crate::x11::Display;
 
@@ -70,19 +71,69 @@ impl Settings {
     }
 }
 
-/// What exists between NULL->READY and READY->NULL.
+/// What exists between READY->PAUSED and PAUSED->READY.
+#[derive(Default)]
 struct State {
-    slot: Arc<FrameSlot>,
-    gate_ticker: Arc<Ticker>,
+    counters: Arc<FrameCounters>,
+    /// PipeWire only: hands frames to the pacer's thread.
+    slot: Option<Arc<FrameSlot>>,
+    /// X11 only: lets the grabbing thread know when to stop or wait.
+    run: Option<Arc<Run>>,
     children: Vec<gst::Element>,
 }
 
-impl Default for State {
-    fn default() -> Self {
-        Self {
-            slot: Arc::new(FrameSlot::default()),
-            gate_ticker: Arc::new(Ticker::default()),
-            children: Vec::new(),
+/// Whether the grabbing thread may push frames (PLAYING) or must wait
+/// (PAUSED), or stop (going to READY). It sleeps on `ticker` between
+/// frames; changes wake it there.
+#[derive(Default)]
+struct Run {
+    mode: Mutex<RunMode>,
+    changed: Condvar,
+    ticker: Ticker,
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum RunMode {
+    #[default]
+    Paused,
+    Playing,
+    Stopping,
+}
+
+impl Run {
+    fn set(&self, mode: RunMode) {
+        let mut current = self.mode.lock().unwrap();
+        *current = mode;
+        if mode != RunMode::Playing {
+            self.ticker.unlock();
+        }
+        self.changed.notify_all();
+    }
+
+    /// Blocks until the element stops: used once there is nothing left to
+    /// capture, so that ximagesrc never touches a window that is gone.
+    fn wait_stopping(&self) {
+        let mut mode = self.mode.lock().unwrap();
+        while *mode != RunMode::Stopping {
+            mode = self.changed.wait(mode).unwrap();
+        }
+    }
+
+    /// After the ticker was interrupted: waits while paused; `false` when
+    /// stopping.
+    fn wait_playing(&self) -> bool {
+        let mut mode = self.mode.lock().unwrap();
+        loop {
+            match *mode {
+                RunMode::Stopping => return false,
+                RunMode::Playing => {
+                    // Under the lock, so that a pause coming right after
+                    // is not lost.
+                    self.ticker.unlock_stop();
+                    return true;
+                }
+                RunMode::Paused => mode = self.changed.wait(mode).unwrap(),
+            }
         }
     }
 }
@@ -251,8 +302,8 @@ impl ObjectImpl for ScreenCapSrc {
             "backend" => settings.backend.to_value(),
             "pipewire-path" => settings.pipewire_path.to_value(),
             "pipewire-fd" => settings.pipewire_fd.to_value(),
-            "grabbed-frames" => self.state.lock().unwrap().slot.grabbed_frames().to_value(),
-            "pushed-frames" => self.state.lock().unwrap().slot.pushed_frames().to_value(),
+            "grabbed-frames" => self.state.lock().unwrap().counters.grabbed().to_value(),
+            "pushed-frames" => self.state.lock().unwrap().counters.pushed().to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -318,8 +369,23 @@ impl ElementImpl for ScreenCapSrc {
                 // The capturing thread may be parked in the gate: release it
                 // before the pads deactivate and wait for it.
                 let state = self.state.lock().unwrap();
-                state.slot.set_capture_flushing(true);
-                state.gate_ticker.unlock();
+                if let Some(slot) = &state.slot {
+                    slot.set_capture_flushing(true);
+                }
+                if let Some(run) = &state.run {
+                    run.set(RunMode::Stopping);
+                }
+            }
+            // Before the children change: ximagesrc's first frame may come
+            // as soon as it plays, and none may be pushed once paused.
+            gst::StateChange::PausedToPlaying | gst::StateChange::PlayingToPaused => {
+                if let Some(run) = &self.state.lock().unwrap().run {
+                    run.set(if transition == gst::StateChange::PausedToPlaying {
+                        RunMode::Playing
+                    } else {
+                        RunMode::Paused
+                    });
+                }
             }
             _ => {}
         }
@@ -338,29 +404,41 @@ impl BinImpl for ScreenCapSrc {}
 impl ScreenCapSrc {
     fn assemble(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
-        let slot = Arc::new(FrameSlot::default());
-        let gate_ticker = Arc::new(Ticker::default());
-        let (source, pacer_input) = match settings.effective_backend() {
-            Backend::PipeWire => self.make_pipewire(&settings, &slot)?,
-            _ => self.make_x11(&settings, &slot, &gate_ticker)?,
+        let counters = Arc::new(FrameCounters::default());
+        let mut state = State {
+            counters: counters.clone(),
+            ..State::default()
         };
-        let pacer = FramePacer::new("pacer", slot.clone(), settings.framerate);
-        let mut children = vec![source];
-        children.extend(pacer_input);
-        children.push(pacer.clone().upcast());
+        // The element whose src pad is the bin's, and the chain feeding it.
+        let (output, feeding): (gst::Element, Vec<gst::Element>) =
+            match settings.effective_backend() {
+                Backend::PipeWire => {
+                    let slot = Arc::new(FrameSlot::new(counters));
+                    let source = self.make_pipewire(&settings, &slot)?;
+                    state.slot = Some(slot.clone());
+                    let pacer = FramePacer::new("pacer", slot, settings.framerate);
+                    (pacer.upcast(), vec![source])
+                }
+                _ => {
+                    let run = Arc::new(Run::default());
+                    let output = FrameOutput::new("output", settings.framerate, counters);
+                    let chain = self.make_x11(&settings, &output, &run)?;
+                    state.run = Some(run);
+                    (output.upcast(), chain)
+                }
+            };
 
         let obj = self.obj();
-        obj.add_many(&children).map_err(internal)?;
-        gst::Element::link_many(&children[..children.len() - 1]).map_err(internal)?;
+        obj.add_many(&feeding).map_err(internal)?;
+        obj.add(&output).map_err(internal)?;
+        gst::Element::link_many(&feeding).map_err(internal)?;
         self.srcpad
-            .set_target(Some(&pacer.static_pad("src").unwrap()))
+            .set_target(Some(&output.static_pad("src").unwrap()))
             .map_err(internal)?;
 
-        *self.state.lock().unwrap() = State {
-            slot,
-            gate_ticker,
-            children,
-        };
+        state.children = feeding;
+        state.children.push(output);
+        *self.state.lock().unwrap() = state;
         Ok(())
     }
 
@@ -430,9 +508,9 @@ impl ScreenCapSrc {
     fn make_x11(
         &self,
         settings: &Settings,
-        slot: &Arc<FrameSlot>,
-        gate_ticker: &Arc<Ticker>,
-    ) -> Result<(gst::Element, Vec<gst::Element>), gst::ErrorMessage> {
+        output: &FrameOutput,
+        run: &Arc<Run>,
+    ) -> Result<Vec<gst::Element>, gst::ErrorMessage> {
         let target = self.resolve_target(settings)?;
         let whole_screen = target == Target::Screen;
         let gate = DamageGate::new(
@@ -472,15 +550,13 @@ impl ScreenCapSrc {
             .build()
             .map_err(internal)?;
 
-        let rate = FrameRate::new(settings.framerate).unwrap_or(FrameRate { num: 30, den: 1 });
         let context = GateContext {
             gate: Mutex::new(gate),
             whole_screen,
-            rate,
-            slot: slot.clone(),
-            ticker: gate_ticker.clone(),
+            run: run.clone(),
+            output: output.clone(),
             caps: Mutex::new(None),
-            last_tick: Mutex::new(None),
+            tick: Mutex::new(None),
             bin: self.obj().downgrade(),
             grabber: ximagesrc.downgrade(),
         };
@@ -488,14 +564,14 @@ impl ScreenCapSrc {
             gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
             move |_pad, info| context.on_data(info),
         );
-        Ok((ximagesrc, vec![rate_filter]))
+        Ok(vec![ximagesrc, rate_filter])
     }
 
     fn make_pipewire(
         &self,
         settings: &Settings,
         slot: &Arc<FrameSlot>,
-    ) -> Result<(gst::Element, Vec<gst::Element>), gst::ErrorMessage> {
+    ) -> Result<gst::Element, gst::ErrorMessage> {
         let mut builder = gst::ElementFactory::make("pipewiresrc").name("grabber");
         if let Some(path) = &settings.pipewire_path {
             builder = builder.property("path", path);
@@ -527,19 +603,24 @@ impl ScreenCapSrc {
                 gst::PadProbeReturn::Handled
             },
         );
-        Ok((pipewiresrc, Vec::new()))
+        Ok(pipewiresrc)
     }
 }
 
 /// Everything the gate needs while running in ximagesrc's streaming thread.
+///
+/// That thread does all the work: it pushes each frame ximagesrc grabs,
+/// then sleeps until the next tick, asks the gate whether the screen
+/// changed, and either returns to ximagesrc to grab again or pushes the
+/// previous frame again and sleeps on.
 struct GateContext {
     gate: Mutex<DamageGate>,
     whole_screen: bool,
-    rate: FrameRate,
-    slot: Arc<FrameSlot>,
-    ticker: Arc<Ticker>,
+    run: Arc<Run>,
+    output: FrameOutput,
     caps: Mutex<Option<gst::Caps>>,
-    last_tick: Mutex<Option<u64>>,
+    /// The tick the grab under way is for, at the rate then negotiated.
+    tick: Mutex<Option<(FrameRate, u64)>>,
     bin: glib::WeakRef<super::ScreenCapSrc>,
     grabber: glib::WeakRef<gst::Element>,
 }
@@ -547,8 +628,11 @@ struct GateContext {
 impl GateContext {
     fn on_data(&self, info: &mut gst::PadProbeInfo) -> gst::PadProbeReturn {
         if let Some(event) = info.event() {
-            if let gst::EventView::Caps(c) = event.view() {
-                *self.caps.lock().unwrap() = Some(c.caps_owned());
+            match event.view() {
+                gst::EventView::Caps(c) => *self.caps.lock().unwrap() = Some(c.caps_owned()),
+                // ximagesrc stopped on a flow error downstream: pass the end on.
+                gst::EventView::Eos(_) => self.output.push_eos(),
+                _ => {}
             }
             // Nothing is linked downstream of the grabber. (Handled, as
             // gstreamer-rs has already taken the event out of `info`.)
@@ -557,15 +641,35 @@ impl GateContext {
         let Some(buffer) = info.take_buffer() else {
             return gst::PadProbeReturn::Pass;
         };
-        if let Some(caps) = self.caps.lock().unwrap().clone() {
-            self.slot.publish(Frame { caps, buffer });
-        }
         // Returning lets ximagesrc grab again: hold it until that is worth it.
-        if let Err(flow) = self.wait_for_change() {
+        if let Err(flow) = self.push(buffer).and_then(|()| self.wait_for_change()) {
             info.flow_res = Err(flow);
         }
         // Handled, not Drop: the buffer was taken out of `info` already.
         gst::PadProbeReturn::Handled
+    }
+
+    fn push(&self, buffer: gst::Buffer) -> Result<(), gst::FlowError> {
+        let Some(caps) = self.caps.lock().unwrap().clone() else {
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        let rate = self.output.prepare(&caps)?;
+        let frame_no = {
+            let mut tick = self.tick.lock().unwrap();
+            let frame_no = match *tick {
+                Some((at, frame_no)) if at == rate => frame_no,
+                // The first frame, or the rate changed: the tick now.
+                _ => self.next_frame(rate, None)?,
+            };
+            *tick = Some((rate, frame_no));
+            frame_no
+        };
+        self.output.push_new(buffer, frame_no).map(|_| ())
+    }
+
+    fn next_frame(&self, rate: FrameRate, previous: Option<u64>) -> Result<u64, gst::FlowError> {
+        let grabber = self.grabber.upgrade().ok_or(gst::FlowError::Flushing)?;
+        Ok(Ticker::next_frame(&grabber, rate, previous))
     }
 
     fn wait_for_change(&self) -> Result<(), gst::FlowError> {
@@ -573,43 +677,47 @@ impl GateContext {
             return Err(gst::FlowError::Flushing);
         };
         loop {
-            if self.slot.capture_flushing() {
-                return Err(gst::FlowError::Flushing);
-            }
+            let rate = self.output.rate().ok_or(gst::FlowError::NotNegotiated)?;
             let frame = {
-                let mut last = self.last_tick.lock().unwrap();
-                let frame = Ticker::next_frame(&grabber, self.rate, *last);
-                *last = Some(frame);
+                let mut tick = self.tick.lock().unwrap();
+                let previous = tick.filter(|(at, _)| *at == rate).map(|(_, n)| n);
+                let frame = Ticker::next_frame(&grabber, rate, previous);
+                *tick = Some((rate, frame));
                 frame
             };
             if self
+                .run
                 .ticker
-                .wait_until(&grabber, self.rate.frame_start(frame))
+                .wait_until(&grabber, rate.frame_start(frame))
                 == Tick::Flushing
             {
-                return Err(gst::FlowError::Flushing);
+                if !self.run.wait_playing() {
+                    return Err(gst::FlowError::Flushing);
+                }
+                // Paused for a while: the tick is gone; take the one due.
+                *self.tick.lock().unwrap() = None;
+                continue;
             }
             let change = self.gate.lock().unwrap().check();
             match change {
-                Ok(Change::None | Change::Hidden) => continue,
-                Ok(Change::Content) => {
-                    self.slot.grab_started();
-                    return Ok(());
+                Ok(Change::None | Change::Hidden) => {
+                    // Nothing new: the previous frame again, sharing its memory.
+                    self.output.push_repeat(frame)?;
                 }
+                Ok(Change::Content) => return Ok(()),
                 Ok(Change::Moved(area)) => {
                     if !self.whole_screen {
                         set_grab_area(&grabber, area);
                         grabber.static_pad("src").unwrap().mark_reconfigure();
                     }
-                    self.slot.grab_started();
                     return Ok(());
                 }
                 Ok(Change::Closed(reason)) => {
                     self.window_closed(&reason);
-                    self.slot.end(EndOfFrames::WindowClosed(reason));
+                    self.output.push_eos();
                     // Never let ximagesrc run again: there is nothing left
                     // to capture.
-                    self.slot.wait_for_capture_flushing();
+                    self.run.wait_stopping();
                     return Err(gst::FlowError::Flushing);
                 }
                 Err(err) => {
@@ -620,7 +728,7 @@ impl GateContext {
                             ("Lost the X display: {err}")
                         );
                     }
-                    self.slot.wait_for_capture_flushing();
+                    self.run.wait_stopping();
                     return Err(gst::FlowError::Flushing);
                 }
             }
