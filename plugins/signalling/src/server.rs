@@ -223,14 +223,11 @@ fn dispatch(
         match action {
             Action::Send { to, message } => {
                 // Serialized once, shared by every recipient.
-                let text: Utf8Bytes = protocol::encode_server_message(&message).into();
-                for conn in to {
-                    if let Some(writer) = writers.get(&conn)
-                        && !writer.push(Outbound::Text(text.clone()), capacity)
-                    {
-                        slow.push(conn);
-                    }
-                }
+                let text = protocol::encode_server_message(&message);
+                queue_text(&to, text.into(), writers, capacity, &mut slow);
+            }
+            Action::SendText { to, text } => {
+                queue_text(&to, text.into(), writers, capacity, &mut slow)
             }
             Action::Ping { conn } => {
                 if let Some(writer) = writers.get(&conn) {
@@ -245,6 +242,22 @@ fn dispatch(
         }
     }
     slow
+}
+
+fn queue_text(
+    to: &[ConnId],
+    text: Utf8Bytes,
+    writers: &HashMap<ConnId, Arc<Outbox>>,
+    capacity: usize,
+    slow: &mut Vec<ConnId>,
+) {
+    for conn in to {
+        if let Some(writer) = writers.get(conn)
+            && !writer.push(Outbound::Text(text.clone()), capacity)
+        {
+            slow.push(*conn);
+        }
+    }
 }
 
 async fn websocket(State(hub): State<Arc<Hub>>, upgrade: WebSocketUpgrade) -> impl IntoResponse {
