@@ -260,12 +260,18 @@ fn queue_text(
     }
 }
 
+/// Bytes of frames gathered before a write to the socket. A busy
+/// connection's buffer grows to about this, an idle one's stays empty.
+const WRITE_BATCH_BYTES: usize = 16 * 1024;
+
 async fn websocket(State(hub): State<Arc<Hub>>, upgrade: WebSocketUpgrade) -> impl IntoResponse {
     let cap = hard_frame_cap(&hub.limits());
     upgrade
         // Small buffers: most peers are idle, and 10k of them must stay cheap.
         .read_buffer_size(1024)
-        .write_buffer_size(0)
+        // Frames queued together go out in one write (see `write_batch`),
+        // up to this many bytes at a time.
+        .write_buffer_size(WRITE_BATCH_BYTES)
         .max_message_size(cap)
         .max_frame_size(cap)
         .on_upgrade(move |socket| serve_connection(hub, socket))

@@ -14,8 +14,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::{ClientMessage, DecodeError, decode_client_message};
@@ -214,28 +214,32 @@ impl<'de> Visitor<'de> for Checked {
 /// The `message` a recipient gets, written around the payload as received;
 /// the same JSON as [`super::ServerMessage::Message`] would give.
 pub fn encode_relayed_message(from: &str, room: &str, to: Option<&str>, data: &RawValue) -> String {
-    #[derive(Serialize)]
-    struct Relayed<'a> {
-        #[serde(rename = "type")]
-        kind: &'static str,
-        from: &'a str,
-        room: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        to: Option<&'a str>,
-        data: &'a RawValue,
+    let envelope = 48 + from.len() + room.len() + to.map_or(0, |to| 8 + to.len());
+    let mut frame = String::with_capacity(envelope + data.get().len());
+    frame.push_str(r#"{"type":"message","from":"#);
+    push_json_string(&mut frame, from);
+    frame.push_str(r#","room":"#);
+    push_json_string(&mut frame, room);
+    if let Some(to) = to {
+        frame.push_str(r#","to":"#);
+        push_json_string(&mut frame, to);
     }
-    let relayed = Relayed {
-        kind: "message",
-        from,
-        room,
-        to,
-        data,
-    };
-    // Room for the envelope, so the frame is written without regrowing.
-    let envelope = 64 + from.len() + room.len() + to.map_or(0, str::len);
-    let mut frame = Vec::with_capacity(data.get().len() + envelope);
-    serde_json::to_writer(&mut frame, &relayed).expect("relayed messages always serialize");
-    String::from_utf8(frame).expect("serde_json writes UTF-8")
+    frame.push_str(r#","data":"#);
+    frame.push_str(data.get());
+    frame.push('}');
+    frame
+}
+
+/// Peer and room names are plain (see [`super::is_valid_name`]) and need no
+/// escaping; anything else goes through serde_json.
+fn push_json_string(frame: &mut String, text: &str) {
+    if super::is_valid_name(text) {
+        frame.push('"');
+        frame.push_str(text);
+        frame.push('"');
+    } else {
+        frame.push_str(&serde_json::to_string(text).expect("strings serialize"));
+    }
 }
 
 #[cfg(test)]
@@ -269,15 +273,15 @@ mod tests {
         // Keys in order: a value tree sorts them, the raw text keeps them.
         let data =
             RawValue::from_string(r#"{"n":[1,2.5,null],"text":"hi \"you\""}"#.into()).unwrap();
-        for to in [None, Some("c")] {
+        for (from, to) in [("a", None), ("a", Some("c")), ("\"odd\" é", Some("x y"))] {
             let typed = ServerMessage::Message {
-                from: "a".into(),
+                from: from.into(),
                 room: "demo".into(),
                 to: to.map(str::to_owned),
                 data: serde_json::from_str(data.get()).unwrap(),
             };
             assert_eq!(
-                encode_relayed_message("a", "demo", to, &data),
+                encode_relayed_message(from, "demo", to, &data),
                 encode_server_message(&typed)
             );
         }
