@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::protocol::{
-    self, ClientMessage, ErrorCode, IceCandidate, PeerId, PeerInfo, RoomId, RoomSummary,
-    ServerMessage, SessionDescription, SessionId, StreamInfo,
+    self, ClientMessage, ErrorCode, IceCandidate, Inbound, PeerId, PeerInfo, RelayRequest, RoomId,
+    RoomSummary, ServerMessage, SessionDescription, SessionId, StreamInfo,
 };
 
 /// A transport-level connection handle, chosen by the transport.
@@ -82,6 +83,12 @@ pub enum Action {
     Send {
         to: Vec<ConnId>,
         message: Arc<ServerMessage>,
+    },
+    /// A message already encoded: a relayed `message`, whose payload is
+    /// passed on as the text it arrived as.
+    SendText {
+        to: Vec<ConnId>,
+        text: String,
     },
     Ping {
         conn: ConnId,
@@ -236,7 +243,7 @@ impl SignallingCore {
                     send_error(out, conn, ErrorCode::MessageTooLarge, message, None, None);
                     return;
                 }
-                match protocol::decode_client_message(text) {
+                match protocol::decode_inbound(text) {
                     Ok(message) => self.on_message(now, conn, message, out),
                     Err(err) => send(out, conn, err.into_message()),
                 }
@@ -285,20 +292,24 @@ impl SignallingCore {
         &mut self,
         now: Instant,
         conn: ConnId,
-        message: ClientMessage,
+        message: Inbound<'_>,
         out: &mut Vec<Action>,
     ) {
         let request = message.type_name();
         let session = match &message {
-            ClientMessage::Sdp { session, .. }
-            | ClientMessage::Ice { session, .. }
-            | ClientMessage::EndSession { session, .. } => Some(session.clone()),
+            Inbound::Client(
+                ClientMessage::Sdp { session, .. }
+                | ClientMessage::Ice { session, .. }
+                | ClientMessage::EndSession { session, .. },
+            ) => Some(session.clone()),
             _ => None,
         };
         let registered = self.peer(conn).is_some();
         let outcome = match message {
-            ClientMessage::Hello { id, meta } => self.register(conn, id, meta, out),
-            ClientMessage::Ping {} => {
+            Inbound::Client(ClientMessage::Hello { id, meta }) => {
+                self.register(conn, id, meta, out)
+            }
+            Inbound::Client(ClientMessage::Ping {}) => {
                 send(out, conn, ServerMessage::Pong {});
                 Ok(())
             }
@@ -308,7 +319,12 @@ impl SignallingCore {
                 } else {
                     self.register(conn, None, Value::Null, out)
                 };
-                registration.and_then(|()| self.on_peer_message(now, conn, other, out))
+                registration.and_then(|()| match other {
+                    Inbound::Relay(RelayRequest { to, data }) => {
+                        self.relay_message(conn, to.as_deref(), data, out)
+                    }
+                    Inbound::Client(message) => self.on_peer_message(now, conn, message, out),
+                })
             }
         };
         if let Err((code, text)) = outcome {
@@ -355,7 +371,16 @@ impl SignallingCore {
             ClientMessage::EndSession { session, reason } => {
                 self.end_session_by(conn, session, reason, out)
             }
-            ClientMessage::Message { to, data } => self.relay_message(conn, to, data, out),
+            ClientMessage::Message { to, data } => {
+                // Only frames the fast path left aside (a `null` payload...).
+                let data = serde_json::value::to_raw_value(&data).map_err(|err| {
+                    (
+                        ErrorCode::InvalidMessage,
+                        format!("invalid \"data\": {err}"),
+                    )
+                })?;
+                self.relay_message(conn, to.as_deref(), &data, out)
+            }
         }
     }
 
@@ -620,25 +645,26 @@ impl SignallingCore {
     }
 
     fn relay_message(
-        &mut self,
+        &self,
         conn: ConnId,
-        to: Option<PeerId>,
-        data: Value,
+        to: Option<&str>,
+        data: &RawValue,
         out: &mut Vec<Action>,
     ) -> Outcome {
         let peer = self.peer(conn).expect("registered");
-        let Some(room) = peer.room.clone() else {
+        let Some(room) = peer.room.as_deref() else {
             return Err((
                 ErrorCode::NotInRoom,
                 "join a room before sending messages".into(),
             ));
         };
-        let from = peer.id.clone();
-        let recipients = match &to {
+        let recipients = match to {
             Some(target) => {
-                let found = self.peer_ids.get(target).copied().filter(|c| {
-                    self.peer(*c).and_then(|p| p.room.as_deref()) == Some(room.as_str())
-                });
+                let found = self
+                    .peer_ids
+                    .get(target)
+                    .copied()
+                    .filter(|c| self.peer(*c).and_then(|p| p.room.as_deref()) == Some(room));
                 match found {
                     Some(target_conn) => vec![target_conn],
                     None => {
@@ -649,17 +675,13 @@ impl SignallingCore {
                     }
                 }
             }
-            None => self.room_members_except(&room, conn),
+            None => self.room_members_except(room, conn),
         };
         if !recipients.is_empty() {
-            out.push(Action::Send {
+            let text = protocol::encode_relayed_message(&peer.id, room, to, data);
+            out.push(Action::SendText {
                 to: recipients,
-                message: Arc::new(ServerMessage::Message {
-                    from,
-                    room,
-                    to,
-                    data,
-                }),
+                text,
             });
         }
         Ok(())

@@ -65,6 +65,13 @@ impl Harness {
                         effects.sent.push((conn, (*message).clone()));
                     }
                 }
+                Action::SendText { to, text } => {
+                    let message = protocol::decode_server_message(&text)
+                        .unwrap_or_else(|err| panic!("{text}: {err}"));
+                    for conn in to {
+                        effects.sent.push((conn, message.clone()));
+                    }
+                }
                 Action::Ping { conn } => effects.pings.push(conn),
                 Action::Close { conn, code, .. } => effects.closed.push((conn, code)),
             }

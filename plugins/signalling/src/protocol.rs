@@ -6,6 +6,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+mod relay;
+pub use relay::{Inbound, RelayRequest, decode_inbound, encode_relayed_message};
+
 pub const PROTOCOL_VERSION: u32 = 1;
 
 pub type PeerId = String;

@@ -223,14 +223,11 @@ fn dispatch(
         match action {
             Action::Send { to, message } => {
                 // Serialized once, shared by every recipient.
-                let text: Utf8Bytes = protocol::encode_server_message(&message).into();
-                for conn in to {
-                    if let Some(writer) = writers.get(&conn)
-                        && !writer.push(Outbound::Text(text.clone()), capacity)
-                    {
-                        slow.push(conn);
-                    }
-                }
+                let text = protocol::encode_server_message(&message);
+                queue_text(&to, text.into(), writers, capacity, &mut slow);
+            }
+            Action::SendText { to, text } => {
+                queue_text(&to, text.into(), writers, capacity, &mut slow)
             }
             Action::Ping { conn } => {
                 if let Some(writer) = writers.get(&conn) {
@@ -247,12 +244,34 @@ fn dispatch(
     slow
 }
 
+fn queue_text(
+    to: &[ConnId],
+    text: Utf8Bytes,
+    writers: &HashMap<ConnId, Arc<Outbox>>,
+    capacity: usize,
+    slow: &mut Vec<ConnId>,
+) {
+    for conn in to {
+        if let Some(writer) = writers.get(conn)
+            && !writer.push(Outbound::Text(text.clone()), capacity)
+        {
+            slow.push(*conn);
+        }
+    }
+}
+
+/// Bytes of frames gathered before a write to the socket. A busy
+/// connection's buffer grows to about this, an idle one's stays empty.
+const WRITE_BATCH_BYTES: usize = 16 * 1024;
+
 async fn websocket(State(hub): State<Arc<Hub>>, upgrade: WebSocketUpgrade) -> impl IntoResponse {
     let cap = hard_frame_cap(&hub.limits());
     upgrade
         // Small buffers: most peers are idle, and 10k of them must stay cheap.
         .read_buffer_size(1024)
-        .write_buffer_size(0)
+        // Frames queued together go out in one write (see `write_batch`),
+        // up to this many bytes at a time.
+        .write_buffer_size(WRITE_BATCH_BYTES)
         .max_message_size(cap)
         .max_frame_size(cap)
         .on_upgrade(move |socket| serve_connection(hub, socket))

@@ -85,8 +85,13 @@ fn start_server() -> Server {
         .local_addr()
         .unwrap()
         .port();
+    // Another build of the server (e.g. `peer-signalling`'s example
+    // `serve`, or an older `peer`) when named, for side-by-side runs.
+    let binary = std::env::var_os("SIGNALLING_BENCH_SERVER")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(peer_tests::peer_binary);
     let mut process = ChildProcess::spawn(
-        std::process::Command::new(peer_tests::peer_binary())
+        std::process::Command::new(binary)
             .args([
                 "serve",
                 "--port",
