@@ -48,6 +48,9 @@ pub struct WebRtcSession {
     /// Remote candidates that arrived before the remote description; `None`
     /// once it is set and candidates can be added directly.
     early_candidates: Mutex<Option<Vec<(u32, String)>>>,
+    /// Our candidates gathered before our first description went out
+    /// (they must not reach the peer ahead of it); `None` once it has.
+    unsent_candidates: Mutex<Option<Vec<(u32, String)>>>,
     pub channels: Channels,
     /// Whether answering turns NACK on (done once).
     nack_requested: std::sync::atomic::AtomicBool,
@@ -87,23 +90,21 @@ impl WebRtcSession {
             signaller,
             on_notice,
             early_candidates: Mutex::new(Some(Vec::new())),
+            unsent_candidates: Mutex::new(Some(Vec::new())),
             channels: Channels::default(),
             nack_requested: Default::default(),
         });
 
-        let signaller = session.signaller.clone();
-        let session_id = id.to_owned();
+        let weak = Arc::downgrade(&session);
         webrtcbin.connect("on-ice-candidate", false, move |values| {
             let mline = values[1].get::<u32>().ok()?;
             let candidate = values[2].get::<String>().ok()?;
-            signaller.send(SignallerCommand::Candidate {
-                session: session_id.clone(),
-                candidate: Some(IceCandidate {
-                    candidate,
-                    sdp_m_line_index: Some(mline),
-                    sdp_mid: None,
-                }),
-            });
+            let session = weak.upgrade()?;
+            let mut unsent = session.unsent_candidates.lock().unwrap();
+            match unsent.as_mut() {
+                Some(held) => held.push((mline, candidate)),
+                None => session.send_candidate(mline, candidate),
+            }
             None
         });
 
@@ -185,16 +186,32 @@ impl WebRtcSession {
             Ok(text) => text,
             Err(err) => return self.fail(format!("cannot serialize the local description: {err}")),
         };
-        // Sent before it is applied: applying starts ICE gathering, and
-        // candidates must not reach the peer ahead of the description.
-        self.signaller.send(SignallerCommand::Description {
-            session: self.id.clone(),
-            description: SessionDescription { kind, sdp },
-        });
+        // Applied (queued in webrtcbin) before it is sent: a quick peer's
+        // answer must find our offer in place. Candidates gathered
+        // meanwhile wait until the description has gone.
         self.webrtcbin.emit_by_name::<()>(
             "set-local-description",
             &[&description, &None::<gst::Promise>],
         );
+        let mut unsent = self.unsent_candidates.lock().unwrap();
+        self.signaller.send(SignallerCommand::Description {
+            session: self.id.clone(),
+            description: SessionDescription { kind, sdp },
+        });
+        for (mline, candidate) in unsent.take().unwrap_or_default() {
+            self.send_candidate(mline, candidate);
+        }
+    }
+
+    fn send_candidate(&self, mline: u32, candidate: String) {
+        self.signaller.send(SignallerCommand::Candidate {
+            session: self.id.clone(),
+            candidate: Some(IceCandidate {
+                candidate,
+                sdp_m_line_index: Some(mline),
+                sdp_mid: None,
+            }),
+        });
     }
 
     /// Applies the peer's description; an offer is answered.
