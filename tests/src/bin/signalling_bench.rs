@@ -191,7 +191,14 @@ async fn relay(rate: u64, seconds: u64) {
         let sender = join(server.port, &format!("tx{pair}"), &room).await;
         let tx = latencies_tx.clone();
         tokio::spawn(async move {
-            while let Some(Ok(Message::Text(text))) = receiver.next().await {
+            while let Some(frame) = receiver.next().await {
+                // The server's heartbeat pings come in between: reading
+                // stops only when the connection does.
+                let text = match frame {
+                    Ok(Message::Text(text)) => text,
+                    Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+                    _ => break,
+                };
                 let value: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
                 if let Some(sent) = value["data"]["t"].as_f64() {
                     let _ = tx.send(origin.elapsed().as_secs_f64() * 1000.0 - sent);
