@@ -434,16 +434,44 @@ fn canvas_bench() {
         },
     )
     .unwrap();
-    // One thread against bands on every core, alternating in short rounds
-    // so that both see the same machine (it is shared: other load comes
-    // and goes); the median round of each is shown.
+    // tiny-skia drawing the same shapes as paths (the reference),
+    // our renderer on one thread, and in bands on every core, alternating
+    // in short rounds so that all see the same machine (it is shared:
+    // other load comes and goes); the median round of each is shown.
+    let paths: Vec<(tiny_skia::Path, tiny_skia::Paint)> = scene
+        .nodes
+        .iter()
+        .filter_map(|node| {
+            let scene::Shape::Path(path) = &node.shape else {
+                return None;
+            };
+            let path = (**path)
+                .clone()
+                .transform(tiny_skia::Transform::from_translate(node.x, node.y))?;
+            let mut paint = tiny_skia::Paint::default();
+            paint.set_color(node.fill?);
+            Some((path, paint))
+        })
+        .collect();
     let mut pixmap = tiny_skia::Pixmap::new(1280, 720).unwrap();
     let mut bands = gstpeercapture::canvassrc::bands::BandRenderer::default();
     let mut frame = vec![0u8; 1280 * 720 * 4];
     let layout = render::PixelLayout::Rgbx;
     let (rounds, per_round) = (15, 20);
-    let (mut single, mut banded) = (Vec::new(), Vec::new());
+    let (mut skia, mut single, mut banded) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
+        skia.push(time_frames(per_round, || {
+            pixmap.fill(scene.background);
+            for (path, paint) in &paths {
+                pixmap.fill_path(
+                    path,
+                    paint,
+                    tiny_skia::FillRule::Winding,
+                    tiny_skia::Transform::identity(),
+                    None,
+                );
+            }
+        }));
         single.push(time_frames(per_round, || {
             render::render(&scene, &mut pixmap.as_mut())
         }));
@@ -451,14 +479,16 @@ fn canvas_bench() {
             bands.render(&scene, &mut frame, (1280, 720), layout)
         }));
     }
+    let (skia_cpu, skia_wall) = median(&mut skia);
     let (raw_cpu, raw_wall) = median(&mut single);
     let (band_cpu, band_wall) = median(&mut banded);
 
     println!("| what | CPU ms per frame | wall ms per frame |");
     println!("|---|---|---|");
     println!(
-        "| render() alone (tiny-skia, one thread), full redraw | {raw_cpu:.2} | {raw_wall:.2} |"
+        "| tiny-skia alone, the same shapes as paths, one thread, full redraw | {skia_cpu:.2} | {skia_wall:.2} |"
     );
+    println!("| render() alone, one thread, full redraw | {raw_cpu:.2} | {raw_wall:.2} |");
     println!(
         "| BandRenderer alone ({} cores), full redraw | {band_cpu:.2} | {band_wall:.2} |",
         std::thread::available_parallelism().map_or(1, |n| n.get())

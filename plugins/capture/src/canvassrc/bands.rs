@@ -6,20 +6,22 @@
 //! left seams (up to 140/255 on the first rows below the cut), and even a
 //! few rows of margin above and below a band left differences of up to
 //! 20/255 inside it. So a band is drawn into rows that hold every node
-//! crossing its edges whole (up to [`MAX_REACH`] rows beyond it), and only
-//! its own rows are kept. Every node is then rasterized from the same
-//! frame-space outline as in a single full render, moved by whole pixels
-//! (exact in f32), so the bands put together equal that render pixel for
-//! pixel. Only a node reaching further than `MAX_REACH` rows past a band's
-//! edge (a shape taller than ~2 bands) is cut; it can then differ by a few
-//! levels on some outline pixels, where no seam shows.
+//! tiny-skia draws and that crosses its edges whole (up to [`MAX_REACH`]
+//! rows beyond it), and only its own rows are kept. Every node is then
+//! rasterized from the same frame-space outline as in a single full render,
+//! moved by whole pixels (exact in f32), so the bands put together equal
+//! that render pixel for pixel. Only a node reaching further than
+//! `MAX_REACH` rows past a band's edge (a shape taller than ~2 bands) is
+//! cut; it can then differ by a few levels on some outline pixels, where no
+//! seam shows. Plain rectangles and circles (see `primitive`) come out the
+//! same however they are cut, so bands draw only their own rows of them.
 
 use std::ops::Range;
 
 use tiny_skia::PixmapMut;
 
 use super::damage::node_bounds;
-use super::render::{PixelLayout, convert_pixels, draw_node, render};
+use super::render::{PixelLayout, convert_pixels, draw_node, drawn_exactly_in_pieces, render};
 use super::scene::Scene;
 use crate::geometry::Rect;
 
@@ -75,11 +77,7 @@ impl BandRenderer {
     ) {
         let row = width as usize * 4;
         let frame = &mut frame[..row * height as usize];
-        let bounds: Vec<Option<Rect>> = scene
-            .nodes
-            .iter()
-            .map(|n| node_bounds(n).and_then(|b| b.intersection(&Rect::new(0, 0, width, height))))
-            .collect();
+        let bounds = extents(scene, width, height);
         let bands = plan(&bounds, width, height, self.bands);
         if bands.len() < 2 {
             if let Some(mut target) = PixmapMut::from_bytes(frame, width, height) {
@@ -118,18 +116,41 @@ impl BandRenderer {
     }
 }
 
+/// Where a node draws inside the frame.
+#[derive(Debug, Clone, Copy)]
+struct Extent {
+    area: Rect,
+    /// Whether it must be drawn whole to come out exact.
+    whole: bool,
+}
+
+fn extents(scene: &Scene, width: u32, height: u32) -> Vec<Option<Extent>> {
+    let frame = Rect::new(0, 0, width, height);
+    scene
+        .nodes
+        .iter()
+        .map(|n| {
+            let area = node_bounds(n)?.intersection(&frame)?;
+            Some(Extent {
+                area,
+                whole: !drawn_exactly_in_pieces(n),
+            })
+        })
+        .collect()
+}
+
 /// Draws the nodes touching `band.keep` into `pixels`, which hold the
 /// frame's rows `band.draw`.
-fn draw_band(scene: &Scene, bounds: &[Option<Rect>], band: &Band, pixels: &mut [u8], width: u32) {
+fn draw_band(scene: &Scene, bounds: &[Option<Extent>], band: &Band, pixels: &mut [u8], width: u32) {
     let Some(mut target) = PixmapMut::from_bytes(pixels, width, band.draw.len() as u32) else {
         return;
     };
     target.fill(scene.background);
     let origin = (0, band.draw.start as i32);
     for (node, bounds) in scene.nodes.iter().zip(bounds) {
-        if bounds
-            .is_some_and(|b| rows_of(&b).start < band.keep.end && rows_of(&b).end > band.keep.start)
-        {
+        if bounds.is_some_and(|b| {
+            rows_of(&b.area).start < band.keep.end && rows_of(&b.area).end > band.keep.start
+        }) {
             draw_node(node, &mut target, origin);
         }
     }
@@ -143,7 +164,7 @@ fn rows_of(bounds: &Rect) -> Range<u32> {
 /// Cuts `height` rows into up to `bands` bands of about equal work: the
 /// background costs each row a little, every node its width on each of
 /// its rows.
-fn plan(bounds: &[Option<Rect>], width: u32, height: u32, bands: usize) -> Vec<Band> {
+fn plan(bounds: &[Option<Extent>], width: u32, height: u32, bands: usize) -> Vec<Band> {
     let bands = bands.min((height / MIN_BAND_ROWS) as usize).max(1);
     if bands == 1 {
         return vec![Band {
@@ -156,9 +177,9 @@ fn plan(bounds: &[Option<Rect>], width: u32, height: u32, bands: usize) -> Vec<B
     let fill_cost = (width / 4).max(1) as i64;
     steps[0] += fill_cost;
     for b in bounds.iter().flatten() {
-        let rows = rows_of(b);
-        steps[rows.start as usize] += b.width as i64;
-        steps[rows.end as usize] -= b.width as i64;
+        let rows = rows_of(&b.area);
+        steps[rows.start as usize] += b.area.width as i64;
+        steps[rows.end as usize] -= b.area.width as i64;
     }
     let mut work = Vec::with_capacity(height as usize);
     let mut level = 0i64;
@@ -186,8 +207,8 @@ fn plan(bounds: &[Option<Rect>], width: u32, height: u32, bands: usize) -> Vec<B
         .map(|w| {
             let keep = w[0]..w[1];
             let mut draw = keep.clone();
-            for b in bounds.iter().flatten() {
-                let rows = rows_of(b);
+            for b in bounds.iter().flatten().filter(|b| b.whole) {
+                let rows = rows_of(&b.area);
                 if rows.start < keep.end && rows.end > keep.start {
                     draw.start = draw.start.min(rows.start);
                     draw.end = draw.end.max(rows.end);
@@ -201,13 +222,25 @@ fn plan(bounds: &[Option<Rect>], width: u32, height: u32, bands: usize) -> Vec<B
 }
 
 /// What drawing the band that keeps `keep` costs: its rows of background
-/// and, whole, every node touching them.
-fn band_work(bounds: &[Option<Rect>], keep: &Range<u32>, fill_cost: i64) -> i64 {
+/// and every node touching them (whole when it must be drawn whole).
+fn band_work(bounds: &[Option<Extent>], keep: &Range<u32>, fill_cost: i64) -> i64 {
     let nodes: i64 = bounds
         .iter()
         .flatten()
-        .filter(|b| rows_of(b).start < keep.end && rows_of(b).end > keep.start)
-        .map(|b| b.width as i64 * b.height as i64)
+        .map(|b| {
+            let rows = rows_of(&b.area);
+            let drawn = if b.whole {
+                rows.clone()
+            } else {
+                rows.start.max(keep.start)..rows.end.min(keep.end)
+            };
+            let touching = rows.start < keep.end && rows.end > keep.start;
+            if touching {
+                b.area.width as i64 * drawn.len() as i64
+            } else {
+                0
+            }
+        })
         .sum();
     nodes + fill_cost * keep.len() as i64
 }
@@ -215,7 +248,7 @@ fn band_work(bounds: &[Option<Rect>], keep: &Range<u32>, fill_cost: i64) -> i64 
 /// Moves each cut, within a quarter of a band, to where the slower of the
 /// two bands beside it is fastest: a cut through few nodes draws few of
 /// them twice, which the even split by rows does not see.
-fn settle_cuts(cuts: &mut [u32], bounds: &[Option<Rect>], fill_cost: i64) {
+fn settle_cuts(cuts: &mut [u32], bounds: &[Option<Extent>], fill_cost: i64) {
     if cuts.len() < 3 {
         return;
     }
@@ -330,19 +363,7 @@ mod tests {
             let scene = scene(&crowded(seed, width, height));
             let whole = single(&scene, width, height);
             for bands in [2, 3, 5, 8] {
-                let planned = plan(
-                    &scene
-                        .nodes
-                        .iter()
-                        .map(|n| {
-                            node_bounds(n)
-                                .and_then(|b| b.intersection(&Rect::new(0, 0, width, height)))
-                        })
-                        .collect::<Vec<_>>(),
-                    width,
-                    height,
-                    bands,
-                );
+                let planned = plan(&extents(&scene, width, height), width, height, bands);
                 assert_eq!(planned.len(), bands.min(7), "{planned:?}");
                 let out = banded(&scene, width, height, bands);
                 let differing: Vec<usize> =
@@ -360,16 +381,14 @@ mod tests {
 
     #[test]
     fn bands_share_the_work_and_hold_the_shapes_crossing_them() {
-        // Everything in the top half: the cut goes there too.
+        // Everything in the top half: the cut goes there too. Rounded
+        // corners and a stretched circle are drawn by tiny-skia, whole.
         let scene = scene(
-            r##"{"nodes":[{"type":"rect","x":0,"y":0,"width":400,"height":200,"fill":"#f00"},
-                          {"type":"circle","x":200,"y":190,"radius":30,"fill":"#0f0"}]}"##,
+            r##"{"nodes":[{"type":"rect","x":0,"y":0,"width":400,"height":200,"radius":4,"fill":"#f00"},
+                          {"type":"circle","x":200,"y":190,"radius":30,"scale":[1,1.1],"fill":"#0f0"}]}"##,
         );
-        let bounds: Vec<Option<Rect>> = scene
-            .nodes
-            .iter()
-            .map(|n| node_bounds(n).and_then(|b| b.intersection(&Rect::new(0, 0, 400, 600))))
-            .collect();
+        let bounds = extents(&scene, 400, 600);
+        assert!(bounds.iter().flatten().all(|b| b.whole));
         let bands = plan(&bounds, 400, 600, 2);
         assert_eq!(bands.len(), 2);
         let cut = bands[0].keep.end;
@@ -379,7 +398,7 @@ mod tests {
         assert!((202..=220).contains(&cut), "{bands:?}");
         assert_eq!(bands[1].keep, cut..600);
         for band in &bands {
-            for rows in bounds.iter().flatten().map(rows_of) {
+            for rows in bounds.iter().flatten().map(|b| rows_of(&b.area)) {
                 if rows.start < band.keep.end && rows.end > band.keep.start {
                     assert!(
                         band.draw.start <= rows.start && band.draw.end >= rows.end,
@@ -388,6 +407,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn plain_shapes_are_drawn_only_in_their_bands_rows() {
+        let scene = scene(
+            r##"{"nodes":[{"type":"rect","x":10,"y":10,"width":380,"height":500,"fill":"#f00","stroke":"#fff","stroke_width":3},
+                          {"type":"circle","x":200,"y":300,"radius":250,"fill":"#0f0"}]}"##,
+        );
+        let bounds = extents(&scene, 400, 600);
+        assert!(bounds.iter().flatten().all(|b| !b.whole));
+        for band in plan(&bounds, 400, 600, 3) {
+            assert_eq!(band.draw, band.keep);
+        }
+        assert!(banded(&scene, 400, 600, 3) == single(&scene, 400, 600));
     }
 
     #[test]

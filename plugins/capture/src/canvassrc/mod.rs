@@ -29,6 +29,7 @@ mod damage;
 mod imp;
 pub mod patch;
 mod pathdata;
+mod primitive;
 pub mod render;
 mod route;
 pub mod scene;

@@ -6,7 +6,8 @@ use tiny_skia::{
     Color, FillRule, FilterQuality, Paint, Path, PathStroker, PixmapMut, PixmapPaint, Transform,
 };
 
-use super::scene::{Node, Scene, Shape};
+use super::primitive::{self, Edges, Primitive};
+use super::scene::{Form, Node, Scene, Shape};
 
 /// The packed 4-byte layouts canvassrc can output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,13 +54,21 @@ fn paint(color: Color, opacity: f32) -> Paint<'static> {
 pub struct DeviceCache(OnceLock<DeviceShape>);
 
 struct DeviceShape {
-    fill: Option<Path>,
+    fill: Option<DeviceFill>,
     stroke: Option<DeviceStroke>,
+}
+
+enum DeviceFill {
+    Path(Path),
+    /// A plain rectangle or circle, not turned: drawn by `primitive`.
+    Primitive(Primitive),
 }
 
 enum DeviceStroke {
     /// The stroke's outline, to be filled.
     Outline(Path),
+    /// The outline of a plain rectangle or circle, not turned.
+    Primitive(Primitive),
     /// At most a pixel wide: drawn as a hairline along the path, with its
     /// alpha scaled by `coverage` (the stroke's width on screen).
     Hairline {
@@ -74,7 +83,10 @@ enum DeviceStroke {
 /// pixels those calls give.
 fn device_shape(node: &Node, path: &Path) -> DeviceShape {
     let transform = placement(node);
-    let fill = node.fill.and_then(|_| path.clone().transform(transform));
+    let fill = node.fill.and_then(|_| match fill_primitive(node) {
+        Some(shape) => Some(DeviceFill::Primitive(shape)),
+        None => path.clone().transform(transform).map(DeviceFill::Path),
+    });
     let stroke = node.stroke.filter(|s| s.width > 0.0).and_then(|s| {
         let style = tiny_skia::Stroke {
             width: s.width,
@@ -83,6 +95,7 @@ fn device_shape(node: &Node, path: &Path) -> DeviceShape {
             ..tiny_skia::Stroke::default()
         };
         if let Some(coverage) = hairline_coverage(s.width, transform) {
+            // Thin strokes keep tiny-skia's hairlines.
             return path
                 .clone()
                 .transform(transform)
@@ -92,12 +105,90 @@ fn device_shape(node: &Node, path: &Path) -> DeviceShape {
                     coverage,
                 });
         }
+        if let Some(shape) = stroke_primitive(node, s) {
+            return Some(DeviceStroke::Primitive(shape));
+        }
         let res_scale = PathStroker::compute_resolution_scale(&transform);
         path.stroke(&style, res_scale)
             .and_then(|outline| outline.transform(transform))
             .map(DeviceStroke::Outline)
     });
     DeviceShape { fill, stroke }
+}
+
+/// How much a rectangle or circle that is not turned is stretched along
+/// x and y, when `primitive` can draw it.
+fn upright_scale(node: &Node) -> Option<(f32, f32)> {
+    let (sx, sy) = node.scale;
+    let upright = node.rotation.rem_euclid(360.0) == 0.0 && sx > 0.0 && sy > 0.0;
+    let simple = match node.form {
+        Form::Rect { .. } => true,
+        Form::Circle { .. } => sx == sy,
+        Form::Other => false,
+    };
+    (upright && simple).then_some((sx, sy))
+}
+
+fn fill_primitive(node: &Node) -> Option<Primitive> {
+    let (sx, sy) = upright_scale(node)?;
+    match node.form {
+        Form::Rect { width, height } => Some(Primitive::Boxed {
+            outer: Edges::new(node.x, node.y, node.x + width * sx, node.y + height * sy)?,
+            inner: None,
+        }),
+        Form::Circle { radius } => Some(Primitive::Round {
+            cx: node.x,
+            cy: node.y,
+            outer: radius * sx,
+            inner: 0.0,
+        }),
+        Form::Other => None,
+    }
+}
+
+/// The outline of a stroke more than a pixel wide (thinner ones are
+/// hairlines). Rectangles only with mitred corners, which stay square.
+fn stroke_primitive(node: &Node, stroke: super::scene::Stroke) -> Option<Primitive> {
+    let (sx, sy) = upright_scale(node)?;
+    let (half_x, half_y) = (stroke.width * sx / 2.0, stroke.width * sy / 2.0);
+    match node.form {
+        Form::Rect { width, height } if stroke.join == tiny_skia::LineJoin::Miter => {
+            let (right, bottom) = (node.x + width * sx, node.y + height * sy);
+            Some(Primitive::Boxed {
+                outer: Edges::new(
+                    node.x - half_x,
+                    node.y - half_y,
+                    right + half_x,
+                    bottom + half_y,
+                )?,
+                inner: Edges::new(
+                    node.x + half_x,
+                    node.y + half_y,
+                    right - half_x,
+                    bottom - half_y,
+                ),
+            })
+        }
+        Form::Circle { radius } => Some(Primitive::Round {
+            cx: node.x,
+            cy: node.y,
+            outer: radius * sx + half_x,
+            inner: (radius * sx - half_x).max(0.0),
+        }),
+        _ => None,
+    }
+}
+
+/// Whether every part of the node is drawn by `primitive`, which gives the
+/// same pixels whether a shape is drawn whole or in pieces.
+pub(super) fn drawn_exactly_in_pieces(node: &Node) -> bool {
+    let Shape::Path(path) = &node.shape else {
+        return false;
+    };
+    let device = node.device.0.get_or_init(|| device_shape(node, path));
+    let fill_exact = matches!(device.fill, None | Some(DeviceFill::Primitive(_)));
+    let stroke_exact = matches!(device.stroke, None | Some(DeviceStroke::Primitive(_)));
+    fill_exact && stroke_exact
 }
 
 /// tiny-skia's own test (`treat_as_hairline`, antialiased paint): a stroke
@@ -136,14 +227,18 @@ pub(super) fn draw_node(node: &Node, target: &mut PixmapMut, origin: (i32, i32))
     match &node.shape {
         Shape::Path(path) => {
             let device = node.device.0.get_or_init(|| device_shape(node, path));
-            if let (Some(outline), Some(fill)) = (&device.fill, node.fill) {
-                target.fill_path(
+            match (&device.fill, node.fill) {
+                (Some(DeviceFill::Path(outline)), Some(fill)) => target.fill_path(
                     outline,
                     &paint(fill, node.opacity),
                     FillRule::Winding,
                     shift,
                     None,
-                );
+                ),
+                (Some(DeviceFill::Primitive(shape)), Some(fill)) => {
+                    draw_primitive(shape, fill, node.opacity, target, origin)
+                }
+                _ => {}
             }
             let Some(stroke) = node.stroke else {
                 return;
@@ -152,6 +247,9 @@ pub(super) fn draw_node(node: &Node, target: &mut PixmapMut, origin: (i32, i32))
             match &device.stroke {
                 Some(DeviceStroke::Outline(outline)) => {
                     target.fill_path(outline, &stroke_paint, FillRule::Winding, shift, None)
+                }
+                Some(DeviceStroke::Primitive(shape)) => {
+                    draw_primitive(shape, stroke.color, node.opacity, target, origin)
                 }
                 Some(DeviceStroke::Hairline {
                     path,
@@ -195,6 +293,25 @@ pub(super) fn draw_node(node: &Node, target: &mut PixmapMut, origin: (i32, i32))
         }
         Shape::Nothing => {}
     }
+}
+
+fn draw_primitive(
+    shape: &Primitive,
+    color: Color,
+    opacity: f32,
+    target: &mut PixmapMut,
+    origin: (i32, i32),
+) {
+    let mut color = color;
+    color.apply_opacity(opacity);
+    let size = (target.width(), target.height());
+    primitive::draw(
+        shape,
+        color.premultiply().to_color_u8(),
+        target.data_mut(),
+        size,
+        origin,
+    );
 }
 
 /// Turns tiny-skia's premultiplied RGBA into `layout`, in place.

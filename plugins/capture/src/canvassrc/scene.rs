@@ -122,6 +122,22 @@ impl Scene {
     }
 }
 
+/// Paths whose geometry is simple enough to be drawn without tiny-skia
+/// (see `primitive`), in the node's own coordinates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Form {
+    /// From (0, 0) to (width, height), square corners.
+    Rect {
+        width: f32,
+        height: f32,
+    },
+    /// Centred on (0, 0).
+    Circle {
+        radius: f32,
+    },
+    Other,
+}
+
 /// A checked node, ready to draw.
 pub struct Node {
     pub id: Option<String>,
@@ -136,6 +152,8 @@ pub struct Node {
     pub visible: bool,
     pub fill: Option<Color>,
     pub stroke: Option<Stroke>,
+    /// What the path is, when it is a plain rectangle or circle.
+    pub form: Form,
     /// The outlines in frame coordinates, built when first drawn.
     pub device: DeviceCache,
 }
@@ -268,6 +286,7 @@ pub fn build_node(spec: Map<String, Value>, resources: &mut Resources) -> Result
         Some(_) => return Err("\"id\" must be a string".into()),
     };
 
+    let mut form = Form::Other;
     let shape = match kind.as_str() {
         "rect" => {
             let (w, h) = (fields.positive("width")?, fields.positive("height")?);
@@ -275,10 +294,17 @@ pub fn build_node(spec: Map<String, Value>, resources: &mut Resources) -> Result
                 .number("radius")?
                 .unwrap_or(0.0)
                 .clamp(0.0, w.min(h) / 2.0);
+            if radius <= 0.0 {
+                form = Form::Rect {
+                    width: w,
+                    height: h,
+                };
+            }
             Shape::Path(Arc::new(rect_path(w, h, radius)?))
         }
         "circle" => {
             let r = fields.positive("radius")?;
+            form = Form::Circle { radius: r };
             Shape::Path(Arc::new(
                 PathBuilder::from_circle(0.0, 0.0, r).ok_or("radius is too small")?,
             ))
@@ -353,6 +379,7 @@ pub fn build_node(spec: Map<String, Value>, resources: &mut Resources) -> Result
         },
         fill,
         stroke,
+        form,
         shape,
         spec,
         device: DeviceCache::default(),
