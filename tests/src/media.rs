@@ -110,8 +110,7 @@ pub fn decode_file(path: &std::path::Path) -> Received {
         }
         _ => panic!("{} did not finish decoding within 60 s", path.display()),
     }
-    let received = shared.received.lock().unwrap().clone();
-    received
+    shared.received.lock().unwrap().clone()
 }
 
 #[derive(Default)]
@@ -180,10 +179,10 @@ impl Receiver {
             if check(&received) {
                 return received.clone();
             }
-            if let Some(message) = bus.pop_filtered(&[gst::MessageType::Error]) {
-                if let gst::MessageView::Error(err) = message.view() {
-                    panic!("receiver error while waiting for {what}: {}", err.error());
-                }
+            if let Some(message) = bus.pop_filtered(&[gst::MessageType::Error])
+                && let gst::MessageView::Error(err) = message.view()
+            {
+                panic!("receiver error while waiting for {what}: {}", err.error());
             }
             let now = Instant::now();
             if now >= deadline {
