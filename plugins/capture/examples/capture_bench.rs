@@ -53,10 +53,16 @@ fn main() {
         };
         let (mut xvfb, display) = start_xvfb();
         let driver = SceneDriver::start(&display, scene);
-        child(
-            &format!("screencapsrc display-name={display} framerate=30/1"),
-            Duration::from_secs_f64(args[3].parse().unwrap()),
-        );
+        // The element to profile: screencapsrc unless given, e.g.
+        // `ximagesrc use-damage=false`.
+        let element = match args.get(4..).filter(|rest| !rest.is_empty()) {
+            Some(rest) => format!(
+                "{} display-name={display} ! video/x-raw,framerate=30/1",
+                rest.join(" ")
+            ),
+            None => format!("screencapsrc display-name={display} framerate=30/1"),
+        };
+        child(&element, Duration::from_secs_f64(args[3].parse().unwrap()));
         driver.stop();
         let _ = xvfb.kill();
         return;

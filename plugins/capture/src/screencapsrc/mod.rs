@@ -12,7 +12,7 @@
 //! the previous frame (the same memory, no copy) when nothing changed.
 //! See `docs/capture.md` for every property and message.
 
-mod gate;
+pub(crate) mod gate;
 mod imp;
 
 use gst::glib;
