@@ -219,7 +219,7 @@ fn pausing_resuming_and_restarting_keep_capturing() {
     run.frame_where(FRAME_WAIT, |f| f.all_of((0, 255, 255)) > 0.999);
 }
 
-/// On X11 the thread that grabs (ximagesrc's) also pushes every frame,
+/// On X11 the thread that grabs (the grabber's) also pushes every frame,
 /// grabbed or repeated: no second thread wakes at each tick.
 #[test]
 fn one_streaming_thread_grabs_and_pushes() {
