@@ -5,8 +5,10 @@
 //! 50 rectangles, redrawn and unchanged.
 //!
 //! ```text
-//! cargo run --release -p gst-plugin-peercapture --example capture_bench -- [seconds-per-run]
+//! cargo run --release -p gst-plugin-peercapture --example capture_bench -- [seconds-per-run] [rounds]
+//! cargo run --release -p gst-plugin-peercapture --example capture_bench -- screen [seconds-per-run] [rounds]
 //! cargo run --release -p gst-plugin-peercapture --example capture_bench -- canvas
+//! cargo run --release -p gst-plugin-peercapture --example capture_bench -- profile idle|moving|changing SECONDS [ELEMENT ...]
 //! ```
 //!
 //! Each capture pipeline runs in a child process of its own (this binary
@@ -53,18 +55,37 @@ fn main() {
         };
         let (mut xvfb, display) = start_xvfb();
         let driver = SceneDriver::start(&display, scene);
-        child(
-            &format!("screencapsrc display-name={display} framerate=30/1"),
-            Duration::from_secs_f64(args[3].parse().unwrap()),
-        );
+        // The element to profile: screencapsrc unless given, e.g.
+        // `ximagesrc use-damage=false`.
+        let element = match args.get(4..).filter(|rest| !rest.is_empty()) {
+            Some(rest) => format!(
+                "{} display-name={display} ! video/x-raw,framerate=30/1",
+                rest.join(" ")
+            ),
+            None => format!("screencapsrc display-name={display} framerate=30/1"),
+        };
+        child(&element, Duration::from_secs_f64(args[3].parse().unwrap()));
         driver.stop();
         let _ = xvfb.kill();
         return;
     }
-    let seconds: f64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10.0);
+    // `[screen] [SECONDS] [ROUNDS]`: `screen` leaves out the canvas part.
+    let screen_only = args.get(1).map(String::as_str) == Some("screen");
+    let numbers: Vec<f64> = args[1..].iter().filter_map(|s| s.parse().ok()).collect();
+    let seconds = numbers.first().copied().unwrap_or(10.0);
+    let rounds = numbers.get(1).map_or(5, |&r| (r as usize).max(1));
+    screen_bench(seconds, rounds);
+    if !screen_only {
+        canvas_bench();
+    }
+}
 
+/// Every candidate once per round, in an order rotated each round, so that
+/// all see the same machine (it is shared; its load comes and goes); the
+/// median over the rounds is shown, and ratios taken within each round.
+fn screen_bench(seconds: f64, rounds: usize) {
     println!(
-        "# screen capture, {WIDTH}x{HEIGHT}@30 under Xvfb, {seconds} s per run after {WARMUP:?} warm-up"
+        "# screen capture, {WIDTH}x{HEIGHT}@30 under Xvfb, {rounds} rounds of {seconds} s per run after {WARMUP:?} warm-up"
     );
     let (mut xvfb, display) = start_xvfb();
     let xvfb_pid = xvfb.id();
@@ -86,35 +107,102 @@ fn main() {
             ),
         ),
     ];
-    println!(
-        "| scene | element | process CPU (% of a core) | Xvfb CPU (%) | frames/s out | grabs/s |"
-    );
-    println!("|---|---|---|---|---|---|");
+    let mut tables = Vec::new();
     for scene in [Scene::Idle, Scene::SmallMovingWindow, Scene::FullyChanging] {
         let driver = SceneDriver::start(&display, scene);
-        for (name, pipeline) in &candidates {
-            let before = process_cpu_ticks(xvfb_pid);
-            let result = run_child(pipeline, seconds);
-            let xvfb_cpu = (process_cpu_ticks(xvfb_pid) - before) as f64
-                / clock_ticks() as f64
-                / (seconds + WARMUP.as_secs_f64())
-                * 100.0;
-            println!(
-                "| {} | {name} | {:.2} | {xvfb_cpu:.1} | {:.1} | {} |",
-                scene.label(),
-                result.cpu_percent,
-                result.fps,
-                result
-                    .grabs_per_s
-                    .map_or("-".to_owned(), |g| format!("{g:.1}"))
-            );
+        // runs[candidate][round]
+        let mut runs: Vec<Vec<Run>> = vec![Vec::new(); candidates.len()];
+        for round in 0..rounds {
+            for k in 0..candidates.len() {
+                let c = (k + round) % candidates.len();
+                let before = process_cpu_ticks(xvfb_pid);
+                let result = run_child(&candidates[c].1, seconds);
+                let xvfb = (process_cpu_ticks(xvfb_pid) - before) as f64
+                    / clock_ticks() as f64
+                    / (seconds + WARMUP.as_secs_f64())
+                    * 100.0;
+                eprintln!(
+                    "{} round {round} {}: cpu {:.2} xvfb {xvfb:.1}",
+                    scene.label(),
+                    candidates[c].0,
+                    result.cpu_percent
+                );
+                runs[c].push(Run { result, xvfb });
+            }
         }
         driver.stop();
+        tables.push((scene, runs));
     }
     let _ = xvfb.kill();
     let _ = xvfb.wait();
 
-    canvas_bench();
+    println!(
+        "| scene | element | process CPU (% of a core) | Xvfb CPU (%) | process + Xvfb | frames/s out | grabs/s |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (scene, runs) in &tables {
+        for ((name, _), runs) in candidates.iter().zip(runs) {
+            let process = median_of(runs.iter().map(|r| r.result.cpu_percent));
+            let xvfb = median_of(runs.iter().map(|r| r.xvfb));
+            let both = median_of(runs.iter().map(|r| r.result.cpu_percent + r.xvfb));
+            let fps = median_of(runs.iter().map(|r| r.result.fps));
+            let grabs = runs[0]
+                .result
+                .grabs_per_s
+                .map(|_| median_of(runs.iter().filter_map(|r| r.result.grabs_per_s)));
+            println!(
+                "| {} | {name} | {process:.2} | {xvfb:.1} | {both:.1} | {fps:.1} | {} |",
+                scene.label(),
+                grabs.map_or("-".to_owned(), |g| format!("{g:.1}"))
+            );
+        }
+    }
+    println!();
+    println!(
+        "Ratios screencapsrc / ximagesrc, median over the rounds of the ratio within each round (range):"
+    );
+    println!();
+    println!(
+        "| scene | / use-damage=true, process | / use-damage=false, process | / use-damage=false, process + Xvfb |"
+    );
+    println!("|---|---|---|---|");
+    for (scene, runs) in &tables {
+        let ratio = |other: usize, with_xvfb: bool| {
+            let mut r: Vec<f64> = runs[0]
+                .iter()
+                .zip(&runs[other])
+                .map(|(ours, theirs)| {
+                    let cost =
+                        |run: &Run| run.result.cpu_percent + if with_xvfb { run.xvfb } else { 0.0 };
+                    cost(ours) / cost(theirs)
+                })
+                .collect();
+            r.sort_by(f64::total_cmp);
+            format!("{:.2} ({:.2}–{:.2})", r[r.len() / 2], r[0], r[r.len() - 1])
+        };
+        println!(
+            "| {} | {} | {} | {} |",
+            scene.label(),
+            ratio(1, false),
+            ratio(2, false),
+            ratio(2, true)
+        );
+    }
+}
+
+#[derive(Clone)]
+struct Run {
+    result: ChildResult,
+    xvfb: f64,
+}
+
+fn median_of(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 #[derive(Clone, Copy)]
@@ -226,6 +314,7 @@ impl SceneDriver {
     }
 }
 
+#[derive(Clone)]
 struct ChildResult {
     cpu_percent: f64,
     fps: f64,

@@ -13,14 +13,15 @@
 //! Element reference: `docs/capture.md` at the repository root.
 
 pub mod canvassrc;
+mod counters;
 pub mod deviceprovider;
 pub mod devices;
 pub mod geometry;
-mod output;
 mod pacer;
 pub mod screencapsrc;
 mod ticker;
 mod x11;
+mod x11grab;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> {
     screencapsrc::register(plugin)?;

@@ -39,6 +39,61 @@ fn root_colour_is_captured_at_screen_size() {
     );
 }
 
+/// Without MIT-SHM (as on a remote display) frames come over the socket.
+#[test]
+fn without_shared_memory_frames_still_come() {
+    let xvfb = Xvfb::start_with(320, 240, &["-extension", "MIT-SHM"]);
+    xvfb.set_root_color("#c03060");
+    let run = capture(&xvfb, "show-cursor=false x=10 y=20 width=100 height=50");
+    let frame = run.next_frame(FRAME_WAIT);
+    assert_eq!((frame.width, frame.height), (100, 50));
+    assert!(frame.all_of((0xc0, 0x30, 0x60)) > 0.999);
+    xvfb.set_root_color("#30c060");
+    run.frame_where(FRAME_WAIT, |f| f.all_of((0x30, 0xc0, 0x60)) > 0.999);
+}
+
+/// Pixels around (x, y) that are not the black background.
+fn drawn_near(frame: &common::Frame, x: u32, y: u32) -> f64 {
+    1.0 - frame.share_of(
+        (0, 0, 0),
+        x.saturating_sub(16),
+        y.saturating_sub(16),
+        32,
+        32,
+        8,
+    )
+}
+
+#[test]
+fn the_pointer_is_drawn_where_it_is_only_when_asked() {
+    let xvfb = Xvfb::start(320, 240);
+    xvfb.set_root_color("#000000");
+    let (conn, screen_num) = x11rb::connect(Some(&xvfb.display)).unwrap();
+    let root = conn.setup().roots[screen_num].root;
+    let warp = |x: i16, y: i16| {
+        conn.warp_pointer(x11rb::NONE, root, 0, 0, 0, 0, x, y)
+            .unwrap();
+        conn.sync().unwrap();
+    };
+    warp(100, 80);
+    let run = capture(&xvfb, "show-cursor=true");
+    let frame = run.next_frame(FRAME_WAIT);
+    assert!(
+        drawn_near(&frame, 100, 80) > 0.02,
+        "no pointer drawn at (100, 80)"
+    );
+    assert_eq!(drawn_near(&frame, 250, 200), 0.0);
+    // Moved: drawn at its new place, gone from the old one.
+    warp(250, 200);
+    run.frame_where(FRAME_WAIT, |f| {
+        drawn_near(f, 250, 200) > 0.02 && drawn_near(f, 100, 80) == 0.0
+    });
+    drop(run);
+
+    let run = capture(&xvfb, "show-cursor=false");
+    assert!(run.next_frame(FRAME_WAIT).all_of((0, 0, 0)) > 0.9999);
+}
+
 #[test]
 fn region_gives_the_region_size() {
     let xvfb = Xvfb::start(800, 600);
@@ -219,7 +274,7 @@ fn pausing_resuming_and_restarting_keep_capturing() {
     run.frame_where(FRAME_WAIT, |f| f.all_of((0, 255, 255)) > 0.999);
 }
 
-/// On X11 the thread that grabs (ximagesrc's) also pushes every frame,
+/// On X11 the thread that grabs (the grabber's) also pushes every frame,
 /// grabbed or repeated: no second thread wakes at each tick.
 #[test]
 fn one_streaming_thread_grabs_and_pushes() {

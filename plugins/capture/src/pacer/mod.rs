@@ -15,7 +15,7 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
-use crate::output::FrameCounters;
+use crate::counters::FrameCounters;
 use crate::ticker::FrameRate;
 
 /// Capture never runs faster than this, whatever downstream asks.

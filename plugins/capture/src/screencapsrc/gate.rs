@@ -1,12 +1,18 @@
 //! Decides, once per frame tick, whether the screen must be grabbed again.
 //!
-//! A full-screen grab through shared memory is cheap for us but not free,
-//! and ximagesrc's own damage mode (copying every damaged rectangle over the
-//! socket) is far dearer on a busy screen. So ximagesrc always grabs the
-//! whole captured area through XShm, and this gate only lets it do so when
-//! XDamage reported a change inside that area, the pointer moved over it,
-//! or the captured window moved. An idle screen then costs one pointer
-//! query per tick and no grab at all.
+//! A grab through shared memory is cheap, but every request to the X
+//! server costs a round trip of system calls on both sides, and a grab
+//! when nothing changed is wasted work for the server. So the grabber asks
+//! this gate first: it grabs only when XDamage reported a change inside
+//! the captured area, the pointer moved over it or changed shape, or the
+//! captured window moved. An idle screen then costs one pointer query per
+//! tick (none with the cursor hidden) and no grab at all.
+//!
+//! The gate and the grabber share one X connection, so requests reach the
+//! server in the order they are made: the damage subtraction that re-arms
+//! the notification always comes before the grab it allows, and no change
+//! made in between can be lost. That is also why a busy screen costs no
+//! round trip here: the subtraction travels with the grab.
 
 use x11rb::connection::{Connection, RequestConnection};
 use x11rb::protocol::Event;
@@ -16,10 +22,6 @@ use x11rb::protocol::xproto::{ChangeWindowAttributesAux, ConnectionExt as _, Eve
 
 use crate::geometry::{Rect, resolve_region};
 use crate::x11::{Display, X11Error};
-
-/// After this many ticks in a row with the whole screen changing, grabs
-/// stop waiting for a round trip to the server (see `check`).
-const STREAK: u32 = 3;
 
 /// Cursor images are at most this far from the hot spot in practice.
 const CURSOR_REACH: u32 = 64;
@@ -100,8 +102,8 @@ pub struct DamageGate {
     area: Rect,
     show_cursor: bool,
     pointer: Option<(i32, i32)>,
-    /// Consecutive ticks the whole screen changed on.
-    streak: u32,
+    /// The cursor's shape changed since the grabber last fetched it.
+    cursor_stale: bool,
 }
 
 impl DamageGate {
@@ -164,7 +166,7 @@ impl DamageGate {
             area: Rect::default(),
             show_cursor,
             pointer: None,
-            streak: 0,
+            cursor_stale: show_cursor,
         };
         gate.area = gate.locate()?.ok_or_else(|| {
             X11Error::NotFound(format!(
@@ -178,9 +180,34 @@ impl DamageGate {
         Ok(gate)
     }
 
-    /// The captured area in root coordinates, as ximagesrc must be set up.
+    /// The captured area in root coordinates.
     pub fn area(&self) -> Rect {
         self.area
+    }
+
+    /// The connection, for the grabber: requests on it are ordered with
+    /// the gate's own.
+    pub fn display(&self) -> &Display {
+        &self.display
+    }
+
+    pub fn show_cursor(&self) -> bool {
+        self.show_cursor
+    }
+
+    /// Whether the cursor image must be fetched again (first grab, or a
+    /// new shape since); clears the flag.
+    pub fn take_cursor_stale(&mut self) -> bool {
+        std::mem::take(&mut self.cursor_stale)
+    }
+
+    pub fn set_cursor_stale(&mut self, stale: bool) {
+        self.cursor_stale |= stale;
+    }
+
+    /// The pointer position the grabber read along with a grab.
+    pub fn set_pointer(&mut self, pointer: Option<(i32, i32)>) {
+        self.pointer = pointer;
     }
 
     pub fn describe(&self) -> String {
@@ -234,7 +261,10 @@ impl DamageGate {
         while let Some(event) = self.display.conn.poll_for_event()? {
             match event {
                 Event::DamageNotify(_) => damaged = true,
-                Event::XfixesCursorNotify(_) => cursor_shape_changed = true,
+                Event::XfixesCursorNotify(_) => {
+                    cursor_shape_changed = true;
+                    self.cursor_stale = true;
+                }
                 Event::ConfigureNotify(e) if e.window == self.display.root => {
                     self.display.refresh_screen_rect()?;
                     geometry_changed = true;
@@ -259,26 +289,22 @@ impl DamageGate {
         }
 
         let whole_screen = self.target == Target::Screen;
-        if whole_screen && self.streak >= STREAK && !geometry_changed {
-            if damaged {
-                // The screen keeps changing (a video, a game): grab at
-                // every tick without waiting for the server each time.
-                // The subtraction may now reach the server after the grab;
-                // what that could miss is caught when the streak ends.
-                self.display
-                    .conn
-                    .damage_subtract(self.damage, x11rb::NONE, self.parts)?;
-                self.display.conn.flush()?;
+        let conn = &self.display.conn;
+        if damaged {
+            // Subtracting re-arms the NonEmpty notification, so only the
+            // first change after each grab costs an event. Not flushed:
+            // it goes out with the next request, before the grab.
+            conn.damage_subtract(self.damage, x11rb::NONE, self.parts)?;
+            // A window that moved leaves damage behind on the root without
+            // telling its client-side ConfigureNotify (under a window
+            // manager the frame moves, not the client window).
+            geometry_changed |= window.is_some();
+            if whole_screen && !geometry_changed {
+                // Damage on the root lies on the screen, which is all
+                // captured: grab, with no round trip first (the pointer
+                // is read along with the grab).
                 return Ok(Change::Content);
             }
-            // The streak ended: one more grab, after a subtraction the
-            // server has surely made, so the last change is in it.
-            self.streak = 0;
-            self.display
-                .conn
-                .damage_subtract(self.damage, x11rb::NONE, self.parts)?;
-            self.display.conn.get_input_focus()?.reply()?;
-            return Ok(Change::Content);
         }
 
         let mut seen = Observations {
@@ -288,28 +314,11 @@ impl DamageGate {
             ..Observations::default()
         };
         // Everything below is sent first and answered in one round trip.
-        // That round trip also matters for correctness: the subtraction
-        // must reach the server before the grab ximagesrc makes on its own
-        // connection, or a change in between would be lost.
-        let conn = &self.display.conn;
-        let mut fetch = None;
-        let mut sync = None;
-        if damaged {
-            // Subtracting re-arms the NonEmpty notification, so only the
-            // first change after each grab costs an event.
-            conn.damage_subtract(self.damage, x11rb::NONE, self.parts)?;
-            if whole_screen {
-                if !self.show_cursor {
-                    sync = Some(conn.get_input_focus()?);
-                }
-            } else {
-                fetch = Some(conn.xfixes_fetch_region(self.parts)?);
-            }
-            // A window that moved leaves damage behind on the root without
-            // telling its client-side ConfigureNotify (under a window
-            // manager the frame moves, not the client window).
-            geometry_changed |= window.is_some();
-        }
+        let fetch = if damaged && !whole_screen {
+            Some(conn.xfixes_fetch_region(self.parts)?)
+        } else {
+            None
+        };
         let pointer = if self.show_cursor {
             Some(conn.query_pointer(self.display.root)?)
         } else {
@@ -323,11 +332,7 @@ impl DamageGate {
                 .map(|r| Rect::new(r.x as i32, r.y as i32, r.width as u32, r.height as u32))
                 .collect();
         } else if damaged {
-            // Damage on the root lies on the screen, which is all captured.
             seen.damage = vec![self.area];
-        }
-        if let Some(sync) = sync {
-            sync.reply()?;
         }
         if let Some(pointer) = pointer {
             let reply = pointer.reply()?;
@@ -349,11 +354,6 @@ impl DamageGate {
             };
         }
 
-        if damaged && !seen.damage.is_empty() {
-            self.streak += 1;
-        } else {
-            self.streak = 0;
-        }
         Ok(match decide(self.area, &seen) {
             Decision::Keep => Change::None,
             Decision::Grab => Change::Content,

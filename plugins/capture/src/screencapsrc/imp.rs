@@ -1,16 +1,15 @@
-use std::sync::{Arc, Condvar, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
-use super::gate::{Change, DamageGate, Target};
+use super::gate::{DamageGate, Target};
 use super::{Backend, WINDOW_CLOSED_MESSAGE};
-use crate::geometry::Rect;
-use crate::output::{FrameCounters, FrameOutput};
+use crate::counters::FrameCounters;
 use crate::pacer::{Frame, FramePacer, FrameSlot};
-use crate::ticker::{FrameRate, Tick, Ticker};
 use crate::x11::Display;
+use crate::x11grab::{Capture, X11Grab};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -19,10 +18,6 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
         Some("Damage-driven screen capture source"),
     )
 });
-
-/// ximagesrc is asked for this rate so that its own frame timer never
-/// delays a grab the gate has allowed: the gate does the pacing.
-const GRAB_RATE_CEILING: i32 = 1000;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -77,65 +72,7 @@ struct State {
     counters: Arc<FrameCounters>,
     /// PipeWire only: hands frames to the pacer's thread.
     slot: Option<Arc<FrameSlot>>,
-    /// X11 only: lets the grabbing thread know when to stop or wait.
-    run: Option<Arc<Run>>,
     children: Vec<gst::Element>,
-}
-
-/// Whether the grabbing thread may push frames (PLAYING) or must wait
-/// (PAUSED), or stop (going to READY). It sleeps on `ticker` between
-/// frames; changes wake it there.
-#[derive(Default)]
-struct Run {
-    mode: Mutex<RunMode>,
-    changed: Condvar,
-    ticker: Ticker,
-}
-
-#[derive(Default, Clone, Copy, PartialEq, Eq)]
-enum RunMode {
-    #[default]
-    Paused,
-    Playing,
-    Stopping,
-}
-
-impl Run {
-    fn set(&self, mode: RunMode) {
-        let mut current = self.mode.lock().unwrap();
-        *current = mode;
-        if mode != RunMode::Playing {
-            self.ticker.unlock();
-        }
-        self.changed.notify_all();
-    }
-
-    /// Blocks until the element stops: used once there is nothing left to
-    /// capture, so that ximagesrc never touches a window that is gone.
-    fn wait_stopping(&self) {
-        let mut mode = self.mode.lock().unwrap();
-        while *mode != RunMode::Stopping {
-            mode = self.changed.wait(mode).unwrap();
-        }
-    }
-
-    /// After the ticker was interrupted: waits while paused; `false` when
-    /// stopping.
-    fn wait_playing(&self) -> bool {
-        let mut mode = self.mode.lock().unwrap();
-        loop {
-            match *mode {
-                RunMode::Stopping => return false,
-                RunMode::Playing => {
-                    // Under the lock, so that a pause coming right after
-                    // is not lost.
-                    self.ticker.unlock_stop();
-                    return true;
-                }
-                RunMode::Paused => mode = self.changed.wait(mode).unwrap(),
-            }
-        }
-    }
 }
 
 pub struct ScreenCapSrc {
@@ -353,11 +290,10 @@ impl ElementImpl for ScreenCapSrc {
         transition: gst::StateChange,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         match transition {
-            // A fresh grabber for every run: frames still held downstream
-            // when a run stops go back to the ximagesrc they came from, and
-            // that one never grabs again (a restarted ximagesrc would reuse
-            // shared-memory images of its old X connection and die of
-            // BadShmSeg).
+            // A fresh grabber for every run, with an X connection of its
+            // own: frames still held downstream when a run stops keep
+            // their shared memory (the server forgets its side when that
+            // connection closes), and nothing of one run reaches the next.
             gst::StateChange::ReadyToPaused => {
                 if let Err(err) = self.assemble() {
                     self.obj().post_error_message(err);
@@ -366,25 +302,10 @@ impl ElementImpl for ScreenCapSrc {
                 }
             }
             gst::StateChange::PausedToReady => {
-                // The capturing thread may be parked in the gate: release it
-                // before the pads deactivate and wait for it.
-                let state = self.state.lock().unwrap();
-                if let Some(slot) = &state.slot {
+                // The PipeWire side may be parked waiting for the pacer:
+                // release it before the pads deactivate and wait for it.
+                if let Some(slot) = &self.state.lock().unwrap().slot {
                     slot.set_capture_flushing(true);
-                }
-                if let Some(run) = &state.run {
-                    run.set(RunMode::Stopping);
-                }
-            }
-            // Before the children change: ximagesrc's first frame may come
-            // as soon as it plays, and none may be pushed once paused.
-            gst::StateChange::PausedToPlaying | gst::StateChange::PlayingToPaused => {
-                if let Some(run) = &self.state.lock().unwrap().run {
-                    run.set(if transition == gst::StateChange::PausedToPlaying {
-                        RunMode::Playing
-                    } else {
-                        RunMode::Paused
-                    });
                 }
             }
             _ => {}
@@ -419,13 +340,7 @@ impl ScreenCapSrc {
                     let pacer = FramePacer::new("pacer", slot, settings.framerate);
                     (pacer.upcast(), vec![source])
                 }
-                _ => {
-                    let run = Arc::new(Run::default());
-                    let output = FrameOutput::new("output", settings.framerate, counters);
-                    let chain = self.make_x11(&settings, &output, &run)?;
-                    state.run = Some(run);
-                    (output.upcast(), chain)
-                }
+                _ => (self.make_x11(&settings, counters)?.upcast(), vec![]),
             };
 
         let obj = self.obj();
@@ -508,63 +423,29 @@ impl ScreenCapSrc {
     fn make_x11(
         &self,
         settings: &Settings,
-        output: &FrameOutput,
-        run: &Arc<Run>,
-    ) -> Result<Vec<gst::Element>, gst::ErrorMessage> {
+        counters: Arc<FrameCounters>,
+    ) -> Result<X11Grab, gst::ErrorMessage> {
         let target = self.resolve_target(settings)?;
-        let whole_screen = target == Target::Screen;
         let gate = DamageGate::new(
             settings.display_name.as_deref(),
             target,
             settings.show_cursor,
         )
+        .and_then(Capture::new)
         .map_err(|err| gst::error_msg!(gst::ResourceError::OpenRead, ("{err}")))?;
-        gst::debug!(
-            CAT,
-            imp = self,
-            "capturing {} at {:?}",
-            gate.describe(),
-            gate.area()
-        );
-
-        let ximagesrc = gst::ElementFactory::make("ximagesrc")
-            .name("grabber")
-            .property("use-damage", false)
-            .property("show-pointer", settings.show_cursor)
-            .property("display-name", settings.display_name.as_deref())
-            .build()
-            .map_err(|_| missing_plugin("ximagesrc", "gstreamer1.0-x"))?;
-        if !whole_screen {
-            set_grab_area(&ximagesrc, gate.area());
-        }
-        // Only answers ximagesrc's caps query: buffers and events never get
-        // past the probe below.
-        let rate_filter = gst::ElementFactory::make("capsfilter")
-            .name("grab-rate")
-            .property(
-                "caps",
-                gst::Caps::builder("video/x-raw")
-                    .field("framerate", gst::Fraction::new(GRAB_RATE_CEILING, 1))
-                    .build(),
-            )
-            .build()
-            .map_err(internal)?;
-
-        let context = GateContext {
-            gate: Mutex::new(gate),
-            whole_screen,
-            run: run.clone(),
-            output: output.clone(),
-            caps: Mutex::new(None),
-            tick: Mutex::new(None),
-            bin: self.obj().downgrade(),
-            grabber: ximagesrc.downgrade(),
-        };
-        ximagesrc.static_pad("src").unwrap().add_probe(
-            gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
-            move |_pad, info| context.on_data(info),
-        );
-        Ok(vec![ximagesrc, rate_filter])
+        let bin = self.obj().downgrade();
+        let on_closed = Box::new(move |reason: &str| {
+            if let Some(bin) = bin.upgrade() {
+                window_closed(&bin, reason);
+            }
+        });
+        Ok(X11Grab::new(
+            "grabber",
+            gate,
+            settings.framerate,
+            counters,
+            on_closed,
+        ))
     }
 
     fn make_pipewire(
@@ -607,159 +488,19 @@ impl ScreenCapSrc {
     }
 }
 
-/// Everything the gate needs while running in ximagesrc's streaming thread.
-///
-/// That thread does all the work: it pushes each frame ximagesrc grabs,
-/// then sleeps until the next tick, asks the gate whether the screen
-/// changed, and either returns to ximagesrc to grab again or pushes the
-/// previous frame again and sleeps on.
-struct GateContext {
-    gate: Mutex<DamageGate>,
-    whole_screen: bool,
-    run: Arc<Run>,
-    output: FrameOutput,
-    caps: Mutex<Option<gst::Caps>>,
-    /// The tick the grab under way is for, at the rate then negotiated.
-    tick: Mutex<Option<(FrameRate, u64)>>,
-    bin: glib::WeakRef<super::ScreenCapSrc>,
-    grabber: glib::WeakRef<gst::Element>,
-}
-
-impl GateContext {
-    fn on_data(&self, info: &mut gst::PadProbeInfo) -> gst::PadProbeReturn {
-        if let Some(event) = info.event() {
-            match event.view() {
-                gst::EventView::Caps(c) => *self.caps.lock().unwrap() = Some(c.caps_owned()),
-                // ximagesrc stopped on a flow error downstream: pass the end on.
-                gst::EventView::Eos(_) => self.output.push_eos(),
-                _ => {}
-            }
-            // Nothing is linked downstream of the grabber. (Handled, as
-            // gstreamer-rs has already taken the event out of `info`.)
-            return gst::PadProbeReturn::Handled;
-        }
-        let Some(buffer) = info.take_buffer() else {
-            return gst::PadProbeReturn::Pass;
-        };
-        // Returning lets ximagesrc grab again: hold it until that is worth it.
-        if let Err(flow) = self.push(buffer).and_then(|()| self.wait_for_change()) {
-            info.flow_res = Err(flow);
-        }
-        // Handled, not Drop: the buffer was taken out of `info` already.
-        gst::PadProbeReturn::Handled
-    }
-
-    fn push(&self, buffer: gst::Buffer) -> Result<(), gst::FlowError> {
-        let Some(caps) = self.caps.lock().unwrap().clone() else {
-            return Err(gst::FlowError::NotNegotiated);
-        };
-        let rate = self.output.prepare(&caps)?;
-        let frame_no = {
-            let mut tick = self.tick.lock().unwrap();
-            let frame_no = match *tick {
-                Some((at, frame_no)) if at == rate => frame_no,
-                // The first frame, or the rate changed: the tick now.
-                _ => self.next_frame(rate, None)?,
-            };
-            *tick = Some((rate, frame_no));
-            frame_no
-        };
-        self.output.push_new(buffer, frame_no).map(|_| ())
-    }
-
-    fn next_frame(&self, rate: FrameRate, previous: Option<u64>) -> Result<u64, gst::FlowError> {
-        let grabber = self.grabber.upgrade().ok_or(gst::FlowError::Flushing)?;
-        Ok(Ticker::next_frame(&grabber, rate, previous))
-    }
-
-    fn wait_for_change(&self) -> Result<(), gst::FlowError> {
-        let Some(grabber) = self.grabber.upgrade() else {
-            return Err(gst::FlowError::Flushing);
-        };
-        loop {
-            let rate = self.output.rate().ok_or(gst::FlowError::NotNegotiated)?;
-            let frame = {
-                let mut tick = self.tick.lock().unwrap();
-                let previous = tick.filter(|(at, _)| *at == rate).map(|(_, n)| n);
-                let frame = Ticker::next_frame(&grabber, rate, previous);
-                *tick = Some((rate, frame));
-                frame
-            };
-            if self
-                .run
-                .ticker
-                .wait_until(&grabber, rate.frame_start(frame))
-                == Tick::Flushing
-            {
-                if !self.run.wait_playing() {
-                    return Err(gst::FlowError::Flushing);
-                }
-                // Paused for a while: the tick is gone; take the one due.
-                *self.tick.lock().unwrap() = None;
-                continue;
-            }
-            let change = self.gate.lock().unwrap().check();
-            match change {
-                Ok(Change::None | Change::Hidden) => {
-                    // Nothing new: the previous frame again, sharing its memory.
-                    self.output.push_repeat(frame)?;
-                }
-                Ok(Change::Content) => return Ok(()),
-                Ok(Change::Moved(area)) => {
-                    if !self.whole_screen {
-                        set_grab_area(&grabber, area);
-                        grabber.static_pad("src").unwrap().mark_reconfigure();
-                    }
-                    return Ok(());
-                }
-                Ok(Change::Closed(reason)) => {
-                    self.window_closed(&reason);
-                    self.output.push_eos();
-                    // Never let ximagesrc run again: there is nothing left
-                    // to capture.
-                    self.run.wait_stopping();
-                    return Err(gst::FlowError::Flushing);
-                }
-                Err(err) => {
-                    if let Some(bin) = self.bin.upgrade() {
-                        gst::element_error!(
-                            bin,
-                            gst::ResourceError::Read,
-                            ("Lost the X display: {err}")
-                        );
-                    }
-                    self.run.wait_stopping();
-                    return Err(gst::FlowError::Flushing);
-                }
-            }
-        }
-    }
-
-    fn window_closed(&self, reason: &str) {
-        let Some(bin) = self.bin.upgrade() else {
-            return;
-        };
-        gst::info!(CAT, obj = bin, "{reason}");
-        gst::element_warning!(
-            bin,
-            gst::ResourceError::NotFound,
-            ("{reason}; ending the stream")
-        );
-        let structure = gst::Structure::builder(WINDOW_CLOSED_MESSAGE)
-            .field("reason", reason)
-            .build();
-        let _ = bin.post_message(gst::message::Element::builder(structure).src(&bin).build());
-    }
-}
-
-fn set_grab_area(ximagesrc: &gst::Element, area: Rect) {
-    let right = area.x as u32 + area.width - 1;
-    let bottom = area.y as u32 + area.height - 1;
-    ximagesrc.set_property("startx", area.x.max(0) as u32);
-    ximagesrc.set_property("starty", area.y.max(0) as u32);
-    // ximagesrc reads 0 as "the screen's edge".
-    ximagesrc.set_property("endx", right.max(1));
-    ximagesrc.set_property("endy", bottom.max(1));
+/// Tells the application that the captured window is gone; the grabber
+/// then ends the stream (EOS).
+fn window_closed(bin: &super::ScreenCapSrc, reason: &str) {
+    gst::info!(CAT, obj = bin, "{reason}");
+    gst::element_warning!(
+        bin,
+        gst::ResourceError::NotFound,
+        ("{reason}; ending the stream")
+    );
+    let structure = gst::Structure::builder(WINDOW_CLOSED_MESSAGE)
+        .field("reason", reason)
+        .build();
+    let _ = bin.post_message(gst::message::Element::builder(structure).src(bin).build());
 }
 
 fn missing_plugin(element: &str, package: &str) -> gst::ErrorMessage {

@@ -6,13 +6,13 @@
 //! gst-launch-1.0 screencapsrc x=0 y=0 width=1280 height=720 ! ...
 //! ```
 //!
-//! A bin: on X11 an `ximagesrc` (XShm, `use-damage=false`) grabs only when
-//! XDamage reports a change inside the captured area, and a private pacer
-//! source pushes the newest frame at the configured framerate, repeating
-//! the previous frame (the same memory, no copy) when nothing changed.
+//! A bin. On X11 a private live source (`crate::x11grab`) grabs through
+//! MIT-SHM only when XDamage reports a change inside the captured area, and
+//! at every tick pushes the new frame or repeats the previous one (the same
+//! memory, no copy). On PipeWire, `pipewiresrc` feeds a private pacer.
 //! See `docs/capture.md` for every property and message.
 
-mod gate;
+pub(crate) mod gate;
 mod imp;
 
 use gst::glib;
@@ -42,7 +42,7 @@ pub enum Backend {
         nick = "auto"
     )]
     Auto,
-    #[enum_value(name = "X11 (ximagesrc with XShm, driven by XDamage)", nick = "x11")]
+    #[enum_value(name = "X11 (MIT-SHM grabs, driven by XDamage)", nick = "x11")]
     X11,
     #[enum_value(name = "PipeWire screen-cast node (pipewiresrc)", nick = "pipewire")]
     PipeWire,

@@ -58,6 +58,12 @@ impl Xvfb {
     /// makes it choose a free display and write the number when it is
     /// ready, so there is nothing to guess or poll.
     pub fn start(width: u32, height: u32) -> Xvfb {
+        Self::start_with(width, height, &[])
+    }
+
+    /// Same, with more server options (e.g. `-extension MIT-SHM` to turn
+    /// shared memory off).
+    pub fn start_with(width: u32, height: u32, options: &[&str]) -> Xvfb {
         let mut child = Command::new("Xvfb")
             .args([
                 "-displayfd",
@@ -69,6 +75,7 @@ impl Xvfb {
                 "tcp",
                 "-noreset",
             ])
+            .args(options)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .die_with_parent()
