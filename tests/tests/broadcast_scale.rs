@@ -131,7 +131,10 @@ impl LayerWatch {
             .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
         {
             self.printed = Some(Instant::now());
-            eprintln!("{:>5.1} s {stats}", self.started.elapsed().as_secs_f64());
+            // Without webrtcbin's own dictionary: a page per line.
+            let mut ours = stats.clone();
+            ours.remove_field("webrtc");
+            eprintln!("{:>5.1} s {ours}", self.started.elapsed().as_secs_f64());
         }
         stats.get::<u32>("layer").ok()
     }

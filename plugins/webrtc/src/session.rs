@@ -352,6 +352,18 @@ fn description_from_reply(
         .map_err(|err| err.to_string())
 }
 
+/// Takes `element` out of `bin` while the bin may be changing state on
+/// another thread. Its state is locked first: otherwise the bin, still
+/// iterating its children, could set it back to PAUSED between our NULL
+/// and the removal, and it would be disposed while running ("Trying to
+/// dispose element ... in PAUSED", seen when a viewer left while the
+/// pipeline stopped).
+pub fn discard(bin: &gst::Bin, element: &gst::Element) {
+    element.set_locked_state(true);
+    let _ = element.set_state(gst::State::Null);
+    let _ = bin.remove(element);
+}
+
 /// True when `element` is `ancestor` or inside it, to tell which session a
 /// bus message comes from.
 pub fn is_inside(element: &gst::Object, ancestor: &gst::Element) -> bool {

@@ -18,6 +18,7 @@ use super::encoding::Encoding;
 use super::layers::LayerSpec;
 use crate::codec::{Codec, MediaKind, VideoCodec};
 use crate::keyframe::KeyframeLimiter;
+use crate::session::discard;
 
 #[derive(Debug, Clone)]
 pub struct EncoderSettings {
@@ -178,8 +179,7 @@ impl Input {
         let result = self.build_branches(bin, codec, &branches, settings, &mut added);
         if let Err(err) = result {
             for element in added {
-                let _ = element.set_state(gst::State::Null);
-                let _ = bin.remove(&element);
+                discard(bin, &element);
             }
             return Err(err);
         }
@@ -348,8 +348,7 @@ impl Input {
         elements.extend(self.chain.lock().unwrap().drain(..));
         self.encodings.lock().unwrap().clear();
         for element in elements {
-            let _ = element.set_state(gst::State::Null);
-            let _ = bin.remove(&element);
+            discard(bin, &element);
         }
     }
 }

@@ -14,7 +14,7 @@ use super::encoding::{Feed, Gate};
 use super::feedback::Monitor;
 use super::input::Input;
 use crate::codec::{Codec, MediaKind};
-use crate::session::{WebRtcSession, is_inside};
+use crate::session::{WebRtcSession, discard, is_inside};
 
 /// Options every viewer is built with.
 #[derive(Debug, Clone, Copy, Default)]
@@ -249,12 +249,10 @@ impl Viewer {
         }
         for branch in self.branches.drain(..) {
             for element in [&branch.queue, &branch.payloader] {
-                let _ = element.set_state(gst::State::Null);
-                let _ = bin.remove(element);
+                discard(bin, element);
             }
         }
-        let _ = self.session.webrtcbin.set_state(gst::State::Null);
-        let _ = bin.remove(&self.session.webrtcbin);
+        discard(bin, &self.session.webrtcbin);
     }
 }
 

@@ -11,7 +11,9 @@ use crate::codec::MediaKind;
 use crate::common::{self, CommonSettings, DEFAULT_LATENCY_MS, DEFAULT_PRODUCER_TIMEOUT};
 use crate::datachannel::Payload;
 use crate::events::{Event, EventLoop};
-use crate::session::{NoticeHandler, SessionConfig, SessionNotice, WebRtcSession, is_inside};
+use crate::session::{
+    NoticeHandler, SessionConfig, SessionNotice, WebRtcSession, discard, is_inside,
+};
 use crate::signaller::{
     self, Role, SignallerCommand, SignallerConfig, SignallerEvent, SignallerHandle,
 };
@@ -356,8 +358,7 @@ impl PeerSrc {
     }
 
     fn remove_session(&self, session: &Arc<WebRtcSession>, outputs: Vec<Output>) {
-        let _ = session.webrtcbin.set_state(gst::State::Null);
-        let _ = self.obj().remove(&session.webrtcbin);
+        discard(self.obj().upcast_ref(), &session.webrtcbin);
         for output in outputs {
             output.remove(self.obj().upcast_ref());
         }

@@ -4,6 +4,7 @@
 use gst::prelude::*;
 
 use crate::codec::{Codec, MediaKind};
+use crate::session::discard;
 
 pub struct Output {
     pub ghost: gst::GhostPad,
@@ -114,8 +115,7 @@ impl Output {
             .downcast_ref::<gst::Bin>()
             .expect("peersrc is a bin");
         for child in self.elements {
-            let _ = child.set_state(gst::State::Null);
-            let _ = bin.remove(&child);
+            discard(bin, &child);
         }
     }
 }
