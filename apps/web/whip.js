@@ -31,6 +31,7 @@ export class WhipPublisher {
     this.gatherTimeoutMs = gatherTimeoutMs;
     this.pc = null;
     this.resource = null; // the session URL from Location
+    this.answer = null; // the answer's SDP, as received
     this.timings = {};
   }
 
@@ -66,6 +67,7 @@ export class WhipPublisher {
     const location_ = response.headers.get('Location');
     this.resource = location_ ? new URL(location_, this.endpoint).href : null;
     const answer = await response.text();
+    this.answer = answer;
     await pc.setRemoteDescription({ type: 'answer', sdp: answer });
     return this;
   }

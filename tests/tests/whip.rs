@@ -34,7 +34,9 @@ const [endpoint, done] = [arguments[0], arguments[arguments.length - 1]];
   await publisher.publish(stream);
   await publisher.connected();
   done({ ok: true, postMs: publisher.timings.postMs, connectedMs: performance.now() - started,
-         resource: publisher.resource, width: settings.width, height: settings.height });
+         resource: publisher.resource, width: settings.width, height: settings.height,
+         candidates: (publisher.answer.match(/a=candidate:/g) || []).length,
+         complete: publisher.answer.includes('a=end-of-candidates') });
 })().catch((e) => done({ ok: false, error: String(e) }));
 "#;
 
@@ -50,9 +52,16 @@ fn publish(browser: &Browser, endpoint: &str) -> Value {
     let result = browser.eval_async(PUBLISH, vec![json!(endpoint)]);
     assert_eq!(result["ok"], true, "WHIP publish from Chromium: {result}");
     eprintln!(
-        "WHIP: POST -> 201 in {:.0} ms; getUserMedia done -> connected in {:.0} ms",
+        "WHIP: POST -> 201 in {:.0} ms ({} candidates in the answer, end-of-candidates: {}); \
+         publish() -> connected in {:.0} ms",
         result["postMs"].as_f64().unwrap(),
+        result["candidates"],
+        result["complete"],
         result["connectedMs"].as_f64().unwrap()
+    );
+    assert!(
+        result["candidates"].as_u64().unwrap() > 0,
+        "the answer carries the receiver's candidates: {result}"
     );
     result
 }
@@ -103,37 +112,53 @@ impl Drop for Recorder {
     }
 }
 
+impl Recorder {
+    /// `peer record` with its own server, recording room "studio".
+    fn start() -> Recorder {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("gst-peer-whip-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let process = ChildProcess::spawn(
+            Command::new(peer_tests::peer_binary())
+                .args(["record", "--room", "studio", "--port", &port.to_string()])
+                .args(["--summary-interval", "0", "--dir"])
+                .arg(&dir),
+        );
+        let mut recorder = Recorder { process, port, dir };
+        recorder
+            .process
+            .wait_line("WHIP publishers", Duration::from_secs(20));
+        recorder
+    }
+
+    /// Waits for "recording whip-... → path": the publisher's id and file.
+    fn started(&mut self) -> (String, PathBuf) {
+        let line = self
+            .process
+            .wait_line("recording whip-", Duration::from_secs(30));
+        let path = PathBuf::from(line.split(" → ").nth(1).unwrap().trim());
+        let publisher = line
+            .trim_start_matches("recording ")
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_owned();
+        (publisher, path)
+    }
+}
+
 #[test]
 fn chromium_publishing_over_whip_for_six_seconds_is_recorded_by_peer_record() {
     init();
-    let port = free_port();
-    let dir = std::env::temp_dir().join(format!("gst-peer-whip-{}-{port}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let process = ChildProcess::spawn(
-        Command::new(peer_tests::peer_binary())
-            .args(["record", "--room", "studio", "--port", &port.to_string()])
-            .args(["--summary-interval", "0", "--dir"])
-            .arg(&dir),
-    );
-    let mut recorder = Recorder { process, port, dir };
-    recorder
-        .process
-        .wait_line("publish at", Duration::from_secs(20));
-
+    let mut recorder = Recorder::start();
     let browser = Browser::start(&[]);
     browser.goto(&format!("http://127.0.0.1:{}/", recorder.port));
-    publish(&browser, &format!("http://127.0.0.1:{}/whip/studio", recorder.port));
-    let line = recorder
-        .process
-        .wait_line("recording whip-", Duration::from_secs(30));
+    publish(
+        &browser,
+        &format!("http://127.0.0.1:{}/whip/studio", recorder.port),
+    );
+    let (publisher, path) = recorder.started();
     let recording_started = Instant::now();
-    let path = PathBuf::from(line.split(" → ").nth(1).unwrap().trim());
-    let publisher = line
-        .trim_start_matches("recording ")
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_owned();
 
     std::thread::sleep(Duration::from_secs(6).saturating_sub(recording_started.elapsed()));
     let status = browser.eval_async(
@@ -153,7 +178,11 @@ fn chromium_publishing_over_whip_for_six_seconds_is_recorded_by_peer_record() {
         "recorded {seconds:.2} s of a 6 s WHIP publish"
     );
     assert_eq!((decoded.width, decoded.height), FAKE_CAMERA);
-    assert!(decoded.audio_buffers > 50, "audio: {}", decoded.audio_buffers);
+    assert!(
+        decoded.audio_buffers > 50,
+        "audio: {}",
+        decoded.audio_buffers
+    );
     let sidecar: Value =
         serde_json::from_str(&std::fs::read_to_string(format!("{}.json", path.display())).unwrap())
             .unwrap();
@@ -170,7 +199,14 @@ const ANSWER: &str = "v=0\r\no=- 3 4 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group
 m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=recvonly\r\n";
 
 async fn post(port: u16, room: &str, headers: &[(&str, &str)], body: &str) -> HttpResponse {
-    request(port, "POST", &format!("/whip/{room}"), headers, body.as_bytes()).await
+    request(
+        port,
+        "POST",
+        &format!("/whip/{room}"),
+        headers,
+        body.as_bytes(),
+    )
+    .await
 }
 
 const SDP: (&str, &str) = ("Content-Type", "application/sdp");
@@ -313,5 +349,62 @@ fn whip_over_http_statuses_and_the_server_keeps_running() {
             .map(|p| p["id"].as_str().unwrap())
             .collect();
         assert_eq!(ids, ["rx"], "the WHIP publisher left no trace");
+    });
+}
+
+/// No DELETE: the page closes its connection and goes. The receiver sees
+/// the media connection end, the recording is finalized, and the WHIP
+/// session and its peer are gone from the server.
+#[test]
+fn a_whip_publisher_that_vanishes_without_delete_is_finalized_and_forgotten() {
+    init();
+    let mut recorder = Recorder::start();
+    let port = recorder.port;
+    let browser = Browser::start(&[]);
+    browser.goto(&format!("http://127.0.0.1:{port}/"));
+    let published = publish(&browser, "/whip/studio");
+    let location = published["resource"].as_str().unwrap().to_owned();
+    let (publisher, path) = recorder.started();
+    std::thread::sleep(Duration::from_secs(2));
+    let gone = Instant::now();
+    browser.eval(
+        "window.whip.pc.close(); window.whip.pc = null; return true;",
+        vec![],
+    );
+    let finished = recorder
+        .process
+        .wait_line(&format!("finished {publisher}:"), Duration::from_secs(40));
+    eprintln!(
+        "WHIP: publisher vanished -> recording finalized in {:.1} s: {finished}",
+        gone.elapsed().as_secs_f64()
+    );
+    let decoded = decode_file(&path);
+    assert_eq!((decoded.width, decoded.height), FAKE_CAMERA);
+    assert!(
+        decoded.span() >= Duration::from_secs(1),
+        "{:?}",
+        decoded.span()
+    );
+
+    let path_only = location
+        .split_once("//")
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map(|(_, path)| format!("/{path}"))
+        .unwrap();
+    RUNTIME.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let rooms = request(port, "GET", "/api/rooms", &[], b"").await;
+            if !rooms.body.contains(&publisher) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "still listed: {}", rooms.body);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let deleted = request(port, "DELETE", &path_only, &[], b"").await;
+        assert_eq!(
+            deleted.status, 404,
+            "the session ended with its receiver: {deleted:?}"
+        );
     });
 }

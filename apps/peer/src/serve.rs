@@ -111,7 +111,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!(
             "WHIP ingest at {}whip/<room>{}",
             server.http_url(),
-            if args.whip_token.is_some() { " (Bearer token required)" } else { "" }
+            if args.whip_token.is_some() {
+                " (Bearer token required)"
+            } else {
+                ""
+            }
         );
         tokio::select! {
             _ = shutdown_signal() => {

@@ -194,7 +194,15 @@ impl Hub {
                     WhipAction::ToCore { conn, message } => {
                         let text = serde_json::to_string(&message).expect("serializable");
                         let len = text.len();
-                        core.handle(now, Input::Text { conn, text: &text, len }, scratch);
+                        core.handle(
+                            now,
+                            Input::Text {
+                                conn,
+                                text: &text,
+                                len,
+                            },
+                            scratch,
+                        );
                     }
                     WhipAction::Disconnect { conn } => {
                         core.handle(now, Input::Disconnected { conn }, scratch)
@@ -212,7 +220,14 @@ impl Hub {
                 }
             }
             for (conn, message) in inbox.messages.drain(..) {
-                whip.handle(now, WhipInput::FromCore { conn, message: &message }, whip_actions);
+                whip.handle(
+                    now,
+                    WhipInput::FromCore {
+                        conn,
+                        message: &message,
+                    },
+                    whip_actions,
+                );
             }
             for conn in inbox.pinged.drain(..) {
                 core.handle(now, Input::Alive { conn }, scratch);

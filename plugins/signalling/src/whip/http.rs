@@ -153,7 +153,11 @@ fn cors(headers: &mut HeaderMap) {
 }
 
 fn picked<'a>(headers: &'a HeaderMap, id: RequestId, body: &'a str) -> Request<'a> {
-    let value = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let value = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
     Request {
         id,
         content_type: value(header::CONTENT_TYPE),
@@ -169,7 +173,10 @@ fn text(body: Result<Bytes, BytesRejection>) -> Result<String, HttpResponse> {
         // 413 when over the limit (DefaultBodyLimit), with its reason.
         Err(rejection) => Err(plain(
             rejection.status(),
-            &format!("{} (at most the configured WHIP body limit)", rejection.body_text()),
+            &format!(
+                "{} (at most the configured WHIP body limit)",
+                rejection.body_text()
+            ),
         )),
     }
 }
@@ -205,7 +212,10 @@ fn convert(response: Response) -> HttpResponse {
             headers.remove(header::CONTENT_TYPE);
         }
     }
-    if let Some(location) = response.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+    if let Some(location) = response
+        .location
+        .and_then(|l| HeaderValue::from_str(&l).ok())
+    {
         headers.insert(header::LOCATION, location);
         headers.insert(
             HeaderName::from_static("accept-patch"),
@@ -216,10 +226,7 @@ fn convert(response: Response) -> HttpResponse {
         headers.insert(header::ETAG, etag);
     }
     if response.challenge {
-        headers.insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer"),
-        );
+        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     http
 }

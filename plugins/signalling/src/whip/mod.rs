@@ -91,14 +91,18 @@ pub enum WhipInput<'a> {
         session: &'a str,
     },
     /// The client of a POST still waiting went away.
-    Abandoned { request: RequestId },
+    Abandoned {
+        request: RequestId,
+    },
     /// The core sent this to an adapter connection.
     FromCore {
         conn: ConnId,
         message: &'a ServerMessage,
     },
     /// The core dropped an adapter connection.
-    Closed { conn: ConnId },
+    Closed {
+        conn: ConnId,
+    },
     Tick,
 }
 
@@ -330,7 +334,9 @@ impl WhipAdapter {
             // Nobody could answer: say so now rather than after a timeout.
             return Err(Response::text(
                 503,
-                format!("room \"{room}\" has no receiver to answer (start `peer record` or a peersrc there)"),
+                format!(
+                    "room \"{room}\" has no receiver to answer (start `peer record` or a peersrc there)"
+                ),
             ));
         }
         let id = loop {
@@ -491,7 +497,12 @@ impl WhipAdapter {
                     return;
                 }
                 if sdp.kind != SdpKind::Answer {
-                    self.fail(&id, 502, "the receiver sent an offer instead of an answer", out);
+                    self.fail(
+                        &id,
+                        502,
+                        "the receiver sent an offer instead of an answer",
+                        out,
+                    );
                     return;
                 }
                 session.stage = Stage::Gathering {

@@ -130,7 +130,11 @@ pub fn parse_offer(text: &str) -> Result<Offer, String> {
 /// sections (and `a=end-of-candidates` when gathering finished), so a
 /// client that does not trickle can still connect.
 pub fn answer_with_candidates(answer: &str, candidates: &[IceCandidate], complete: bool) -> String {
-    let newline = if answer.contains("\r\n") { "\r\n" } else { "\n" };
+    let newline = if answer.contains("\r\n") {
+        "\r\n"
+    } else {
+        "\n"
+    };
     let lines: Vec<&str> = answer.lines().collect();
     let mut sections: Vec<Option<String>> = Vec::new();
     for line in &lines {

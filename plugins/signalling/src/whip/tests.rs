@@ -43,7 +43,12 @@ impl Harness {
         }
     }
 
-    fn request<'a>(&mut self, content_type: &'a str, auth: Option<&'a str>, body: &'a str) -> Request<'a> {
+    fn request<'a>(
+        &mut self,
+        content_type: &'a str,
+        auth: Option<&'a str>,
+        body: &'a str,
+    ) -> Request<'a> {
         self.next_request += 1;
         Request {
             id: self.next_request,
@@ -53,7 +58,13 @@ impl Harness {
         }
     }
 
-    fn post(&mut self, content_type: &str, auth: Option<&str>, body: &str, receivers: usize) -> Vec<WhipAction> {
+    fn post(
+        &mut self,
+        content_type: &str,
+        auth: Option<&str>,
+        body: &str,
+        receivers: usize,
+    ) -> Vec<WhipAction> {
         let request = self.request(content_type, auth, body);
         self.adapter.handle(
             self.now,
@@ -82,7 +93,8 @@ impl Harness {
 
     fn tick(&mut self, after: Duration) -> Vec<WhipAction> {
         self.now += after;
-        self.adapter.handle(self.now, WhipInput::Tick, &mut self.out);
+        self.adapter
+            .handle(self.now, WhipInput::Tick, &mut self.out);
         std::mem::take(&mut self.out)
     }
 
@@ -119,7 +131,10 @@ impl Harness {
         self.post("application/sdp", None, OFFER, 1);
         self.core(requested());
         self.core(answer());
-        self.core(candidate("candidate:1 1 UDP 2015363327 127.0.0.1 50301 typ host", 0));
+        self.core(candidate(
+            "candidate:1 1 UDP 2015363327 127.0.0.1 50301 typ host",
+            0,
+        ));
         let actions = self.core(end_of_candidates());
         let response = single_response(&actions);
         assert_eq!(response.status, 201, "{}", response.body);
@@ -242,8 +257,14 @@ fn the_offer_goes_to_the_first_receiver_and_the_answer_carries_its_candidates() 
     );
 
     assert!(h.core(answer()).is_empty(), "gathering");
-    h.core(candidate("candidate:1 1 UDP 2015363327 127.0.0.1 50301 typ host", 0));
-    h.core(candidate("candidate:2 1 TCP 1015021823 127.0.0.1 9 typ host tcptype active", 1));
+    h.core(candidate(
+        "candidate:1 1 UDP 2015363327 127.0.0.1 50301 typ host",
+        0,
+    ));
+    h.core(candidate(
+        "candidate:2 1 TCP 1015021823 127.0.0.1 9 typ host tcptype active",
+        1,
+    ));
     let response = single_response(&h.core(end_of_candidates()));
     assert_eq!(response.status, 201);
     assert_eq!(response.content_type, Some("application/sdp"));
@@ -278,14 +299,24 @@ fn bad_requests_are_refused_with_what_is_wrong() {
     let mut h = Harness::new(None);
     let wrong_type = single_response(&h.post("application/json", None, OFFER, 1));
     assert_eq!(wrong_type.status, 415);
-    assert!(wrong_type.body.contains("application/sdp"), "{}", wrong_type.body);
+    assert!(
+        wrong_type.body.contains("application/sdp"),
+        "{}",
+        wrong_type.body
+    );
 
     for (body, needle) in [
         ("", "empty"),
         ("hello", "v=0"),
         ("v=0\r\ns=-\r\n", "no m=audio or m=video"),
-        ("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=fingerprint:x\r\n", "ice-ufrag"),
-        ("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:x\r\n", "fingerprint"),
+        (
+            "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=fingerprint:x\r\n",
+            "ice-ufrag",
+        ),
+        (
+            "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:x\r\n",
+            "fingerprint",
+        ),
         (
             "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:x\r\na=fingerprint:x\r\na=recvonly\r\n",
             "sends no media",
@@ -293,7 +324,11 @@ fn bad_requests_are_refused_with_what_is_wrong() {
     ] {
         let response = single_response(&h.post("application/sdp", None, body, 1));
         assert_eq!(response.status, 400, "{body:?}");
-        assert!(response.body.contains(needle), "{body:?}: {}", response.body);
+        assert!(
+            response.body.contains(needle),
+            "{body:?}: {}",
+            response.body
+        );
     }
     let nobody = single_response(&h.post("application/sdp", None, OFFER, 0));
     assert_eq!(nobody.status, 503);
@@ -396,9 +431,18 @@ fn delete_needs_the_token_too() {
     h.core(requested());
     h.core(answer());
     let created = single_response(&h.core(end_of_candidates()));
-    let session = created.location.unwrap().rsplit('/').next().unwrap().to_owned();
+    let session = created
+        .location
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
     assert_eq!(single_response(&h.delete(&session, None)).status, 401);
-    assert_eq!(single_response(&h.delete(&session, Some("Bearer t"))).status, 200);
+    assert_eq!(
+        single_response(&h.delete(&session, Some("Bearer t"))).status,
+        200
+    );
 }
 
 #[test]
@@ -409,7 +453,10 @@ fn a_receiver_that_ends_the_session_ends_the_publisher() {
         session: "s-1".into(),
         reason: "ice failed".into(),
     });
-    assert!(responses(&actions).is_empty(), "the POST was answered long ago");
+    assert!(
+        responses(&actions).is_empty(),
+        "the POST was answered long ago"
+    );
     assert_eq!(actions, [WhipAction::Disconnect { conn: CONN }]);
     assert_eq!(single_response(&h.delete(&session, None)).status, 404);
 }
