@@ -209,6 +209,9 @@ async fn post(port: u16, room: &str, headers: &[(&str, &str)], body: &str) -> Ht
     .await
 }
 
+/// Request headers, body, expected status, a word the reply must contain.
+type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, u16, &'a str);
+
 const SDP: (&str, &str) = ("Content-Type", "application/sdp");
 const AUTH: (&str, &str) = ("Authorization", "Bearer let-me-in");
 const FRAG: (&str, &str) = ("Content-Type", "application/trickle-ice-sdpfrag");
@@ -290,7 +293,7 @@ fn whip_over_http_statuses_and_the_server_keeps_running() {
         );
 
         // Bad requests, each named; none harms the session above.
-        let cases: Vec<(Vec<(&str, &str)>, &str, u16, &str)> = vec![
+        let cases: Vec<Case> = vec![
             (vec![("Content-Type", "text/plain"), AUTH], OFFER, 415, "application/sdp"),
             (vec![AUTH], OFFER, 415, "none was given"),
             (vec![SDP, AUTH], "this is not SDP", 400, "v=0"),

@@ -40,7 +40,7 @@ async fn publish(
 ) -> HttpResponse {
     let body = match text(body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err((status, reason)) => return plain(status, &reason),
     };
     let started = Instant::now();
     let (request, response) = hub.whip_request(|core, id, conn| WhipInput::Post {
@@ -80,7 +80,7 @@ async fn trickle(
 ) -> HttpResponse {
     let body = match text(body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err((status, reason)) => return plain(status, &reason),
     };
     let (_, response) = hub.whip_request(|_, id, _| WhipInput::Patch {
         request: picked(&headers, id, &body),
@@ -166,14 +166,14 @@ fn picked<'a>(headers: &'a HeaderMap, id: RequestId, body: &'a str) -> Request<'
     }
 }
 
-fn text(body: Result<Bytes, BytesRejection>) -> Result<String, HttpResponse> {
+fn text(body: Result<Bytes, BytesRejection>) -> Result<String, (StatusCode, String)> {
     match body {
         Ok(bytes) => String::from_utf8(bytes.to_vec())
-            .map_err(|_| plain(StatusCode::BAD_REQUEST, "the body is not UTF-8 text")),
+            .map_err(|_| (StatusCode::BAD_REQUEST, "the body is not UTF-8 text".into())),
         // 413 when over the limit (DefaultBodyLimit), with its reason.
-        Err(rejection) => Err(plain(
+        Err(rejection) => Err((
             rejection.status(),
-            &format!(
+            format!(
                 "{} (at most the configured WHIP body limit)",
                 rejection.body_text()
             ),

@@ -272,7 +272,7 @@ impl WhipAdapter {
                     self.end(&id, out);
                 }
             }
-            WhipInput::FromCore { conn, message } => self.from_core(now, conn, message, out),
+            WhipInput::FromCore { conn, message } => self.on_core_message(now, conn, message, out),
             WhipInput::Closed { conn } => {
                 if let Some(id) = self.by_conn.get(&conn).cloned() {
                     self.fail(&id, 502, "the signalling server dropped the publisher", out);
@@ -445,7 +445,7 @@ impl WhipAdapter {
         Response::empty(204)
     }
 
-    fn from_core(
+    fn on_core_message(
         &mut self,
         now: Instant,
         conn: ConnId,
