@@ -139,9 +139,9 @@ impl ObjectImpl for PeerSrc {
                 glib::ParamSpecBoolean::builder("eos-on-leave")
                     .nick("EOS on leave")
                     .blurb(
-                        "When the producer leaves or its connection dies, end the streams (EOS, so files \
-                         get finalized) and post a peer-producer-left element message, instead of posting \
-                         an error",
+                        "When the producer leaves, its connection dies or its media stops for 10 s, end \
+                         the streams (EOS, so files get finalized) and post a peer-producer-left element \
+                         message, instead of posting an error",
                     )
                     .default_value(false)
                     .mutable_ready()
