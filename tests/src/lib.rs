@@ -3,6 +3,7 @@
 //! size and colour, audio frequency), all waiting on events with deadlines.
 
 pub mod browser;
+pub mod http;
 pub mod media;
 pub mod netns;
 pub mod process;

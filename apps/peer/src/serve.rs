@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use peer_signalling::core::Limits;
 use peer_signalling::tls;
+use peer_signalling::whip::WhipConfig;
 
 use crate::demo;
 use peer_signalling::server::{self, ServerConfig};
@@ -44,6 +45,10 @@ pub struct Args {
     /// PEM private key for --tls.
     #[arg(long, requires = "cert")]
     key: Option<String>,
+    /// Require `Authorization: Bearer <TOKEN>` on WHIP requests
+    /// (`POST /whip/{room}`, PATCH, DELETE).
+    #[arg(long)]
+    whip_token: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -84,6 +89,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bind: SocketAddr::new(args.host, args.port),
         limits,
         tls: tls.map(|identity| identity.config),
+        whip: WhipConfig {
+            token: args.whip_token.clone(),
+            ..WhipConfig::default()
+        },
         ..ServerConfig::default()
     };
     let runtime = tokio::runtime::Runtime::new()?;
@@ -98,6 +107,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "gst-peer signalling on {} — open {}",
             server.ws_url(),
             server.http_url()
+        );
+        println!(
+            "WHIP ingest at {}whip/<room>{}",
+            server.http_url(),
+            if args.whip_token.is_some() {
+                " (Bearer token required)"
+            } else {
+                ""
+            }
         );
         tokio::select! {
             _ = shutdown_signal() => {

@@ -199,6 +199,18 @@ impl SignallingCore {
         self.sessions.len()
     }
 
+    /// Peers of `room` that publish nothing: the ones that could answer
+    /// a publisher (a recorder, a peersrc, a watching browser).
+    pub fn receivers_in(&self, room: &str) -> usize {
+        self.rooms.get(room).map_or(0, |r| {
+            r.members
+                .iter()
+                .filter_map(|conn| self.peer(*conn))
+                .filter(|peer| peer.streams.is_empty())
+                .count()
+        })
+    }
+
     pub fn room_summaries(&self) -> Vec<RoomSummary> {
         let mut rooms: Vec<RoomSummary> = self
             .rooms

@@ -1,6 +1,6 @@
 //! gst-peer signalling: protocol v1 types, the sans-IO room/peer state
 //! machine, and the thin transports around it (the axum server and the
-//! WebSocket client used by the elements).
+//! WebSocket client used by the elements), and the WHIP ingest adapter.
 
 pub mod client;
 pub mod core;
@@ -8,3 +8,4 @@ pub mod protocol;
 pub mod server;
 pub mod tls;
 pub mod web;
+pub mod whip;

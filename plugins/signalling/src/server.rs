@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 
 use crate::core::{Action, ConnId, Input, Limits, SignallingCore};
 use crate::protocol::{self, ErrorCode, ServerMessage};
+use crate::whip::{self, RequestId, WhipAction, WhipAdapter, WhipConfig, WhipInput};
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -34,6 +35,8 @@ pub struct ServerConfig {
     pub serve_web: bool,
     /// HTTPS and WSS instead of HTTP and WS.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// WHIP ingest at `/whip/{room}` (docs/protocol.md, "WHIP").
+    pub whip: WhipConfig,
 }
 
 impl Default for ServerConfig {
@@ -44,6 +47,7 @@ impl Default for ServerConfig {
             outbound_queue: 1024,
             serve_web: true,
             tls: None,
+            whip: WhipConfig::default(),
         }
     }
 }
@@ -102,6 +106,20 @@ struct HubState {
     core: SignallingCore,
     writers: HashMap<ConnId, Arc<Outbox>>,
     scratch: Vec<Action>,
+    /// WHIP publishers, each a connection of the core with no socket.
+    whip: WhipAdapter,
+    whip_actions: Vec<WhipAction>,
+    /// HTTP requests waiting for the WHIP adapter's response.
+    pending: HashMap<RequestId, oneshot::Sender<whip::Response>>,
+}
+
+/// What the core sent to the WHIP adapter's connections, to feed it.
+#[derive(Default)]
+struct WhipInbox {
+    messages: Vec<(ConnId, Arc<ServerMessage>)>,
+    closed: Vec<ConnId>,
+    /// Pinged by the heartbeat: they answer at once, as a live peer would.
+    pinged: Vec<ConnId>,
 }
 
 /// Shared by every connection task: the core and where each connection's
@@ -109,48 +127,157 @@ struct HubState {
 pub struct Hub {
     state: Mutex<HubState>,
     next_conn: AtomicU64,
+    next_request: AtomicU64,
     outbound_queue: usize,
 }
 
 impl Hub {
     pub fn new(limits: Limits, outbound_queue: usize) -> Arc<Self> {
+        Self::with_whip(limits, outbound_queue, WhipConfig::default())
+    }
+
+    pub fn with_whip(limits: Limits, outbound_queue: usize, whip: WhipConfig) -> Arc<Self> {
         Arc::new(Hub {
             state: Mutex::new(HubState {
                 core: SignallingCore::new(limits, rand::random()),
                 writers: HashMap::new(),
                 scratch: Vec::new(),
+                whip: WhipAdapter::new(whip, rand::random()),
+                whip_actions: Vec::new(),
+                pending: HashMap::new(),
             }),
             next_conn: AtomicU64::new(1),
+            next_request: AtomicU64::new(1),
             outbound_queue,
         })
     }
 
-    fn input(&self, input: Input<'_>) {
-        let mut state = self
-            .state
+    fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
+        self.state
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn input(&self, input: Input<'_>) {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let HubState { core, scratch, .. } = &mut *state;
+        core.handle(now, input, scratch);
+        self.pump(&mut state, now);
+    }
+
+    /// Carries out the core's and the WHIP adapter's actions until neither
+    /// has anything left: each may answer the other (a WHIP publisher's
+    /// offer goes to the core, the core relays it to a receiver, whose
+    /// answer comes back to the adapter through here).
+    fn pump(&self, state: &mut HubState, now: Instant) {
         let HubState {
             core,
             writers,
             scratch,
-        } = &mut *state;
-        core.handle(Instant::now(), input, scratch);
+            whip,
+            whip_actions,
+            pending,
+        } = state;
+        let mut inbox = WhipInbox::default();
         loop {
-            let slow = dispatch(scratch, writers, self.outbound_queue);
-            if slow.is_empty() {
-                break;
+            for action in whip_actions.drain(..) {
+                match action {
+                    WhipAction::Respond { request, response } => {
+                        if let Some(waiting) = pending.remove(&request) {
+                            let _ = waiting.send(response);
+                        }
+                    }
+                    WhipAction::Connect { conn } => {
+                        core.handle(now, Input::Connected { conn }, scratch)
+                    }
+                    WhipAction::ToCore { conn, message } => {
+                        let text = serde_json::to_string(&message).expect("serializable");
+                        let len = text.len();
+                        core.handle(
+                            now,
+                            Input::Text {
+                                conn,
+                                text: &text,
+                                len,
+                            },
+                            scratch,
+                        );
+                    }
+                    WhipAction::Disconnect { conn } => {
+                        core.handle(now, Input::Disconnected { conn }, scratch)
+                    }
+                }
             }
+            let slow = dispatch(scratch, writers, self.outbound_queue, whip, &mut inbox);
             // A peer that cannot keep up is dropped rather than buffered
             // without bound; the others are told as if it had disconnected.
             for conn in slow {
                 if let Some(writer) = writers.remove(&conn) {
                     tracing::warn!(conn, "dropping a peer whose outgoing queue is full");
                     writer.close(ErrorCode::SlowConsumer, "too slow to read".into());
-                    core.handle(Instant::now(), Input::Disconnected { conn }, scratch);
+                    core.handle(now, Input::Disconnected { conn }, scratch);
                 }
             }
+            for (conn, message) in inbox.messages.drain(..) {
+                whip.handle(
+                    now,
+                    WhipInput::FromCore {
+                        conn,
+                        message: &message,
+                    },
+                    whip_actions,
+                );
+            }
+            for conn in inbox.pinged.drain(..) {
+                core.handle(now, Input::Alive { conn }, scratch);
+            }
+            for conn in inbox.closed.drain(..) {
+                whip.handle(now, WhipInput::Closed { conn }, whip_actions);
+            }
+            if scratch.is_empty() && whip_actions.is_empty() {
+                break;
+            }
         }
+    }
+
+    /// Runs one WHIP request through the adapter; the receiver gets its
+    /// response (at once, or once a receiver has answered).
+    pub(crate) fn whip_request<'a>(
+        &self,
+        build: impl FnOnce(&SignallingCore, RequestId, ConnId) -> WhipInput<'a>,
+    ) -> (RequestId, oneshot::Receiver<whip::Response>) {
+        let request = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let (sender, receiver) = oneshot::channel();
+        let mut state = self.lock();
+        let now = Instant::now();
+        state.pending.insert(request, sender);
+        let input = build(&state.core, request, conn);
+        let HubState {
+            whip, whip_actions, ..
+        } = &mut *state;
+        whip.handle(now, input, whip_actions);
+        self.pump(&mut state, now);
+        (request, receiver)
+    }
+
+    /// The client of a waiting WHIP request went away.
+    pub(crate) fn whip_abandoned(&self, request: RequestId) {
+        let mut state = self.lock();
+        let now = Instant::now();
+        if state.pending.remove(&request).is_none() {
+            return;
+        }
+        let HubState {
+            whip, whip_actions, ..
+        } = &mut *state;
+        whip.handle(now, WhipInput::Abandoned { request }, whip_actions);
+        self.pump(&mut state, now);
+    }
+
+    pub(crate) fn whip_config(&self) -> WhipConfig {
+        self.lock().whip.config().clone()
     }
 
     /// Closes every connection, for a server that is stopping.
@@ -182,7 +309,18 @@ impl Hub {
     }
 
     fn tick(&self) {
-        self.input(Input::Tick);
+        let mut state = self.lock();
+        let now = Instant::now();
+        let HubState {
+            core,
+            scratch,
+            whip,
+            whip_actions,
+            ..
+        } = &mut *state;
+        core.handle(now, Input::Tick, scratch);
+        whip.handle(now, WhipInput::Tick, whip_actions);
+        self.pump(&mut state, now);
     }
 
     pub fn room_summaries(&self) -> Vec<protocol::RoomSummary> {
@@ -212,31 +350,54 @@ impl Hub {
 }
 
 /// Queues each action to its connections' writers; returns those whose
-/// queue was full.
+/// queue was full. What is meant for the WHIP adapter's connections goes
+/// to `whip_inbox` instead.
 fn dispatch(
     actions: &mut Vec<Action>,
     writers: &mut HashMap<ConnId, Arc<Outbox>>,
     capacity: usize,
+    whip: &WhipAdapter,
+    whip_inbox: &mut WhipInbox,
 ) -> Vec<ConnId> {
     let mut slow = Vec::new();
     for action in actions.drain(..) {
         match action {
-            Action::Send { to, message } => {
+            Action::Send { mut to, message } => {
+                if whip.session_count() > 0 {
+                    to.retain(|conn| {
+                        let adapter = whip.owns(*conn);
+                        if adapter {
+                            whip_inbox.messages.push((*conn, message.clone()));
+                        }
+                        !adapter
+                    });
+                }
+                if to.is_empty() {
+                    continue;
+                }
                 // Serialized once, shared by every recipient.
                 let text = protocol::encode_server_message(&message);
                 queue_text(&to, text.into(), writers, capacity, &mut slow);
             }
+            // Relayed application messages: a WHIP publisher has no use
+            // for them, and it is not in `writers`, so they go nowhere.
             Action::SendText { to, text } => {
                 queue_text(&to, text.into(), writers, capacity, &mut slow)
             }
             Action::Ping { conn } => {
                 if let Some(writer) = writers.get(&conn) {
                     writer.push(Outbound::Ping, capacity);
+                } else if whip.owns(conn) {
+                    // The heartbeat is for sockets; a WHIP session lives
+                    // until DELETE, its receiver ending it, or a timeout.
+                    whip_inbox.pinged.push(conn);
                 }
             }
             Action::Close { conn, code, reason } => {
                 if let Some(writer) = writers.remove(&conn) {
                     writer.close(code, reason);
+                } else if whip.owns(conn) {
+                    whip_inbox.closed.push(conn);
                 }
             }
         }
@@ -356,7 +517,8 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/ws", get(websocket))
         .route("/api/rooms", get(rooms))
         .route("/healthz", get(health))
-        .with_state(hub)
+        .with_state(hub.clone())
+        .merge(whip::http::router(hub))
 }
 
 /// A server running in the background on the current tokio runtime.
@@ -437,7 +599,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         addr: config.bind,
         source,
     })?;
-    let hub = Hub::new(config.limits.clone(), config.outbound_queue);
+    let hub = Hub::with_whip(
+        config.limits.clone(),
+        config.outbound_queue,
+        config.whip.clone(),
+    );
     let mut app = router(hub.clone());
     if config.serve_web {
         app = app.merge(crate::web::router(hub.clone()));

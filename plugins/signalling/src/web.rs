@@ -41,6 +41,7 @@ const ASSETS: &[Asset] = &[
     asset!("watch.js", "text/javascript; charset=utf-8"),
     asset!("publish.js", "text/javascript; charset=utf-8"),
     asset!("cursors.js", "text/javascript; charset=utf-8"),
+    asset!("whip.js", "text/javascript; charset=utf-8"),
 ];
 
 /// Pages by their address without extension, so links read `/watch?room=…`.

@@ -13,6 +13,9 @@ use crate::datachannel::{self, ChannelSpec, Channels, Payload};
 use crate::ice;
 use crate::signaller::{SignallerCommand, SignallerHandle};
 
+/// Stands for end-of-candidates among held (m-line, candidate) pairs.
+const END_OF_CANDIDATES: u32 = u32::MAX;
+
 /// ICE and jitter settings common to every session of an element.
 #[derive(Debug, Clone, Default)]
 pub struct SessionConfig {
@@ -106,6 +109,26 @@ impl WebRtcSession {
                 None => session.send_candidate(mline, candidate),
             }
             None
+        });
+
+        // End of gathering goes out as a null candidate, after the
+        // candidates (webrtcbin reports both from its one operation
+        // queue): a WHIP client's answer is sent as soon as it is complete
+        // instead of after a deadline.
+        let weak = Arc::downgrade(&session);
+        webrtcbin.connect_notify(Some("ice-gathering-state"), move |bin, _| {
+            let state = bin.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
+            if state != gst_webrtc::WebRTCICEGatheringState::Complete {
+                return;
+            }
+            let Some(session) = weak.upgrade() else {
+                return;
+            };
+            let mut unsent = session.unsent_candidates.lock().unwrap();
+            match unsent.as_mut() {
+                Some(held) => held.push((END_OF_CANDIDATES, String::new())),
+                None => session.send_candidate(END_OF_CANDIDATES, String::new()),
+            }
         });
 
         // Channels the peer opens.
@@ -204,13 +227,14 @@ impl WebRtcSession {
     }
 
     fn send_candidate(&self, mline: u32, candidate: String) {
+        let candidate = (mline != END_OF_CANDIDATES).then_some(IceCandidate {
+            candidate,
+            sdp_m_line_index: Some(mline),
+            sdp_mid: None,
+        });
         self.signaller.send(SignallerCommand::Candidate {
             session: self.id.clone(),
-            candidate: Some(IceCandidate {
-                candidate,
-                sdp_m_line_index: Some(mline),
-                sdp_mid: None,
-            }),
+            candidate,
         });
     }
 

@@ -16,6 +16,7 @@ use anyhow::Context;
 use peer_signalling::client::{self, ClientEvent};
 use peer_signalling::protocol::{ClientMessage, PeerInfo, ServerMessage};
 use peer_signalling::server::{self, ServerConfig};
+use peer_signalling::whip::WhipConfig;
 use tokio::sync::mpsc;
 
 use crate::pipeline;
@@ -60,6 +61,10 @@ pub struct Args {
     /// Size of the composite picture.
     #[arg(long, default_value = "1280x720")]
     composite_size: String,
+    /// With the server started here: require `Authorization: Bearer
+    /// <TOKEN>` from WHIP publishers.
+    #[arg(long)]
+    whip_token: Option<String>,
 }
 
 /// How long a clean stop waits for files to finalize before closing anyway.
@@ -166,12 +171,21 @@ async fn record(args: Args) -> anyhow::Result<()> {
         None => {
             let config = ServerConfig {
                 bind: SocketAddr::from(([127, 0, 0, 1], args.port)),
+                whip: WhipConfig {
+                    token: args.whip_token.clone(),
+                    ..WhipConfig::default()
+                },
                 ..ServerConfig::default()
             };
             let running = server::start(config).await?;
             let base = format!("ws://{}", running.local_addr());
             println!(
                 "publish at {}publish?room={}",
+                running.http_url(),
+                args.room
+            );
+            println!(
+                "WHIP publishers (OBS...): {}whip/{}",
                 running.http_url(),
                 args.room
             );

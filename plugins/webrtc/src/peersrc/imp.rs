@@ -1,5 +1,6 @@
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gst::glib;
 use gst::prelude::*;
@@ -25,6 +26,46 @@ pub static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
         Some("gst-peer WebRTC source"),
     )
 });
+
+/// With eos-on-leave, a producer that has sent media and then sends
+/// nothing for this long is treated as gone. Its media connection may
+/// never be reported failed: GStreamer 1.22's libnice agent runs no
+/// consent-freshness checks, so a WHIP encoder or a browser that vanishes
+/// without a word would otherwise hold its recording open forever.
+const MEDIA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// When the current session's media last arrived, for the watchdog.
+struct MediaClock {
+    epoch: Instant,
+    /// Milliseconds since `epoch` of the last buffer; 0 before the first.
+    last_ms: AtomicU64,
+}
+
+impl MediaClock {
+    fn new() -> Self {
+        MediaClock {
+            epoch: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.last_ms.store(ms.max(1), Ordering::Relaxed);
+    }
+
+    /// How long since the last buffer; None before the first.
+    fn silent_for(&self) -> Option<Duration> {
+        match self.last_ms.load(Ordering::Relaxed) {
+            0 => None,
+            last => Some(
+                self.epoch
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(last)),
+            ),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -100,9 +141,9 @@ impl ObjectImpl for PeerSrc {
                 glib::ParamSpecBoolean::builder("eos-on-leave")
                     .nick("EOS on leave")
                     .blurb(
-                        "When the producer leaves or its connection dies, end the streams (EOS, so files \
-                         get finalized) and post a peer-producer-left element message, instead of posting \
-                         an error",
+                        "When the producer leaves, its connection dies or its media stops for 10 s, end \
+                         the streams (EOS, so files get finalized) and post a peer-producer-left element \
+                         message, instead of posting an error",
                     )
                     .default_value(false)
                     .mutable_ready()
@@ -539,15 +580,28 @@ impl PeerSrc {
                 Ok(session) => session,
                 Err(err) => return self.fail(&session_id, &err, true),
             };
+        let clock = Arc::new(MediaClock::new());
         let element = self.obj().downgrade();
+        let probe_clock = clock.clone();
         session.webrtcbin.connect_pad_added(move |_, pad| {
             if pad.direction() != gst::PadDirection::Src {
                 return;
             }
+            let clock = probe_clock.clone();
+            pad.add_probe(
+                gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+                move |_, _| {
+                    clock.touch();
+                    gst::PadProbeReturn::Ok
+                },
+            );
             if let Some(element) = element.upgrade() {
                 element.imp().add_output(pad);
             }
         });
+        if self.settings.lock().unwrap().eos_on_leave {
+            self.watch_media(&session_id, clock);
+        }
         if let Err(err) = self.obj().add(&session.webrtcbin) {
             return self.fail(&session_id, &err.to_string(), true);
         }
@@ -560,6 +614,47 @@ impl PeerSrc {
             imp = self,
             "receiving producer {producer} (session {session_id})"
         );
+    }
+
+    /// Ends the session as failed when its media stops for
+    /// [`MEDIA_TIMEOUT`] (see there why); the thread ends with the session.
+    fn watch_media(&self, session_id: &str, clock: Arc<MediaClock>) {
+        let element = self.obj().downgrade();
+        let session_id = session_id.to_owned();
+        let spawned = std::thread::Builder::new()
+            .name("peersrc-media-watch".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                    let Some(element) = element.upgrade() else {
+                        return;
+                    };
+                    let imp = element.imp();
+                    let current = imp.current_session().is_some_and(|s| s.id == session_id);
+                    if !current || imp.state.lock().unwrap().streams_ended {
+                        return;
+                    }
+                    if clock
+                        .silent_for()
+                        .is_some_and(|silent| silent >= MEDIA_TIMEOUT)
+                    {
+                        let reason = format!(
+                            "no media from the producer for {} s",
+                            MEDIA_TIMEOUT.as_secs()
+                        );
+                        if let Some(running) = imp.state.lock().unwrap().running.as_ref() {
+                            let _ = running.events.send(Event::Session(
+                                session_id.clone(),
+                                SessionNotice::Failed(reason),
+                            ));
+                        }
+                        return;
+                    }
+                }
+            });
+        if let Err(err) = spawned {
+            gst::warning!(CAT, imp = self, "no media watchdog: {err}");
+        }
     }
 
     /// A track arrived (streaming thread): expose it as a pad.
