@@ -16,7 +16,7 @@ use anyhow::Context;
 use peer_signalling::client::{self, ClientEvent};
 use peer_signalling::protocol::{ClientMessage, PeerInfo, ServerMessage};
 use peer_signalling::server::{self, ServerConfig};
-use peer_signalling::whip::WhipConfig;
+use peer_signalling::wish::WishConfig;
 use tokio::sync::mpsc;
 
 use crate::pipeline;
@@ -171,9 +171,9 @@ async fn record(args: Args) -> anyhow::Result<()> {
         None => {
             let config = ServerConfig {
                 bind: SocketAddr::from(([127, 0, 0, 1], args.port)),
-                whip: WhipConfig {
+                whip: WishConfig {
                     token: args.whip_token.clone(),
-                    ..WhipConfig::default()
+                    ..WishConfig::default()
                 },
                 ..ServerConfig::default()
             };
