@@ -54,7 +54,8 @@ client.addEventListener('peer-left', (event) => {
   }
 });
 
-const session = await client.watch(producer, { wait: true });
+// ?offer=1: this page makes the offer (as a WHEP player would).
+const session = await client.watch(producer, { wait: true, offer: params.get('offer') === '1' });
 page.session = session;
 video.srcObject = session.stream;
 session.addEventListener('track', () => {

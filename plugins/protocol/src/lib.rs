@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub mod sdp;
 mod relay;
+pub mod sdp;
 pub use relay::{Inbound, RelayRequest, decode_inbound, encode_relayed_message};
 
 pub const PROTOCOL_VERSION: u32 = 1;

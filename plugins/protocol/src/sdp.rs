@@ -250,11 +250,7 @@ pub fn parse_fragment(text: &str) -> Result<Fragment, String> {
             ));
         }
     }
-    if fragment.ufrag.is_some() != fragment.pwd.is_some() {
-        return Err("an ICE restart fragment needs both a=ice-ufrag and a=ice-pwd".into());
-    }
-    if fragment.candidates.is_empty() && !fragment.end_of_candidates && fragment.ufrag.is_none()
-    {
+    if fragment.candidates.is_empty() && !fragment.end_of_candidates && fragment.ufrag.is_none() {
         return Err("the fragment has no a=candidate and no a=end-of-candidates line".into());
     }
     Ok(fragment)

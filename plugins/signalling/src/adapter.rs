@@ -25,7 +25,7 @@ pub trait Adapter: Any + Send {
     /// True while it owns no connection: the hub then skips asking.
     fn is_idle(&self) -> bool;
     /// The core sent `message` to `conn`, one of this adapter's peers.
-    fn from_core(
+    fn core_sent(
         &mut self,
         now: Instant,
         conn: ConnId,

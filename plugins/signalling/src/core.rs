@@ -232,10 +232,12 @@ impl SignallingCore {
     /// The producer a viewer of `room` would play: `wanted` if it is
     /// there and publishes, else the room's first producer.
     pub fn producer_in(&self, room: &str, wanted: Option<&str>) -> ProducerLookup {
-        let members = self.rooms.get(room).map(|r| r.members.as_slice()).unwrap_or_default();
-        let mut producers = members
-            .iter()
-            .filter_map(|conn| self.peer(*conn));
+        let members = self
+            .rooms
+            .get(room)
+            .map(|r| r.members.as_slice())
+            .unwrap_or_default();
+        let mut producers = members.iter().filter_map(|conn| self.peer(*conn));
         match wanted {
             Some(wanted) => match producers.find(|peer| peer.id == wanted) {
                 Some(peer) if !peer.streams.is_empty() => ProducerLookup::Found(peer.id.clone()),
@@ -244,7 +246,9 @@ impl SignallingCore {
             },
             None => producers
                 .find(|peer| !peer.streams.is_empty())
-                .map_or(ProducerLookup::Absent, |peer| ProducerLookup::Found(peer.id.clone())),
+                .map_or(ProducerLookup::Absent, |peer| {
+                    ProducerLookup::Found(peer.id.clone())
+                }),
         }
     }
 

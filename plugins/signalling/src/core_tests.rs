@@ -496,7 +496,12 @@ fn a_viewer_that_offers_has_its_offer_carried_to_the_producer() {
         2,
         json!({"type": "start-session", "peer": "cam", "offer": offer()}),
     );
-    let ServerMessage::SessionRequested { offer: Some(carried), peer, .. } = effects.only_to(1) else {
+    let ServerMessage::SessionRequested {
+        offer: Some(carried),
+        peer,
+        ..
+    } = effects.only_to(1)
+    else {
         panic!("{effects:?}")
     };
     assert_eq!(peer, "viewer");
@@ -517,7 +522,10 @@ fn a_viewer_that_offers_has_its_offer_carried_to_the_producer() {
     // An answer where an offer belongs is refused, naming the field.
     let answer = json!({"type": "answer", "sdp": "v=0\r\n"});
     let (code, text) = h
-        .text(2, json!({"type": "start-session", "peer": "cam", "offer": answer}))
+        .text(
+            2,
+            json!({"type": "start-session", "peer": "cam", "offer": answer}),
+        )
         .error_to(2);
     assert_eq!(code, ErrorCode::InvalidMessage);
     assert!(text.contains("\"offer\""), "{text}");

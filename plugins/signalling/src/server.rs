@@ -222,7 +222,7 @@ impl Hub {
                 }
             }
             for (index, conn, message) in inbox.messages.drain(..) {
-                adapters[index].from_core(now, conn, &message, adapter_actions);
+                adapters[index].core_sent(now, conn, &message, adapter_actions);
             }
             for conn in inbox.pinged.drain(..) {
                 core.handle(now, Input::Alive { conn }, scratch);

@@ -42,6 +42,9 @@ const ASSETS: &[Asset] = &[
     asset!("publish.js", "text/javascript; charset=utf-8"),
     asset!("cursors.js", "text/javascript; charset=utf-8"),
     asset!("whip.js", "text/javascript; charset=utf-8"),
+    asset!("whep.js", "text/javascript; charset=utf-8"),
+    asset!("play.html", "text/html; charset=utf-8"),
+    asset!("play.js", "text/javascript; charset=utf-8"),
 ];
 
 /// Pages by their address without extension, so links read `/watch?room=…`.
@@ -50,6 +53,7 @@ fn asset_for(path: &str) -> &str {
         "" => "index.html",
         "watch" | "cursors" => "watch.html",
         "publish" => "publish.html",
+        "play" => "play.html",
         other => other,
     }
 }

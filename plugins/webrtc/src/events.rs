@@ -58,7 +58,10 @@ impl EventLoop {
         let forward = sender.clone();
         RUNTIME.spawn(async move {
             while let Some(event) = signaller_events.recv().await {
-                if forward.send(Message::Event(Event::Signaller(event))).is_err() {
+                if forward
+                    .send(Message::Event(Event::Signaller(event)))
+                    .is_err()
+                {
                     break;
                 }
             }

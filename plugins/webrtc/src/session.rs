@@ -362,10 +362,12 @@ impl WebRtcSession {
     pub fn add_receive_transceivers(&self) {
         for kind in [MediaKind::Video, MediaKind::Audio] {
             let caps = Codec::receivable(kind);
-            let transceiver = self.webrtcbin.emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>(
-                "add-transceiver",
-                &[&gst_webrtc::WebRTCRTPTransceiverDirection::Recvonly, &caps],
-            );
+            let transceiver = self
+                .webrtcbin
+                .emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>(
+                    "add-transceiver",
+                    &[&gst_webrtc::WebRTCRTPTransceiverDirection::Recvonly, &caps],
+                );
             if kind == MediaKind::Video {
                 transceiver.set_property("do-nack", true);
             }

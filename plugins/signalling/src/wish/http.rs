@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{options, post};
 use tokio::sync::oneshot;
 
-use super::{Kind, Request, WishAdapter};
+use super::{Endpoint, Kind, Request, WishAdapter};
 use crate::adapter::{HttpResponse, RequestId};
 use crate::server::Hub;
 
@@ -101,7 +101,11 @@ async fn post_offer(
         |a| a.kind() == kind,
         |adapter, core, id, conn, out| {
             let picked = picked(&headers, id, &body);
-            adapter.post(Instant::now(), core, picked, &room, producer.as_deref(), conn, out);
+            let endpoint = Endpoint {
+                room: &room,
+                producer: producer.as_deref(),
+            };
+            adapter.post(Instant::now(), core, picked, endpoint, conn, out);
         },
     );
     // If the client goes away while the answer is being made, the peer it
@@ -139,7 +143,13 @@ async fn trickle(
     let (_, response) = shell.hub.request::<WishAdapter>(
         |a| a.kind() == kind,
         |adapter, _, id, _, out| {
-            adapter.patch(Instant::now(), picked(&headers, id, &body), &room, &resource, out);
+            adapter.patch(
+                Instant::now(),
+                picked(&headers, id, &body),
+                &room,
+                &resource,
+                out,
+            );
         },
     );
     finish(response.await)

@@ -24,6 +24,10 @@
 //! the [`HttpResponse`]s out; the hub feeds what the core sends to the
 //! adapter's connections.
 
+// An error here is the HTTP response itself, built once per request:
+// boxing it would buy nothing.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -137,6 +141,14 @@ pub struct Request<'a> {
     pub body: &'a str,
 }
 
+/// What a POST names: the room, and for WHEP the producer to play (the
+/// room's first when `None`).
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoint<'a> {
+    pub room: &'a str,
+    pub producer: Option<&'a str>,
+}
+
 #[derive(Debug)]
 enum Stage {
     /// WHIP: joined the room; waiting for a receiver to ask for a session.
@@ -225,24 +237,21 @@ impl WishAdapter {
         now: Instant,
         core: &SignallingCore,
         request: Request<'_>,
-        room: &str,
-        producer: Option<&str>,
+        endpoint: Endpoint<'_>,
         conn: ConnId,
         out: &mut Vec<AdapterAction>,
     ) {
-        if let Err(response) = self.try_post(now, core, request, room, producer, conn, out) {
+        if let Err(response) = self.try_post(now, core, request, endpoint, conn, out) {
             respond(out, request.id, response);
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn try_post(
         &mut self,
         now: Instant,
         core: &SignallingCore,
         request: Request<'_>,
-        room: &str,
-        producer: Option<&str>,
+        Endpoint { room, producer }: Endpoint<'_>,
         conn: ConnId,
         out: &mut Vec<AdapterAction>,
     ) -> Result<(), HttpResponse> {
@@ -396,8 +405,7 @@ impl WishAdapter {
         self.authorize(&request)?;
         let found = self.find(room, resource)?;
         check_content_type(request.content_type, "application/trickle-ice-sdpfrag")?;
-        let fragment =
-            sdp::parse_fragment(request.body).map_err(|e| HttpResponse::text(400, e))?;
+        let fragment = sdp::parse_fragment(request.body).map_err(|e| HttpResponse::text(400, e))?;
         if let Some(if_match) = request.if_match
             && if_match.trim() != "*"
             && if_match.trim() != found.etag
@@ -414,8 +422,14 @@ impl WishAdapter {
             return Err(HttpResponse::text(404, "the session has no peer any more"));
         };
         let restart = match (&fragment.ufrag, &fragment.pwd) {
-            (Some(ufrag), Some(pwd)) if Some(ufrag.as_str()) != sdp::ufrag(&found.offer_sdp) => {
-                Some((ufrag.clone(), pwd.clone()))
+            (Some(ufrag), pwd) if Some(ufrag.as_str()) != sdp::ufrag(&found.offer_sdp) => {
+                let pwd = pwd.clone().ok_or_else(|| {
+                    HttpResponse::text(
+                        400,
+                        "a new a=ice-ufrag (an ICE restart) needs its a=ice-pwd too",
+                    )
+                })?;
+                Some((ufrag.clone(), pwd))
             }
             _ => None,
         };
@@ -433,7 +447,8 @@ impl WishAdapter {
                     sdp_mid: mid.clone(),
                 })
                 .collect();
-            let offer = sdp::answer_with_candidates(&offer, &candidates, fragment.end_of_candidates);
+            let offer =
+                sdp::answer_with_candidates(&offer, &candidates, fragment.end_of_candidates);
             let session = self.sessions.get_mut(resource).expect("found");
             session.offer_sdp = offer.clone();
             session.waiting = Some(Waiting::Restart(request.id));
@@ -512,7 +527,11 @@ impl WishAdapter {
 
     /// ICE servers for an OPTIONS response.
     pub fn links(&self) -> Vec<String> {
-        self.config.ice_servers.iter().map(IceServer::link).collect()
+        self.config
+            .ice_servers
+            .iter()
+            .map(IceServer::link)
+            .collect()
     }
 
     fn authorize(&self, request: &Request<'_>) -> Result<(), HttpResponse> {
@@ -743,7 +762,7 @@ impl Adapter for WishAdapter {
         self.by_conn.is_empty()
     }
 
-    fn from_core(
+    fn core_sent(
         &mut self,
         now: Instant,
         conn: ConnId,
@@ -755,7 +774,12 @@ impl Adapter for WishAdapter {
 
     fn closed(&mut self, _now: Instant, conn: ConnId, out: &mut Vec<AdapterAction>) {
         if let Some(id) = self.by_conn.get(&conn).cloned() {
-            self.fail(&id, 502, "the signalling server dropped the session's peer", out);
+            self.fail(
+                &id,
+                502,
+                "the signalling server dropped the session's peer",
+                out,
+            );
         }
     }
 

@@ -113,15 +113,12 @@ impl Harness {
         producer: Option<&str>,
     ) -> Vec<AdapterAction> {
         let request = self.request(content_type, auth, body);
-        self.adapter.post(
-            self.now,
-            &self.core,
-            request,
-            "live",
+        let endpoint = Endpoint {
+            room: "live",
             producer,
-            CONN,
-            &mut self.out,
-        );
+        };
+        self.adapter
+            .post(self.now, &self.core, request, endpoint, CONN, &mut self.out);
         std::mem::take(&mut self.out)
     }
 
@@ -139,7 +136,7 @@ impl Harness {
 
     pub fn core(&mut self, message: ServerMessage) -> Vec<AdapterAction> {
         self.adapter
-            .from_core(self.now, CONN, &message, &mut self.out);
+            .core_sent(self.now, CONN, &message, &mut self.out);
         std::mem::take(&mut self.out)
     }
 
@@ -551,41 +548,91 @@ fn an_ice_restart_renegotiates_in_the_same_session_and_answers_with_new_credenti
     let etag = created.etag.clone().unwrap();
     let restart = "a=ice-ufrag:new1\r\na=ice-pwd:newpassword0123456789ab\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:9 1 UDP 1 127.0.0.1 7000 typ host\r\n";
 
-    let stale = h.patch_with(&session, "application/trickle-ice-sdpfrag", restart, Some("\"old\""));
-    assert_eq!(single_response(&stale).status, 412, "a stale ETag is refused");
+    let stale = h.patch_with(
+        &session,
+        "application/trickle-ice-sdpfrag",
+        restart,
+        Some("\"old\""),
+    );
+    assert_eq!(
+        single_response(&stale).status,
+        412,
+        "a stale ETag is refused"
+    );
 
-    let actions = h.patch_with(&session, "application/trickle-ice-sdpfrag", restart, Some(&etag));
-    assert!(responses(&actions).is_empty(), "answered once the peer answers");
-    let ClientMessage::Sdp { session: core_session, sdp } = to_core(&actions)[0] else {
+    let actions = h.patch_with(
+        &session,
+        "application/trickle-ice-sdpfrag",
+        restart,
+        Some(&etag),
+    );
+    assert!(
+        responses(&actions).is_empty(),
+        "answered once the peer answers"
+    );
+    let ClientMessage::Sdp {
+        session: core_session,
+        sdp,
+    } = to_core(&actions)[0]
+    else {
         panic!("{actions:?}")
     };
     assert_eq!(core_session, "s-1", "the same core session");
     assert_eq!(sdp.kind, SdpKind::Offer);
     assert_eq!(sdp::ufrag(&sdp.sdp), Some("new1"));
     assert_eq!(sdp::pwd(&sdp.sdp), Some("newpassword0123456789ab"));
-    assert!(sdp.sdp.contains("a=candidate:9 1 UDP 1 127.0.0.1 7000 typ host"));
+    assert!(
+        sdp.sdp
+            .contains("a=candidate:9 1 UDP 1 127.0.0.1 7000 typ host")
+    );
     assert!(!sdp.sdp.contains("abcd"), "no trace of the old credentials");
 
-    let new_answer = format!("{ANSWER}").replace("a=mid:0\r\n", "a=mid:0\r\na=ice-ufrag:srv2\r\na=ice-pwd:serverpassword0123456789\r\n");
+    let new_answer = ANSWER.to_string().replace(
+        "a=mid:0\r\n",
+        "a=mid:0\r\na=ice-ufrag:srv2\r\na=ice-pwd:serverpassword0123456789\r\n",
+    );
     h.core(ServerMessage::Sdp {
         session: "s-1".into(),
         from: "recorder-1".into(),
-        sdp: SessionDescription { kind: SdpKind::Answer, sdp: new_answer },
+        sdp: SessionDescription {
+            kind: SdpKind::Answer,
+            sdp: new_answer,
+        },
     });
     h.core(candidate("candidate:4 1 UDP 5 127.0.0.1 7100 typ host", 0));
     let response = single_response(&h.core(end_of_candidates()));
     assert_eq!(response.status, 200);
-    assert_eq!(response.content_type, Some("application/trickle-ice-sdpfrag"));
-    assert!(response.body.contains("a=ice-ufrag:srv2\r\n"), "{}", response.body);
-    assert!(response.body.contains("a=ice-pwd:serverpassword0123456789\r\n"));
-    assert!(response.body.contains("a=mid:0\r\na=candidate:4 1 UDP 5 127.0.0.1 7100 typ host\r\n"));
+    assert_eq!(
+        response.content_type,
+        Some("application/trickle-ice-sdpfrag")
+    );
+    assert!(
+        response.body.contains("a=ice-ufrag:srv2\r\n"),
+        "{}",
+        response.body
+    );
+    assert!(
+        response
+            .body
+            .contains("a=ice-pwd:serverpassword0123456789\r\n")
+    );
+    assert!(
+        response
+            .body
+            .contains("a=mid:0\r\na=candidate:4 1 UDP 5 127.0.0.1 7100 typ host\r\n")
+    );
     assert!(response.body.ends_with("a=end-of-candidates\r\n"));
     let new_etag = response.etag.unwrap();
     assert_ne!(new_etag, etag, "a new ETag");
 
     // Trickle with the new credentials is a trickle, not another restart.
     let trickle = "a=ice-ufrag:new1\r\na=ice-pwd:newpassword0123456789ab\r\na=candidate:10 1 UDP 1 127.0.0.1 7001 typ host\r\n";
-    let actions = h.patch_with(&session, "application/trickle-ice-sdpfrag", trickle, Some(&new_etag));
+    let actions = h.patch_with(
+        &session,
+        "application/trickle-ice-sdpfrag",
+        trickle,
+        Some(&new_etag),
+    );
     assert_eq!(single_response(&actions).status, 204);
     assert_eq!(single_response(&h.delete(&session, None)).status, 200);
 }
@@ -594,14 +641,26 @@ fn an_ice_restart_renegotiates_in_the_same_session_and_answers_with_new_credenti
 fn the_room_sees_a_peer_id_unrelated_to_the_resource() {
     let mut h = Harness::new(None);
     let actions = h.post("application/sdp", None, OFFER, 1);
-    let ClientMessage::Hello { id: Some(peer_id), .. } = to_core(&actions)[0] else {
+    let ClientMessage::Hello {
+        id: Some(peer_id), ..
+    } = to_core(&actions)[0]
+    else {
         panic!()
     };
     h.core(requested());
     h.core(answer());
     let response = single_response(&h.core(end_of_candidates()));
-    let resource = response.location.unwrap().rsplit('/').next().unwrap().to_owned();
+    let resource = response
+        .location
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
     assert_eq!(resource.len(), 26, "130 bits");
     let suffix = peer_id.trim_start_matches("whip-");
-    assert!(!resource.contains(suffix) && !suffix.contains(&resource[..8]), "{peer_id} {resource}");
+    assert!(
+        !resource.contains(suffix) && !suffix.contains(&resource[..8]),
+        "{peer_id} {resource}"
+    );
 }

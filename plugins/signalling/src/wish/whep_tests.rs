@@ -48,7 +48,10 @@ fn a_player_joins_as_a_viewer_and_asks_the_producer_with_its_offer() {
         };
         assert_eq!(peer, "cam");
         let offer = offer.as_ref().unwrap();
-        assert_eq!((offer.kind, offer.sdp.as_str()), (SdpKind::Offer, PLAYER_OFFER));
+        assert_eq!(
+            (offer.kind, offer.sdp.as_str()),
+            (SdpKind::Offer, PLAYER_OFFER)
+        );
     }
 }
 
@@ -58,17 +61,32 @@ fn the_producers_answer_and_candidates_become_the_201() {
     h.post_to("application/sdp", None, PLAYER_OFFER, None);
     assert!(h.core(started()).is_empty());
     h.core(answer());
-    h.core(candidate("candidate:1 1 UDP 2015363327 127.0.0.1 50301 typ host", 0));
+    h.core(candidate(
+        "candidate:1 1 UDP 2015363327 127.0.0.1 50301 typ host",
+        0,
+    ));
     let response = single_response(&h.core(end_of_candidates()));
     assert_eq!(response.status, 201);
     assert_eq!(response.content_type, Some("application/sdp"));
-    assert!(response.location.as_deref().unwrap().starts_with("/whep/live/"));
+    assert!(
+        response
+            .location
+            .as_deref()
+            .unwrap()
+            .starts_with("/whep/live/")
+    );
     assert!(response.etag.is_some() && response.accept_patch);
     assert!(response.body.starts_with(&ANSWER[..20]));
     assert!(response.body.contains("a=candidate:1 1 UDP"));
 
     // Trickle goes into the core session; DELETE leaves.
-    let resource = response.location.unwrap().rsplit('/').next().unwrap().to_owned();
+    let resource = response
+        .location
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
     let fragment = "a=mid:0\r\na=candidate:3 1 UDP 1 127.0.0.1 6000 typ host\r\n";
     let actions = h.patch(&resource, "application/trickle-ice-sdpfrag", fragment);
     assert_eq!(single_response(&actions).status, 204);
@@ -85,16 +103,27 @@ fn nothing_to_play_is_a_409_with_retry_after() {
     let response = single_response(&h.post_to("application/sdp", None, PLAYER_OFFER, None));
     assert_eq!(response.status, 409);
     assert_eq!(response.retry_after, Some(5));
-    assert!(response.body.contains("nothing is published in room \"live\""), "{}", response.body);
+    assert!(
+        response
+            .body
+            .contains("nothing is published in room \"live\""),
+        "{}",
+        response.body
+    );
 
     let mut h = whep(true);
     let absent = single_response(&h.post_to("application/sdp", None, PLAYER_OFFER, Some("other")));
     assert_eq!(absent.status, 409);
     assert!(absent.body.contains("\"other\""), "{}", absent.body);
     // A peer that is there but publishes nothing cannot be played.
-    let viewer = single_response(&h.post_to("application/sdp", None, PLAYER_OFFER, Some("recorder-1")));
+    let viewer =
+        single_response(&h.post_to("application/sdp", None, PLAYER_OFFER, Some("recorder-1")));
     assert_eq!(viewer.status, 404);
-    assert_eq!(h.adapter.session_count(), 0, "refused posts leave nothing behind");
+    assert_eq!(
+        h.adapter.session_count(),
+        0,
+        "refused posts leave nothing behind"
+    );
 }
 
 #[test]
@@ -103,7 +132,11 @@ fn offers_that_receive_nothing_or_are_not_sdp_are_refused() {
     let sending = PLAYER_OFFER.replace("a=recvonly", "a=sendonly");
     let response = single_response(&h.post_to("application/sdp", None, &sending, None));
     assert_eq!(response.status, 400);
-    assert!(response.body.contains("receives no media"), "{}", response.body);
+    assert!(
+        response.body.contains("receives no media"),
+        "{}",
+        response.body
+    );
     let json = single_response(&h.post_to("application/json", None, PLAYER_OFFER, None));
     assert_eq!(json.status, 415);
 }
@@ -132,9 +165,18 @@ fn the_token_guards_every_method() {
     h.core(started());
     h.core(answer());
     let created = single_response(&h.core(end_of_candidates()));
-    let resource = created.location.unwrap().rsplit('/').next().unwrap().to_owned();
+    let resource = created
+        .location
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
     assert_eq!(single_response(&h.delete(&resource, None)).status, 401);
-    assert_eq!(single_response(&h.delete(&resource, Some("Bearer t"))).status, 200);
+    assert_eq!(
+        single_response(&h.delete(&resource, Some("Bearer t"))).status,
+        200
+    );
 }
 
 #[test]

@@ -315,7 +315,7 @@ impl BinImpl for PeerSink {
             };
             if let Some((session, events)) = failed {
                 let reason = format!("{} ({})", error.error(), source.name());
-                let _ = events.send(Event::Session(session, SessionNotice::Failed(reason)));
+                events.send(Event::Session(session, SessionNotice::Failed(reason)));
                 return;
             }
         }
@@ -516,8 +516,8 @@ impl PeerSink {
                 ice_servers,
             } => {
                 let offer = match negotiation {
-                    Negotiation::LocalOffer => None,
-                    Negotiation::RemoteOffer(offer) => Some(offer),
+                    Negotiation::Offer => None,
+                    Negotiation::Answer(offer) => Some(offer),
                     Negotiation::AwaitOffer => {
                         self.signaller_send(SignallerCommand::EndSession {
                             session,
@@ -859,7 +859,11 @@ impl PeerSink {
                 return;
             };
             let fetch: Vec<Arc<WebRtcSession>> = if now < running.webrtc_stats_until {
-                running.viewers.values().map(|v| v.session.clone()).collect()
+                running
+                    .viewers
+                    .values()
+                    .map(|v| v.session.clone())
+                    .collect()
             } else {
                 Vec::new()
             };

@@ -91,7 +91,11 @@ impl Viewer {
         };
         let options = ViewerOptions {
             // FEC would need payload types of the viewer's choosing too.
-            fec_percentage: if answering.is_some() { 0 } else { options.fec_percentage },
+            fec_percentage: if answering.is_some() {
+                0
+            } else {
+                options.fec_percentage
+            },
         };
         for (input, plan) in inputs.iter().zip(plans) {
             match viewer.add_branch(bin, input, options, plan) {
@@ -113,10 +117,23 @@ impl Viewer {
         plan: Option<(u32, gst::Caps)>,
     ) -> Result<Branch, String> {
         let codec = input.codec().ok_or("input not ready")?;
-        let (payload_type, rtp_caps) = match plan {
+        let (payload_type, mut rtp_caps) = match plan {
             Some(planned) => planned,
-            None => (codec.payload_type(), input.rtp_caps().ok_or("input not ready")?),
+            None => (
+                codec.payload_type(),
+                input.rtp_caps().ok_or("input not ready")?,
+            ),
         };
+        // The SSRC chosen here, for the payloader and for webrtcbin's SDP
+        // alike: left to itself webrtcbin announces one of its own when the
+        // payloader's caps have not reached it yet (video waits for the
+        // connection), and a browser then drops the stream as unsignalled.
+        let ssrc: u32 = rand::random();
+        rtp_caps
+            .make_mut()
+            .structure_mut(0)
+            .expect("one structure")
+            .set("ssrc", ssrc);
         let prefix = format!("{}-{}", self.session.id, input.pad_name);
 
         let queue = gst::ElementFactory::make("queue")
@@ -128,6 +145,7 @@ impl Viewer {
             .build()
             .map_err(|e| e.to_string())?;
         let payloader = make_payloader(codec, payload_type, &format!("{prefix}-pay"))?;
+        payloader.set_property("ssrc", ssrc);
         bin.add_many([&queue, &payloader])
             .map_err(|e| e.to_string())?;
         queue.link(&payloader).map_err(|e| e.to_string())?;
@@ -273,12 +291,16 @@ impl Viewer {
         for branch in &self.branches {
             branch.feed.detach();
         }
+        // webrtcbin first: until its session is negotiated it blocks its
+        // sink pads, and a branch's streaming thread waiting there holds
+        // the lock that stopping the branch's queue needs (a viewer that
+        // left before connecting deadlocked its teardown).
+        discard(bin, &self.session.webrtcbin);
         for branch in self.branches.drain(..) {
             for element in [&branch.queue, &branch.payloader] {
                 discard(bin, element);
             }
         }
-        discard(bin, &self.session.webrtcbin);
     }
 }
 
@@ -294,7 +316,9 @@ fn plan_answer(
     let kind = codec.kind().as_str();
     let mut offered = Vec::new();
     for index in 0..offer.medias_len() {
-        let Some(media) = offer.media(index) else { continue };
+        let Some(media) = offer.media(index) else {
+            continue;
+        };
         if media.media() != Some(kind) || taken.contains(&index) {
             continue;
         }
@@ -307,7 +331,10 @@ fn plan_answer(
                 .attributes()
                 .filter(|a| a.key() == "rtpmap")
                 .filter_map(|a| a.value())
-                .filter_map(|v| v.split_once(' ').map(|(_, enc)| enc.split('/').next().unwrap_or(enc).to_owned())),
+                .filter_map(|v| {
+                    v.split_once(' ')
+                        .map(|(_, enc)| enc.split('/').next().unwrap_or(enc).to_owned())
+                }),
         );
     }
     if offered.is_empty() {

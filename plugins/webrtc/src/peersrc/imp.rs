@@ -241,7 +241,10 @@ impl BinImpl for PeerSrc {
             let session = {
                 let state = self.state.lock().unwrap();
                 state.running.as_ref().and_then(|running| {
-                    running.session.clone().map(|s| (s, running.link.events.clone()))
+                    running
+                        .session
+                        .clone()
+                        .map(|s| (s, running.link.events.clone()))
                 })
             };
             if let Some((session, events)) = session
@@ -404,7 +407,10 @@ impl PeerSrc {
                 "no media from the producer for {} s",
                 MEDIA_TIMEOUT.as_secs()
             );
-            events.send(Event::Session(session.id.clone(), SessionNotice::Failed(reason)));
+            events.send(Event::Session(
+                session.id.clone(),
+                SessionNotice::Failed(reason),
+            ));
         }
     }
 
@@ -616,17 +622,17 @@ impl PeerSrc {
         let eos_on_leave = self.settings.lock().unwrap().eos_on_leave;
         if let Some(running) = self.state.lock().unwrap().running.as_mut() {
             running.session = Some(session.clone());
-            running.offered = negotiation == Negotiation::LocalOffer;
+            running.offered = negotiation == Negotiation::Offer;
             running.media = eos_on_leave.then_some(clock);
         }
         match negotiation {
             Negotiation::AwaitOffer => {}
-            Negotiation::LocalOffer => {
+            Negotiation::Offer => {
                 session.add_receive_transceivers();
                 session.create_data_channels(&config.data_channels);
                 session.create_offer();
             }
-            Negotiation::RemoteOffer(offer) => {
+            Negotiation::Answer(offer) => {
                 if let Err(reason) = session.handle_remote_description(offer) {
                     return self.fail(
                         &session_id,

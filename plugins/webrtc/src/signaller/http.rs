@@ -58,7 +58,9 @@ impl Endpoint {
             .ok_or_else(|| bad("expected whip+http(s):// or whep+http(s)://".into()))?;
         let mut url = Url::parse(rest).map_err(|err| bad(err.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(bad("expected an http or https URL with a host after the +".into()));
+            return Err(bad(
+                "expected an http or https URL with a host after the +".into()
+            ));
         }
         let mut token = None;
         let kept: Vec<(String, String)> = url
@@ -223,7 +225,11 @@ pub fn redact(uri: &str) -> String {
                 let kept: Vec<(String, String)> = url
                     .query_pairs()
                     .map(|(k, v)| {
-                        let v = if k == "token" { "…".to_owned() } else { v.into_owned() };
+                        let v = if k == "token" {
+                            "…".to_owned()
+                        } else {
+                            v.into_owned()
+                        };
                         (k.into_owned(), v)
                     })
                     .collect();
@@ -314,9 +320,12 @@ fn parse_ice_server(link: &str) -> Option<String> {
     match scheme.to_ascii_lowercase().as_str() {
         "stun" | "stuns" => Some(format!("stun://{rest}")),
         scheme @ ("turn" | "turns") => {
-            let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let enc =
+                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
             match (username, credential) {
-                (Some(user), Some(pass)) => Some(format!("{scheme}://{}:{}@{rest}", enc(&user), enc(&pass))),
+                (Some(user), Some(pass)) => {
+                    Some(format!("{scheme}://{}:{}@{rest}", enc(&user), enc(&pass)))
+                }
                 _ => Some(format!("{scheme}://{rest}")),
             }
         }
@@ -384,7 +393,9 @@ mod tests {
         // gst-plugins-rs 0.15 writes `credential:"p"`: skipped, not misread.
         headers.append(
             header::LINK,
-            HeaderValue::from_static("<turn:bad:1>; rel=\"ice-server\"; username=\"u\"; credential:\"p\""),
+            HeaderValue::from_static(
+                "<turn:bad:1>; rel=\"ice-server\"; username=\"u\"; credential:\"p\"",
+            ),
         );
         assert_eq!(
             ice_servers(&headers),

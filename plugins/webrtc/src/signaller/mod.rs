@@ -84,11 +84,11 @@ pub struct Status {
 /// Who makes the offer of a new session.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Negotiation {
-    /// We do: create an offer and send it.
-    LocalOffer,
-    /// The peer already did: answer this.
-    RemoteOffer(SessionDescription),
-    /// The peer will: wait for its offer.
+    /// We offer: create an offer and send it.
+    Offer,
+    /// The peer already offered: answer this offer.
+    Answer(SessionDescription),
+    /// The peer will offer: wait for it.
     AwaitOffer,
 }
 
@@ -290,6 +290,9 @@ mod tests {
             assert_eq!(protocol_name(uri).unwrap(), name, "{uri:?}");
         }
         let err = protocol_name(Some("rtsp://camera/stream")).unwrap_err();
-        assert!(err.to_string().contains("unsupported scheme \"rtsp\""), "{err}");
+        assert!(
+            err.to_string().contains("unsupported scheme \"rtsp\""),
+            "{err}"
+        );
     }
 }

@@ -19,8 +19,8 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::{
-    CommandSource, EventSink, Negotiation, Role, SignallerCommand, SignallerConfig,
-    SignallerError, SignallerEvent,
+    CommandSource, EventSink, Negotiation, Role, SignallerCommand, SignallerConfig, SignallerError,
+    SignallerEvent,
 };
 
 enum Address {
@@ -33,17 +33,18 @@ pub fn start(
     commands: CommandSource,
     events: EventSink,
 ) -> Result<(), SignallerError> {
-    let address = match &config.uri {
-        None => Address::Embedded {
-            port: config.embedded_port,
-        },
-        Some(uri) => Address::Remote(RoomAddress::parse(uri).map_err(|reason| {
-            SignallerError::BadUri {
-                uri: uri.clone(),
-                reason,
-            }
-        })?),
-    };
+    let address =
+        match &config.uri {
+            None => Address::Embedded {
+                port: config.embedded_port,
+            },
+            Some(uri) => Address::Remote(RoomAddress::parse(uri).map_err(|reason| {
+                SignallerError::BadUri {
+                    uri: uri.clone(),
+                    reason,
+                }
+            })?),
+        };
     tokio::spawn(run(config, address, commands, events));
     Ok(())
 }
@@ -281,15 +282,13 @@ impl Connection {
                 }
                 None => return,
             },
-            SignallerCommand::Candidate { session, candidate } => {
-                match self.server_id(&session) {
-                    Some(session) => ClientMessage::Ice { session, candidate },
-                    None => {
-                        self.held_candidates.push(candidate);
-                        return;
-                    }
+            SignallerCommand::Candidate { session, candidate } => match self.server_id(&session) {
+                Some(session) => ClientMessage::Ice { session, candidate },
+                None => {
+                    self.held_candidates.push(candidate);
+                    return;
                 }
-            }
+            },
             SignallerCommand::EndSession { session, reason } => {
                 let Some(server_id) = self.server_id(&session) else {
                     // Never named: the server has nothing to end.
@@ -347,7 +346,7 @@ impl Connection {
             out.push(SignallerEvent::SessionStarted {
                 session,
                 peer: peer.id.clone(),
-                negotiation: Negotiation::LocalOffer,
+                negotiation: Negotiation::Offer,
                 ice_servers: Vec::new(),
             });
         } else {
@@ -409,8 +408,8 @@ impl Connection {
                     session,
                     peer,
                     negotiation: match offer {
-                        Some(offer) => Negotiation::RemoteOffer(offer),
-                        None => Negotiation::LocalOffer,
+                        Some(offer) => Negotiation::Answer(offer),
+                        None => Negotiation::Offer,
                     },
                     ice_servers: Vec::new(),
                 }),
@@ -491,12 +490,13 @@ impl Connection {
                 match (during_registration, session, request.as_deref()) {
                     (true, _, _) => Some(SignallerEvent::Error(error)),
                     // A refused viewer-offer: the session never began.
-                    (_, None, Some("start-session")) if self.viewer_offer => {
-                        self.session.take().map(|session| SignallerEvent::SessionEnded {
+                    (_, None, Some("start-session")) if self.viewer_offer => self
+                        .session
+                        .take()
+                        .map(|session| SignallerEvent::SessionEnded {
                             session,
                             reason: error.to_string(),
-                        })
-                    }
+                        }),
                     _ => Some(SignallerEvent::Warning(error)),
                 }
             }

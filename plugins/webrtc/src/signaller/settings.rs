@@ -98,7 +98,9 @@ mod imp {
                             .build(),
                         glib::ParamSpecString::builder("protocol")
                             .nick("Protocol")
-                            .blurb("native, whip or whep: the protocol the uri selects (once started)")
+                            .blurb(
+                                "native, whip or whep: the protocol the uri selects (once started)",
+                            )
                             .read_only()
                             .build(),
                         glib::ParamSpecString::builder("resource-url")

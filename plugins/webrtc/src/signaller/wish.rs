@@ -20,8 +20,8 @@ use url::Url;
 
 use super::http::{Endpoint, Posted};
 use super::{
-    CommandSource, EventSink, Negotiation, Role, SignallerCommand, SignallerConfig,
-    SignallerError, SignallerEvent,
+    CommandSource, EventSink, Negotiation, Role, SignallerCommand, SignallerConfig, SignallerError,
+    SignallerEvent,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,8 +63,12 @@ fn start(
 ) -> Result<(), SignallerError> {
     let uri = config.uri.clone().unwrap_or_default();
     let wrong_element = match (kind, &config.role) {
-        (Kind::Whip, Role::Consumer { .. }) => Some("peersrc plays a WHEP endpoint (whep+http://); WHIP is for peersink"),
-        (Kind::Whep, Role::Producer { .. }) => Some("peersink publishes to a WHIP endpoint (whip+http://); WHEP is for peersrc"),
+        (Kind::Whip, Role::Consumer { .. }) => {
+            Some("peersrc plays a WHEP endpoint (whep+http://); WHIP is for peersink")
+        }
+        (Kind::Whep, Role::Producer { .. }) => {
+            Some("peersink publishes to a WHIP endpoint (whip+http://); WHEP is for peersrc")
+        }
         _ => None,
     };
     if let Some(reason) = wrong_element {
@@ -155,7 +159,7 @@ impl Client {
             watch_url: None,
             embedded: false,
         });
-        self.new_session(Negotiation::LocalOffer, ice_servers);
+        self.new_session(Negotiation::Offer, ice_servers);
         loop {
             let deadline = self.gather_deadline;
             tokio::select! {
@@ -191,7 +195,8 @@ impl Client {
             } if session == self.session => {
                 self.offer = Some(description);
                 self.gathered = false;
-                self.gather_deadline = Some(Instant::now() + self.config.protocol.gathering_timeout);
+                self.gather_deadline =
+                    Some(Instant::now() + self.config.protocol.gathering_timeout);
                 true
             }
             SignallerCommand::Candidate { session, candidate } if session == self.session => {
@@ -239,7 +244,8 @@ impl Client {
             }
             (SdpKind::Offer, Some(resource)) => {
                 let resource = resource.clone();
-                self.restart_ice(&resource, &description.sdp, &candidates).await
+                self.restart_ice(&resource, &description.sdp, &candidates)
+                    .await
             }
             (SdpKind::Offer, None) => self.post(text).await,
             (SdpKind::Answer, _) => Err(SignallerError::Protocol(format!(
@@ -296,7 +302,7 @@ impl Client {
                 self.established(resource, etag);
                 self.counter_offer = true;
                 self.new_session(
-                    Negotiation::RemoteOffer(SessionDescription {
+                    Negotiation::Answer(SessionDescription {
                         kind: SdpKind::Offer,
                         sdp: body,
                     }),
@@ -314,7 +320,11 @@ impl Client {
         self.etag = etag;
     }
 
-    async fn send_counter_answer(&mut self, resource: &Url, answer: String) -> Result<(), SignallerError> {
+    async fn send_counter_answer(
+        &mut self,
+        resource: &Url,
+        answer: String,
+    ) -> Result<(), SignallerError> {
         self.counter_offer = false;
         let patched = self
             .endpoint
@@ -383,7 +393,12 @@ impl Client {
         let body = sdp::fragment(credentials, offer, candidates, self.gathered);
         let patched = self
             .endpoint
-            .patch(resource, "application/trickle-ice-sdpfrag", body, Some("\"*\""))
+            .patch(
+                resource,
+                "application/trickle-ice-sdpfrag",
+                body,
+                Some("\"*\""),
+            )
             .await?;
         if patched.status != StatusCode::OK {
             return Err(SignallerError::Protocol(format!(
