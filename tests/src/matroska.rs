@@ -29,11 +29,14 @@ pub fn discovered_duration(path: &Path) -> Option<Duration> {
     ))
 }
 
-/// The video track as demuxed, frame by frame (nothing decoded).
+/// The video track as demuxed, frame by frame (nothing decoded), and
+/// where the audio ends.
 #[derive(Debug, Default, Clone)]
 pub struct VideoTrack {
     /// Every frame's timestamp, in file order.
     pub timestamps: Vec<gst::ClockTime>,
+    /// The end (timestamp + duration) of the last audio packet.
+    pub audio_end: Option<gst::ClockTime>,
 }
 
 impl VideoTrack {
@@ -56,15 +59,6 @@ impl VideoTrack {
             .filter(|&&pts| pts >= position)
             .min()
             .copied()
-    }
-
-    /// From the first frame's start to the last frame's end, with frames
-    /// lasting `frame` each.
-    pub fn span(&self, frame: Duration) -> Duration {
-        match (self.first_pts(), self.last_pts()) {
-            (Some(first), Some(last)) => Duration::from_nanos((last - first).nseconds()) + frame,
-            _ => Duration::ZERO,
-        }
     }
 
     pub fn end(&self, frame: Duration) -> Duration {
@@ -98,13 +92,20 @@ pub fn demux_video(path: &Path) -> VideoTrack {
         pipeline.add(&sink).unwrap();
         sink.sync_state_with_parent().unwrap();
         pad.link(&sink.static_pad("sink").unwrap()).unwrap();
-        if !pad.name().starts_with("video") {
-            return;
-        }
+        let video = pad.name().starts_with("video");
         let counted = counted.clone();
         pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-            if let Some(pts) = info.buffer().and_then(|b| b.pts()) {
-                counted.lock().unwrap().timestamps.push(pts);
+            let Some(buffer) = info.buffer() else {
+                return gst::PadProbeReturn::Ok;
+            };
+            if let Some(pts) = buffer.pts() {
+                let mut track = counted.lock().unwrap();
+                if video {
+                    track.timestamps.push(pts);
+                } else {
+                    let end = pts + buffer.duration().unwrap_or_default();
+                    track.audio_end = Some(track.audio_end.map_or(end, |e| e.max(end)));
+                }
             }
             gst::PadProbeReturn::Ok
         });
