@@ -134,6 +134,25 @@ fn peer_record_repair_gives_a_killed_recording_its_duration_and_index() {
         "only {reported:?} recorded of ~6 s (before the repair: {broken:?})"
     );
     assert_sidecar_notes_the_repair(&path, reported);
+
+    // Once whole, it is left alone (`peer record repair DIR/*.webm` costs
+    // nothing for such files).
+    let written = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let again = Command::new(peer_tests::peer_binary())
+        .args(["record", "repair"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("nothing to do") && stdout.contains("it was repaired at"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().modified().unwrap(),
+        written
+    );
 }
 
 /// Two recorders share a directory; one is killed. A third one starting

@@ -52,6 +52,11 @@ struct RepairArgs {
     /// Recordings (.webm, .mkv) or their sidecars (.json).
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
+    /// Also rewrite files whose sidecar says they ended cleanly or were
+    /// repaired already (by default they are skipped, so that
+    /// `peer record repair DIR/*.webm` costs nothing for them).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(clap::Args)]
@@ -132,16 +137,24 @@ const FINALIZE_WAIT: Duration = Duration::from_secs(2);
 pub fn run(args: Args) -> anyhow::Result<()> {
     pipeline::init()?;
     match args.action {
-        Some(Action::Repair(repair)) => run_repair(&repair.files),
+        Some(Action::Repair(repair)) => run_repair(&repair.files, repair.force),
         None => run_recorder(args.recorder),
     }
 }
 
-/// `peer record repair FILE...`: every file, whatever its sidecar says.
-fn run_repair(files: &[PathBuf]) -> anyhow::Result<()> {
+/// `peer record repair FILE...`: every file its sidecar (if any) does
+/// not say is whole, or every file with `force`.
+fn run_repair(files: &[PathBuf], force: bool) -> anyhow::Result<()> {
     let mut failed = 0;
     for argument in files {
         let path = repair::recording_named(argument);
+        if !force && let Some(whole) = repair::already_whole(&path) {
+            println!(
+                "nothing to do for {}: {whole} (--force rewrites it anyway)",
+                path.display()
+            );
+            continue;
+        }
         match repair::repair_file(&path) {
             Ok(repaired) => {
                 if let Err(err) = repair::note_in_sidecar(&repaired) {

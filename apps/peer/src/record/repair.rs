@@ -81,6 +81,17 @@ pub fn recording_named(argument: &Path) -> PathBuf {
     }
 }
 
+/// Why `path` needs no repair, according to its sidecar: it ended
+/// cleanly, or a repair rewrote it already. `None` without a sidecar.
+pub fn already_whole(path: &Path) -> Option<String> {
+    let sidecar = Sidecar::read(path).ok()??;
+    if sidecar.ended_cleanly {
+        return Some("its sidecar says it ended cleanly".to_owned());
+    }
+    let at = sidecar.repaired_at?;
+    Some(format!("it was repaired at {at}"))
+}
+
 /// Rewrites `path`'s header and index in place (through a temporary
 /// file), unless a running recorder holds its lock.
 pub fn repair_file(path: &Path) -> Result<Repaired, RepairError> {
