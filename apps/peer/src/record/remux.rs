@@ -24,12 +24,14 @@ const STALL: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RemuxError {
-    #[error("GStreamer element {0} is missing (Debian package gstreamer1.0-plugins-good)")]
+    #[error("GStreamer element {0} is missing; run scripts/install-deps.sh")]
     MissingElement(&'static str),
     #[error("{0}")]
     Pipeline(String),
     #[error("the demuxer found no track in it")]
     NoTracks,
+    #[error("the muxer refused a {0} track")]
+    TrackRefused(String),
     #[error("{track} track: {demuxed} frames read but {muxed} written")]
     LostFrames {
         track: String,
@@ -113,7 +115,7 @@ pub fn remux(
     mux.link(&sink).map_err(pipeline_error)?;
 
     let counts = Arc::new(Mutex::new(Vec::<TrackCount>::new()));
-    let link_failure = Arc::new(Mutex::new(None::<String>));
+    let link_failure = Arc::new(Mutex::new(None::<RemuxError>));
     let weak_pipeline = pipeline.downgrade();
     let (pad_counts, pad_failure) = (counts.clone(), link_failure.clone());
     demux.connect_pad_added(move |_, pad| {
@@ -121,14 +123,14 @@ pub fn remux(
             return;
         };
         if let Err(err) = add_track(&pipeline, &mux, pad, &pad_counts) {
-            *pad_failure.lock().unwrap() = Some(format!("track {}: {err}", pad.name()));
+            *pad_failure.lock().unwrap() = Some(err);
         }
     });
 
     let result = run_to_end(&pipeline, &counts);
     let _ = pipeline.set_state(gst::State::Null);
     if let Some(failure) = link_failure.lock().unwrap().take() {
-        return Err(RemuxError::Pipeline(failure));
+        return Err(failure);
     }
     result?;
     let tracks = counts.lock().unwrap().clone();
@@ -151,7 +153,7 @@ fn add_track(
     mux: &gst::Element,
     pad: &gst::Pad,
     counts: &Arc<Mutex<Vec<TrackCount>>>,
-) -> anyhow::Result<()> {
+) -> Result<(), RemuxError> {
     let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
     let kind = caps
         .structure(0)
@@ -166,13 +168,18 @@ fn add_track(
         .property("max-size-buffers", 0u32)
         .property("max-size-time", 0u64)
         .property("max-size-bytes", QUEUE_BYTES)
-        .build()?;
-    pipeline.add(&queue)?;
-    queue.sync_state_with_parent()?;
+        .build()
+        .map_err(|_| RemuxError::MissingElement("queue"))?;
+    pipeline.add(&queue).map_err(pipeline_error)?;
+    queue.sync_state_with_parent().map_err(pipeline_error)?;
     let mux_pad = mux
         .request_pad_simple(template)
-        .ok_or_else(|| anyhow::anyhow!("{} refused a {kind} track", mux.name()))?;
-    queue.static_pad("src").expect("queue src").link(&mux_pad)?;
+        .ok_or_else(|| RemuxError::TrackRefused(kind.clone()))?;
+    queue
+        .static_pad("src")
+        .expect("queue src")
+        .link(&mux_pad)
+        .map_err(pipeline_error)?;
 
     let index = {
         let mut counts = counts.lock().unwrap();
@@ -201,7 +208,8 @@ fn add_track(
         }
         gst::PadProbeReturn::Ok
     });
-    pad.link(&queue.static_pad("sink").expect("queue sink"))?;
+    pad.link(&queue.static_pad("sink").expect("queue sink"))
+        .map_err(pipeline_error)?;
     Ok(())
 }
 
