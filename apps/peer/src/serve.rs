@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use peer_signalling::core::Limits;
 use peer_signalling::tls;
-use peer_signalling::whip::WhipConfig;
+use peer_signalling::wish::WishConfig;
 
 use crate::demo;
 use peer_signalling::server::{self, ServerConfig};
@@ -49,6 +49,10 @@ pub struct Args {
     /// (`POST /whip/{room}`, PATCH, DELETE).
     #[arg(long)]
     whip_token: Option<String>,
+    /// Require `Authorization: Bearer <TOKEN>` on WHEP requests
+    /// (`POST /whep/{room}[/{producer}]`, PATCH, DELETE).
+    #[arg(long)]
+    whep_token: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -89,9 +93,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bind: SocketAddr::new(args.host, args.port),
         limits,
         tls: tls.map(|identity| identity.config),
-        whip: WhipConfig {
+        whip: WishConfig {
             token: args.whip_token.clone(),
-            ..WhipConfig::default()
+            ..WishConfig::default()
+        },
+        whep: WishConfig {
+            token: args.whep_token.clone(),
+            ..WishConfig::default()
         },
         ..ServerConfig::default()
     };
@@ -112,6 +120,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "WHIP ingest at {}whip/<room>{}",
             server.http_url(),
             if args.whip_token.is_some() {
+                " (Bearer token required)"
+            } else {
+                ""
+            }
+        );
+        println!(
+            "WHEP playback at {}whep/<room>[/<producer>]{}",
+            server.http_url(),
+            if args.whep_token.is_some() {
                 " (Bearer token required)"
             } else {
                 ""

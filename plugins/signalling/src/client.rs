@@ -110,30 +110,39 @@ pub async fn connect_trusting(
 }
 
 fn tls_connector(pem: &[u8]) -> Result<tokio_rustls::TlsConnector, String> {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let mut added = 0;
-    for certificate in CertificateDer::pem_slice_iter(pem) {
-        let certificate =
-            certificate.map_err(|err| format!("unreadable PEM certificate: {err}"))?;
-        roots
-            .add(certificate)
-            .map_err(|err| format!("unusable certificate: {err}"))?;
-        added += 1;
-    }
-    if added == 0 {
-        return Err("no PEM certificate to trust in the given file".into());
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|err| err.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = tls_client_config(Some(pem))?;
     Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
         config,
     )))
+}
+
+/// A TLS client configuration trusting the public roots and, when given,
+/// the PEM certificates in `extra_roots_pem` (a self-signed `peer serve`).
+/// Shared by the WebSocket client and the elements' WHIP/WHEP clients.
+pub fn tls_client_config(extra_roots_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(pem) = extra_roots_pem {
+        let mut added = 0;
+        for certificate in CertificateDer::pem_slice_iter(pem) {
+            let certificate =
+                certificate.map_err(|err| format!("unreadable PEM certificate: {err}"))?;
+            roots
+                .add(certificate)
+                .map_err(|err| format!("unusable certificate: {err}"))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err("no PEM certificate to trust in the given file".into());
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|err| err.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// Where an element connects: the server's WebSocket address and the room,

@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 
 use crate::protocol::{
     self, ClientMessage, ErrorCode, IceCandidate, Inbound, PeerId, PeerInfo, RelayRequest, RoomId,
-    RoomSummary, ServerMessage, SessionDescription, SessionId, StreamInfo,
+    RoomSummary, SdpKind, ServerMessage, SessionDescription, SessionId, StreamInfo,
 };
 
 /// A transport-level connection handle, chosen by the transport.
@@ -74,6 +74,12 @@ pub enum Input<'a> {
     },
     Disconnected {
         conn: ConnId,
+    },
+    /// A message already decoded: what a protocol adapter says on behalf
+    /// of a peer it speaks for (WHIP, WHEP, PeerJS).
+    Message {
+        conn: ConnId,
+        message: ClientMessage,
     },
     Tick,
 }
@@ -135,6 +141,8 @@ struct Session {
     room: RoomId,
     requester: ConnId,
     target: SessionTarget,
+    /// The requester's offer, held while the target is awaited.
+    offer: Option<SessionDescription>,
 }
 
 enum SessionTarget {
@@ -158,6 +166,16 @@ impl Session {
     fn involves(&self, conn: ConnId) -> bool {
         self.requester == conn || matches!(self.target, SessionTarget::Present(t) if t == conn)
     }
+}
+
+/// What [`SignallingCore::producer_in`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProducerLookup {
+    Found(PeerId),
+    /// The peer is there but publishes nothing.
+    NotAProducer,
+    /// No such peer in the room (or no producer at all).
+    Absent,
 }
 
 /// Outcome of a request, before it is turned into actions.
@@ -211,6 +229,25 @@ impl SignallingCore {
         })
     }
 
+    /// The producer a viewer of `room` would play: `wanted` if it is
+    /// there and publishes, else the room's first producer.
+    pub fn producer_in(&self, room: &str, wanted: Option<&str>) -> ProducerLookup {
+        let members = self.rooms.get(room).map(|r| r.members.as_slice()).unwrap_or_default();
+        let mut producers = members
+            .iter()
+            .filter_map(|conn| self.peer(*conn));
+        match wanted {
+            Some(wanted) => match producers.find(|peer| peer.id == wanted) {
+                Some(peer) if !peer.streams.is_empty() => ProducerLookup::Found(peer.id.clone()),
+                Some(_) => ProducerLookup::NotAProducer,
+                None => ProducerLookup::Absent,
+            },
+            None => producers
+                .find(|peer| !peer.streams.is_empty())
+                .map_or(ProducerLookup::Absent, |peer| ProducerLookup::Found(peer.id.clone())),
+        }
+    }
+
     pub fn room_summaries(&self) -> Vec<RoomSummary> {
         let mut rooms: Vec<RoomSummary> = self
             .rooms
@@ -258,6 +295,11 @@ impl SignallingCore {
                 match protocol::decode_inbound(text) {
                     Ok(message) => self.on_message(now, conn, message, out),
                     Err(err) => send(out, conn, err.into_message()),
+                }
+            }
+            Input::Message { conn, message } => {
+                if self.touch(conn, now) {
+                    self.on_message(now, conn, Inbound::Client(message), out);
                 }
             }
             Input::Binary { conn } => {
@@ -373,8 +415,8 @@ impl SignallingCore {
                 );
                 Ok(())
             }
-            ClientMessage::StartSession { peer, wait } => {
-                self.start_session(now, conn, peer, wait, out)
+            ClientMessage::StartSession { peer, wait, offer } => {
+                self.start_session(now, conn, peer, wait, offer, out)
             }
             ClientMessage::Sdp { session, sdp } => self.relay_sdp(conn, session, sdp, out),
             ClientMessage::Ice { session, candidate } => {

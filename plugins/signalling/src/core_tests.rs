@@ -121,7 +121,7 @@ impl Harness {
         self.connect(2, "viewer");
         self.join(2, "demo", false);
         let effects = self.text(2, json!({"type": "start-session", "peer": "cam"}));
-        let ServerMessage::SessionRequested { session, peer } = effects.only_to(1) else {
+        let ServerMessage::SessionRequested { session, peer, .. } = effects.only_to(1) else {
             panic!("{effects:?}")
         };
         assert_eq!(peer, "viewer");
@@ -477,12 +477,50 @@ fn waited_session_is_held_until_the_peer_joins() {
     h.connect(1, "cam");
     let effects = h.join(1, "demo", true);
     let requested = effects.to(1);
-    assert!(requested.iter().any(|m| matches!(m, ServerMessage::SessionRequested { session: s, peer } if *s == session && peer == "viewer")));
+    assert!(requested.iter().any(|m| matches!(m, ServerMessage::SessionRequested { session: s, peer, .. } if *s == session && peer == "viewer")));
     let effects = h.text(
         1,
         json!({"type": "sdp", "session": session, "sdp": offer()}),
     );
     assert!(matches!(effects.only_to(2), ServerMessage::Sdp { .. }));
+}
+
+#[test]
+fn a_viewer_that_offers_has_its_offer_carried_to_the_producer() {
+    let mut h = Harness::new();
+    h.connect(1, "cam");
+    h.join(1, "demo", true);
+    h.connect(2, "viewer");
+    h.join(2, "demo", false);
+    let effects = h.text(
+        2,
+        json!({"type": "start-session", "peer": "cam", "offer": offer()}),
+    );
+    let ServerMessage::SessionRequested { offer: Some(carried), peer, .. } = effects.only_to(1) else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(peer, "viewer");
+    assert_eq!(carried.kind, SdpKind::Offer);
+    assert!(carried.sdp.starts_with("v=0"));
+
+    // Held with the session while the producer is awaited.
+    h.connect(3, "late-viewer");
+    h.join(3, "demo", false);
+    h.text(
+        3,
+        json!({"type": "start-session", "peer": "cam2", "wait": true, "offer": offer()}),
+    );
+    h.connect(4, "cam2");
+    let effects = h.join(4, "demo", true);
+    assert!(effects.to(4).iter().any(|m| matches!(m, ServerMessage::SessionRequested { offer: Some(_), peer, .. } if peer == "late-viewer")));
+
+    // An answer where an offer belongs is refused, naming the field.
+    let answer = json!({"type": "answer", "sdp": "v=0\r\n"});
+    let (code, text) = h
+        .text(2, json!({"type": "start-session", "peer": "cam", "offer": answer}))
+        .error_to(2);
+    assert_eq!(code, ErrorCode::InvalidMessage);
+    assert!(text.contains("\"offer\""), "{text}");
 }
 
 #[test]

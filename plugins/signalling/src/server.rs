@@ -1,8 +1,9 @@
 //! The signalling server: axum over HTTP/1.1 and WebSocket, a thin shell
-//! around [`SignallingCore`]. One task reads each connection and one writes
-//! it; every input goes through the core under one short lock, and the
-//! resulting messages are queued to the recipients' writers without waiting,
-//! so a slow or vanished peer never holds up anyone else.
+//! around [`SignallingCore`] and the protocol [`Adapter`]s beside it. One
+//! task serves each WebSocket, reading frames and writing what its outbox
+//! holds; every input goes through the core under one short lock, and the
+//! resulting messages are queued to the recipients' outboxes without
+//! waiting, so a slow or vanished peer never holds up anyone else.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -21,9 +22,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::adapter::{self, Adapter, AdapterAction, HttpResponse, RequestId};
 use crate::core::{Action, ConnId, Input, Limits, SignallingCore};
 use crate::protocol::{self, ErrorCode, ServerMessage};
-use crate::whip::{self, RequestId, WhipAction, WhipAdapter, WhipConfig, WhipInput};
+use crate::wish::{self, Kind, WishAdapter, WishConfig};
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -36,7 +38,9 @@ pub struct ServerConfig {
     /// HTTPS and WSS instead of HTTP and WS.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// WHIP ingest at `/whip/{room}` (docs/protocol.md, "WHIP").
-    pub whip: WhipConfig,
+    pub whip: WishConfig,
+    /// WHEP playback at `/whep/{room}[/{producer}]` (docs/protocol.md, "WHEP").
+    pub whep: WishConfig,
 }
 
 impl Default for ServerConfig {
@@ -47,7 +51,8 @@ impl Default for ServerConfig {
             outbound_queue: 1024,
             serve_web: true,
             tls: None,
-            whip: WhipConfig::default(),
+            whip: WishConfig::default(),
+            whep: WishConfig::default(),
         }
     }
 }
@@ -106,19 +111,21 @@ struct HubState {
     core: SignallingCore,
     writers: HashMap<ConnId, Arc<Outbox>>,
     scratch: Vec<Action>,
-    /// WHIP publishers, each a connection of the core with no socket.
-    whip: WhipAdapter,
-    whip_actions: Vec<WhipAction>,
-    /// HTTP requests waiting for the WHIP adapter's response.
-    pending: HashMap<RequestId, oneshot::Sender<whip::Response>>,
+    /// The other protocols, each speaking for some of the core's peers.
+    adapters: Vec<Box<dyn Adapter>>,
+    adapter_actions: Vec<AdapterAction>,
+    /// HTTP requests waiting for an adapter's response.
+    pending: HashMap<RequestId, oneshot::Sender<HttpResponse>>,
 }
 
-/// What the core sent to the WHIP adapter's connections, to feed it.
+/// What the core sent to the adapters' connections, to feed them.
 #[derive(Default)]
-struct WhipInbox {
-    messages: Vec<(ConnId, Arc<ServerMessage>)>,
-    closed: Vec<ConnId>,
-    /// Pinged by the heartbeat: they answer at once, as a live peer would.
+struct AdapterInbox {
+    /// (adapter index, connection, message)
+    messages: Vec<(usize, ConnId, Arc<ServerMessage>)>,
+    closed: Vec<(usize, ConnId)>,
+    /// Pinged by the heartbeat: they answer at once, as a live peer would
+    /// (an adapter's peers live until their protocol ends them).
     pinged: Vec<ConnId>,
 }
 
@@ -132,18 +139,23 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// A hub with no protocol but the native one.
     pub fn new(limits: Limits, outbound_queue: usize) -> Arc<Self> {
-        Self::with_whip(limits, outbound_queue, WhipConfig::default())
+        Self::with_adapters(limits, outbound_queue, Vec::new())
     }
 
-    pub fn with_whip(limits: Limits, outbound_queue: usize, whip: WhipConfig) -> Arc<Self> {
+    pub fn with_adapters(
+        limits: Limits,
+        outbound_queue: usize,
+        adapters: Vec<Box<dyn Adapter>>,
+    ) -> Arc<Self> {
         Arc::new(Hub {
             state: Mutex::new(HubState {
                 core: SignallingCore::new(limits, rand::random()),
                 writers: HashMap::new(),
                 scratch: Vec::new(),
-                whip: WhipAdapter::new(whip, rand::random()),
-                whip_actions: Vec::new(),
+                adapters,
+                adapter_actions: Vec::new(),
                 pending: HashMap::new(),
             }),
             next_conn: AtomicU64::new(1),
@@ -166,50 +178,40 @@ impl Hub {
         self.pump(&mut state, now);
     }
 
-    /// Carries out the core's and the WHIP adapter's actions until neither
-    /// has anything left: each may answer the other (a WHIP publisher's
-    /// offer goes to the core, the core relays it to a receiver, whose
-    /// answer comes back to the adapter through here).
+    /// Carries out the core's and the adapters' actions until none has
+    /// anything left: each may answer the other (a WHIP publisher's offer
+    /// goes to the core, the core relays it to a receiver, whose answer
+    /// comes back to the adapter through here).
     fn pump(&self, state: &mut HubState, now: Instant) {
         let HubState {
             core,
             writers,
             scratch,
-            whip,
-            whip_actions,
+            adapters,
+            adapter_actions,
             pending,
         } = state;
-        let mut inbox = WhipInbox::default();
+        let mut inbox = AdapterInbox::default();
         loop {
-            for action in whip_actions.drain(..) {
+            for action in adapter_actions.drain(..) {
                 match action {
-                    WhipAction::Respond { request, response } => {
+                    AdapterAction::Respond { request, response } => {
                         if let Some(waiting) = pending.remove(&request) {
                             let _ = waiting.send(response);
                         }
                     }
-                    WhipAction::Connect { conn } => {
+                    AdapterAction::Connect { conn } => {
                         core.handle(now, Input::Connected { conn }, scratch)
                     }
-                    WhipAction::ToCore { conn, message } => {
-                        let text = serde_json::to_string(&message).expect("serializable");
-                        let len = text.len();
-                        core.handle(
-                            now,
-                            Input::Text {
-                                conn,
-                                text: &text,
-                                len,
-                            },
-                            scratch,
-                        );
+                    AdapterAction::ToCore { conn, message } => {
+                        core.handle(now, Input::Message { conn, message }, scratch)
                     }
-                    WhipAction::Disconnect { conn } => {
+                    AdapterAction::Disconnect { conn } => {
                         core.handle(now, Input::Disconnected { conn }, scratch)
                     }
                 }
             }
-            let slow = dispatch(scratch, writers, self.outbound_queue, whip, &mut inbox);
+            let slow = dispatch(scratch, writers, self.outbound_queue, adapters, &mut inbox);
             // A peer that cannot keep up is dropped rather than buffered
             // without bound; the others are told as if it had disconnected.
             for conn in slow {
@@ -219,65 +221,89 @@ impl Hub {
                     core.handle(now, Input::Disconnected { conn }, scratch);
                 }
             }
-            for (conn, message) in inbox.messages.drain(..) {
-                whip.handle(
-                    now,
-                    WhipInput::FromCore {
-                        conn,
-                        message: &message,
-                    },
-                    whip_actions,
-                );
+            for (index, conn, message) in inbox.messages.drain(..) {
+                adapters[index].from_core(now, conn, &message, adapter_actions);
             }
             for conn in inbox.pinged.drain(..) {
                 core.handle(now, Input::Alive { conn }, scratch);
             }
-            for conn in inbox.closed.drain(..) {
-                whip.handle(now, WhipInput::Closed { conn }, whip_actions);
+            for (index, conn) in inbox.closed.drain(..) {
+                adapters[index].closed(now, conn, adapter_actions);
             }
-            if scratch.is_empty() && whip_actions.is_empty() {
+            if scratch.is_empty() && adapter_actions.is_empty() {
                 break;
             }
         }
     }
 
-    /// Runs one WHIP request through the adapter; the receiver gets its
-    /// response (at once, or once a receiver has answered).
-    pub(crate) fn whip_request<'a>(
+    /// Runs one request of adapter `A`'s protocol: `call` gets the adapter,
+    /// the core (to look things up), the request id, a free connection id
+    /// and where to put its actions. The receiver gets the response, at
+    /// once or when the protocol has one (an answer arrived).
+    /// `which` picks among several adapters of type `A`.
+    pub fn request<A: Adapter>(
         &self,
-        build: impl FnOnce(&SignallingCore, RequestId, ConnId) -> WhipInput<'a>,
-    ) -> (RequestId, oneshot::Receiver<whip::Response>) {
+        which: impl Fn(&A) -> bool,
+        call: impl FnOnce(&mut A, &SignallingCore, RequestId, ConnId, &mut Vec<AdapterAction>),
+    ) -> (RequestId, oneshot::Receiver<HttpResponse>) {
         let request = self.next_request.fetch_add(1, Ordering::Relaxed);
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let (sender, receiver) = oneshot::channel();
         let mut state = self.lock();
         let now = Instant::now();
         state.pending.insert(request, sender);
-        let input = build(&state.core, request, conn);
         let HubState {
-            whip, whip_actions, ..
+            core,
+            adapters,
+            adapter_actions,
+            ..
         } = &mut *state;
-        whip.handle(now, input, whip_actions);
+        match adapters
+            .iter_mut()
+            .filter_map(|a| adapter::downcast_mut::<A>(a.as_mut()))
+            .find(|a| which(a))
+        {
+            Some(adapter) => call(adapter, core, request, conn, adapter_actions),
+            None => adapter_actions.push(AdapterAction::Respond {
+                request,
+                response: HttpResponse::text(404, "this protocol is not enabled on this server"),
+            }),
+        }
         self.pump(&mut state, now);
         (request, receiver)
     }
 
-    /// The client of a waiting WHIP request went away.
-    pub(crate) fn whip_abandoned(&self, request: RequestId) {
+    /// Reads the adapter of type `A` that `which` picks (its configuration, say).
+    pub fn with_adapter<A: Adapter, R>(
+        &self,
+        which: impl Fn(&A) -> bool,
+        read: impl FnOnce(Option<&A>) -> R,
+    ) -> R {
+        let mut state = self.lock();
+        let found = state
+            .adapters
+            .iter_mut()
+            .filter_map(|a| adapter::downcast_mut::<A>(a.as_mut()))
+            .find(|a| which(a));
+        read(found.map(|a| &*a))
+    }
+
+    /// The client of a waiting request went away.
+    pub fn abandoned(&self, request: RequestId) {
         let mut state = self.lock();
         let now = Instant::now();
         if state.pending.remove(&request).is_none() {
             return;
         }
         let HubState {
-            whip, whip_actions, ..
+            adapters,
+            adapter_actions,
+            ..
         } = &mut *state;
-        whip.handle(now, WhipInput::Abandoned { request }, whip_actions);
+        for adapter in adapters.iter_mut() {
+            adapter.abandoned(now, request, adapter_actions);
+        }
         self.pump(&mut state, now);
-    }
-
-    pub(crate) fn whip_config(&self) -> WhipConfig {
-        self.lock().whip.config().clone()
     }
 
     /// Closes every connection, for a server that is stopping.
@@ -314,12 +340,14 @@ impl Hub {
         let HubState {
             core,
             scratch,
-            whip,
-            whip_actions,
+            adapters,
+            adapter_actions,
             ..
         } = &mut *state;
         core.handle(now, Input::Tick, scratch);
-        whip.handle(now, WhipInput::Tick, whip_actions);
+        for adapter in adapters.iter_mut() {
+            adapter.tick(now, adapter_actions);
+        }
         self.pump(&mut state, now);
     }
 
@@ -349,27 +377,35 @@ impl Hub {
     }
 }
 
+/// The adapter owning `conn`, if any.
+fn owner(adapters: &[Box<dyn Adapter>], conn: ConnId) -> Option<usize> {
+    adapters
+        .iter()
+        .position(|adapter| !adapter.is_idle() && adapter.owns(conn))
+}
+
 /// Queues each action to its connections' writers; returns those whose
-/// queue was full. What is meant for the WHIP adapter's connections goes
-/// to `whip_inbox` instead.
+/// queue was full. What is meant for an adapter's connections goes to
+/// `inbox` instead.
 fn dispatch(
     actions: &mut Vec<Action>,
     writers: &mut HashMap<ConnId, Arc<Outbox>>,
     capacity: usize,
-    whip: &WhipAdapter,
-    whip_inbox: &mut WhipInbox,
+    adapters: &[Box<dyn Adapter>],
+    inbox: &mut AdapterInbox,
 ) -> Vec<ConnId> {
     let mut slow = Vec::new();
+    let any_adapter_peer = adapters.iter().any(|adapter| !adapter.is_idle());
     for action in actions.drain(..) {
         match action {
             Action::Send { mut to, message } => {
-                if whip.session_count() > 0 {
-                    to.retain(|conn| {
-                        let adapter = whip.owns(*conn);
-                        if adapter {
-                            whip_inbox.messages.push((*conn, message.clone()));
+                if any_adapter_peer {
+                    to.retain(|conn| match owner(adapters, *conn) {
+                        Some(index) => {
+                            inbox.messages.push((index, *conn, message.clone()));
+                            false
                         }
-                        !adapter
+                        None => true,
                     });
                 }
                 if to.is_empty() {
@@ -379,25 +415,24 @@ fn dispatch(
                 let text = protocol::encode_server_message(&message);
                 queue_text(&to, text.into(), writers, capacity, &mut slow);
             }
-            // Relayed application messages: a WHIP publisher has no use
-            // for them, and it is not in `writers`, so they go nowhere.
+            // Relayed application messages: the adapters' peers (WHIP,
+            // WHEP) have no use for them, and they are not in `writers`,
+            // so they go nowhere.
             Action::SendText { to, text } => {
                 queue_text(&to, text.into(), writers, capacity, &mut slow)
             }
             Action::Ping { conn } => {
                 if let Some(writer) = writers.get(&conn) {
                     writer.push(Outbound::Ping, capacity);
-                } else if whip.owns(conn) {
-                    // The heartbeat is for sockets; a WHIP session lives
-                    // until DELETE, its receiver ending it, or a timeout.
-                    whip_inbox.pinged.push(conn);
+                } else if owner(adapters, conn).is_some() {
+                    inbox.pinged.push(conn);
                 }
             }
             Action::Close { conn, code, reason } => {
                 if let Some(writer) = writers.remove(&conn) {
                     writer.close(code, reason);
-                } else if whip.owns(conn) {
-                    whip_inbox.closed.push(conn);
+                } else if let Some(index) = owner(adapters, conn) {
+                    inbox.closed.push((index, conn));
                 }
             }
         }
@@ -518,7 +553,8 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/api/rooms", get(rooms))
         .route("/healthz", get(health))
         .with_state(hub.clone())
-        .merge(whip::http::router(hub))
+        .merge(wish::http::router(hub.clone(), Kind::Whip))
+        .merge(wish::http::router(hub, Kind::Whep))
 }
 
 /// A server running in the background on the current tokio runtime.
@@ -587,6 +623,14 @@ pub enum ServerError {
     },
 }
 
+/// Every protocol `peer serve` speaks besides its own: WHIP and WHEP.
+pub fn standard_adapters(config: &ServerConfig) -> Vec<Box<dyn Adapter>> {
+    vec![
+        Box::new(WishAdapter::with_os_seed(Kind::Whip, config.whip.clone())),
+        Box::new(WishAdapter::with_os_seed(Kind::Whep, config.whep.clone())),
+    ]
+}
+
 /// Binds and starts serving; returns once the socket listens.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let listener = TcpListener::bind(config.bind)
@@ -599,10 +643,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         addr: config.bind,
         source,
     })?;
-    let hub = Hub::with_whip(
+    let hub = Hub::with_adapters(
         config.limits.clone(),
         config.outbound_queue,
-        config.whip.clone(),
+        standard_adapters(&config),
     );
     let mut app = router(hub.clone());
     if config.serve_web {

@@ -46,10 +46,18 @@ pub fn properties() -> Vec<glib::ParamSpec> {
         glib::ParamSpecString::builder("uri")
             .nick("Signalling URI")
             .blurb(
-                "Where to signal: ws://host:port/room or wss://host:port/room for a gst-peer server. \
-                 Unset: start a server inside the element on 127.0.0.1 (see \"port\") and print the page to open",
+                "Where to signal: ws://host:port/room or wss://host:port/room for a gst-peer server \
+                 (?viewer-offer=true: peersrc offers); whip+http(s)://host/path to publish to a WHIP \
+                 endpoint (peersink); whep+http(s)://host/path to play a WHEP endpoint (peersrc); \
+                 ?token=T gives a Bearer token. Unset: start a server inside the element on \
+                 127.0.0.1 (see \"port\") and print the page to open",
             )
             .mutable_ready()
+            .build(),
+        glib::ParamSpecObject::builder::<crate::signaller::settings::SignallerSettings>("signaller")
+            .nick("Signaller")
+            .blurb(crate::signaller::settings::SUMMARY)
+            .read_only()
             .build(),
         glib::ParamSpecString::builder("peer-id")
             .nick("Peer id")
@@ -175,7 +183,15 @@ impl CommonSettings {
             ));
         }
         if let Some(uri) = &self.uri {
-            peer_signalling::client::RoomAddress::parse(uri)?;
+            match crate::signaller::protocol_name(Some(uri)).map_err(|e| e.to_string())? {
+                "native" => {
+                    peer_signalling::client::RoomAddress::parse(uri)?;
+                }
+                _ => {
+                    url::Url::parse(uri.split_once('+').map_or(uri.as_str(), |(_, rest)| rest))
+                        .map_err(|err| format!("uri \"{uri}\" is not a URL: {err}"))?;
+                }
+            }
         }
         let explicit = match &self.ice_addresses {
             Some(text) => {
@@ -324,6 +340,60 @@ pub fn data_channel_signals(
             .run_last()
             .build(),
     ]
+}
+
+/// Application messages of the signalling protocol (room chat, cursors,
+/// app data; docs/protocol.md `message`), both ways. `send` carries out
+/// `send-message`: (element, peer or None for the whole room, JSON text).
+pub fn message_signals(
+    send: fn(&glib::Object, Option<&str>, &str) -> bool,
+) -> Vec<glib::subclass::Signal> {
+    vec![
+        // send-message(peer-id or NULL for the whole room, JSON text) -> sent
+        glib::subclass::Signal::builder("send-message")
+            .param_types([Option::<String>::static_type(), String::static_type()])
+            .return_type::<bool>()
+            .action()
+            .class_handler(move |args| {
+                let element = args[0].get::<glib::Object>().expect("the element");
+                let peer = args[1]
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .filter(|p| !p.is_empty());
+                let json = args[2].get::<String>().unwrap_or_default();
+                Some(send(&element, peer.as_deref(), &json).to_value())
+            })
+            .build(),
+        // message-received(from peer-id, JSON text)
+        glib::subclass::Signal::builder("message-received")
+            .param_types([String::static_type(), String::static_type()])
+            .run_last()
+            .build(),
+    ]
+}
+
+/// Checks an application message before it goes out: JSON, as the
+/// protocol carries it.
+pub fn parse_message(json: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(json).map_err(|err| format!("send-message: not JSON ({err}): {json}"))
+}
+
+/// Tells the application about a signalling message from `from`: the
+/// `message-received` signal and a `peer-message` element message (fields
+/// `from`, `json`).
+pub fn announce_signalling_message(element: &gst::Element, from: &str, data: &serde_json::Value) {
+    let json = data.to_string();
+    element.emit_by_name::<()>("message-received", &[&from, &json]);
+    let structure = gst::Structure::builder("peer-message")
+        .field("from", from)
+        .field("json", &json)
+        .build();
+    let _ = element.post_message(
+        gst::message::Element::builder(structure)
+            .src(element)
+            .build(),
+    );
 }
 
 /// Tells the application about a data-channel message: the

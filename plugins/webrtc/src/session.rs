@@ -1,6 +1,6 @@
 //! One WebRTC session with one remote peer: a webrtcbin, its negotiation
-//! (offer or answer) and its ICE, wired to the signaller. Shared by peersink
-//! (which offers) and peersrc (which answers).
+//! (offer or answer, whichever side the signaller says offers) and its
+//! ICE, wired to the signaller. Shared by peersink and peersrc.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -9,6 +9,7 @@ use gst::glib;
 use gst::prelude::*;
 use peer_signalling::protocol::{IceCandidate, SdpKind, SessionDescription};
 
+use crate::codec::{Codec, MediaKind};
 use crate::datachannel::{self, ChannelSpec, Channels, Payload};
 use crate::ice;
 use crate::signaller::{SignallerCommand, SignallerHandle};
@@ -57,13 +58,19 @@ pub struct WebRtcSession {
     pub channels: Channels,
     /// Whether answering turns NACK on (done once).
     nack_requested: std::sync::atomic::AtomicBool,
+    /// webrtcbin's statistics as last fetched (see `refresh_stats`).
+    stats: Mutex<Option<gst::Structure>>,
 }
 
 impl WebRtcSession {
+    /// `ice_servers` are the ones the signalling protocol handed out for
+    /// this session (`stun://`, `turn(s)://user:pass@...`), besides the
+    /// element's own.
     pub fn new(
         id: &str,
         peer: &str,
         config: &SessionConfig,
+        ice_servers: &[String],
         signaller: SignallerHandle,
         on_notice: NoticeHandler,
     ) -> Result<Arc<Self>, String> {
@@ -79,7 +86,13 @@ impl WebRtcSession {
         if let Some(stun) = &config.stun_server {
             webrtcbin.set_property("stun-server", stun);
         }
-        for turn in &config.turn_servers {
+        for server in ice_servers {
+            if server.starts_with("stun://") && config.stun_server.is_none() {
+                webrtcbin.set_property("stun-server", server);
+            }
+        }
+        let announced = ice_servers.iter().filter(|s| !s.starts_with("stun://"));
+        for turn in config.turn_servers.iter().chain(announced) {
             if !webrtcbin.emit_by_name::<bool>("add-turn-server", &[turn]) {
                 return Err(format!("webrtcbin rejected TURN server \"{turn}\""));
             }
@@ -96,6 +109,7 @@ impl WebRtcSession {
             unsent_candidates: Mutex::new(Some(Vec::new())),
             channels: Channels::default(),
             nack_requested: Default::default(),
+            stats: Mutex::new(None),
         });
 
         let weak = Arc::downgrade(&session);
@@ -342,15 +356,39 @@ impl WebRtcSession {
         }
     }
 
-    /// webrtcbin's statistics (the W3C stats dictionary as a structure).
+    /// Receiver side of a session we offer in: one recvonly transceiver
+    /// per kind, listing every codec we can depayload, decode or record
+    /// (the WHEP player's offer, peersrc with viewer-offer).
+    pub fn add_receive_transceivers(&self) {
+        for kind in [MediaKind::Video, MediaKind::Audio] {
+            let caps = Codec::receivable(kind);
+            let transceiver = self.webrtcbin.emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>(
+                "add-transceiver",
+                &[&gst_webrtc::WebRTCRTPTransceiverDirection::Recvonly, &caps],
+            );
+            if kind == MediaKind::Video {
+                transceiver.set_property("do-nack", true);
+            }
+        }
+    }
+
+    /// webrtcbin's statistics (the W3C stats dictionary as a structure) as
+    /// last fetched: never waits for webrtcbin, whose operation queue may
+    /// be busy negotiating.
     pub fn stats(&self) -> Option<gst::Structure> {
-        let promise = gst::Promise::new();
+        self.stats.lock().unwrap().clone()
+    }
+
+    /// Asks webrtcbin for fresh statistics; they land in `stats()`.
+    pub fn refresh_stats(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let promise = gst::Promise::with_change_func(move |reply| {
+            if let (Some(session), Ok(Some(reply))) = (weak.upgrade(), reply) {
+                *session.stats.lock().unwrap() = Some(reply.to_owned());
+            }
+        });
         self.webrtcbin
             .emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
-        match promise.wait() {
-            gst::PromiseResult::Replied => promise.get_reply().map(|reply| reply.to_owned()),
-            _ => None,
-        }
     }
 }
 

@@ -18,7 +18,7 @@ use anyhow::Context;
 use peer_signalling::client::{self, ClientEvent};
 use peer_signalling::protocol::{ClientMessage, PeerInfo, ServerMessage};
 use peer_signalling::server::{self, ServerConfig};
-use peer_signalling::whip::WhipConfig;
+use peer_signalling::wish::WishConfig;
 use tokio::sync::mpsc;
 
 use crate::pipeline;
@@ -287,9 +287,9 @@ async fn record(args: RecorderArgs) -> anyhow::Result<()> {
         None => {
             let config = ServerConfig {
                 bind: SocketAddr::from(([127, 0, 0, 1], args.port.unwrap_or(server::DEFAULT_PORT))),
-                whip: WhipConfig {
+                whip: WishConfig {
                     token: args.whip_token.clone(),
-                    ..WhipConfig::default()
+                    ..WishConfig::default()
                 },
                 ..ServerConfig::default()
             };

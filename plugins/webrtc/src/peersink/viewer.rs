@@ -46,12 +46,25 @@ const VIEWER_QUEUE_TIME: Duration = Duration::from_millis(400);
 impl Viewer {
     /// Adds the session's webrtcbin and one branch per input to `bin`.
     /// Every input must be ready (its RTP caps known).
+    /// With `answering`, the viewer made the offer: each input goes to an
+    /// m-section of its kind in it, with the payload type the viewer chose.
     pub fn build(
         bin: &gst::Bin,
         session: Arc<WebRtcSession>,
         inputs: &[Arc<Input>],
         options: ViewerOptions,
+        answering: Option<&gst_sdp::SDPMessage>,
     ) -> Result<Viewer, String> {
+        // Which section of the offer each input answers, and how.
+        let mut plans = Vec::with_capacity(inputs.len());
+        let mut taken = Vec::new();
+        for input in inputs {
+            let plan = match answering {
+                None => None,
+                Some(offer) => Some(plan_answer(offer, input, &mut taken)?),
+            };
+            plans.push(plan);
+        }
         let webrtcbin = session.webrtcbin.clone();
         bin.add(&webrtcbin).map_err(|e| e.to_string())?;
         webrtcbin
@@ -76,8 +89,12 @@ impl Viewer {
             branches: Vec::new(),
             failed: Arc::new(AtomicBool::new(false)),
         };
-        for input in inputs {
-            match viewer.add_branch(bin, input, options) {
+        let options = ViewerOptions {
+            // FEC would need payload types of the viewer's choosing too.
+            fec_percentage: if answering.is_some() { 0 } else { options.fec_percentage },
+        };
+        for (input, plan) in inputs.iter().zip(plans) {
+            match viewer.add_branch(bin, input, options, plan) {
                 Ok(branch) => viewer.branches.push(branch),
                 Err(err) => {
                     viewer.teardown(bin);
@@ -93,9 +110,13 @@ impl Viewer {
         bin: &gst::Bin,
         input: &Arc<Input>,
         options: ViewerOptions,
+        plan: Option<(u32, gst::Caps)>,
     ) -> Result<Branch, String> {
         let codec = input.codec().ok_or("input not ready")?;
-        let rtp_caps = input.rtp_caps().ok_or("input not ready")?;
+        let (payload_type, rtp_caps) = match plan {
+            Some(planned) => planned,
+            None => (codec.payload_type(), input.rtp_caps().ok_or("input not ready")?),
+        };
         let prefix = format!("{}-{}", self.session.id, input.pad_name);
 
         let queue = gst::ElementFactory::make("queue")
@@ -106,7 +127,7 @@ impl Viewer {
             .property("max-size-time", VIEWER_QUEUE_TIME.as_nanos() as u64)
             .build()
             .map_err(|e| e.to_string())?;
-        let payloader = make_payloader(codec, &format!("{prefix}-pay"))?;
+        let payloader = make_payloader(codec, payload_type, &format!("{prefix}-pay"))?;
         bin.add_many([&queue, &payloader])
             .map_err(|e| e.to_string())?;
         queue.link(&payloader).map_err(|e| e.to_string())?;
@@ -261,10 +282,53 @@ impl Viewer {
     }
 }
 
-fn make_payloader(codec: Codec, name: &str) -> Result<gst::Element, String> {
+/// The m-section of `offer` that `input` answers (the first of its kind
+/// not `taken`), its payload type and the caps to send with it.
+fn plan_answer(
+    offer: &gst_sdp::SDPMessage,
+    input: &Input,
+    taken: &mut Vec<u32>,
+) -> Result<(u32, gst::Caps), String> {
+    let codec = input.codec().ok_or("input not ready")?;
+    let ours = input.rtp_caps().ok_or("input not ready")?;
+    let kind = codec.kind().as_str();
+    let mut offered = Vec::new();
+    for index in 0..offer.medias_len() {
+        let Some(media) = offer.media(index) else { continue };
+        if media.media() != Some(kind) || taken.contains(&index) {
+            continue;
+        }
+        if let Some(planned) = codec.offered(offer, index, &ours) {
+            taken.push(index);
+            return Ok(planned);
+        }
+        offered.extend(
+            media
+                .attributes()
+                .filter(|a| a.key() == "rtpmap")
+                .filter_map(|a| a.value())
+                .filter_map(|v| v.split_once(' ').map(|(_, enc)| enc.split('/').next().unwrap_or(enc).to_owned())),
+        );
+    }
+    if offered.is_empty() {
+        return Err(format!(
+            "the offer has no {kind} section for {} (this producer sends {kind})",
+            input.pad_name
+        ));
+    }
+    offered.dedup();
+    Err(format!(
+        "no codec in common for {}: the offer takes {}, this producer sends {}",
+        input.pad_name,
+        offered.join(", "),
+        codec.encoding_name()
+    ))
+}
+
+fn make_payloader(codec: Codec, payload_type: u32, name: &str) -> Result<gst::Element, String> {
     let mut builder = gst::ElementFactory::make(codec.payloader())
         .name(name)
-        .property("pt", codec.payload_type())
+        .property("pt", payload_type)
         .property("mtu", 1200u32);
     match codec {
         Codec::Vp8 | Codec::Vp9 => builder = builder.property_from_str("picture-id-mode", "15-bit"),

@@ -5,19 +5,20 @@ use std::time::{Duration, Instant};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use tokio::sync::mpsc;
 
 use super::output::{self, Output};
+use super::settings::{self, Settings};
+use crate::base::{self, Link};
 use crate::codec::MediaKind;
-use crate::common::{self, CommonSettings, DEFAULT_LATENCY_MS, DEFAULT_PRODUCER_TIMEOUT};
+use crate::common;
 use crate::datachannel::Payload;
-use crate::events::{Event, EventLoop};
+use crate::error::ElementError;
+use crate::events::Event;
 use crate::session::{
     NoticeHandler, SessionConfig, SessionNotice, WebRtcSession, discard, is_inside,
 };
-use crate::signaller::{
-    self, Role, SignallerCommand, SignallerConfig, SignallerEvent, SignallerHandle,
-};
+use crate::signaller::settings::SignallerSettings;
+use crate::signaller::{Negotiation, Role, SignallerCommand, SignallerConfig, SignallerEvent};
 
 pub static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -67,35 +68,17 @@ impl MediaClock {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Settings {
-    common: CommonSettings,
-    producer: Option<String>,
-    decode: bool,
-    latency_ms: u32,
-    producer_timeout: Duration,
-    eos_on_leave: bool,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            common: CommonSettings::default(),
-            producer: None,
-            decode: true,
-            latency_ms: DEFAULT_LATENCY_MS,
-            producer_timeout: DEFAULT_PRODUCER_TIMEOUT,
-            eos_on_leave: false,
-        }
-    }
-}
+/// How often the event thread ticks: the media watchdog and statistics.
+const TICK: Duration = Duration::from_secs(1);
 
 struct Running {
-    signaller: SignallerHandle,
-    events: mpsc::UnboundedSender<Event>,
-    event_loop: EventLoop,
+    link: Link,
     session_config: SessionConfig,
     session: Option<Arc<WebRtcSession>>,
+    /// Whether we made the offer of the current session.
+    offered: bool,
+    /// With eos-on-leave, when the current session's media last arrived.
+    media: Option<Arc<MediaClock>>,
 }
 
 #[derive(Default)]
@@ -113,6 +96,7 @@ struct State {
 pub struct PeerSrc {
     settings: Mutex<Settings>,
     state: Mutex<State>,
+    signaller: SignallerSettings,
 }
 
 #[glib::object_subclass]
@@ -120,104 +104,44 @@ impl ObjectSubclass for PeerSrc {
     const NAME: &'static str = "GstPeerSrc";
     type Type = super::PeerSrc;
     type ParentType = gst::Bin;
+    type Interfaces = (gst::ChildProxy,);
 }
 
 impl ObjectImpl for PeerSrc {
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            let mut properties = common::properties();
-            properties.extend([
-                glib::ParamSpecString::builder("producer")
-                    .nick("Producer")
-                    .blurb("Peer id of the producer to receive; unset: the first producer in the room")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("producer-timeout")
-                    .nick("Producer timeout")
-                    .blurb("Seconds to wait for a named producer to join before failing (0: wait forever)")
-                    .default_value(DEFAULT_PRODUCER_TIMEOUT.as_secs() as u32)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder("eos-on-leave")
-                    .nick("EOS on leave")
-                    .blurb(
-                        "When the producer leaves, its connection dies or its media stops for 10 s, end \
-                         the streams (EOS, so files get finalized) and post a peer-producer-left element \
-                         message, instead of posting an error",
-                    )
-                    .default_value(false)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder("decode")
-                    .nick("Decode")
-                    .blurb("Output raw audio and video; false outputs the depayloaded encoded streams (for recording)")
-                    .default_value(true)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("latency")
-                    .nick("Latency")
-                    .blurb("Jitter buffer length in milliseconds")
-                    .default_value(DEFAULT_LATENCY_MS)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
-                    .nick("Statistics")
-                    .blurb("Producer id and webrtcbin statistics of the session (bitrate, loss, jitter, RTT)")
-                    .read_only()
-                    .build(),
-            ]);
-            properties
-        });
-        PROPERTIES.as_ref()
+        settings::properties()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut settings = self.settings.lock().unwrap();
-        if settings.common.set(pspec.name(), value) {
-            return;
-        }
-        match pspec.name() {
-            "producer" => {
-                settings.producer = value
-                    .get::<Option<String>>()
-                    .expect("type checked upstream")
-                    .filter(|s| !s.is_empty())
-            }
-            "eos-on-leave" => settings.eos_on_leave = value.get().expect("type checked upstream"),
-            "producer-timeout" => {
-                settings.producer_timeout =
-                    Duration::from_secs(value.get::<u32>().expect("type checked upstream") as u64)
-            }
-            "decode" => settings.decode = value.get().expect("type checked upstream"),
-            "latency" => settings.latency_ms = value.get().expect("type checked upstream"),
-            other => unreachable!("unknown property {other}"),
+        if !self.settings.lock().unwrap().set(pspec.name(), value) {
+            unreachable!("unknown property {}", pspec.name());
         }
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        if pspec.name() == "stats" {
-            return self.stats().to_value();
-        }
-        let settings = self.settings.lock().unwrap();
-        if let Some(value) = settings.common.get(pspec.name()) {
-            return value;
-        }
         match pspec.name() {
-            "producer" => settings.producer.to_value(),
-            "producer-timeout" => (settings.producer_timeout.as_secs() as u32).to_value(),
-            "eos-on-leave" => settings.eos_on_leave.to_value(),
-            "decode" => settings.decode.to_value(),
-            "latency" => settings.latency_ms.to_value(),
-            other => unreachable!("unknown property {other}"),
+            "stats" => self.stats().to_value(),
+            "signaller" => self.signaller.to_value(),
+            name => self
+                .settings
+                .lock()
+                .unwrap()
+                .get(name)
+                .unwrap_or_else(|| unreachable!("unknown property {name}")),
         }
     }
 
     fn signals() -> &'static [glib::subclass::Signal] {
         static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
-            common::data_channel_signals(|element, label, peer, payload| {
+            let mut signals = common::data_channel_signals(|element, label, peer, payload| {
                 let element = element.downcast_ref::<super::PeerSrc>().expect("a peersrc");
                 element.imp().send_on_channels(label, peer, &payload)
-            })
+            });
+            signals.extend(common::message_signals(|element, peer, json| {
+                let element = element.downcast_ref::<super::PeerSrc>().expect("a peersrc");
+                element.imp().send_message(peer, json)
+            }));
+            signals
         });
         SIGNALS.as_ref()
     }
@@ -231,6 +155,25 @@ impl ObjectImpl for PeerSrc {
 }
 
 impl GstObjectImpl for PeerSrc {}
+
+/// The `signaller` child, so `signaller::token=...` works in gst-launch
+/// lines; the bin's elements stay reachable by name as before.
+impl ChildProxyImpl for PeerSrc {
+    fn child_by_index(&self, _index: u32) -> Option<glib::Object> {
+        None
+    }
+
+    fn children_count(&self) -> u32 {
+        0
+    }
+
+    fn child_by_name(&self, name: &str) -> Option<glib::Object> {
+        match name {
+            "signaller" => Some(self.signaller.clone().upcast()),
+            _ => self.obj().by_name(name).map(|e| e.upcast()),
+        }
+    }
+}
 
 impl ElementImpl for PeerSrc {
     fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
@@ -248,32 +191,7 @@ impl ElementImpl for PeerSrc {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let video = gst::Caps::builder_full()
-                .structure(gst::Structure::new_empty("video/x-raw"))
-                .structure(gst::Structure::new_empty("video/x-vp8"))
-                .structure(gst::Structure::new_empty("video/x-vp9"))
-                .structure(gst::Structure::new_empty("video/x-h264"))
-                .build();
-            let audio = gst::Caps::builder_full()
-                .structure(gst::Structure::new_empty("audio/x-raw"))
-                .structure(gst::Structure::new_empty("audio/x-opus"))
-                .build();
-            vec![
-                gst::PadTemplate::new(
-                    "video_%u",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Sometimes,
-                    &video,
-                )
-                .expect("valid template"),
-                gst::PadTemplate::new(
-                    "audio_%u",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Sometimes,
-                    &audio,
-                )
-                .expect("valid template"),
-            ]
+            base::pad_templates(gst::PadDirection::Src, gst::PadPresence::Sometimes)
         });
         TEMPLATES.as_ref()
     }
@@ -297,7 +215,7 @@ impl ElementImpl for PeerSrc {
         if transition == gst::StateChange::ReadyToPaused
             && let Err(err) = self.start()
         {
-            gst::element_imp_error!(self, gst::ResourceError::Settings, ("{}", err));
+            err.post_error(self.obj().upcast_ref());
             return Err(gst::StateChangeError);
         }
         let result = self.parent_change_state(transition);
@@ -323,14 +241,14 @@ impl BinImpl for PeerSrc {
             let session = {
                 let state = self.state.lock().unwrap();
                 state.running.as_ref().and_then(|running| {
-                    running.session.clone().map(|s| (s, running.events.clone()))
+                    running.session.clone().map(|s| (s, running.link.events.clone()))
                 })
             };
             if let Some((session, events)) = session
                 && is_inside(source, &session.webrtcbin)
             {
                 let reason = format!("{} ({})", error.error(), source.name());
-                let _ = events.send(Event::Session(
+                events.send(Event::Session(
                     session.id.clone(),
                     SessionNotice::Failed(reason),
                 ));
@@ -342,11 +260,14 @@ impl BinImpl for PeerSrc {
 }
 
 impl PeerSrc {
-    fn start(&self) -> Result<(), String> {
+    fn start(&self) -> Result<(), ElementError> {
         let settings = self.settings.lock().unwrap().clone();
-        let validated = settings.common.validate(settings.latency_ms)?;
-        let session_config = validated.session;
-        let (signaller, signaller_events) = signaller::spawn(SignallerConfig {
+        let validated = settings
+            .common
+            .validate(settings.latency_ms)
+            .map_err(ElementError::Settings)?;
+        self.signaller.reset_status();
+        let config = SignallerConfig {
             uri: settings.common.uri.clone(),
             peer_id: settings.common.peer_id.clone(),
             meta: validated.meta,
@@ -356,27 +277,23 @@ impl PeerSrc {
             },
             embedded_port: settings.common.port,
             tls_ca_pem: validated.tls_ca_pem,
-        })?;
-        // Held until `running` is set: the event thread may already have a
-        // session to start, and must find it.
-        let mut state = self.state.lock().unwrap();
+            protocol: self.signaller.snapshot(),
+            status: self.signaller.status(),
+        };
         let element = self.obj().downgrade();
-        let event_loop = EventLoop::start(
-            format!("{}-events", self.obj().name()),
-            signaller_events,
-            move |event| {
-                if let Some(element) = element.upgrade() {
-                    element.imp().on_event(event);
-                }
-            },
-        )?;
-        let events = event_loop.sender.clone();
+        let link = Link::start(self.obj().upcast_ref(), config, TICK, move |event| {
+            if let Some(element) = element.upgrade() {
+                element.imp().on_event(event);
+            }
+        })?;
+        let mut state = self.state.lock().unwrap();
+        state.streams_ended = false;
         state.running = Some(Running {
-            signaller,
-            events,
-            event_loop,
-            session_config,
+            link,
+            session_config: validated.session,
             session: None,
+            offered: false,
+            media: None,
         });
         Ok(())
     }
@@ -388,9 +305,9 @@ impl PeerSrc {
             (state.running.take(), std::mem::take(&mut state.outputs))
         };
         let Some(mut running) = running else { return };
-        running.event_loop.stop();
+        running.link.stop_events();
         if let Some(session) = running.session.take() {
-            running.signaller.send(SignallerCommand::EndSession {
+            running.link.signaller.send(SignallerCommand::EndSession {
                 session: session.id.clone(),
                 reason: "the receiver stopped".into(),
             });
@@ -428,11 +345,10 @@ impl PeerSrc {
                     // goodbye arrives through the server): files are
                     // finalized either way.
                     Some(producer) if self.settings.lock().unwrap().eos_on_leave => {
-                        gst::element_imp_warning!(
-                            self,
-                            gst::ResourceError::Read,
-                            ("the connection with producer \"{producer}\" ended: {reason}")
-                        );
+                        ElementError::Session(format!(
+                            "the connection with producer \"{producer}\" ended: {reason}"
+                        ))
+                        .post_warning(self.obj().upcast_ref());
                         self.signaller_send(SignallerCommand::EndSession {
                             session: session.clone(),
                             reason: reason.clone(),
@@ -456,8 +372,61 @@ impl PeerSrc {
                     );
                 }
             }
-            Event::InputReady | Event::Stop => {}
+            Event::Tick => self.tick(),
+            Event::InputReady => {}
         }
+    }
+
+    /// Every `TICK`: the media watchdog (see [`MEDIA_TIMEOUT`]) and fresh
+    /// statistics for the `stats` property.
+    fn tick(&self) {
+        let (session, clock, events) = {
+            let state = self.state.lock().unwrap();
+            let Some(running) = state.running.as_ref() else {
+                return;
+            };
+            if state.streams_ended {
+                return;
+            }
+            (
+                running.session.clone(),
+                running.media.clone(),
+                running.link.events.clone(),
+            )
+        };
+        let Some(session) = session else { return };
+        session.refresh_stats();
+        if clock
+            .and_then(|clock| clock.silent_for())
+            .is_some_and(|silent| silent >= MEDIA_TIMEOUT)
+        {
+            let reason = format!(
+                "no media from the producer for {} s",
+                MEDIA_TIMEOUT.as_secs()
+            );
+            events.send(Event::Session(session.id.clone(), SessionNotice::Failed(reason)));
+        }
+    }
+
+    /// `send-message`: an application message through the signalling
+    /// server, to `peer` or the whole room.
+    fn send_message(&self, peer: Option<&str>, json: &str) -> bool {
+        let data = match common::parse_message(json) {
+            Ok(data) => data,
+            Err(err) => {
+                ElementError::Settings(err).post_warning(self.obj().upcast_ref());
+                return false;
+            }
+        };
+        let state = self.state.lock().unwrap();
+        let Some(running) = state.running.as_ref() else {
+            return false;
+        };
+        running.link.signaller.send(SignallerCommand::Message {
+            to: peer.map(str::to_owned),
+            data,
+        });
+        true
     }
 
     /// Sends on data channel `label` to the producer (`peer`, when given,
@@ -487,13 +456,12 @@ impl PeerSrc {
                     embedded,
                 );
             }
-            SignallerEvent::SessionStarted { session, peer } => self.start_session(session, peer),
-            SignallerEvent::SessionRequested { session, .. } => {
-                self.signaller_send(SignallerCommand::EndSession {
-                    session,
-                    reason: "peersrc only receives".into(),
-                });
-            }
+            SignallerEvent::SessionStarted {
+                session,
+                peer,
+                negotiation,
+                ice_servers,
+            } => self.start_session(session, peer, negotiation, &ice_servers),
             SignallerEvent::RemoteDescription {
                 session,
                 description,
@@ -501,10 +469,25 @@ impl PeerSrc {
                 let Some(current) = self.current_session().filter(|s| s.id == session) else {
                     return;
                 };
-                if description.kind != peer_signalling::protocol::SdpKind::Offer {
+                let offered = self
+                    .state
+                    .lock()
+                    .unwrap()
+                    .running
+                    .as_ref()
+                    .is_some_and(|r| r.offered);
+                let expected = if offered {
+                    peer_signalling::protocol::SdpKind::Answer
+                } else {
+                    peer_signalling::protocol::SdpKind::Offer
+                };
+                if description.kind != expected {
                     self.fail(
                         &session,
-                        "the producer sent an answer where an offer was expected",
+                        &format!(
+                            "the producer sent an {:?} where an {expected:?} was expected",
+                            description.kind
+                        ),
                         true,
                     );
                     return;
@@ -512,7 +495,7 @@ impl PeerSrc {
                 if let Err(reason) = current.handle_remote_description(description) {
                     self.fail(
                         &session,
-                        &format!("the producer's offer is unusable: {reason}"),
+                        &format!("the producer's description is unusable: {reason}"),
                         true,
                     );
                 }
@@ -539,20 +522,20 @@ impl PeerSrc {
                 }
             }
             SignallerEvent::Message { from, data } => {
-                gst::debug!(CAT, imp = self, "message from {from}: {data}");
+                common::announce_signalling_message(self.obj().upcast_ref(), &from, &data);
             }
-            SignallerEvent::Warning(text) => {
-                gst::element_imp_warning!(self, gst::ResourceError::Failed, ("{}", text));
+            SignallerEvent::Warning(error) => {
+                ElementError::from(error).post_warning(self.obj().upcast_ref());
             }
-            SignallerEvent::Error(text) => {
-                gst::element_imp_error!(self, gst::ResourceError::OpenReadWrite, ("{}", text));
+            SignallerEvent::Error(error) => {
+                ElementError::from(error).post_error(self.obj().upcast_ref());
             }
         }
     }
 
     fn signaller_send(&self, command: SignallerCommand) {
         if let Some(running) = &self.state.lock().unwrap().running {
-            running.signaller.send(command);
+            running.link.signaller.send(command);
         }
     }
 
@@ -560,7 +543,28 @@ impl PeerSrc {
         self.state.lock().unwrap().running.as_ref()?.session.clone()
     }
 
-    fn start_session(&self, session_id: String, producer: String) {
+    fn start_session(
+        &self,
+        session_id: String,
+        producer: String,
+        negotiation: Negotiation,
+        ice_servers: &[String],
+    ) {
+        // A session that replaces the current one (a WHEP server's
+        // counter-offer starts the session again): the old one goes
+        // quietly, its tracks had not begun.
+        let replaced = {
+            let mut state = self.state.lock().unwrap();
+            let outputs = std::mem::take(&mut state.outputs);
+            state
+                .running
+                .as_mut()
+                .and_then(|r| r.session.take())
+                .map(|old| (old, outputs))
+        };
+        if let Some((old, outputs)) = replaced {
+            self.remove_session(&old, outputs);
+        }
         let (config, signaller, events) = {
             let state = self.state.lock().unwrap();
             let Some(running) = state.running.as_ref() else {
@@ -568,18 +572,24 @@ impl PeerSrc {
             };
             (
                 running.session_config.clone(),
-                running.signaller.clone(),
-                running.events.clone(),
+                running.link.signaller.clone(),
+                running.link.events.clone(),
             )
         };
         let on_notice: NoticeHandler = Arc::new(move |session: &str, notice| {
-            let _ = events.send(Event::Session(session.to_owned(), notice));
+            events.send(Event::Session(session.to_owned(), notice));
         });
-        let session =
-            match WebRtcSession::new(&session_id, &producer, &config, signaller, on_notice) {
-                Ok(session) => session,
-                Err(err) => return self.fail(&session_id, &err, true),
-            };
+        let session = match WebRtcSession::new(
+            &session_id,
+            &producer,
+            &config,
+            ice_servers,
+            signaller,
+            on_notice,
+        ) {
+            Ok(session) => session,
+            Err(err) => return self.fail(&session_id, &err, true),
+        };
         let clock = Arc::new(MediaClock::new());
         let element = self.obj().downgrade();
         let probe_clock = clock.clone();
@@ -599,62 +609,38 @@ impl PeerSrc {
                 element.imp().add_output(pad);
             }
         });
-        if self.settings.lock().unwrap().eos_on_leave {
-            self.watch_media(&session_id, clock);
-        }
         if let Err(err) = self.obj().add(&session.webrtcbin) {
             return self.fail(&session_id, &err.to_string(), true);
         }
         let _ = session.webrtcbin.sync_state_with_parent();
+        let eos_on_leave = self.settings.lock().unwrap().eos_on_leave;
         if let Some(running) = self.state.lock().unwrap().running.as_mut() {
-            running.session = Some(session);
+            running.session = Some(session.clone());
+            running.offered = negotiation == Negotiation::LocalOffer;
+            running.media = eos_on_leave.then_some(clock);
+        }
+        match negotiation {
+            Negotiation::AwaitOffer => {}
+            Negotiation::LocalOffer => {
+                session.add_receive_transceivers();
+                session.create_data_channels(&config.data_channels);
+                session.create_offer();
+            }
+            Negotiation::RemoteOffer(offer) => {
+                if let Err(reason) = session.handle_remote_description(offer) {
+                    return self.fail(
+                        &session_id,
+                        &format!("the producer's offer is unusable: {reason}"),
+                        true,
+                    );
+                }
+            }
         }
         gst::info!(
             CAT,
             imp = self,
             "receiving producer {producer} (session {session_id})"
         );
-    }
-
-    /// Ends the session as failed when its media stops for
-    /// [`MEDIA_TIMEOUT`] (see there why); the thread ends with the session.
-    fn watch_media(&self, session_id: &str, clock: Arc<MediaClock>) {
-        let element = self.obj().downgrade();
-        let session_id = session_id.to_owned();
-        let spawned = std::thread::Builder::new()
-            .name("peersrc-media-watch".into())
-            .spawn(move || {
-                loop {
-                    std::thread::sleep(Duration::from_secs(1));
-                    let Some(element) = element.upgrade() else {
-                        return;
-                    };
-                    let imp = element.imp();
-                    let current = imp.current_session().is_some_and(|s| s.id == session_id);
-                    if !current || imp.state.lock().unwrap().streams_ended {
-                        return;
-                    }
-                    if clock
-                        .silent_for()
-                        .is_some_and(|silent| silent >= MEDIA_TIMEOUT)
-                    {
-                        let reason = format!(
-                            "no media from the producer for {} s",
-                            MEDIA_TIMEOUT.as_secs()
-                        );
-                        if let Some(running) = imp.state.lock().unwrap().running.as_ref() {
-                            let _ = running.events.send(Event::Session(
-                                session_id.clone(),
-                                SessionNotice::Failed(reason),
-                            ));
-                        }
-                        return;
-                    }
-                }
-            });
-        if let Err(err) = spawned {
-            gst::warning!(CAT, imp = self, "no media watchdog: {err}");
-        }
     }
 
     /// A track arrived (streaming thread): expose it as a pad.
@@ -684,7 +670,7 @@ impl PeerSrc {
                 let _ = self.obj().add_pad(&ghost);
             }
             Err(err) => {
-                gst::element_imp_warning!(self, gst::StreamError::CodecNotFound, ("{}", err));
+                ElementError::MissingElement(err.to_string()).post_warning(self.obj().upcast_ref());
                 // Drain the unusable track so it does not stop the others.
                 if let Ok(sink) = gst::ElementFactory::make("fakesink")
                     .property("async", false)
@@ -737,7 +723,7 @@ impl PeerSrc {
                 reason: reason.to_owned(),
             });
         }
-        gst::element_imp_error!(self, gst::ResourceError::Read, ("{}", reason));
+        ElementError::Session(reason.to_owned()).post_error(self.obj().upcast_ref());
     }
 
     fn stats(&self) -> gst::Structure {

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub mod sdp;
 mod relay;
 pub use relay::{Inbound, RelayRequest, decode_inbound, encode_relayed_message};
 
@@ -111,13 +112,16 @@ pub enum ClientMessage {
         room: Option<RoomId>,
     },
     ListRooms {},
-    /// Ask `peer` for a session; by convention the producer sends the offer.
-    /// With `wait`, a peer not yet in the room is waited for instead of
-    /// refused.
+    /// Ask `peer` for a session. Without `offer` the peer asked makes the
+    /// offer (a producer offering its streams); with one, it answers it (a
+    /// viewer that offers, as WHEP players and PeerJS callers do). With
+    /// `wait`, a peer not yet in the room is waited for instead of refused.
     StartSession {
         peer: PeerId,
         #[serde(default)]
         wait: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offer: Option<SessionDescription>,
     },
     Sdp {
         session: SessionId,
@@ -218,10 +222,13 @@ pub enum ServerMessage {
         session: SessionId,
         peer: PeerId,
     },
-    /// To the peer asked: `peer` wants a session with it.
+    /// To the peer asked: `peer` wants a session with it. With `offer`,
+    /// answer it; without, make the offer.
     SessionRequested {
         session: SessionId,
         peer: PeerId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offer: Option<SessionDescription>,
     },
     Sdp {
         session: SessionId,
