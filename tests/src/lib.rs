@@ -4,9 +4,11 @@
 
 pub mod browser;
 pub mod http;
+pub mod matroska;
 pub mod media;
 pub mod netns;
 pub mod process;
+pub mod recorder;
 pub mod ws;
 
 use std::path::PathBuf;

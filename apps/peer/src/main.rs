@@ -9,7 +9,7 @@ mod record;
 mod send;
 mod serve;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -46,6 +46,18 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Command::Record(args) = &cli.command
+        && let Some(conflict) = args.conflict()
+    {
+        // The usage shown is `peer record`'s.
+        let mut command = Cli::command();
+        command.build();
+        command
+            .find_subcommand_mut("record")
+            .expect("record is a subcommand")
+            .error(clap::error::ErrorKind::ArgumentConflict, conflict)
+            .exit();
+    }
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Send(args) => send::run(args),
