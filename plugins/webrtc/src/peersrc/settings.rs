@@ -43,6 +43,7 @@ pub fn properties() -> &'static [glib::ParamSpec] {
             glib::ParamSpecUInt::builder("producer-timeout")
                 .nick("Producer timeout")
                 .blurb("Seconds to wait for a named producer to join before failing (0: wait forever)")
+                .maximum(86_400)
                 .default_value(DEFAULT_PRODUCER_TIMEOUT.as_secs() as u32)
                 .mutable_ready()
                 .build(),
@@ -65,7 +66,8 @@ pub fn properties() -> &'static [glib::ParamSpec] {
             glib::ParamSpecUInt::builder("latency")
                 .nick("Latency")
                 .blurb("Jitter buffer length in milliseconds")
-                .default_value(DEFAULT_LATENCY_MS)
+                .maximum(60_000)
+                    .default_value(DEFAULT_LATENCY_MS)
                 .mutable_ready()
                 .build(),
             glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
