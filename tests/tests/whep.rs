@@ -78,6 +78,33 @@ fn broadcast(server: &TestServer, room: &str) -> gst::Pipeline {
     producer
 }
 
+/// The WHEP player's decoded frames, ICE username fragment in use and
+/// connection state.
+fn transport_state(browser: &Browser) -> Value {
+    browser.eval_async(
+        r#"const done = arguments[0];
+           window.peerPage.player.pc.getStats().then((report) => {
+             let frames = 0, ufrag = null;
+             report.forEach((e) => {
+               if (e.type === 'inbound-rtp' && e.kind === 'video') frames = e.framesDecoded;
+               if (e.type === 'transport') ufrag = e.iceLocalUsernameFragment;
+             });
+             done({ frames, ufrag, state: window.peerPage.player.pc.connectionState });
+           });"#,
+        vec![],
+    )
+}
+
+/// The session ids of peersink's viewers.
+fn viewer_sessions(sink: &gst::Element) -> Vec<String> {
+    let stats = sink.property::<gst::Structure>("stats");
+    stats
+        .iter()
+        .filter(|(_, value)| value.get::<gst::Structure>().is_ok())
+        .map(|(name, _)| name.to_string())
+        .collect()
+}
+
 fn viewers(producer: &gst::Pipeline) -> u32 {
     producer.by_name("sink").unwrap().property::<u32>("viewers")
 }
@@ -119,6 +146,34 @@ fn chromium_plays_a_pipeline_through_the_whep_page_and_stops_with_delete() {
         !resource.contains("whep-"),
         "the resource is not the peer id the room sees: {resource}"
     );
+
+    // An ICE restart keeps the session: same viewer, pictures go on.
+    let sink = producer.by_name("sink").unwrap();
+    let session_before = viewer_sessions(&sink);
+    let ufrag_before = transport_state(&browser)["ufrag"].clone();
+    let restarted = browser.eval_async(
+        r#"const done = arguments[0]; const p = window.peerPage.player;
+           p.restartIce().then((status) => done({ status, etag: p.etag }), (e) => done({ error: String(e) }));"#,
+        vec![],
+    );
+    assert_eq!(restarted["status"], json!(200), "ICE restart: {restarted}");
+    let before = transport_state(&browser);
+    // Connected again on the new credentials (the transport's ICE
+    // generation changed), and pictures keep coming.
+    wait_until(
+        Duration::from_secs(15),
+        "frames after the ICE restart",
+        || {
+            let now = transport_state(&browser);
+            (now["state"] == "connected"
+                && now["ufrag"] != ufrag_before
+                && now["frames"].as_u64() >= before["frames"].as_u64().map(|f| f + 60))
+            .then_some(())
+        },
+    );
+    assert_eq!(viewer_sessions(&sink), session_before, "the same session");
+    let frame = browser.eval(VIDEO_PIXEL, vec![]);
+    assert!(close_colour(rgb(&frame["rgb"]), BLUE_RGB, 20), "{frame}");
 
     let status = browser.eval_async(
         "const done = arguments[0]; window.peerPage.player.stop().then(done, (e) => done(String(e)));",

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use gst::glib;
 use gst::prelude::*;
+use peer_signalling::protocol::sdp as protocol_sdp;
 use peer_signalling::protocol::{IceCandidate, SdpKind, SessionDescription};
 
 use crate::codec::{Codec, MediaKind};
@@ -60,6 +61,9 @@ pub struct WebRtcSession {
     nack_requested: std::sync::atomic::AtomicBool,
     /// webrtcbin's statistics as last fetched (see `refresh_stats`).
     stats: Mutex<Option<gst::Structure>>,
+    /// An ICE restart under way: the credentials and candidates our next
+    /// local description must carry (webrtcbin would reuse its old ones).
+    restart: Mutex<Option<ice::Restarted>>,
 }
 
 impl WebRtcSession {
@@ -110,6 +114,7 @@ impl WebRtcSession {
             channels: Channels::default(),
             nack_requested: Default::default(),
             stats: Mutex::new(None),
+            restart: Mutex::new(None),
         });
 
         let weak = Arc::downgrade(&session);
@@ -219,10 +224,39 @@ impl WebRtcSession {
         description: gst_webrtc::WebRTCSessionDescription,
         kind: SdpKind,
     ) {
-        let sdp = match description.sdp().as_text() {
+        let mut sdp = match description.sdp().as_text() {
             Ok(text) => text,
             Err(err) => return self.fail(format!("cannot serialize the local description: {err}")),
         };
+        let mut description = description;
+        if let Some(restarted) = self.restart.lock().unwrap().take() {
+            // The restarted stream's credentials, and its candidates again
+            // (libnice does not gather anew, so webrtcbin will not tell
+            // them a second time).
+            let candidates: Vec<IceCandidate> = restarted
+                .candidates
+                .iter()
+                .map(|candidate| IceCandidate {
+                    candidate: candidate.clone(),
+                    sdp_m_line_index: Some(0),
+                    sdp_mid: None,
+                })
+                .collect();
+            sdp = protocol_sdp::answer_with_candidates(
+                &protocol_sdp::with_ice_credentials(&sdp, &restarted.ufrag, &restarted.pwd),
+                &candidates,
+                true,
+            );
+            match gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()) {
+                Ok(message) => {
+                    description =
+                        gst_webrtc::WebRTCSessionDescription::new(description.type_(), message)
+                }
+                Err(_) => {
+                    return self.fail("cannot rewrite the description for an ICE restart".into());
+                }
+            }
+        }
         // Applied (queued in webrtcbin) before it is sent: a quick peer's
         // answer must find our offer in place. Candidates gathered
         // meanwhile wait until the description has gone.
@@ -269,6 +303,13 @@ impl WebRtcSession {
         let remote = gst_webrtc::WebRTCSessionDescription::new(sdp_type, sdp);
         let weak = Arc::downgrade(self);
         let is_offer = description.kind == SdpKind::Offer;
+        if is_offer && self.remote_credentials_change(&description.sdp) {
+            // The peer restarts ICE (new credentials in a new offer, the
+            // same session): restart ours, so the answer carries new ones.
+            let restarted = ice::restart(&self.webrtcbin)
+                .map_err(|err| format!("cannot restart ICE: {err}"))?;
+            *self.restart.lock().unwrap() = Some(restarted);
+        }
         if is_offer {
             self.request_retransmissions();
         }
@@ -286,6 +327,28 @@ impl WebRtcSession {
         });
         self.webrtcbin
             .emit_by_name::<()>("set-remote-description", &[&remote, &promise]);
+        Ok(())
+    }
+
+    /// Whether `sdp` has other ICE credentials than the remote description
+    /// in force: an ICE restart.
+    fn remote_credentials_change(&self, sdp: &str) -> bool {
+        let current = self
+            .webrtcbin
+            .property::<Option<gst_webrtc::WebRTCSessionDescription>>("current-remote-description");
+        let Some(current) = current.and_then(|d| d.sdp().as_text().ok()) else {
+            return false;
+        };
+        protocol_sdp::ufrag(&current) != protocol_sdp::ufrag(sdp)
+    }
+
+    /// Offerer: restarts ICE and makes a new offer with the new
+    /// credentials, in the same session (the peer answers it as usual).
+    #[allow(dead_code)] // used once the elements restart on failure (issue 16)
+    pub fn restart_ice(self: &Arc<Self>) -> Result<(), String> {
+        let restarted = ice::restart(&self.webrtcbin)?;
+        *self.restart.lock().unwrap() = Some(restarted);
+        self.create_offer();
         Ok(())
     }
 

@@ -406,8 +406,10 @@ impl WishAdapter {
         let found = self.find(room, resource)?;
         check_content_type(request.content_type, "application/trickle-ice-sdpfrag")?;
         let fragment = sdp::parse_fragment(request.body).map_err(|e| HttpResponse::text(400, e))?;
+        // `*` matches any: RFC 9725's examples quote it ("*"), RFC 9110
+        // does not; both are taken.
         if let Some(if_match) = request.if_match
-            && if_match.trim() != "*"
+            && !matches!(if_match.trim(), "*" | "\"*\"")
             && if_match.trim() != found.etag
         {
             return Err(HttpResponse::text(
