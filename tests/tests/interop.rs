@@ -300,6 +300,17 @@ fn our_peersink_publishes_into_their_whipserversrc() {
 
 #[test]
 fn our_peersrc_plays_their_whepserversink() {
+    play_their_whepserversink(false);
+}
+
+/// WHEP -03's other flow: the server answers our offer with 406 and an
+/// offer of its own, which peersrc answers by PATCH.
+#[test]
+fn our_peersrc_answers_their_whepserversinks_counter_offer() {
+    play_their_whepserversink(true);
+}
+
+fn play_their_whepserversink(counter_offer: bool) {
     init();
     let host = IsolatedHost::create();
     let port = free_port();
@@ -307,7 +318,8 @@ fn our_peersrc_plays_their_whepserversink() {
         &host,
         &format!(
             "whepserversink name=s stun-server=\"\" congestion-control=disabled video-caps=video/x-vp8 \
-             signaller::host-addr=http://{}:{port} signaller::stun-server=\"\" {}",
+             signaller::host-addr=http://{}:{port} signaller::stun-server=\"\" \
+             signaller::send-counter-offer={counter_offer} {}",
             host.far_address,
             their_sources()
         ),

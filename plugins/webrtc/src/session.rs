@@ -3,6 +3,7 @@
 //! ICE, wired to the signaller. Shared by peersink and peersrc.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use gst::glib;
@@ -58,12 +59,16 @@ pub struct WebRtcSession {
     unsent_candidates: Mutex<Option<Vec<(u32, String)>>>,
     pub channels: Channels,
     /// Whether answering turns NACK on (done once).
-    nack_requested: std::sync::atomic::AtomicBool,
+    nack_requested: AtomicBool,
     /// webrtcbin's statistics as last fetched (see `refresh_stats`).
     stats: Mutex<Option<gst::Structure>>,
     /// An ICE restart under way: the credentials and candidates our next
     /// local description must carry (webrtcbin would reuse its old ones).
     restart: Mutex<Option<ice::Restarted>>,
+    /// We made the offer of this session (so a restart is ours to make).
+    offered: AtomicBool,
+    /// A failed connection was given its one ICE restart.
+    restarted_after_failure: AtomicBool,
 }
 
 impl WebRtcSession {
@@ -115,6 +120,8 @@ impl WebRtcSession {
             nack_requested: Default::default(),
             stats: Mutex::new(None),
             restart: Mutex::new(None),
+            offered: AtomicBool::new(false),
+            restarted_after_failure: AtomicBool::new(false),
         });
 
         let weak = Arc::downgrade(&session);
@@ -170,9 +177,20 @@ impl WebRtcSession {
                 gst_webrtc::WebRTCPeerConnectionState::Connected => {
                     session.notify(SessionNotice::Connected)
                 }
-                gst_webrtc::WebRTCPeerConnectionState::Failed => session.notify(
-                    SessionNotice::Failed("the connection failed (ICE or DTLS)".into()),
-                ),
+                gst_webrtc::WebRTCPeerConnectionState::Failed => {
+                    // The offerer may heal a failed path once, in the same
+                    // session, by restarting ICE (a WHIP/WHEP client's
+                    // PATCH, a re-offer on our protocol).
+                    if session.offered.load(Ordering::Acquire)
+                        && !session.restarted_after_failure.swap(true, Ordering::AcqRel)
+                        && session.restart_ice().is_ok()
+                    {
+                        return;
+                    }
+                    session.notify(SessionNotice::Failed(
+                        "the connection failed (ICE or DTLS)".into(),
+                    ))
+                }
                 _ => {}
             }
         });
@@ -205,6 +223,7 @@ impl WebRtcSession {
 
     /// Offerer: creates the offer, sends it, then applies it locally.
     pub fn create_offer(self: &Arc<Self>) {
+        self.offered.store(true, Ordering::Release);
         let weak = Arc::downgrade(self);
         let promise = gst::Promise::with_change_func(move |reply| {
             let Some(session) = weak.upgrade() else {
@@ -344,7 +363,6 @@ impl WebRtcSession {
 
     /// Offerer: restarts ICE and makes a new offer with the new
     /// credentials, in the same session (the peer answers it as usual).
-    #[allow(dead_code)] // used once the elements restart on failure (issue 16)
     pub fn restart_ice(self: &Arc<Self>) -> Result<(), String> {
         let restarted = ice::restart(&self.webrtcbin)?;
         *self.restart.lock().unwrap() = Some(restarted);
@@ -357,10 +375,7 @@ impl WebRtcSession {
     /// once rather than at the next receiver report. The transceivers of
     /// an answer are created while answering, hence the signal.
     fn request_retransmissions(&self) {
-        if self
-            .nack_requested
-            .swap(true, std::sync::atomic::Ordering::AcqRel)
-        {
+        if self.nack_requested.swap(true, Ordering::AcqRel) {
             return;
         }
         self.webrtcbin
