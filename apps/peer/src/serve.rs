@@ -53,9 +53,22 @@ pub struct Args {
     /// (`POST /whep/{room}[/{producer}]`, PATCH, DELETE).
     #[arg(long)]
     whep_token: Option<String>,
+    #[command(flatten)]
+    access: crate::access::AccessArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let access = args.access.access(args.host)?;
+    let requires_tokens = access.authority.is_some();
+    // The demo publishes into this server: with tokens, it needs one.
+    let demo_token = match (&args.access.auth_secret_file, requires_tokens && args.demo) {
+        (_, false) => None,
+        (Some(path), true) => Some(crate::token::mint_for_demo(path)?),
+        (None, true) => anyhow::bail!(
+            "--demo with --auth-public-key-file: the demo cannot mint its own token; \
+             run it without --demo and publish with a token"
+        ),
+    };
     let limits = Limits {
         max_message_bytes: args.max_message_bytes,
         max_peers_per_room: args.max_peers_per_room,
@@ -101,13 +114,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             token: args.whep_token.clone(),
             ..WishConfig::default()
         },
+        access,
         ..ServerConfig::default()
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let server = server::start(config).await?;
         let _demo = if args.demo {
-            Some(demo::start(server.local_addr().port(), demo_trust)?)
+            Some(demo::start(server.local_addr().port(), demo_trust, demo_token)?)
         } else {
             None
         };
@@ -116,6 +130,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             server.ws_url(),
             server.http_url()
         );
+        if requires_tokens {
+            println!("tokens required (docs/security.md): `peer token --help` mints them");
+        }
         println!(
             "WHIP ingest at {}whip/<room>{}",
             server.http_url(),

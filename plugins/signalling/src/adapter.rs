@@ -11,6 +11,7 @@
 use std::any::Any;
 use std::time::Instant;
 
+use crate::auth::Grants;
 use crate::core::ConnId;
 use crate::protocol::{ClientMessage, ServerMessage};
 
@@ -59,6 +60,13 @@ pub enum AdapterAction {
     /// Close an adapter connection: the core forgets the peer, ending its
     /// sessions and telling its room it left.
     Disconnect { conn: ConnId },
+    /// The adapter checked the credentials of its protocol (a static
+    /// token): the connection's peer may do `grants` in `room`.
+    Vouch {
+        conn: ConnId,
+        grants: Grants,
+        room: String,
+    },
 }
 
 /// An HTTP response as an adapter decides it; the shell writes it out

@@ -14,6 +14,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::auth::Grants;
 use crate::protocol::{
     self, ClientMessage, ErrorCode, IceCandidate, Inbound, PeerId, PeerInfo, RelayRequest, RoomId,
     RoomSummary, SdpKind, ServerMessage, SessionDescription, SessionId, StreamInfo,
@@ -81,6 +82,18 @@ pub enum Input<'a> {
         conn: ConnId,
         message: ClientMessage,
     },
+    /// A token that came with the connection (`/ws?token=`).
+    Credential {
+        conn: ConnId,
+        token: String,
+    },
+    /// An adapter checked this connection's credentials its own way (a
+    /// static WHIP token): what its peer may do.
+    Vouch {
+        conn: ConnId,
+        grants: Grants,
+        room: String,
+    },
     Tick,
 }
 
@@ -111,6 +124,12 @@ struct Connection {
     peer: Option<Peer>,
     last_seen: Instant,
     pinged: bool,
+    /// A token given with the connection (`/ws?token=`), for a hello
+    /// without one.
+    url_token: Option<String>,
+    /// What an adapter vouches this peer may do (it checked the
+    /// credentials its protocol carries, a static WHIP token say).
+    vouched: Option<Allowed>,
 }
 
 struct Peer {
@@ -119,6 +138,7 @@ struct Peer {
     streams: Vec<StreamInfo>,
     room: Option<RoomId>,
     sessions: Vec<SessionId>,
+    allowed: Allowed,
 }
 
 impl Peer {
@@ -190,6 +210,10 @@ pub struct SignallingCore {
     /// Sessions held for absent peers, to find them when a peer joins.
     awaited: VecDeque<SessionId>,
     rng: SmallRng,
+    access: Access,
+    /// An instant and the Unix time it was, to read token times against
+    /// (set by the shell; the core reads no clock).
+    clock_base: (Instant, u64),
 }
 
 impl SignallingCore {
@@ -202,7 +226,15 @@ impl SignallingCore {
             sessions: HashMap::new(),
             awaited: VecDeque::new(),
             rng: SmallRng::seed_from_u64(seed),
+            access: Access::default(),
+            clock_base: (Instant::now(), 0),
         }
+    }
+
+    /// Tells the core that `instant` was `unix_secs` seconds after the
+    /// epoch, so it can check token times against the instants it is given.
+    pub fn set_clock_base(&mut self, instant: Instant, unix_secs: u64) {
+        self.clock_base = (instant, unix_secs);
     }
 
     pub fn limits(&self) -> &Limits {
@@ -281,6 +313,8 @@ impl SignallingCore {
                         peer: None,
                         last_seen: now,
                         pinged: false,
+                        url_token: None,
+                        vouched: None,
                     },
                 );
             }
@@ -299,6 +333,19 @@ impl SignallingCore {
                 match protocol::decode_inbound(text) {
                     Ok(message) => self.on_message(now, conn, message, out),
                     Err(err) => send(out, conn, err.into_message()),
+                }
+            }
+            Input::Credential { conn, token } => {
+                if let Some(connection) = self.connections.get_mut(&conn) {
+                    connection.url_token = Some(token);
+                }
+            }
+            Input::Vouch { conn, grants, room } => {
+                if let Some(connection) = self.connections.get_mut(&conn) {
+                    connection.vouched = Some(Allowed {
+                        grants,
+                        rooms: Some(room),
+                    });
                 }
             }
             Input::Message { conn, message } => {
@@ -364,8 +411,8 @@ impl SignallingCore {
         };
         let registered = self.peer(conn).is_some();
         let outcome = match message {
-            Inbound::Client(ClientMessage::Hello { id, meta }) => {
-                self.register(conn, id, meta, out)
+            Inbound::Client(ClientMessage::Hello { id, meta, token }) => {
+                self.register(now, conn, id, meta, token, out)
             }
             Inbound::Client(ClientMessage::Ping {}) => {
                 send(out, conn, ServerMessage::Pong {});
@@ -375,7 +422,7 @@ impl SignallingCore {
                 let registration = if registered {
                     Ok(())
                 } else {
-                    self.register(conn, None, Value::Null, out)
+                    self.register(now, conn, None, Value::Null, None, out)
                 };
                 registration.and_then(|()| match other {
                     Inbound::Relay(RelayRequest { to, data }) => {
@@ -410,6 +457,12 @@ impl SignallingCore {
             ClientMessage::Leave {} => self.leave(conn, out),
             ClientMessage::List { room } => self.list(conn, room, out),
             ClientMessage::ListRooms {} => {
+                if !self.is_admin(conn) {
+                    return Err((
+                        ErrorCode::Forbidden,
+                        "listing every room needs the admin grant".into(),
+                    ));
+                }
                 send(
                     out,
                     conn,
@@ -444,9 +497,11 @@ impl SignallingCore {
 
     fn register(
         &mut self,
+        now: Instant,
         conn: ConnId,
         requested: Option<PeerId>,
         meta: Value,
+        token: Option<String>,
         out: &mut Vec<Action>,
     ) -> Outcome {
         if let Some(peer) = self.peer(conn) {
@@ -464,6 +519,7 @@ impl SignallingCore {
                 ),
             ));
         }
+        let (requested, allowed) = self.identify(now, conn, requested, token)?;
         let id = match requested {
             Some(id) if !protocol::is_valid_name(&id) => {
                 return Err((
@@ -488,13 +544,16 @@ impl SignallingCore {
                 streams: Vec::new(),
                 room: None,
                 sessions: Vec::new(),
+                allowed,
             });
         }
+        let ice_servers = self.ice_servers_for(now, &id);
         let welcome = ServerMessage::Welcome {
             id,
             protocol: protocol::PROTOCOL_VERSION,
             heartbeat_ms: self.limits.heartbeat_interval.as_millis() as u64,
             max_message_bytes: self.limits.max_message_bytes,
+            ice_servers,
         };
         send(out, conn, welcome);
         Ok(())
@@ -539,6 +598,10 @@ impl SignallingCore {
                 ErrorCode::AlreadyInRoom,
                 format!("already in room \"{current}\"; leave it first"),
             ));
+        }
+        self.check_room(conn, &room)?;
+        if !streams.is_empty() {
+            self.require(conn, Grant::Publish, &room)?;
         }
         match self.rooms.get(&room) {
             Some(existing) if existing.members.len() >= self.limits.max_peers_per_room => {
@@ -609,6 +672,10 @@ impl SignallingCore {
         meta: Option<Value>,
         out: &mut Vec<Action>,
     ) -> Outcome {
+        if streams.as_ref().is_some_and(|s| !s.is_empty()) {
+            let room = self.peer(conn).and_then(|p| p.room.clone()).unwrap_or_default();
+            self.require(conn, Grant::Publish, &room)?;
+        }
         let peer = self.peer_mut(conn).expect("registered");
         if let Some(streams) = streams {
             peer.streams = streams;
@@ -679,7 +746,8 @@ impl SignallingCore {
     }
 
     fn list(&mut self, conn: ConnId, room: Option<RoomId>, out: &mut Vec<Action>) -> Outcome {
-        let room = match room.or_else(|| self.peer(conn).and_then(|p| p.room.clone())) {
+        let own = self.peer(conn).and_then(|p| p.room.clone());
+        let room = match room.or_else(|| own.clone()) {
             Some(room) => room,
             None => {
                 return Err((
@@ -688,6 +756,13 @@ impl SignallingCore {
                 ));
             }
         };
+        // Who is in a room (and their meta) is for its members to know.
+        if own.as_deref() != Some(room.as_str()) && !self.is_admin(conn) {
+            return Err((
+                ErrorCode::Forbidden,
+                format!("listing room \"{room}\" needs the admin grant (or being in it)"),
+            ));
+        }
         let peers = match self.rooms.get(&room) {
             Some(r) => r
                 .members
@@ -716,6 +791,7 @@ impl SignallingCore {
                 "join a room before sending messages".into(),
             ));
         };
+        self.require(conn, Grant::Data, room)?;
         let recipients = match to {
             Some(target) => {
                 let found = self
@@ -829,8 +905,17 @@ fn send_error(
     );
 }
 
+mod access;
 mod sessions;
+
+pub use access::Access;
+pub use access::Allowed;
+pub(crate) use access::Grant;
 
 #[cfg(test)]
 #[path = "core_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "core_access_tests.rs"]
+mod access_tests;

@@ -5,6 +5,7 @@
 //! crate, re-exported as [`protocol`].
 
 pub mod adapter;
+pub mod auth;
 pub mod client;
 pub mod core;
 #[cfg(feature = "server")]
@@ -13,6 +14,7 @@ pub mod server;
 pub mod tls;
 #[cfg(feature = "server")]
 pub mod web;
+pub mod turn;
 pub mod wish;
 
 /// The protocol types live in their own crate so clients need not link the server.

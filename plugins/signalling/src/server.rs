@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
@@ -23,7 +23,7 @@ use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::adapter::{self, Adapter, AdapterAction, HttpResponse, RequestId};
-use crate::core::{Action, ConnId, Input, Limits, SignallingCore};
+use crate::core::{Access, Action, ConnId, Input, Limits, SignallingCore};
 use crate::protocol::{self, ErrorCode, ServerMessage};
 use crate::wish::{self, Kind, WishAdapter, WishConfig};
 
@@ -41,6 +41,9 @@ pub struct ServerConfig {
     pub whip: WishConfig,
     /// WHEP playback at `/whep/{room}[/{producer}]` (docs/protocol.md, "WHEP").
     pub whep: WishConfig,
+    /// Tokens and TURN credentials (docs/security.md); the default is an
+    /// open server.
+    pub access: Access,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +56,7 @@ impl Default for ServerConfig {
             tls: None,
             whip: WishConfig::default(),
             whep: WishConfig::default(),
+            access: Access::default(),
         }
     }
 }
@@ -149,9 +153,26 @@ impl Hub {
         outbound_queue: usize,
         adapters: Vec<Box<dyn Adapter>>,
     ) -> Arc<Self> {
+        Self::with_access(limits, outbound_queue, adapters, Access::default())
+    }
+
+    pub fn with_access(
+        limits: Limits,
+        outbound_queue: usize,
+        adapters: Vec<Box<dyn Adapter>>,
+        access: Access,
+    ) -> Arc<Self> {
+        let mut core = SignallingCore::new(limits, rand::random());
+        core.set_access(access);
+        // The core reads no clock: it learns once what Unix time an
+        // instant was, to check token times.
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        core.set_clock_base(Instant::now(), unix);
         Arc::new(Hub {
             state: Mutex::new(HubState {
-                core: SignallingCore::new(limits, rand::random()),
+                core,
                 writers: HashMap::new(),
                 scratch: Vec::new(),
                 adapters,
@@ -208,6 +229,9 @@ impl Hub {
                     }
                     AdapterAction::Disconnect { conn } => {
                         core.handle(now, Input::Disconnected { conn }, scratch)
+                    }
+                    AdapterAction::Vouch { conn, grants, room } => {
+                        core.handle(now, Input::Vouch { conn, grants, room }, scratch)
                     }
                 }
             }
@@ -314,7 +338,7 @@ impl Hub {
         }
     }
 
-    fn register(&self, writer: Arc<Outbox>) -> ConnId {
+    fn register(&self, writer: Arc<Outbox>, token: Option<String>) -> ConnId {
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         self.state
             .lock()
@@ -322,7 +346,25 @@ impl Hub {
             .writers
             .insert(conn, writer);
         self.input(Input::Connected { conn });
+        if let Some(token) = token {
+            self.input(Input::Credential { conn, token });
+        }
         conn
+    }
+
+    /// Whether `token` (a Bearer or `?token=`) may list every room: any
+    /// request on an open server, an admin token otherwise.
+    pub fn may_list_rooms(&self, token: Option<&str>) -> Result<(), (ErrorCode, String)> {
+        let state = self.lock();
+        let allowed = state.core.check_token(Instant::now(), token)?;
+        if allowed.grants.admin {
+            Ok(())
+        } else {
+            Err((
+                ErrorCode::Forbidden,
+                "listing every room needs the admin grant".into(),
+            ))
+        }
     }
 
     fn unregister(&self, conn: ConnId) {
@@ -460,7 +502,17 @@ fn queue_text(
 /// connection's buffer grows to about this, an idle one's stays empty.
 const WRITE_BATCH_BYTES: usize = 16 * 1024;
 
-async fn websocket(State(hub): State<Arc<Hub>>, upgrade: WebSocketUpgrade) -> impl IntoResponse {
+#[derive(serde::Deserialize)]
+struct WsQuery {
+    /// An access token: browsers cannot set headers on a WebSocket.
+    token: Option<String>,
+}
+
+async fn websocket(
+    State(hub): State<Arc<Hub>>,
+    Query(query): Query<WsQuery>,
+    upgrade: WebSocketUpgrade,
+) -> impl IntoResponse {
     let cap = hard_frame_cap(&hub.limits());
     upgrade
         // Small buffers: most peers are idle, and 10k of them must stay cheap.
@@ -470,14 +522,14 @@ async fn websocket(State(hub): State<Arc<Hub>>, upgrade: WebSocketUpgrade) -> im
         .write_buffer_size(WRITE_BATCH_BYTES)
         .max_message_size(cap)
         .max_frame_size(cap)
-        .on_upgrade(move |socket| serve_connection(hub, socket))
+        .on_upgrade(move |socket| serve_connection(hub, socket, query.token))
 }
 
-async fn serve_connection(hub: Arc<Hub>, mut socket: WebSocket) {
+async fn serve_connection(hub: Arc<Hub>, mut socket: WebSocket, token: Option<String>) {
     // One task reads and writes: half the tasks of a reader/writer pair,
     // for peers that are idle most of the time.
     let outbox = Arc::new(Outbox::default());
-    let conn = hub.register(outbox.clone());
+    let conn = hub.register(outbox.clone(), token);
     loop {
         tokio::select! {
             frame = socket.recv() => match frame {
@@ -530,15 +582,39 @@ fn close_code(code: ErrorCode) -> u16 {
         ErrorCode::HeartbeatTimeout => 4008,
         ErrorCode::SlowConsumer => 4009,
         ErrorCode::Unauthorized => 4001,
+        ErrorCode::Forbidden => 4003,
         ErrorCode::ServerShutdown => 1001,
         _ => 4000,
     }
 }
 
-async fn rooms(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
-    Json(ServerMessage::Rooms {
-        rooms: hub.room_summaries(),
-    })
+/// Every room with its producers and their meta: for admins (anyone on
+/// an open server). The token comes as a Bearer or `?token=`.
+async fn rooms(
+    State(hub): State<Arc<Hub>>,
+    Query(query): Query<WsQuery>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let token = bearer.or(query.token);
+    match hub.may_list_rooms(token.as_deref()) {
+        Ok(()) => Json(ServerMessage::Rooms {
+            rooms: hub.room_summaries(),
+        })
+        .into_response(),
+        Err((code, why)) => {
+            let status = if code == ErrorCode::Forbidden {
+                axum::http::StatusCode::FORBIDDEN
+            } else {
+                axum::http::StatusCode::UNAUTHORIZED
+            };
+            (status, Json(ServerMessage::error(code, why))).into_response()
+        }
+    }
 }
 
 async fn health() -> &'static str {
@@ -643,10 +719,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         addr: config.bind,
         source,
     })?;
-    let hub = Hub::with_adapters(
+    let hub = Hub::with_access(
         config.limits.clone(),
         config.outbound_queue,
         standard_adapters(&config),
+        config.access.clone(),
     );
     let mut app = router(hub.clone());
     if config.serve_web {

@@ -28,6 +28,8 @@ pub struct SessionConfig {
     /// Local addresses ICE may use; empty means libnice's own choice.
     pub ice_addresses: Vec<IpAddr>,
     pub latency_ms: u32,
+    /// Only relayed candidate pairs (through TURN).
+    pub relay_only: bool,
 }
 
 /// What a session reports to its element.
@@ -94,6 +96,12 @@ impl WebRtcSession {
             })?;
         if let Some(stun) = &config.stun_server {
             webrtcbin.set_property("stun-server", stun);
+        }
+        if config.relay_only {
+            webrtcbin.set_property(
+                "ice-transport-policy",
+                gst_webrtc::WebRTCICETransportPolicy::Relay,
+            );
         }
         for server in ice_servers {
             if server.starts_with("stun://") && config.stun_server.is_none() {

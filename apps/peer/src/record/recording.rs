@@ -35,6 +35,8 @@ pub struct Settings {
     /// Also decode every track into the composite's channels.
     pub composite: bool,
     pub recorder_id: String,
+    /// The recorder's access token, for each publisher's peersrc too.
+    pub token: Option<String>,
 }
 
 #[derive(Debug)]
@@ -108,6 +110,9 @@ impl Recording {
         );
         if let Some(ca) = &settings.tls_ca_file {
             description.push_str(&format!(" tls-ca-file={}", quote(ca)));
+        }
+        if let Some(token) = &settings.token {
+            description.push_str(&format!(" token={}", quote(token)));
         }
         let pipeline = crate::pipeline::launch(&description)?;
         let shared = Arc::new(Shared {

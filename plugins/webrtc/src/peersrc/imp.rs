@@ -281,6 +281,7 @@ impl PeerSrc {
             embedded_port: settings.common.port,
             tls_ca_pem: validated.tls_ca_pem,
             protocol: self.signaller.snapshot(),
+            token: settings.common.token.clone(),
             status: self.signaller.status(),
         };
         let element = self.obj().downgrade();

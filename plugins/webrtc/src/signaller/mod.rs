@@ -66,6 +66,8 @@ pub struct SignallerConfig {
     /// public roots.
     pub tls_ca_pem: Option<Vec<u8>>,
     pub protocol: ProtocolSettings,
+    /// The element's access token (`token`).
+    pub token: Option<String>,
     /// Where the signaller writes what the `signaller` object shows
     /// (the session's resource URL, say).
     pub status: Arc<Mutex<Status>>,
