@@ -20,8 +20,9 @@ export class PeerError extends Error {
  * id), `message` (detail: {from, data}), `error` (detail: PeerError),
  * `close` (detail: reason). */
 export class PeerClient extends EventTarget {
-  constructor({ url = defaultServerUrl(), id, meta, iceServers = [], token } = {}) {
+  constructor({ url = defaultServerUrl(), id, meta, iceServers = [], token, iceTransportPolicy = 'all' } = {}) {
     super();
+    this.iceTransportPolicy = iceTransportPolicy;
     this.url = url;
     this.requestedId = id;
     this.meta = meta;
@@ -229,7 +230,11 @@ export class Session extends EventTarget {
     this.channels = new Map();
     this._earlyCandidates = [];
     this._lastStats = null;
-    this.pc = new RTCPeerConnection({ iceServers: client.iceServers, bundlePolicy: 'max-bundle' });
+    this.pc = new RTCPeerConnection({
+      iceServers: client.iceServers,
+      iceTransportPolicy: client.iceTransportPolicy,
+      bundlePolicy: 'max-bundle',
+    });
     this.pc.ontrack = (event) => {
       this.stream.addTrack(event.track);
       this.dispatchEvent(new CustomEvent('track', { detail: event.track }));

@@ -122,7 +122,12 @@ async function start() {
     $('preview').srcObject = stream;
     await listDevices().catch(() => {});
     if (!client) {
-      client = new PeerClient({ id: params.get('id') || undefined, token: pageToken });
+      client = new PeerClient({
+  id: params.get('id') || undefined,
+  token: pageToken,
+  // ?relay=1: only through the TURN server the signalling server hands out.
+  iceTransportPolicy: params.get('relay') === '1' ? 'relay' : 'all',
+});
       page.client = client;
       try {
         await client.connect();

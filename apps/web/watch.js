@@ -8,7 +8,12 @@ let producer = params.get('producer');
 const video = document.getElementById('video');
 const page = (window.peerPage = { state: 'connecting', room, messages: [], analysis: [] });
 
-const client = new PeerClient({ id: params.get('id') || undefined, token: pageToken });
+const client = new PeerClient({
+  id: params.get('id') || undefined,
+  token: pageToken,
+  // ?relay=1: only through the TURN server the signalling server hands out.
+  iceTransportPolicy: params.get('relay') === '1' ? 'relay' : 'all',
+});
 page.client = client;
 try {
   await client.connect();

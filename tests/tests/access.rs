@@ -28,7 +28,13 @@ fn now() -> u64 {
         .as_secs()
 }
 
-fn token_with(sub: Option<&str>, room: &str, grants: &[&str], exp: u64, nbf: Option<u64>) -> String {
+fn token_with(
+    sub: Option<&str>,
+    room: &str,
+    grants: &[&str],
+    exp: u64,
+    nbf: Option<u64>,
+) -> String {
     let claims = Claims {
         sub: sub.map(str::to_owned),
         room: room.into(),
@@ -193,20 +199,49 @@ fn every_refusal_is_named_and_a_legitimate_pair_keeps_playing() {
             let none = request(port, "POST", path, &[sdp], body.as_bytes()).await;
             assert_eq!(none.status, 401, "{path}: {none:?}");
             assert_eq!(none.header("www-authenticate"), Some("Bearer"));
-            let bad = request(port, "POST", path, &[sdp, ("Authorization", "Bearer nonsense")], body.as_bytes()).await;
+            let bad = request(
+                port,
+                "POST",
+                path,
+                &[sdp, ("Authorization", "Bearer nonsense")],
+                body.as_bytes(),
+            )
+            .await;
             assert_eq!(bad.status, 401, "{path}: {bad:?}");
             assert!(bad.body.contains("malformed"), "{path}: {}", bad.body);
         }
         // A viewer's token cannot publish over WHIP; a publisher's cannot play.
         let viewer = format!("Bearer {}", token(None, "studio", &["subscribe"]));
-        let whip = request(port, "POST", "/whip/studio", &[sdp, ("Authorization", &viewer)], offer.as_bytes()).await;
+        let whip = request(
+            port,
+            "POST",
+            "/whip/studio",
+            &[sdp, ("Authorization", &viewer)],
+            offer.as_bytes(),
+        )
+        .await;
         assert_eq!(whip.status, 403, "{whip:?}");
-        assert!(whip.body.contains("does not allow publish"), "{}", whip.body);
+        assert!(
+            whip.body.contains("does not allow publish"),
+            "{}",
+            whip.body
+        );
         let publisher = format!("Bearer {}", token(None, "studio", &["publish"]));
         let player_offer = offer.replace("a=sendonly", "a=recvonly");
-        let whep = request(port, "POST", "/whep/studio/cam", &[sdp, ("Authorization", &publisher)], player_offer.as_bytes()).await;
+        let whep = request(
+            port,
+            "POST",
+            "/whep/studio/cam",
+            &[sdp, ("Authorization", &publisher)],
+            player_offer.as_bytes(),
+        )
+        .await;
         assert_eq!(whep.status, 403, "{whep:?}");
-        assert!(whep.body.contains("does not allow subscribe"), "{}", whep.body);
+        assert!(
+            whep.body.contains("does not allow subscribe"),
+            "{}",
+            whep.body
+        );
     });
 
     // The non-recorder and the WHIP publisher: a publisher's token cannot
@@ -248,14 +283,28 @@ fn a_join_link_opened_in_chromium_publishes_and_without_its_token_is_refused_in_
     let minted = Command::new(peer_tests::peer_binary())
         .args(["token", "--secret-file"])
         .arg(&secret_file)
-        .args(["--room", "interviews", "--id", "guest-1", "--grant", "publish,data"])
+        .args([
+            "--room",
+            "interviews",
+            "--id",
+            "guest-1",
+            "--grant",
+            "publish,data",
+        ])
         .args(["--ttl", "10m", "--link", &base])
         .output()
         .unwrap();
-    assert!(minted.status.success(), "{}", String::from_utf8_lossy(&minted.stderr));
+    assert!(
+        minted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&minted.stderr)
+    );
     let printed = String::from_utf8(minted.stdout).unwrap();
     let link = printed.lines().nth(1).expect("a link line").to_owned();
-    assert!(link.starts_with(&format!("{base}/publish?room=interviews&id=guest-1&token=")), "{link}");
+    assert!(
+        link.starts_with(&format!("{base}/publish?room=interviews&id=guest-1&token=")),
+        "{link}"
+    );
     let recorder_token = Command::new(peer_tests::peer_binary())
         .args(["token", "--secret-file"])
         .arg(&secret_file)
@@ -266,9 +315,15 @@ fn a_join_link_opened_in_chromium_publishes_and_without_its_token_is_refused_in_
 
     let browser = Browser::start(&[]);
     browser.goto(&format!("{link}&autostart=1"));
-    browser.wait_for("window.peerPage.state === 'publishing'", Duration::from_secs(20));
+    browser.wait_for(
+        "window.peerPage.state === 'publishing'",
+        Duration::from_secs(20),
+    );
     let address = browser.eval("return location.href;", vec![]);
-    assert!(!address.as_str().unwrap().contains("token="), "the token left the address bar: {address}");
+    assert!(
+        !address.as_str().unwrap().contains("token="),
+        "the token left the address bar: {address}"
+    );
     let receiver = Receiver::start(&format!(
         "uri={} producer=guest-1 token={}",
         server.room_uri("interviews"),
@@ -281,10 +336,15 @@ fn a_join_link_opened_in_chromium_publishes_and_without_its_token_is_refused_in_
 
     // The same page without the token, in a fresh browser (no tab storage).
     let stranger = Browser::start(&[]);
-    stranger.goto(&format!("{base}/publish?room=interviews&id=guest-1&autostart=1"));
+    stranger.goto(&format!(
+        "{base}/publish?room=interviews&id=guest-1&autostart=1"
+    ));
     let refused = stranger.wait_for("window.peerPage.error", Duration::from_secs(20));
     let refused = refused.as_str().unwrap();
-    assert!(refused.contains("refused") && refused.contains("token"), "{refused}");
+    assert!(
+        refused.contains("refused") && refused.contains("token"),
+        "{refused}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -298,7 +358,11 @@ fn peer_serve_refuses_a_public_address_without_tokens_naming_the_options() {
         .unwrap();
     assert!(!output.status.success());
     let text = String::from_utf8_lossy(&output.stderr);
-    for words in ["refusing to serve on 198.18.0.1", "--auth-secret-file", "--open"] {
+    for words in [
+        "refusing to serve on 198.18.0.1",
+        "--auth-secret-file",
+        "--open",
+    ] {
         assert!(text.contains(words), "{words:?} in {text}");
     }
 }

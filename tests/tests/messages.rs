@@ -51,7 +51,8 @@ fn messages_go_from_a_page_to_a_pipeline_and_back() {
     );
 
     // Page → pipeline, to the producer alone: intact, with its sender.
-    let payload = json!({"kind": "chat", "text": "héllo ✓", "n": [1, 2.5, null], "deep": {"a": {"b": true}}});
+    let payload =
+        json!({"kind": "chat", "text": "héllo ✓", "n": [1, 2.5, null], "deep": {"a": {"b": true}}});
     browser.eval(
         "window.peerPage.client.send(arguments[0], 'cam'); return true;",
         vec![payload.clone()],

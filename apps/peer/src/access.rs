@@ -30,7 +30,11 @@ pub struct AccessArgs {
     pub open: bool,
     /// A TURN server handed to authenticated peers with short-lived
     /// credentials (repeatable): turn:host:port?transport=udp.
-    #[arg(long = "turn-server", value_name = "URL", requires = "turn_secret_file")]
+    #[arg(
+        long = "turn-server",
+        value_name = "URL",
+        requires = "turn_secret_file"
+    )]
     pub turn_servers: Vec<String>,
     /// File holding the TURN server's shared secret (coturn's
     /// static-auth-secret, with use-auth-secret).

@@ -121,7 +121,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let server = server::start(config).await?;
         let _demo = if args.demo {
-            Some(demo::start(server.local_addr().port(), demo_trust, demo_token)?)
+            Some(demo::start(
+                server.local_addr().port(),
+                demo_trust,
+                demo_token,
+            )?)
         } else {
             None
         };

@@ -108,7 +108,9 @@ fn signing_key(key: &KeyArgs) -> anyhow::Result<(&'static str, Vec<u8>)> {
                 std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
             Ok((alg, pem))
         }
-        _ => bail!("give the key: --secret-file FILE (HS256), or --key-file FILE --alg ES256|RS256"),
+        _ => {
+            bail!("give the key: --secret-file FILE (HS256), or --key-file FILE --alg ES256|RS256")
+        }
     }
 }
 
@@ -160,14 +162,19 @@ fn run_inspect(args: InspectArgs) -> anyhow::Result<()> {
             Authority::public_key(args.key.alg.as_deref().unwrap_or_default(), &pem)
                 .map_err(anyhow::Error::msg)?
         }
-        _ => bail!("give the key: --secret-file FILE (HS256), or --key-file PUBLIC.pem --alg ES256|RS256"),
+        _ => bail!(
+            "give the key: --secret-file FILE (HS256), or --key-file PUBLIC.pem --alg ES256|RS256"
+        ),
     };
     let now = unix_now();
     let identity = authority
         .verify(&args.token, now)
         .map_err(|err| anyhow::anyhow!("refused: {err}"))?;
     println!("valid");
-    println!("peer id:  {}", identity.sub.as_deref().unwrap_or("(any: a random one)"));
+    println!(
+        "peer id:  {}",
+        identity.sub.as_deref().unwrap_or("(any: a random one)")
+    );
     println!("room:     {}", identity.room);
     println!("grants:   {}", identity.grants.names().join(", "));
     let left = identity.exp.saturating_sub(now);

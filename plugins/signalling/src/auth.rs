@@ -51,7 +51,11 @@ impl Grants {
     /// `publish,data` and the like; the error names a word it does not know.
     pub fn parse(text: &str) -> Result<Grants, String> {
         let mut grants = Grants::default();
-        for word in text.split([',', ' ']).map(str::trim).filter(|w| !w.is_empty()) {
+        for word in text
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+        {
             grants.set(word)?;
         }
         Ok(grants)
@@ -195,17 +199,18 @@ impl Authority {
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.required_spec_claims.clear();
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &validation).map_err(|err| {
-            use jsonwebtoken::errors::ErrorKind;
-            match err.kind() {
-                ErrorKind::InvalidSignature => AuthError::BadSignature,
-                ErrorKind::InvalidAlgorithm => AuthError::WrongAlgorithm {
-                    found: format!("{:?}", header.alg),
-                    expected: format!("{:?}", self.algorithm),
-                },
-                _ => AuthError::Malformed(err.to_string()),
-            }
-        })?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.key, &validation).map_err(|err| {
+                use jsonwebtoken::errors::ErrorKind;
+                match err.kind() {
+                    ErrorKind::InvalidSignature => AuthError::BadSignature,
+                    ErrorKind::InvalidAlgorithm => AuthError::WrongAlgorithm {
+                        found: format!("{:?}", header.alg),
+                        expected: format!("{:?}", self.algorithm),
+                    },
+                    _ => AuthError::Malformed(err.to_string()),
+                }
+            })?;
         let claims = data.claims;
         if unix_now > claims.exp + LEEWAY_SECS {
             return Err(AuthError::Expired(unix_now - claims.exp));
@@ -286,7 +291,10 @@ mod tests {
         let mut early = claims();
         early.nbf = Some(NOW + 600);
         let early = mint(&early, "HS256", SECRET).unwrap();
-        assert_eq!(authority.verify(&early, NOW), Err(AuthError::NotYetValid(600)));
+        assert_eq!(
+            authority.verify(&early, NOW),
+            Err(AuthError::NotYetValid(600))
+        );
         let forged = mint(&claims(), "HS256", b"another secret of thirty-two bytes!!").unwrap();
         assert_eq!(authority.verify(&forged, NOW), Err(AuthError::BadSignature));
         // alg "none": a header and claims with an empty signature.
@@ -298,11 +306,17 @@ mod tests {
             b64.encode(serde_json::to_vec(&claims()).unwrap())
         );
         assert!(
-            matches!(authority.verify(&none, NOW), Err(AuthError::Malformed(_) | AuthError::WrongAlgorithm { .. })),
+            matches!(
+                authority.verify(&none, NOW),
+                Err(AuthError::Malformed(_) | AuthError::WrongAlgorithm { .. })
+            ),
             "{:?}",
             authority.verify(&none, NOW)
         );
-        assert!(matches!(authority.verify("hello", NOW), Err(AuthError::Malformed(_))));
+        assert!(matches!(
+            authority.verify("hello", NOW),
+            Err(AuthError::Malformed(_))
+        ));
         let mut unknown = claims();
         unknown.grants.push("root".into());
         let unknown = mint(&unknown, "HS256", SECRET).unwrap();

@@ -673,7 +673,10 @@ impl SignallingCore {
         out: &mut Vec<Action>,
     ) -> Outcome {
         if streams.as_ref().is_some_and(|s| !s.is_empty()) {
-            let room = self.peer(conn).and_then(|p| p.room.clone()).unwrap_or_default();
+            let room = self
+                .peer(conn)
+                .and_then(|p| p.room.clone())
+                .unwrap_or_default();
             self.require(conn, Grant::Publish, &room)?;
         }
         let peer = self.peer_mut(conn).expect("registered");

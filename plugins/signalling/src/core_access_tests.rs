@@ -88,9 +88,7 @@ fn no_token_bad_tokens_and_the_connection_stays_usable() {
     assert!(matches!(effects.only_to(1), ServerMessage::Welcome { .. }));
     // Anything but hello first is refused the same way, not registered.
     h.run(Input::Connected { conn: 4 });
-    let (code, _) = h
-        .text(4, json!({"type": "join", "room": "a"}))
-        .error_to(4);
+    let (code, _) = h.text(4, json!({"type": "join", "room": "a"})).error_to(4);
     assert_eq!(code, ErrorCode::Unauthorized);
 }
 
@@ -137,9 +135,15 @@ fn rooms_and_each_grant_are_enforced_with_named_errors() {
         .text(1, json!({"type": "join", "room": "other"}))
         .error_to(1);
     assert_eq!(code, ErrorCode::Unauthorized);
-    assert!(text.contains("\"interviews\"") && text.contains("\"other\""), "{text}");
+    assert!(
+        text.contains("\"interviews\"") && text.contains("\"other\""),
+        "{text}"
+    );
     let (code, text) = h
-        .text(1, json!({"type": "join", "room": "interviews", "streams": [{"kind": "video"}]}))
+        .text(
+            1,
+            json!({"type": "join", "room": "interviews", "streams": [{"kind": "video"}]}),
+        )
         .error_to(1);
     assert_eq!(code, ErrorCode::Forbidden);
     assert_eq!(text, "this token does not allow publish in room interviews");
@@ -147,11 +151,23 @@ fn rooms_and_each_grant_are_enforced_with_named_errors() {
     let (code, text) = h
         .text(1, json!({"type": "update", "streams": [{"kind": "video"}]}))
         .error_to(1);
-    assert_eq!((code, text.as_str()), (ErrorCode::Forbidden, "this token does not allow publish in room interviews"));
+    assert_eq!(
+        (code, text.as_str()),
+        (
+            ErrorCode::Forbidden,
+            "this token does not allow publish in room interviews"
+        )
+    );
     let (code, text) = h
         .text(1, json!({"type": "message", "data": "hi"}))
         .error_to(1);
-    assert_eq!((code, text.as_str()), (ErrorCode::Forbidden, "this token does not allow data in room interviews"));
+    assert_eq!(
+        (code, text.as_str()),
+        (
+            ErrorCode::Forbidden,
+            "this token does not allow data in room interviews"
+        )
+    );
 
     // A publisher publishes in a prefixed room, but may not watch anyone.
     let publisher = token(Some("cam"), "inter*", "publish");
@@ -160,29 +176,50 @@ fn rooms_and_each_grant_are_enforced_with_named_errors() {
     let (code, text) = h
         .text(2, json!({"type": "start-session", "peer": "v"}))
         .error_to(2);
-    assert_eq!((code, text.as_str()), (ErrorCode::Forbidden, "this token does not allow subscribe in room interviews"));
+    assert_eq!(
+        (code, text.as_str()),
+        (
+            ErrorCode::Forbidden,
+            "this token does not allow subscribe in room interviews"
+        )
+    );
 
     // The viewer may; so may a recorder.
     let effects = h.text(1, json!({"type": "start-session", "peer": "cam"}));
-    assert!(matches!(effects.only_to(1), ServerMessage::SessionStarted { .. }));
+    assert!(matches!(
+        effects.only_to(1),
+        ServerMessage::SessionStarted { .. }
+    ));
     let recorder = token(None, "interviews", "record");
     hello(&mut h, 3, None, Some(&recorder));
     h.join(3, "interviews", false);
     let effects = h.text(3, json!({"type": "start-session", "peer": "cam"}));
-    assert!(matches!(effects.to(3)[0], ServerMessage::SessionStarted { .. }));
+    assert!(matches!(
+        effects.to(3)[0],
+        ServerMessage::SessionStarted { .. }
+    ));
 
     // Listing: one's own room yes, others and every room only for admins.
-    assert!(matches!(h.text(1, json!({"type": "list"})).only_to(1), ServerMessage::Peers { .. }));
-    let (code, _) = h.text(1, json!({"type": "list", "room": "secret"})).error_to(1);
+    assert!(matches!(
+        h.text(1, json!({"type": "list"})).only_to(1),
+        ServerMessage::Peers { .. }
+    ));
+    let (code, _) = h
+        .text(1, json!({"type": "list", "room": "secret"}))
+        .error_to(1);
     assert_eq!(code, ErrorCode::Forbidden);
     let (code, text) = h.text(1, json!({"type": "list-rooms"})).error_to(1);
     assert_eq!(code, ErrorCode::Forbidden);
     assert!(text.contains("admin"), "{text}");
     let admin = token(None, "*", "admin");
     hello(&mut h, 4, None, Some(&admin));
-    assert!(matches!(h.text(4, json!({"type": "list-rooms"})).only_to(4), ServerMessage::Rooms { .. }));
     assert!(matches!(
-        h.text(4, json!({"type": "list", "room": "interviews"})).only_to(4),
+        h.text(4, json!({"type": "list-rooms"})).only_to(4),
+        ServerMessage::Rooms { .. }
+    ));
+    assert!(matches!(
+        h.text(4, json!({"type": "list", "room": "interviews"}))
+            .only_to(4),
         ServerMessage::Peers { .. }
     ));
 }
@@ -207,9 +244,18 @@ fn a_stranger_cannot_end_a_session_an_admin_can() {
         .text(3, json!({"type": "end-session", "session": session}))
         .error_to(3);
     assert_eq!(code, ErrorCode::NotInSession);
-    let effects = h.text(4, json!({"type": "end-session", "session": session, "reason": "ops"}));
-    assert!(matches!(effects.only_to(1), ServerMessage::SessionEnded { .. }));
-    assert!(matches!(effects.to(2)[0], ServerMessage::SessionEnded { .. }));
+    let effects = h.text(
+        4,
+        json!({"type": "end-session", "session": session, "reason": "ops"}),
+    );
+    assert!(matches!(
+        effects.only_to(1),
+        ServerMessage::SessionEnded { .. }
+    ));
+    assert!(matches!(
+        effects.to(2)[0],
+        ServerMessage::SessionEnded { .. }
+    ));
 }
 
 #[test]
@@ -221,7 +267,10 @@ fn authenticated_peers_get_short_lived_turn_credentials() {
     };
     assert_eq!(ice_servers.len(), 1);
     let server = &ice_servers[0];
-    assert_eq!(server.username.as_deref(), Some(format!("{}:cam", UNIX_NOW + 600).as_str()));
+    assert_eq!(
+        server.username.as_deref(),
+        Some(format!("{}:cam", UNIX_NOW + 600).as_str())
+    );
     assert_eq!(
         server.credential.as_deref(),
         Some(crate::turn::password(b"turn-secret", &format!("{}:cam", UNIX_NOW + 600)).as_str())
@@ -254,6 +303,8 @@ fn a_url_token_registers_a_hello_without_one_and_vouched_peers_need_none() {
     let effects = h.text(2, json!({"type": "hello", "id": "whip-x"}));
     assert!(matches!(effects.only_to(2), ServerMessage::Welcome { .. }));
     h.join(2, "r", true);
-    let (code, _) = h.text(2, json!({"type": "join", "room": "elsewhere"})).error_to(2);
+    let (code, _) = h
+        .text(2, json!({"type": "join", "room": "elsewhere"}))
+        .error_to(2);
     assert_eq!(code, ErrorCode::AlreadyInRoom);
 }

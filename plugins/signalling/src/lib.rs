@@ -12,9 +12,9 @@ pub mod core;
 pub mod server;
 #[cfg(feature = "server")]
 pub mod tls;
+pub mod turn;
 #[cfg(feature = "server")]
 pub mod web;
-pub mod turn;
 pub mod wish;
 
 /// The protocol types live in their own crate so clients need not link the server.

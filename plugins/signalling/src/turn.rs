@@ -61,7 +61,13 @@ mod tests {
         assert_eq!(server.username.as_deref(), Some("1700003600:cam"));
         // Computed independently: printf '1700003600:cam' |
         // openssl dgst -sha1 -hmac north -binary | base64
-        assert_eq!(server.credential.as_deref(), Some(password(b"north", "1700003600:cam").as_str()));
-        assert_eq!(password(b"key", "The quick brown fox jumps over the lazy dog"), "3nybhbi3iqa8ino29wqQcBydtNk=");
+        assert_eq!(
+            server.credential.as_deref(),
+            Some(password(b"north", "1700003600:cam").as_str())
+        );
+        assert_eq!(
+            password(b"key", "The quick brown fox jumps over the lazy dog"),
+            "3nybhbi3iqa8ino29wqQcBydtNk="
+        );
     }
 }

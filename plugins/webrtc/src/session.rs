@@ -71,6 +71,11 @@ pub struct WebRtcSession {
     offered: AtomicBool,
     /// A failed connection was given its one ICE restart.
     restarted_after_failure: AtomicBool,
+    /// `ice-transport-policy=relay`, and whether a relay candidate came.
+    relay_only: bool,
+    relayed: AtomicBool,
+    /// The TURN servers in use, without credentials, for messages.
+    turn_servers: String,
 }
 
 impl WebRtcSession {
@@ -130,6 +135,9 @@ impl WebRtcSession {
             restart: Mutex::new(None),
             offered: AtomicBool::new(false),
             restarted_after_failure: AtomicBool::new(false),
+            relay_only: config.relay_only,
+            relayed: AtomicBool::new(false),
+            turn_servers: turn_hosts(&config.turn_servers, ice_servers),
         });
 
         let weak = Arc::downgrade(&session);
@@ -137,6 +145,9 @@ impl WebRtcSession {
             let mline = values[1].get::<u32>().ok()?;
             let candidate = values[2].get::<String>().ok()?;
             let session = weak.upgrade()?;
+            if candidate.contains(" typ relay") {
+                session.relayed.store(true, Ordering::Release);
+            }
             let mut unsent = session.unsent_candidates.lock().unwrap();
             match unsent.as_mut() {
                 Some(held) => held.push((mline, candidate)),
@@ -158,6 +169,16 @@ impl WebRtcSession {
             let Some(session) = weak.upgrade() else {
                 return;
             };
+            // Relay only, and no relay: nothing can ever connect. Say why
+            // now instead of letting the connection fail unexplained.
+            if session.relay_only && !session.relayed.load(Ordering::Acquire) {
+                session.notify(SessionNotice::Failed(format!(
+                    "no relayed candidate was gathered with ice-transport-policy=relay: the TURN \
+                     server ({}) refused the credentials or cannot be reached",
+                    session.turn_servers
+                )));
+                return;
+            }
             let mut unsent = session.unsent_candidates.lock().unwrap();
             match unsent.as_mut() {
                 Some(held) => held.push((END_OF_CANDIDATES, String::new())),
@@ -477,6 +498,25 @@ impl WebRtcSession {
         });
         self.webrtcbin
             .emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
+    }
+}
+
+/// `turn://user:pass@host:port` → `host:port`, listed: what a message may
+/// show of the TURN servers (never their credentials).
+fn turn_hosts(configured: &[String], announced: &[String]) -> String {
+    let hosts: Vec<&str> = configured
+        .iter()
+        .chain(announced)
+        .filter(|s| s.starts_with("turn"))
+        .map(|s| {
+            let rest = s.split_once("://").map_or(s.as_str(), |(_, rest)| rest);
+            rest.rsplit_once('@').map_or(rest, |(_, host)| host)
+        })
+        .collect();
+    if hosts.is_empty() {
+        "none configured".into()
+    } else {
+        hosts.join(", ")
     }
 }
 

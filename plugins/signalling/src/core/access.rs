@@ -80,7 +80,11 @@ impl SignallingCore {
 
     /// Checks a token as the core would for a hello, for the HTTP shells
     /// (`/api/rooms`): the identity, or the error to answer with.
-    pub fn check_token(&self, now: Instant, token: Option<&str>) -> Result<Allowed, (ErrorCode, String)> {
+    pub fn check_token(
+        &self,
+        now: Instant,
+        token: Option<&str>,
+    ) -> Result<Allowed, (ErrorCode, String)> {
         let Some(authority) = &self.access.authority else {
             return Ok(Allowed::everything());
         };
@@ -133,6 +137,14 @@ impl SignallingCore {
             (None, None) => None,
         };
         Ok((id, Allowed::from_identity(&identity)))
+    }
+
+    /// TURN credentials for `peer` (an adapter's), none without TURN.
+    pub fn turn_credentials(&self, now: Instant, peer: &str) -> Option<IceServerConfig> {
+        self.access
+            .turn
+            .as_ref()
+            .map(|turn| turn.credentials(peer, self.unix_time(now)))
     }
 
     /// TURN servers with credentials for `peer`, for its welcome.

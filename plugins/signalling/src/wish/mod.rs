@@ -193,6 +193,8 @@ struct WishSession {
     stage: Stage,
     deadline: Instant,
     etag: String,
+    /// `Link` headers of the 201: ICE servers, TURN credentials.
+    links: Vec<String>,
 }
 
 pub struct WishAdapter {
@@ -297,7 +299,11 @@ impl WishAdapter {
             // A token names its own peer id (its `sub`), or none.
             Credential::Token(token) => (None, Some(token)),
             _ => (
-                Some(format!("{}-{}", self.kind.path(), random_id(&mut self.rng, 10))),
+                Some(format!(
+                    "{}-{}",
+                    self.kind.path(),
+                    random_id(&mut self.rng, 10)
+                )),
                 None,
             ),
         };
@@ -324,7 +330,7 @@ impl WishAdapter {
         out.push(AdapterAction::ToCore {
             conn,
             message: ClientMessage::Hello {
-                id: peer_id,
+                id: peer_id.clone(),
                 meta: json!({"via": self.kind.path()}),
                 token,
             },
@@ -359,6 +365,14 @@ impl WishAdapter {
             }
         };
         let etag = format!("\"{}\"", random_id(&mut self.rng, 12));
+        // TURN credentials go to this client only, in its 201.
+        let mut links = self.links();
+        // Named after the room's peer id, never the resource id: TURN
+        // usernames cross the network in clear and fill coturn's logs.
+        let turn_name = peer_id.clone().unwrap_or_else(|| self.kind.path().to_owned());
+        if let Some(turn) = core.turn_credentials(now, &turn_name) {
+            links.extend(turn_links(&turn));
+        }
         self.by_conn.insert(conn, id.clone());
         self.sessions.insert(
             id,
@@ -373,6 +387,7 @@ impl WishAdapter {
                 stage,
                 deadline: now + self.config.answer_timeout,
                 etag,
+                links,
             },
         );
         Ok(())
@@ -750,7 +765,6 @@ impl WishAdapter {
     /// and the candidates gathered so far.
     fn answer(&mut self, id: &str, complete: bool, out: &mut Vec<AdapterAction>) {
         let kind = self.kind;
-        let links = self.links();
         let etag = format!("\"{}\"", random_id(&mut self.rng, 12));
         let Some(session) = self.sessions.get_mut(id) else {
             return;
@@ -769,7 +783,7 @@ impl WishAdapter {
                     content_type: Some("application/sdp"),
                     location: Some(format!("/{}/{}/{id}", kind.path(), session.room)),
                     etag: Some(session.etag.clone()),
-                    links,
+                    links: session.links.clone(),
                     accept_patch: true,
                     body: sdp::answer_with_candidates(&answer, &candidates, complete),
                     ..HttpResponse::default()
@@ -894,6 +908,21 @@ fn check_content_type(given: Option<&str>, expected: &str) -> Result<(), HttpRes
             format!("Content-Type must be {expected}; none was given"),
         )),
     }
+}
+
+/// `Link` values for a TURN server with credentials.
+fn turn_links(turn: &crate::protocol::IceServerConfig) -> Vec<String> {
+    turn.urls
+        .iter()
+        .map(|url| {
+            IceServer {
+                url: url.clone(),
+                username: turn.username.clone(),
+                credential: turn.credential.clone(),
+            }
+            .link()
+        })
+        .collect()
 }
 
 /// How a request is authorized (see [`WishAdapter::authorize`]).

@@ -156,8 +156,14 @@ impl Harness {
     ) -> Vec<AdapterAction> {
         let mut request = self.request(content_type, None, body);
         request.if_match = if_match;
-        self.adapter
-            .patch(self.now, &self.core, request, "live", session, &mut self.out);
+        self.adapter.patch(
+            self.now,
+            &self.core,
+            request,
+            "live",
+            session,
+            &mut self.out,
+        );
         std::mem::take(&mut self.out)
     }
 
@@ -167,8 +173,14 @@ impl Harness {
 
     pub fn delete(&mut self, session: &str, auth: Option<&str>) -> Vec<AdapterAction> {
         let request = self.request("", auth, "");
-        self.adapter
-            .delete(self.now, &self.core, request, "live", session, &mut self.out);
+        self.adapter.delete(
+            self.now,
+            &self.core,
+            request,
+            "live",
+            session,
+            &mut self.out,
+        );
         std::mem::take(&mut self.out)
     }
 

@@ -131,7 +131,10 @@ async fn run(
     let _ = client.send(ClientMessage::Hello {
         id: config.peer_id.clone(),
         meta: config.meta.clone(),
-        token: config.token.clone().or_else(|| query_value(&config, "token")),
+        token: config
+            .token
+            .clone()
+            .or_else(|| query_value(&config, "token")),
     });
 
     let producer_deadline = match &config.role {
@@ -528,7 +531,8 @@ impl Connection {
 /// An RTCIceServer as webrtcbin takes it: `stun://host:port`,
 /// `turn://user:password@host:port?transport=udp` (one per URL).
 fn webrtcbin_ice_servers(server: &IceServerConfig) -> Vec<String> {
-    let encode = |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+    let encode =
+        |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
     server
         .urls
         .iter()
