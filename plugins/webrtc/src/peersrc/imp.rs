@@ -18,7 +18,9 @@ use crate::session::{
     NoticeHandler, SessionConfig, SessionNotice, WebRtcSession, discard, is_inside,
 };
 use crate::signaller::settings::SignallerSettings;
-use crate::signaller::{Negotiation, Role, SignallerCommand, SignallerConfig, SignallerEvent};
+use crate::signaller::{
+    DataChannelPlan, Negotiation, Role, SignallerCommand, SignallerConfig, SignallerEvent,
+};
 
 pub static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -467,7 +469,8 @@ impl PeerSrc {
                 peer,
                 negotiation,
                 ice_servers,
-            } => self.start_session(session, peer, negotiation, &ice_servers),
+                data_channels,
+            } => self.start_session(session, peer, negotiation, &ice_servers, data_channels),
             SignallerEvent::RemoteDescription {
                 session,
                 description,
@@ -555,6 +558,7 @@ impl PeerSrc {
         producer: String,
         negotiation: Negotiation,
         ice_servers: &[String],
+        data_channels: Option<DataChannelPlan>,
     ) {
         // A session that replaces the current one (a WHEP server's
         // counter-offer starts the session again): the old one goes
@@ -625,11 +629,18 @@ impl PeerSrc {
             running.offered = negotiation == Negotiation::Offer;
             running.media = eos_on_leave.then_some(clock);
         }
+        if let Some(framing) = data_channels.as_ref().and_then(|plan| plan.framing.clone()) {
+            session.channels.set_framing(framing);
+        }
+        let channels = match data_channels {
+            Some(plan) => plan.open,
+            None => config.data_channels.clone(),
+        };
         match negotiation {
             Negotiation::AwaitOffer => {}
             Negotiation::Offer => {
                 session.add_receive_transceivers();
-                session.create_data_channels(&config.data_channels);
+                session.create_data_channels(&channels);
                 session.create_offer();
             }
             Negotiation::Answer(offer) => {

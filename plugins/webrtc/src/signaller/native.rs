@@ -348,6 +348,7 @@ impl Connection {
                 peer: peer.id.clone(),
                 negotiation: Negotiation::Offer,
                 ice_servers: Vec::new(),
+                data_channels: None,
             });
         } else {
             self.send(ClientMessage::StartSession {
@@ -412,6 +413,7 @@ impl Connection {
                         None => Negotiation::Offer,
                     },
                     ice_servers: Vec::new(),
+                    data_channels: None,
                 }),
                 Role::Consumer { .. } => {
                     self.send(ClientMessage::EndSession {
@@ -444,6 +446,7 @@ impl Connection {
                             peer,
                             negotiation: Negotiation::AwaitOffer,
                             ice_servers: Vec::new(),
+                            data_channels: None,
                         })
                     }
                 }

@@ -148,6 +148,7 @@ impl Client {
             peer,
             negotiation,
             ice_servers,
+            data_channels: None,
         });
     }
 
