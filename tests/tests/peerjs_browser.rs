@@ -13,7 +13,9 @@ use gst::prelude::*;
 use peer_tests::browser::Browser;
 use peer_tests::media::close_colour;
 use peer_tests::process::ChildProcess;
-use peer_tests::{Receiver, TestServer, init, play, sender, wait_element_message};
+use peer_tests::{
+    Receiver, TestServer, encoders_in, init, play, sender, wait_element_message, wait_until,
+};
 use serde_json::{Value, json};
 
 const BLUE: u32 = 0xff2050d0;
@@ -99,6 +101,23 @@ fn a_browser_calls_peersink_and_sees_and_hears_it() {
     ));
     check_call_from_browser(&browser);
     browser.screenshot("peerjs-call");
+    // A second call (the same page calling again): another viewer on the
+    // same encoders.
+    let sink = studio.by_name("sink").unwrap();
+    let encoders = encoders_in(sink.downcast_ref::<gst::Bin>().unwrap()).len();
+    browser.eval(
+        "window.second = window.callPage.peer.call('studio', document.getElementById('local').srcObject);",
+        vec![],
+    );
+    wait_until(Duration::from_secs(20), "two callers", || {
+        (sink.property::<u32>("viewers") == 2).then_some(())
+    });
+    browser.wait_for("window.second.remoteStream", Duration::from_secs(20));
+    assert_eq!(
+        encoders_in(sink.downcast_ref::<gst::Bin>().unwrap()).len(),
+        encoders,
+        "callers share the encoders"
+    );
     let _ = studio.set_state(gst::State::Null);
 }
 
