@@ -143,6 +143,37 @@ fn peersrc_takes_a_browsers_call_and_gives_out_its_camera() {
 }
 
 #[test]
+fn two_callers_of_peersrc_get_a_set_of_pads_each() {
+    init();
+    let server = TestServer::start();
+    let booth = Receiver::start(&format!("uri=peerjs://127.0.0.1:{}/booth", server.port()));
+    let browser = Browser::start(&[]);
+    browser.goto(&format!(
+        "http://127.0.0.1:{}/call?id=first&peer=booth&call=1",
+        server.port()
+    ));
+    booth.wait(Duration::from_secs(30), "the first caller", |r| {
+        r.video_frames >= 10
+    });
+    // A second PeerJS peer in the same page calls too.
+    browser.eval(
+        r#"const second = new Peer('second', { host: location.hostname, port: Number(location.port),
+             path: '/', key: 'peerjs', config: { iceServers: [] } });
+           second.on('open', () => second.call('booth', document.getElementById('local').srcObject));"#,
+        vec![],
+    );
+    let received = booth.wait(Duration::from_secs(30), "a second set of pads", |r| {
+        r.pads.iter().any(|p| p == "video_1") && r.pads.iter().any(|p| p == "audio_1")
+    });
+    let frames = received.video_frames;
+    booth.wait(Duration::from_secs(10), "frames of both callers", |r| {
+        r.video_frames >= frames + 20
+    });
+    let stats = booth.peersrc.property::<gst::Structure>("stats");
+    assert!(stats.get::<String>("producer").is_ok(), "{stats}");
+}
+
+#[test]
 fn the_pipeline_calls_a_browser_that_answers_with_its_camera() {
     init();
     let server = TestServer::start();

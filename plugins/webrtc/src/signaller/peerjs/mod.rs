@@ -3,7 +3,8 @@
 //!
 //! - A **media call** to ID (`peer.call(ID, stream)`) is a session the
 //!   element answers: peersink with its streams, sharing its encoders like
-//!   any viewer; peersrc by giving out the caller's tracks.
+//!   any viewer; peersrc by giving out the caller's tracks (a set of pads
+//!   per caller).
 //! - A **data connection** to ID (`peer.connect(ID, {serialization})`) is
 //!   a session with only the caller's data channel; its messages reach the
 //!   elements' data-channel signals whole, in the connection's
@@ -203,7 +204,6 @@ async fn run(
         events,
         me: id,
         address,
-        receives: matches!(config.role, Role::Consumer { .. }),
         only_from: match &config.role {
             Role::Consumer { producer, .. } => producer.clone(),
             Role::Producer { .. } => None,
@@ -276,8 +276,6 @@ struct Peer {
     events: EventSink,
     me: String,
     address: Address,
-    /// peersrc: one caller at a time, whose tracks it gives out.
-    receives: bool,
     /// peersrc `producer`: only this peer's calls are taken.
     only_from: Option<String>,
     /// By the element's session id.
@@ -428,11 +426,6 @@ impl Peer {
         };
         let refusal = match &self.only_from {
             Some(wanted) if *wanted != src => Some(format!("only \"{wanted}\" may call")),
-            // peersrc gives out one caller's tracks at a time.
-            _ if self.receives && !self.links.is_empty() => Some(format!(
-                "\"{}\" takes one call at a time and has one",
-                self.me
-            )),
             _ => None,
         };
         if let Some(reason) = refusal {
