@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use peer_signalling::core::Limits;
+use peer_signalling::peerjs::PeerJsConfig;
 use peer_signalling::tls;
 use peer_signalling::wish::WishConfig;
 
@@ -55,6 +56,26 @@ pub struct Args {
     whep_token: Option<String>,
     #[command(flatten)]
     access: crate::access::AccessArgs,
+    /// PeerServer: the path its routes are under (`path` in `new Peer`).
+    #[arg(long, default_value = "/")]
+    peerjs_path: String,
+    /// PeerServer: a key clients may use (`key` in `new Peer`); each key is
+    /// a room. Repeat for several [default: peerjs]
+    #[arg(long = "peerjs-key", value_name = "KEY")]
+    peerjs_keys: Vec<String>,
+    /// PeerServer: milliseconds a message for a peer not connected is held
+    /// before its sender gets EXPIRE.
+    #[arg(long, default_value_t = 5000)]
+    peerjs_expire_timeout: u64,
+    /// PeerServer: milliseconds of silence after which a client's socket is closed.
+    #[arg(long, default_value_t = 90_000)]
+    peerjs_alive_timeout: u64,
+    /// PeerServer: most PeerJS clients at once.
+    #[arg(long, default_value_t = 5000)]
+    peerjs_concurrent_limit: usize,
+    /// PeerServer: answer `GET /{key}/peers` with the key's peer ids.
+    #[arg(long)]
+    peerjs_discovery: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -115,6 +136,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ..WishConfig::default()
         },
         access,
+        peerjs: peerjs_config(&args)?,
         ..ServerConfig::default()
     };
     let runtime = tokio::runtime::Runtime::new()?;
@@ -155,6 +177,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 ""
             }
         );
+        let peerjs = peerjs_config(&args)?;
+        let url = server.http_url();
+        let (scheme, authority) = url
+            .trim_end_matches('/')
+            .split_once("://")
+            .unwrap_or(("http", ""));
+        let (host, port) = authority.rsplit_once(':').unwrap_or((authority, ""));
+        println!(
+            "PeerJS clients: new Peer(id, {{host: '{host}', port: {port}, path: '{}'{}{}}}) \
+             (key {}); calling page {url}call",
+            peerjs.normalized_path(),
+            if peerjs.keys.first().is_some_and(|k| k != "peerjs") {
+                format!(", key: '{}'", peerjs.keys[0])
+            } else {
+                String::new()
+            },
+            if scheme == "https" {
+                ", secure: true"
+            } else {
+                ""
+            },
+            peerjs.keys.join(", "),
+        );
         tokio::select! {
             _ = shutdown_signal() => {
                 tracing::info!("stopping");
@@ -162,6 +207,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
         anyhow::Ok(())
+    })
+}
+
+fn peerjs_config(args: &Args) -> anyhow::Result<PeerJsConfig> {
+    let keys = if args.peerjs_keys.is_empty() {
+        vec!["peerjs".to_owned()]
+    } else {
+        args.peerjs_keys.clone()
+    };
+    if let Some(bad) = keys
+        .iter()
+        .find(|k| !peer_signalling::protocol::is_valid_name(k))
+    {
+        anyhow::bail!("--peerjs-key {bad}: keys are rooms, 1-64 characters of A-Z a-z 0-9 . _ -");
+    }
+    Ok(PeerJsConfig {
+        path: args.peerjs_path.clone(),
+        keys,
+        expire_timeout: Duration::from_millis(args.peerjs_expire_timeout),
+        alive_timeout: Duration::from_millis(args.peerjs_alive_timeout),
+        concurrent_limit: args.peerjs_concurrent_limit,
+        allow_discovery: args.peerjs_discovery,
+        ..PeerJsConfig::default()
     })
 }
 

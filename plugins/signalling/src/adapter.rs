@@ -18,6 +18,12 @@ use crate::protocol::{ClientMessage, ServerMessage};
 /// Chosen by the hub, to match a response with the request waiting for it.
 pub type RequestId = u64;
 
+/// A socket a protocol's shell accepted and attached to the hub
+/// (`Hub::attach_socket`): its adapter writes to it through the hub, so
+/// frames leave in the order the adapter decided them, whatever thread
+/// decided them.
+pub type SocketId = u64;
+
 /// A protocol plugged into the hub. Each adapter owns the core connections
 /// it opened ([`AdapterAction::Connect`]) until it closes them.
 pub trait Adapter: Any + Send {
@@ -66,6 +72,16 @@ pub enum AdapterAction {
         conn: ConnId,
         grants: Grants,
         room: String,
+    },
+    /// Write a text frame to a socket of the adapter's shell. A socket too
+    /// slow to take it is closed (its shell then tells the adapter).
+    Write { socket: SocketId, text: String },
+    /// Close a socket of the adapter's shell after what was written to it,
+    /// with a WebSocket close code and reason.
+    CloseSocket {
+        socket: SocketId,
+        code: u16,
+        reason: String,
     },
 }
 

@@ -284,6 +284,30 @@ impl SignallingCore {
         }
     }
 
+    /// Whether a peer with this id is connected (in any room or none).
+    pub fn has_peer(&self, id: &str) -> bool {
+        self.peer_ids.contains_key(id)
+    }
+
+    /// Whether peer `id` is in `room`.
+    pub fn has_peer_in(&self, room: &str, id: &str) -> bool {
+        self.peer_ids
+            .get(id)
+            .and_then(|conn| self.peer(*conn))
+            .is_some_and(|peer| peer.room.as_deref() == Some(room))
+    }
+
+    /// Ids of every peer in `room`, in order of joining.
+    pub fn peer_ids_in(&self, room: &str) -> Vec<PeerId> {
+        self.rooms.get(room).map_or_else(Vec::new, |r| {
+            r.members
+                .iter()
+                .filter_map(|conn| self.peer(*conn))
+                .map(|peer| peer.id.clone())
+                .collect()
+        })
+    }
+
     pub fn room_summaries(&self) -> Vec<RoomSummary> {
         let mut rooms: Vec<RoomSummary> = self
             .rooms

@@ -1,5 +1,5 @@
 //! gst-peer signalling: the sans-IO room/peer state machine and the
-//! protocol adapters beside it (WHIP, WHEP), the thin transports around
+//! protocol adapters beside it (WHIP, WHEP, PeerJS), the thin transports around
 //! them (the axum server, with the `server` feature) and the WebSocket
 //! client used by the elements. The protocol types are the `peer-protocol`
 //! crate, re-exported as [`protocol`].
@@ -8,6 +8,7 @@ pub mod adapter;
 pub mod auth;
 pub mod client;
 pub mod core;
+pub mod peerjs;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]

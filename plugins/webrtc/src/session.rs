@@ -235,8 +235,26 @@ impl WebRtcSession {
 
     fn watch_channel(self: &Arc<Self>, channel: &gst_webrtc::WebRTCDataChannel) {
         let weak = Arc::downgrade(self);
+        let framing = self.channels.framing();
         datachannel::watch(channel, move |label, payload| {
-            if let Some(session) = weak.upgrade() {
+            let Some(session) = weak.upgrade() else {
+                return;
+            };
+            // The protocol's framing, when it has one, makes whole
+            // messages of what arrives (chunks wait for their siblings).
+            let payload = match &framing {
+                None => Some(payload),
+                Some(framing) => framing.decode(payload).unwrap_or_else(|err| {
+                    gst::warning!(
+                        gst::CAT_DEFAULT,
+                        "unreadable {} message on \"{label}\" from {}: {err}",
+                        framing.name(),
+                        session.peer
+                    );
+                    None
+                }),
+            };
+            if let Some(payload) = payload {
                 session.notify(SessionNotice::Message { label, payload });
             }
         });

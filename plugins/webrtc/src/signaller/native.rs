@@ -364,6 +364,7 @@ impl Connection {
                 peer: peer.id.clone(),
                 negotiation: Negotiation::Offer,
                 ice_servers: self.ice_servers.clone(),
+                data_channels: None,
             });
         } else {
             self.send(ClientMessage::StartSession {
@@ -431,6 +432,7 @@ impl Connection {
                         None => Negotiation::Offer,
                     },
                     ice_servers: self.ice_servers.clone(),
+                    data_channels: None,
                 }),
                 Role::Consumer { .. } => {
                     self.send(ClientMessage::EndSession {
@@ -463,6 +465,7 @@ impl Connection {
                             peer,
                             negotiation: Negotiation::AwaitOffer,
                             ice_servers: self.ice_servers.clone(),
+                            data_channels: None,
                         })
                     }
                 }

@@ -153,6 +153,7 @@ impl Client {
             peer,
             negotiation,
             ice_servers,
+            data_channels: None,
         });
     }
 
