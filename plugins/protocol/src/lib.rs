@@ -323,6 +323,10 @@ pub enum ErrorCode {
     Unauthorized,
     /// A good token that does not grant this.
     Forbidden,
+    /// More messages than the server's rate limit; the message was dropped.
+    RateLimited,
+    /// The connection said no `hello` (or anything else) in time.
+    HelloTimeout,
 }
 
 impl ErrorCode {
@@ -353,6 +357,8 @@ impl ErrorCode {
             ErrorCode::ServerShutdown => "server-shutdown",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::RateLimited => "rate-limited",
+            ErrorCode::HelloTimeout => "hello-timeout",
         }
     }
 }

@@ -37,6 +37,18 @@ pub struct Limits {
     pub heartbeat_timeout: Duration,
     /// How long `start-session` with `wait` holds for the peer to appear.
     pub session_wait_timeout: Duration,
+    /// A connection that has not registered (said `hello`, or anything
+    /// that registers it) this long after opening is closed. Pings do
+    /// not count: a connection must become a peer to stay.
+    pub hello_timeout: Duration,
+    /// Largest `meta` of a peer, in bytes of JSON; it is sent to every
+    /// member of the room and in every `list`, so it is kept small.
+    pub max_meta_bytes: usize,
+    /// Messages per second a connection may send, sustained (a token
+    /// bucket refilled at this rate)...
+    pub message_rate: f64,
+    /// ...and in a burst. Beyond, messages are dropped with `rate-limited`.
+    pub message_burst: f64,
 }
 
 impl Default for Limits {
@@ -50,6 +62,10 @@ impl Default for Limits {
             heartbeat_interval: Duration::from_secs(10),
             heartbeat_timeout: Duration::from_secs(30),
             session_wait_timeout: Duration::from_secs(60),
+            hello_timeout: Duration::from_secs(10),
+            max_meta_bytes: 4 * 1024,
+            message_rate: 200.0,
+            message_burst: 400.0,
         }
     }
 }
@@ -65,6 +81,12 @@ pub enum Input<'a> {
         conn: ConnId,
         text: &'a str,
         len: usize,
+    },
+    /// A text frame the transport decoded with [`decode_frame`], outside
+    /// the lock the core lives under.
+    Frame {
+        conn: ConnId,
+        frame: Frame<'a>,
     },
     Binary {
         conn: ConnId,
@@ -120,9 +142,38 @@ pub enum Action {
     },
 }
 
+/// A text frame after decoding, or why it cannot be used.
+#[derive(Debug)]
+pub enum Frame<'a> {
+    Decoded(Inbound<'a>),
+    Invalid(protocol::DecodeError),
+    TooLarge { len: usize },
+}
+
+/// Decodes a text frame of `len` bytes (the transport may pass an empty
+/// `text` for one it already knows is too large). Pure and lock-free, so
+/// the transport runs it before taking the core's lock.
+pub fn decode_frame<'a>(limits: &Limits, text: &'a str, len: usize) -> Frame<'a> {
+    if len > limits.max_message_bytes {
+        return Frame::TooLarge { len };
+    }
+    match protocol::decode_inbound(text) {
+        Ok(inbound) => Frame::Decoded(inbound),
+        Err(err) => Frame::Invalid(err),
+    }
+}
+
 struct Connection {
     peer: Option<Peer>,
+    /// When the connection opened, for the hello deadline.
+    opened: Instant,
     last_seen: Instant,
+    /// Messages it may still send now (the rate limit's token bucket).
+    allowance: f64,
+    /// When `allowance` was last topped up.
+    allowance_at: Instant,
+    /// When it was last told it is rate-limited (told at most once a second).
+    rate_limited_told: Option<Instant>,
     pinged: bool,
     /// A token given with the connection (`/ws?token=`), for a hello
     /// without one.
@@ -207,8 +258,12 @@ pub struct SignallingCore {
     peer_ids: HashMap<PeerId, ConnId>,
     rooms: HashMap<RoomId, Room>,
     sessions: HashMap<SessionId, Session>,
-    /// Sessions held for absent peers, to find them when a peer joins.
-    awaited: VecDeque<SessionId>,
+    /// Sessions held for absent peers, by room and awaited peer id, to
+    /// find them at once when that peer joins.
+    awaited: HashMap<(RoomId, PeerId), Vec<SessionId>>,
+    /// The same sessions by deadline. The wait timeout is one constant, so
+    /// sessions arrive in deadline order and a queue is enough.
+    awaited_deadlines: VecDeque<(Instant, SessionId)>,
     rng: SmallRng,
     access: Access,
     /// An instant and the Unix time it was, to read token times against
@@ -224,7 +279,8 @@ impl SignallingCore {
             peer_ids: HashMap::new(),
             rooms: HashMap::new(),
             sessions: HashMap::new(),
-            awaited: VecDeque::new(),
+            awaited: HashMap::new(),
+            awaited_deadlines: VecDeque::new(),
             rng: SmallRng::seed_from_u64(seed),
             access: Access::default(),
             clock_base: (Instant::now(), 0),
@@ -335,7 +391,11 @@ impl SignallingCore {
                     conn,
                     Connection {
                         peer: None,
+                        opened: now,
                         last_seen: now,
+                        allowance: self.limits.message_burst,
+                        allowance_at: now,
+                        rate_limited_told: None,
                         pinged: false,
                         url_token: None,
                         vouched: None,
@@ -343,20 +403,23 @@ impl SignallingCore {
                 );
             }
             Input::Text { conn, text, len } => {
-                if !self.touch(conn, now) {
+                let frame = decode_frame(&self.limits, text, len);
+                self.handle(now, Input::Frame { conn, frame }, out);
+            }
+            Input::Frame { conn, frame } => {
+                if !self.touch(conn, now) || !self.within_rate(conn, now, out) {
                     return;
                 }
-                if len > self.limits.max_message_bytes {
-                    let message = format!(
-                        "message of {len} bytes exceeds the limit of {} bytes",
-                        self.limits.max_message_bytes
-                    );
-                    send_error(out, conn, ErrorCode::MessageTooLarge, message, None, None);
-                    return;
-                }
-                match protocol::decode_inbound(text) {
-                    Ok(message) => self.on_message(now, conn, message, out),
-                    Err(err) => send(out, conn, err.into_message()),
+                match frame {
+                    Frame::Decoded(message) => self.on_message(now, conn, message, out),
+                    Frame::Invalid(err) => send(out, conn, err.into_message()),
+                    Frame::TooLarge { len } => {
+                        let message = format!(
+                            "message of {len} bytes exceeds the limit of {} bytes",
+                            self.limits.max_message_bytes
+                        );
+                        send_error(out, conn, ErrorCode::MessageTooLarge, message, None, None);
+                    }
                 }
             }
             Input::Credential { conn, token } => {
@@ -373,12 +436,12 @@ impl SignallingCore {
                 }
             }
             Input::Message { conn, message } => {
-                if self.touch(conn, now) {
+                if self.touch(conn, now) && self.within_rate(conn, now, out) {
                     self.on_message(now, conn, Inbound::Client(message), out);
                 }
             }
             Input::Binary { conn } => {
-                if self.touch(conn, now) {
+                if self.touch(conn, now) && self.within_rate(conn, now, out) {
                     let message = "binary frames are not part of the protocol; send JSON text";
                     send_error(
                         out,
@@ -523,6 +586,7 @@ impl SignallingCore {
                 format!("this connection is already registered as \"{}\"", peer.id),
             ));
         }
+        self.check_meta(&meta)?;
         if self.peer_ids.len() >= self.limits.max_peers {
             return Err((
                 ErrorCode::ServerFull,
@@ -637,3 +701,7 @@ mod tests;
 #[cfg(test)]
 #[path = "core_access_tests.rs"]
 mod access_tests;
+
+#[cfg(test)]
+#[path = "core_limits_tests.rs"]
+mod limits_tests;
