@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rand::rngs::SmallRng;
+use rand::rngs::{SmallRng, StdRng};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -49,6 +49,10 @@ pub struct Limits {
     pub message_rate: f64,
     /// ...and in a burst. Beyond, messages are dropped with `rate-limited`.
     pub message_burst: f64,
+    /// A peer whose socket was lost without a close stays (id, room,
+    /// sessions) this long for a `hello` with its `resume` secret; zero:
+    /// forgotten at once.
+    pub resume_window: Duration,
 }
 
 impl Default for Limits {
@@ -66,6 +70,7 @@ impl Default for Limits {
             max_meta_bytes: 4 * 1024,
             message_rate: 200.0,
             message_burst: 400.0,
+            resume_window: Duration::from_secs(10),
         }
     }
 }
@@ -95,7 +100,14 @@ pub enum Input<'a> {
     Alive {
         conn: ConnId,
     },
+    /// The connection closed cleanly (a close frame, or its protocol
+    /// ended it): the peer is forgotten at once.
     Disconnected {
+        conn: ConnId,
+    },
+    /// The connection was lost without a close (the process died, the
+    /// network went): its peer is held for `resume_window`.
+    SocketLost {
         conn: ConnId,
     },
     /// A message already decoded: what a protocol adapter says on behalf
@@ -174,6 +186,8 @@ struct Connection {
     allowance_at: Instant,
     /// When it was last told it is rate-limited (told at most once a second).
     rate_limited_told: Option<Instant>,
+    /// Its socket was lost: the peer waits for a resume until then.
+    detached_until: Option<Instant>,
     pinged: bool,
     /// A token given with the connection (`/ws?token=`), for a hello
     /// without one.
@@ -190,6 +204,8 @@ struct Peer {
     room: Option<RoomId>,
     sessions: Vec<SessionId>,
     allowed: Allowed,
+    /// The secret a `hello` must carry to resume this peer.
+    resume: String,
 }
 
 impl Peer {
@@ -265,6 +281,9 @@ pub struct SignallingCore {
     /// sessions arrive in deadline order and a queue is enough.
     awaited_deadlines: VecDeque<(Instant, SessionId)>,
     rng: SmallRng,
+    /// For secrets that grant control (resume): a CSPRNG, seeded by the
+    /// shell from the OS.
+    secrets: StdRng,
     access: Access,
     /// An instant and the Unix time it was, to read token times against
     /// (set by the shell; the core reads no clock).
@@ -282,6 +301,7 @@ impl SignallingCore {
             awaited: HashMap::new(),
             awaited_deadlines: VecDeque::new(),
             rng: SmallRng::seed_from_u64(seed),
+            secrets: StdRng::seed_from_u64(seed),
             access: Access::default(),
             clock_base: (Instant::now(), 0),
         }
@@ -291,6 +311,12 @@ impl SignallingCore {
     /// epoch, so it can check token times against the instants it is given.
     pub fn set_clock_base(&mut self, instant: Instant, unix_secs: u64) {
         self.clock_base = (instant, unix_secs);
+    }
+
+    /// Seeds the generator of secrets (resume); the shell gives OS
+    /// randomness.
+    pub fn seed_secrets(&mut self, seed: [u8; 32]) {
+        self.secrets = StdRng::from_seed(seed);
     }
 
     pub fn limits(&self) -> &Limits {
@@ -396,6 +422,7 @@ impl SignallingCore {
                         allowance: self.limits.message_burst,
                         allowance_at: now,
                         rate_limited_told: None,
+                        detached_until: None,
                         pinged: false,
                         url_token: None,
                         vouched: None,
@@ -457,6 +484,7 @@ impl SignallingCore {
                 self.touch(conn, now);
             }
             Input::Disconnected { conn } => self.forget_connection(conn, "peer-disconnected", out),
+            Input::SocketLost { conn } => self.detach(now, conn, out),
             Input::Tick => self.on_tick(now, out),
         }
     }
@@ -487,9 +515,12 @@ impl SignallingCore {
         };
         let registered = self.peer(conn).is_some();
         let outcome = match message {
-            Inbound::Client(ClientMessage::Hello { id, meta, token }) => {
-                self.register(now, conn, id, meta, token, out)
-            }
+            Inbound::Client(ClientMessage::Hello {
+                id,
+                meta,
+                token,
+                resume,
+            }) => self.register(now, conn, id, meta, token, resume, out),
             Inbound::Client(ClientMessage::Ping {}) => {
                 send(out, conn, ServerMessage::Pong {});
                 Ok(())
@@ -498,7 +529,7 @@ impl SignallingCore {
                 let registration = if registered {
                     Ok(())
                 } else {
-                    self.register(now, conn, None, Value::Null, None, out)
+                    self.register(now, conn, None, Value::Null, None, None, out)
                 };
                 registration.and_then(|()| match other {
                     Inbound::Relay(RelayRequest { to, data }) => {
@@ -578,6 +609,7 @@ impl SignallingCore {
         requested: Option<PeerId>,
         meta: Value,
         token: Option<String>,
+        resume: Option<String>,
         out: &mut Vec<Action>,
     ) -> Outcome {
         if let Some(peer) = self.peer(conn) {
@@ -605,6 +637,12 @@ impl SignallingCore {
                 ));
             }
             Some(id) if self.peer_ids.contains_key(&id) => {
+                if let Some(secret) = resume
+                    && self.may_resume(&id, &secret)
+                {
+                    self.resume(now, conn, &id, allowed, out);
+                    return Ok(());
+                }
                 return Err((
                     ErrorCode::NameTaken,
                     format!("peer id \"{id}\" is already taken"),
@@ -614,6 +652,7 @@ impl SignallingCore {
             None => self.random_peer_id(),
         };
         self.peer_ids.insert(id.clone(), conn);
+        let secret = self.secret();
         if let Some(connection) = self.connections.get_mut(&conn) {
             connection.peer = Some(Peer {
                 id: id.clone(),
@@ -622,18 +661,33 @@ impl SignallingCore {
                 room: None,
                 sessions: Vec::new(),
                 allowed,
+                resume: secret,
             });
         }
+        self.welcome(now, conn, id, None, out);
+        Ok(())
+    }
+
+    fn welcome(
+        &self,
+        now: Instant,
+        conn: ConnId,
+        id: PeerId,
+        resumed: Option<protocol::Resumed>,
+        out: &mut Vec<Action>,
+    ) {
         let ice_servers = self.ice_servers_for(now, &id);
+        let resume = self.peer(conn).map(|peer| peer.resume.clone());
         let welcome = ServerMessage::Welcome {
             id,
             protocol: protocol::PROTOCOL_VERSION,
             heartbeat_ms: self.limits.heartbeat_interval.as_millis() as u64,
             max_message_bytes: self.limits.max_message_bytes,
             ice_servers,
+            resume,
+            resumed,
         };
         send(out, conn, welcome);
-        Ok(())
     }
 
     fn random_id(&mut self, prefix: &str, len: usize) -> String {
@@ -687,6 +741,7 @@ fn send_error(
 
 mod access;
 mod liveness;
+mod resume;
 mod rooms;
 mod sessions;
 
@@ -705,3 +760,7 @@ mod access_tests;
 #[cfg(test)]
 #[path = "core_limits_tests.rs"]
 mod limits_tests;
+
+#[cfg(test)]
+#[path = "core_resume_tests.rs"]
+mod resume_tests;

@@ -75,9 +75,15 @@ impl SignallingCore {
     pub(super) fn on_tick(&mut self, now: Instant, out: &mut Vec<Action>) {
         let mut dead = Vec::new();
         let mut mute = Vec::new();
+        let mut gone = Vec::new();
         for (conn, connection) in self.connections.iter_mut() {
             let silent = now.saturating_duration_since(connection.last_seen);
-            if connection.peer.is_none()
+            if let Some(until) = connection.detached_until {
+                // No socket to ping: it resumes in time, or it is gone.
+                if until <= now {
+                    gone.push(*conn);
+                }
+            } else if connection.peer.is_none()
                 && now.saturating_duration_since(connection.opened) >= self.limits.hello_timeout
             {
                 mute.push(*conn);
@@ -95,6 +101,9 @@ impl SignallingCore {
                 code: ErrorCode::HeartbeatTimeout,
                 reason: format!("nothing received for {:?}", self.limits.heartbeat_timeout),
             });
+        }
+        for conn in gone {
+            self.forget_connection(conn, "peer-disconnected", out);
         }
         for conn in mute {
             self.forget_connection(conn, "peer-timed-out", out);

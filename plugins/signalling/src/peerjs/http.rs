@@ -91,7 +91,7 @@ async fn serve(hub: Arc<Hub>, mut ws: WebSocket, query: HashMap<String, String>)
                 Some(Ok(Message::Close(_))) | None => break,
                 Some(Err(err)) => {
                     tracing::debug!(socket, "PeerJS socket error");
-                    close_on_error(&mut ws, err).await;
+                    let _ = close_on_error(&mut ws, err).await;
                     break;
                 }
             },

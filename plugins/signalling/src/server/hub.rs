@@ -72,6 +72,7 @@ impl Hub {
     ) -> Arc<Self> {
         let mut core = SignallingCore::new(limits, rand::random());
         core.set_access(access);
+        core.seed_secrets(rand::random());
         // The core reads no clock: it learns once what Unix time an
         // instant was, to check token times.
         let unix = std::time::SystemTime::now()
@@ -340,13 +341,19 @@ impl Hub {
         }
     }
 
-    pub(crate) fn unregister(&self, conn: ConnId) {
+    /// The connection's socket ended: `lost` when without a close frame
+    /// (its peer then waits for a resume).
+    pub(crate) fn unregister(&self, conn: ConnId, lost: bool) {
         self.state
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .writers
             .remove(&conn);
-        self.input(Input::Disconnected { conn });
+        if lost {
+            self.input(Input::SocketLost { conn });
+        } else {
+            self.input(Input::Disconnected { conn });
+        }
     }
 
     pub(crate) fn tick(&self) {

@@ -165,6 +165,8 @@ async fn serve_connection(hub: Arc<Hub>, mut socket: WebSocket, token: Option<St
     let outbox = Arc::new(Outbox::default());
     let conn = hub.register(outbox.clone(), token);
     let limits = hub.limits();
+    // Whether the socket ended without a close frame from the peer.
+    let mut lost = true;
     loop {
         tokio::select! {
             frame = socket.recv() => match frame {
@@ -175,9 +177,14 @@ async fn serve_connection(hub: Arc<Hub>, mut socket: WebSocket, token: Option<St
                 }
                 Some(Ok(Message::Binary(_))) => hub.input(Input::Binary { conn }),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => hub.input(Input::Alive { conn }),
-                Some(Ok(Message::Close(_))) | None => break,
+                Some(Ok(Message::Close(_))) => {
+                    lost = false;
+                    break;
+                }
+                None => break,
                 Some(Err(err)) => {
-                    close_on_error(&mut socket, err).await;
+                    // Closed for what it sent: no resume for that.
+                    lost = !close_on_error(&mut socket, err).await;
                     break;
                 }
             },
@@ -188,14 +195,15 @@ async fn serve_connection(hub: Arc<Hub>, mut socket: WebSocket, token: Option<St
             }
         }
     }
-    hub.unregister(conn);
+    hub.unregister(conn, lost);
     let _ = tokio::time::timeout(Duration::from_secs(1), socket.close()).await;
 }
 
 /// Closes a socket whose reading failed with the code that says why
 /// (RFC 6455 7.4.1): 1009 for a frame over the size cap, 1007 for text
-/// that is not UTF-8, 1002 for a protocol violation.
-pub(crate) async fn close_on_error(socket: &mut WebSocket, err: axum::Error) {
+/// that is not UTF-8, 1002 for a protocol violation. Whether it was one
+/// of those (rather than the connection failing).
+pub(crate) async fn close_on_error(socket: &mut WebSocket, err: axum::Error) -> bool {
     use tungstenite::error::{Error as WsError, ProtocolError};
     let inner = std::error::Error::source(&err).and_then(|e| e.downcast_ref::<WsError>());
     let close = match inner {
@@ -206,7 +214,10 @@ pub(crate) async fn close_on_error(socket: &mut WebSocket, err: axum::Error) {
         _ => None,
     };
     tracing::debug!(%err, "WebSocket read failed");
-    if let Some((code, reason)) = close {
+    let Some((code, reason)) = close else {
+        return false;
+    };
+    {
         let frame = CloseFrame {
             code,
             reason: reason.into(),
@@ -217,6 +228,7 @@ pub(crate) async fn close_on_error(socket: &mut WebSocket, err: axum::Error) {
         )
         .await;
     }
+    true
 }
 
 /// Writes everything queued with one flush, within [`WRITE_DEADLINE`];

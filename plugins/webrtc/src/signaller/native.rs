@@ -87,6 +87,8 @@ struct Connection {
     lost_at: Option<Instant>,
     /// The next wait between reconnection attempts.
     backoff: std::time::Duration,
+    /// The server's secret for taking our peer back after a lost connection.
+    resume: Option<String>,
     /// Consumer: the producer chosen and the session with it.
     producer: Option<String>,
     session: Option<String>,
@@ -140,6 +142,7 @@ async fn run(
         id: config.peer_id.clone(),
         meta: config.meta.clone(),
         token: token.clone(),
+        resume: None,
     });
 
     let producer_deadline = match &config.role {
@@ -160,6 +163,7 @@ async fn run(
         registered: false,
         lost_at: None,
         backoff: FIRST_BACKOFF,
+        resume: None,
         producer: None,
         session: None,
         producer_deadline,
@@ -247,10 +251,13 @@ async fn run(
                 incoming = receiver;
                 connection.client = client;
                 // Our id back: the token's subject, or the id we had.
+                // The same server resumes us (room and sessions intact);
+                // a restarted one knows nothing and we join again.
                 let _ = connection.client.send(ClientMessage::Hello {
                     id: Some(connection.peer_id.clone()),
                     meta: config.meta.clone(),
                     token: token.clone(),
+                    resume: connection.resume.clone(),
                 });
             }
             Reconnected::GaveUp => {
@@ -496,10 +503,26 @@ impl Connection {
     ) {
         let event = match message {
             ServerMessage::Welcome {
-                id, ice_servers, ..
+                id,
+                ice_servers,
+                resume,
+                resumed,
+                ..
             } => {
                 self.peer_id = id;
+                self.resume = resume;
                 self.ice_servers = ice_servers.iter().flat_map(webrtcbin_ice_servers).collect();
+                if resumed.is_some() {
+                    // Still in the room with our sessions: nothing to redo.
+                    self.registered = true;
+                    self.backoff = FIRST_BACKOFF;
+                    if let Some(lost_at) = self.lost_at.take() {
+                        out.push(SignallerEvent::SignallingRestored {
+                            after: lost_at.elapsed(),
+                        });
+                    }
+                    return;
+                }
                 let streams = match &self.role {
                     Role::Producer { streams } => streams.clone(),
                     Role::Consumer { .. } => Vec::new(),
