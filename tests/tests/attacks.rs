@@ -299,6 +299,13 @@ async fn ten_thousand_connections_that_never_say_hello_are_closed_with_hello_tim
     for n in 0..10u8 {
         sockets.extend(open_sockets(attacker(10 + n), port, 1_000, None).await);
     }
+    // WebSockets still count against their address's cap after the upgrade.
+    let extra = rawws::connect_from(attacker(10), port, None).await;
+    let refused = RawSocket::upgrade(extra, "/ws").await.err();
+    assert!(
+        refused.as_deref().is_some_and(|status| status.starts_with("HTTP/1.1 503")),
+        "the 1,001st WebSocket from one address: {refused:?}"
+    );
     let open_mib = server.rss_mib() - before;
     println!(
         "10,000 silent WebSockets open after {:?}: {open_mib:.0} MiB ({:.1} KiB each)",

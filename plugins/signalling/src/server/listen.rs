@@ -151,13 +151,18 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
-            let _admitted = admitted;
             match acceptor {
-                None => serve_http(stream, app, &limits, stop, remote).await,
+                None => {
+                    let stream = Counted { stream, _admitted: admitted };
+                    serve_http(stream, app, &limits, stop, remote).await
+                }
                 Some(acceptor) => {
                     let handshake = acceptor.accept(stream);
                     match tokio::time::timeout(limits.tls_handshake_timeout, handshake).await {
-                        Ok(Ok(stream)) => serve_http(stream, app, &limits, stop, remote).await,
+                        Ok(Ok(stream)) => {
+                            let stream = Counted { stream, _admitted: admitted };
+                            serve_http(stream, app, &limits, stop, remote).await
+                        }
                         Ok(Err(err)) => tracing::debug!(%remote, %err, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
                     }
@@ -166,6 +171,60 @@ pub async fn serve(
         });
     }
     let _ = stopping.send(true);
+}
+
+/// A connection's stream with its place in the census: the place is given
+/// back when the stream is dropped, which for a WebSocket is when the
+/// socket closes, long after the HTTP connection that upgraded it ended.
+struct Counted<S> {
+    stream: S,
+    _admitted: Admitted,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
 }
 
 /// Errors that concern only the connection being accepted.
