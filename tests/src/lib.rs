@@ -8,6 +8,7 @@ pub mod matroska;
 pub mod media;
 pub mod netns;
 pub mod process;
+pub mod ramp;
 pub mod recorder;
 pub mod ws;
 
