@@ -20,12 +20,14 @@ export class PeerError extends Error {
  * id), `message` (detail: {from, data}), `error` (detail: PeerError),
  * `close` (detail: reason). */
 export class PeerClient extends EventTarget {
-  constructor({ url = defaultServerUrl(), id, meta, iceServers = [] } = {}) {
+  constructor({ url = defaultServerUrl(), id, meta, iceServers = [], token, iceTransportPolicy = 'all' } = {}) {
     super();
+    this.iceTransportPolicy = iceTransportPolicy;
     this.url = url;
     this.requestedId = id;
     this.meta = meta;
     this.iceServers = iceServers;
+    this.token = token;
     this.id = null;
     this.room = null;
     this.peers = new Map();
@@ -48,10 +50,13 @@ export class PeerClient extends EventTarget {
       this._socket = socket;
       let welcomed = false;
       socket.onopen = () => {
-        this._send({ type: 'hello', id: this.requestedId, meta: this.meta });
+        this._send({ type: 'hello', id: this.requestedId, meta: this.meta, token: this.token });
         this._expect(['welcome'], 'hello').then((welcome) => {
           welcomed = true;
           this.id = welcome.id;
+          // The server's STUN/TURN servers (TURN with short-lived
+          // credentials for us), unless the page gave its own.
+          if (!this.iceServers.length && welcome.ice_servers) this.iceServers = welcome.ice_servers;
           resolve(welcome.id);
         }, reject);
       };
@@ -225,7 +230,11 @@ export class Session extends EventTarget {
     this.channels = new Map();
     this._earlyCandidates = [];
     this._lastStats = null;
-    this.pc = new RTCPeerConnection({ iceServers: client.iceServers, bundlePolicy: 'max-bundle' });
+    this.pc = new RTCPeerConnection({
+      iceServers: client.iceServers,
+      iceTransportPolicy: client.iceTransportPolicy,
+      bundlePolicy: 'max-bundle',
+    });
     this.pc.ontrack = (event) => {
       this.stream.addTrack(event.track);
       this.dispatchEvent(new CustomEvent('track', { detail: event.track }));

@@ -1,20 +1,15 @@
 // Plays any WHEP URL (ours or another server's) with /whep.js:
 // /play?url=/whep/live/cam[&token=T] starts at once.
 import { WhepPlayer } from '/whep.js';
-import { params, showError, showStatus, clearError } from '/ui.js';
+import { params, showError, showStatus, clearError, pageToken } from '/ui.js';
 
 const page = (window.peerPage = { state: 'idle' });
 const video = document.getElementById('video');
 const urlInput = document.getElementById('url');
 const tokenInput = document.getElementById('token');
 urlInput.value = params.get('url') || '';
-tokenInput.value = params.get('token') || '';
-if (params.has('token')) {
-  // A token in the address bar is one screenshot away from a leak.
-  const clean = new URL(location.href);
-  clean.searchParams.delete('token');
-  history.replaceState(null, '', clean);
-}
+// A token from the link, already taken out of the address bar (ui.js).
+tokenInput.value = pageToken || '';
 
 async function play(url, token) {
   clearError();

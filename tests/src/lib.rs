@@ -3,6 +3,7 @@
 //! size and colour, audio frequency), all waiting on events with deadlines.
 
 pub mod browser;
+pub mod capture;
 pub mod http;
 pub mod matroska;
 pub mod media;

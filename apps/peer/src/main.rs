@@ -1,6 +1,7 @@
 //! `peer`: the gst-peer command line. Each subcommand is a small app in its
 //! own module, composing the elements into a pipeline.
 
+mod access;
 mod demo;
 mod devices;
 mod pipeline;
@@ -8,6 +9,7 @@ mod receive;
 mod record;
 mod send;
 mod serve;
+mod token;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -35,6 +37,8 @@ enum Command {
     /// List cameras, microphones, screens and windows, with the element
     /// and properties that select each.
     Devices(devices::Args),
+    /// Mint access tokens (and join links), make a secret, inspect a token.
+    Token(token::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -64,5 +68,6 @@ fn main() -> anyhow::Result<()> {
         Command::Receive(args) => receive::run(args),
         Command::Record(args) => record::run(args),
         Command::Devices(args) => devices::run(args),
+        Command::Token(args) => token::run(args),
     }
 }

@@ -68,6 +68,16 @@ pub enum SdpKind {
     Answer,
 }
 
+/// A STUN or TURN server, shaped like the browser's RTCIceServer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IceServerConfig {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
 /// An ICE candidate, shaped like the browser's RTCIceCandidateInit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -90,6 +100,10 @@ pub enum ClientMessage {
         id: Option<PeerId>,
         #[serde(default, skip_serializing_if = "Value::is_null")]
         meta: Value,
+        /// An access token (JWT), when the server requires one (or give
+        /// it as `?token=` on the WebSocket URL).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     Join {
         room: RoomId,
@@ -189,6 +203,10 @@ pub enum ServerMessage {
         protocol: u32,
         heartbeat_ms: u64,
         max_message_bytes: usize,
+        /// STUN/TURN servers to use, shaped like RTCIceServer (TURN with
+        /// short-lived credentials for this peer).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServerConfig>,
     },
     Joined {
         room: RoomId,
@@ -301,7 +319,10 @@ pub enum ErrorCode {
     SlowConsumer,
     HeartbeatTimeout,
     ServerShutdown,
+    /// No or a bad token (the message says why).
     Unauthorized,
+    /// A good token that does not grant this.
+    Forbidden,
 }
 
 impl ErrorCode {
@@ -331,6 +352,7 @@ impl ErrorCode {
             ErrorCode::HeartbeatTimeout => "heartbeat-timeout",
             ErrorCode::ServerShutdown => "server-shutdown",
             ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
         }
     }
 }

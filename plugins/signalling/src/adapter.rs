@@ -11,11 +11,18 @@
 use std::any::Any;
 use std::time::Instant;
 
+use crate::auth::Grants;
 use crate::core::ConnId;
 use crate::protocol::{ClientMessage, ServerMessage};
 
 /// Chosen by the hub, to match a response with the request waiting for it.
 pub type RequestId = u64;
+
+/// A socket a protocol's shell accepted and attached to the hub
+/// (`Hub::attach_socket`): its adapter writes to it through the hub, so
+/// frames leave in the order the adapter decided them, whatever thread
+/// decided them.
+pub type SocketId = u64;
 
 /// A protocol plugged into the hub. Each adapter owns the core connections
 /// it opened ([`AdapterAction::Connect`]) until it closes them.
@@ -59,6 +66,23 @@ pub enum AdapterAction {
     /// Close an adapter connection: the core forgets the peer, ending its
     /// sessions and telling its room it left.
     Disconnect { conn: ConnId },
+    /// The adapter checked the credentials of its protocol (a static
+    /// token): the connection's peer may do `grants` in `room`.
+    Vouch {
+        conn: ConnId,
+        grants: Grants,
+        room: String,
+    },
+    /// Write a text frame to a socket of the adapter's shell. A socket too
+    /// slow to take it is closed (its shell then tells the adapter).
+    Write { socket: SocketId, text: String },
+    /// Close a socket of the adapter's shell after what was written to it,
+    /// with a WebSocket close code and reason.
+    CloseSocket {
+        socket: SocketId,
+        code: u16,
+        reason: String,
+    },
 }
 
 /// An HTTP response as an adapter decides it; the shell writes it out

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use axum::serve::ListenerExt;
@@ -22,8 +22,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::adapter::{self, Adapter, AdapterAction, HttpResponse, RequestId};
-use crate::core::{Action, ConnId, Input, Limits, SignallingCore};
+use crate::adapter::{self, Adapter, AdapterAction, HttpResponse, RequestId, SocketId};
+use crate::core::{Access, Action, ConnId, Input, Limits, SignallingCore};
+use crate::peerjs::{self, PeerJsAdapter, PeerJsConfig};
 use crate::protocol::{self, ErrorCode, ServerMessage};
 use crate::wish::{self, Kind, WishAdapter, WishConfig};
 
@@ -41,6 +42,11 @@ pub struct ServerConfig {
     pub whip: WishConfig,
     /// WHEP playback at `/whep/{room}[/{producer}]` (docs/protocol.md, "WHEP").
     pub whep: WishConfig,
+    /// Tokens and TURN credentials (docs/security.md); the default is an
+    /// open server.
+    pub access: Access,
+    /// The PeerServer protocol (docs/peerjs.md): `/peerjs` and `/{key}/id`.
+    pub peerjs: PeerJsConfig,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +59,8 @@ impl Default for ServerConfig {
             tls: None,
             whip: WishConfig::default(),
             whep: WishConfig::default(),
+            access: Access::default(),
+            peerjs: PeerJsConfig::default(),
         }
     }
 }
@@ -62,27 +70,29 @@ pub const DEFAULT_PORT: u16 = 8080;
 /// Frames above the protocol limit but below this still get a polite
 /// `message-too-large` error; beyond it the WebSocket layer closes the
 /// connection (code 1009) without reading the whole frame into memory.
-fn hard_frame_cap(limits: &Limits) -> usize {
+pub(crate) fn hard_frame_cap(limits: &Limits) -> usize {
     (limits.max_message_bytes * 4).max(1 << 20)
 }
 
-enum Outbound {
+pub(crate) enum Outbound {
     Text(Utf8Bytes),
     Ping,
     Close(ErrorCode, String),
+    /// A close with a code of the socket's own protocol (an adapter's).
+    CloseWith(u16, String),
 }
 
 /// What is waiting to be written to one connection. Unlike a channel it
 /// holds no memory while empty, which matters with 10k idle peers.
 #[derive(Default)]
-struct Outbox {
+pub(crate) struct Outbox {
     messages: Mutex<VecDeque<Outbound>>,
-    ready: Notify,
+    pub(crate) ready: Notify,
 }
 
 impl Outbox {
     /// Queues `message`; false when `capacity` messages are already waiting.
-    fn push(&self, message: Outbound, capacity: usize) -> bool {
+    pub(crate) fn push(&self, message: Outbound, capacity: usize) -> bool {
         let mut messages = self.messages.lock().unwrap_or_else(|p| p.into_inner());
         if messages.len() >= capacity {
             return false;
@@ -95,14 +105,18 @@ impl Outbox {
 
     /// Queues a close regardless of how full the outbox is.
     fn close(&self, code: ErrorCode, reason: String) {
+        self.close_with(Outbound::Close(code, reason));
+    }
+
+    fn close_with(&self, close: Outbound) {
         self.messages
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push_back(Outbound::Close(code, reason));
+            .push_back(close);
         self.ready.notify_one();
     }
 
-    fn take(&self) -> VecDeque<Outbound> {
+    pub(crate) fn take(&self) -> VecDeque<Outbound> {
         std::mem::take(&mut *self.messages.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
@@ -116,6 +130,8 @@ struct HubState {
     adapter_actions: Vec<AdapterAction>,
     /// HTTP requests waiting for an adapter's response.
     pending: HashMap<RequestId, oneshot::Sender<HttpResponse>>,
+    /// Sockets the adapters' shells attached, written by their adapters.
+    sockets: HashMap<SocketId, Arc<Outbox>>,
 }
 
 /// What the core sent to the adapters' connections, to feed them.
@@ -149,14 +165,32 @@ impl Hub {
         outbound_queue: usize,
         adapters: Vec<Box<dyn Adapter>>,
     ) -> Arc<Self> {
+        Self::with_access(limits, outbound_queue, adapters, Access::default())
+    }
+
+    pub fn with_access(
+        limits: Limits,
+        outbound_queue: usize,
+        adapters: Vec<Box<dyn Adapter>>,
+        access: Access,
+    ) -> Arc<Self> {
+        let mut core = SignallingCore::new(limits, rand::random());
+        core.set_access(access);
+        // The core reads no clock: it learns once what Unix time an
+        // instant was, to check token times.
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        core.set_clock_base(Instant::now(), unix);
         Arc::new(Hub {
             state: Mutex::new(HubState {
-                core: SignallingCore::new(limits, rand::random()),
+                core,
                 writers: HashMap::new(),
                 scratch: Vec::new(),
                 adapters,
                 adapter_actions: Vec::new(),
                 pending: HashMap::new(),
+                sockets: HashMap::new(),
             }),
             next_conn: AtomicU64::new(1),
             next_request: AtomicU64::new(1),
@@ -190,6 +224,7 @@ impl Hub {
             adapters,
             adapter_actions,
             pending,
+            sockets,
         } = state;
         let mut inbox = AdapterInbox::default();
         loop {
@@ -208,6 +243,29 @@ impl Hub {
                     }
                     AdapterAction::Disconnect { conn } => {
                         core.handle(now, Input::Disconnected { conn }, scratch)
+                    }
+                    AdapterAction::Vouch { conn, grants, room } => {
+                        core.handle(now, Input::Vouch { conn, grants, room }, scratch)
+                    }
+                    AdapterAction::Write { socket, text } => {
+                        if let Some(outbox) = sockets.get(&socket)
+                            && !outbox.push(Outbound::Text(text.into()), self.outbound_queue)
+                        {
+                            // Too slow to read: closed, and its shell tells
+                            // the adapter when the socket's task ends.
+                            tracing::warn!(socket, "closing a socket whose outgoing queue is full");
+                            outbox.close(ErrorCode::SlowConsumer, "too slow to read".into());
+                            sockets.remove(&socket);
+                        }
+                    }
+                    AdapterAction::CloseSocket {
+                        socket,
+                        code,
+                        reason,
+                    } => {
+                        if let Some(outbox) = sockets.remove(&socket) {
+                            outbox.close_with(Outbound::CloseWith(code, reason));
+                        }
                     }
                 }
             }
@@ -273,6 +331,46 @@ impl Hub {
         (request, receiver)
     }
 
+    /// Runs `call` on the adapter of type `A` that `which` picks, outside
+    /// any HTTP request (a frame from a socket of its shell, say): with the
+    /// core to look things up and a free connection id for a new peer.
+    /// None when no such adapter is registered.
+    pub fn call<A: Adapter, R>(
+        &self,
+        which: impl Fn(&A) -> bool,
+        call: impl FnOnce(&mut A, &SignallingCore, ConnId, &mut Vec<AdapterAction>) -> R,
+    ) -> Option<R> {
+        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let mut state = self.lock();
+        let now = Instant::now();
+        let HubState {
+            core,
+            adapters,
+            adapter_actions,
+            ..
+        } = &mut *state;
+        let result = adapters
+            .iter_mut()
+            .filter_map(|a| adapter::downcast_mut::<A>(a.as_mut()))
+            .find(|a| which(a))
+            .map(|adapter| call(adapter, core, conn, adapter_actions));
+        self.pump(&mut state, now);
+        result
+    }
+
+    /// Attaches a socket an adapter's shell accepted, so that its adapter
+    /// can write to it ([`AdapterAction::Write`]).
+    pub(crate) fn attach_socket(&self, outbox: Arc<Outbox>) -> SocketId {
+        let socket = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        self.lock().sockets.insert(socket, outbox);
+        socket
+    }
+
+    /// The socket's task ended.
+    pub(crate) fn detach_socket(&self, socket: SocketId) {
+        self.lock().sockets.remove(&socket);
+    }
+
     /// Reads the adapter of type `A` that `which` picks (its configuration, say).
     pub fn with_adapter<A: Adapter, R>(
         &self,
@@ -309,12 +407,15 @@ impl Hub {
     /// Closes every connection, for a server that is stopping.
     fn close_all(&self, reason: &str) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        for (_, writer) in state.writers.drain() {
+        let HubState {
+            writers, sockets, ..
+        } = &mut *state;
+        for (_, writer) in writers.drain().chain(sockets.drain()) {
             writer.close(ErrorCode::ServerShutdown, reason.to_owned());
         }
     }
 
-    fn register(&self, writer: Arc<Outbox>) -> ConnId {
+    fn register(&self, writer: Arc<Outbox>, token: Option<String>) -> ConnId {
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         self.state
             .lock()
@@ -322,7 +423,25 @@ impl Hub {
             .writers
             .insert(conn, writer);
         self.input(Input::Connected { conn });
+        if let Some(token) = token {
+            self.input(Input::Credential { conn, token });
+        }
         conn
+    }
+
+    /// Whether `token` (a Bearer or `?token=`) may list every room: any
+    /// request on an open server, an admin token otherwise.
+    pub fn may_list_rooms(&self, token: Option<&str>) -> Result<(), (ErrorCode, String)> {
+        let state = self.lock();
+        let allowed = state.core.check_token(Instant::now(), token)?;
+        if allowed.grants.admin {
+            Ok(())
+        } else {
+            Err((
+                ErrorCode::Forbidden,
+                "listing every room needs the admin grant".into(),
+            ))
+        }
     }
 
     fn unregister(&self, conn: ConnId) {
@@ -367,7 +486,7 @@ impl Hub {
             .connection_count()
     }
 
-    fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         self.state
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -460,7 +579,17 @@ fn queue_text(
 /// connection's buffer grows to about this, an idle one's stays empty.
 const WRITE_BATCH_BYTES: usize = 16 * 1024;
 
-async fn websocket(State(hub): State<Arc<Hub>>, upgrade: WebSocketUpgrade) -> impl IntoResponse {
+#[derive(serde::Deserialize)]
+struct WsQuery {
+    /// An access token: browsers cannot set headers on a WebSocket.
+    token: Option<String>,
+}
+
+async fn websocket(
+    State(hub): State<Arc<Hub>>,
+    Query(query): Query<WsQuery>,
+    upgrade: WebSocketUpgrade,
+) -> impl IntoResponse {
     let cap = hard_frame_cap(&hub.limits());
     upgrade
         // Small buffers: most peers are idle, and 10k of them must stay cheap.
@@ -470,14 +599,14 @@ async fn websocket(State(hub): State<Arc<Hub>>, upgrade: WebSocketUpgrade) -> im
         .write_buffer_size(WRITE_BATCH_BYTES)
         .max_message_size(cap)
         .max_frame_size(cap)
-        .on_upgrade(move |socket| serve_connection(hub, socket))
+        .on_upgrade(move |socket| serve_connection(hub, socket, query.token))
 }
 
-async fn serve_connection(hub: Arc<Hub>, mut socket: WebSocket) {
+async fn serve_connection(hub: Arc<Hub>, mut socket: WebSocket, token: Option<String>) {
     // One task reads and writes: half the tasks of a reader/writer pair,
     // for peers that are idle most of the time.
     let outbox = Arc::new(Outbox::default());
-    let conn = hub.register(outbox.clone());
+    let conn = hub.register(outbox.clone(), token);
     loop {
         tokio::select! {
             frame = socket.recv() => match frame {
@@ -503,7 +632,7 @@ async fn serve_connection(hub: Arc<Hub>, mut socket: WebSocket) {
 
 /// Writes everything queued with one flush; false when the connection is
 /// done (closed by us, or failing).
-async fn write_batch(socket: &mut WebSocket, batch: VecDeque<Outbound>) -> bool {
+pub(crate) async fn write_batch(socket: &mut WebSocket, batch: VecDeque<Outbound>) -> bool {
     for message in batch {
         let fed = match message {
             Outbound::Text(text) => socket.feed(Message::Text(text)).await,
@@ -512,6 +641,14 @@ async fn write_batch(socket: &mut WebSocket, batch: VecDeque<Outbound>) -> bool 
                 let frame = CloseFrame {
                     code: close_code(code),
                     reason: format!("{code}: {reason}").into(),
+                };
+                let _ = socket.send(Message::Close(Some(frame))).await;
+                return false;
+            }
+            Outbound::CloseWith(code, reason) => {
+                let frame = CloseFrame {
+                    code,
+                    reason: reason.into(),
                 };
                 let _ = socket.send(Message::Close(Some(frame))).await;
                 return false;
@@ -530,15 +667,39 @@ fn close_code(code: ErrorCode) -> u16 {
         ErrorCode::HeartbeatTimeout => 4008,
         ErrorCode::SlowConsumer => 4009,
         ErrorCode::Unauthorized => 4001,
+        ErrorCode::Forbidden => 4003,
         ErrorCode::ServerShutdown => 1001,
         _ => 4000,
     }
 }
 
-async fn rooms(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
-    Json(ServerMessage::Rooms {
-        rooms: hub.room_summaries(),
-    })
+/// Every room with its producers and their meta: for admins (anyone on
+/// an open server). The token comes as a Bearer or `?token=`.
+async fn rooms(
+    State(hub): State<Arc<Hub>>,
+    Query(query): Query<WsQuery>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let token = bearer.or(query.token);
+    match hub.may_list_rooms(token.as_deref()) {
+        Ok(()) => Json(ServerMessage::Rooms {
+            rooms: hub.room_summaries(),
+        })
+        .into_response(),
+        Err((code, why)) => {
+            let status = if code == ErrorCode::Forbidden {
+                axum::http::StatusCode::FORBIDDEN
+            } else {
+                axum::http::StatusCode::UNAUTHORIZED
+            };
+            (status, Json(ServerMessage::error(code, why))).into_response()
+        }
+    }
 }
 
 async fn health() -> &'static str {
@@ -554,7 +715,8 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/healthz", get(health))
         .with_state(hub.clone())
         .merge(wish::http::router(hub.clone(), Kind::Whip))
-        .merge(wish::http::router(hub, Kind::Whep))
+        .merge(wish::http::router(hub.clone(), Kind::Whep))
+        .merge(peerjs::http::router(hub))
 }
 
 /// A server running in the background on the current tokio runtime.
@@ -623,11 +785,13 @@ pub enum ServerError {
     },
 }
 
-/// Every protocol `peer serve` speaks besides its own: WHIP and WHEP.
+/// Every protocol `peer serve` speaks besides its own: WHIP, WHEP and
+/// PeerJS.
 pub fn standard_adapters(config: &ServerConfig) -> Vec<Box<dyn Adapter>> {
     vec![
         Box::new(WishAdapter::with_os_seed(Kind::Whip, config.whip.clone())),
         Box::new(WishAdapter::with_os_seed(Kind::Whep, config.whep.clone())),
+        Box::new(PeerJsAdapter::with_os_seed(config.peerjs.clone())),
     ]
 }
 
@@ -643,10 +807,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         addr: config.bind,
         source,
     })?;
-    let hub = Hub::with_adapters(
+    let hub = Hub::with_access(
         config.limits.clone(),
         config.outbound_queue,
         standard_adapters(&config),
+        config.access.clone(),
     );
     let mut app = router(hub.clone());
     if config.serve_web {

@@ -23,6 +23,8 @@ pub struct CommonSettings {
     pub ice_addresses: Option<String>,
     pub data_channels: String,
     pub tls_ca_file: Option<String>,
+    pub token: Option<String>,
+    pub relay_only: bool,
 }
 
 impl Default for CommonSettings {
@@ -37,6 +39,8 @@ impl Default for CommonSettings {
             ice_addresses: None,
             data_channels: crate::datachannel::DEFAULT_CHANNELS.to_owned(),
             tls_ca_file: None,
+            token: None,
+            relay_only: false,
         }
     }
 }
@@ -54,6 +58,22 @@ pub fn properties() -> Vec<glib::ParamSpec> {
             )
             .mutable_ready()
             .build(),
+        glib::ParamSpecString::builder("token")
+            .nick("Access token")
+            .blurb(
+                "Access token (JWT) for a server that requires one (`peer token` mints them): sent \
+                 in hello on our protocol, as Authorization: Bearer to WHIP/WHEP endpoints",
+            )
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecEnum::builder_with_default(
+            "ice-transport-policy",
+            gst_webrtc::WebRTCICETransportPolicy::All,
+        )
+        .nick("ICE transport policy")
+        .blurb("all: any candidate pair; relay: only through a TURN server (hides local addresses)")
+        .mutable_ready()
+        .build(),
         glib::ParamSpecObject::builder::<crate::signaller::settings::SignallerSettings>("signaller")
             .nick("Signaller")
             .blurb(crate::signaller::settings::SUMMARY)
@@ -144,6 +164,13 @@ impl CommonSettings {
             "ice-addresses" => self.ice_addresses = text(),
             "data-channels" => self.data_channels = text().unwrap_or_default(),
             "tls-ca-file" => self.tls_ca_file = text(),
+            "token" => self.token = text(),
+            "ice-transport-policy" => {
+                self.relay_only = value
+                    .get::<gst_webrtc::WebRTCICETransportPolicy>()
+                    .expect("type checked upstream")
+                    == gst_webrtc::WebRTCICETransportPolicy::Relay
+            }
             _ => return false,
         }
         true
@@ -160,6 +187,13 @@ impl CommonSettings {
             "ice-addresses" => self.ice_addresses.to_value(),
             "data-channels" => self.data_channels.to_value(),
             "tls-ca-file" => self.tls_ca_file.to_value(),
+            "token" => self.token.to_value(),
+            "ice-transport-policy" => if self.relay_only {
+                gst_webrtc::WebRTCICETransportPolicy::Relay
+            } else {
+                gst_webrtc::WebRTCICETransportPolicy::All
+            }
+            .to_value(),
             _ => return None,
         })
     }
@@ -227,6 +261,7 @@ impl CommonSettings {
             turn_servers,
             ice_addresses: ice::addresses_to_use(&explicit),
             latency_ms,
+            relay_only: self.relay_only,
         };
         let tls_ca_pem = match &self.tls_ca_file {
             Some(path) => {

@@ -29,6 +29,8 @@ pub struct SessionConfig {
     /// Local addresses ICE may use; empty means libnice's own choice.
     pub ice_addresses: Vec<IpAddr>,
     pub latency_ms: u32,
+    /// Only relayed candidate pairs (through TURN).
+    pub relay_only: bool,
 }
 
 /// What a session reports to its element.
@@ -73,6 +75,11 @@ pub struct WebRtcSession {
     /// Set when this session receives media: what our descriptions ask
     /// of the sender (congestion feedback, a bitrate cap).
     receiving: Mutex<Option<ReceivePolicy>>,
+    /// `ice-transport-policy=relay`, and whether a relay candidate came.
+    relay_only: bool,
+    relayed: AtomicBool,
+    /// The TURN servers in use, without credentials, for messages.
+    turn_servers: String,
 }
 
 impl WebRtcSession {
@@ -98,6 +105,12 @@ impl WebRtcSession {
             })?;
         if let Some(stun) = &config.stun_server {
             webrtcbin.set_property("stun-server", stun);
+        }
+        if config.relay_only {
+            webrtcbin.set_property(
+                "ice-transport-policy",
+                gst_webrtc::WebRTCICETransportPolicy::Relay,
+            );
         }
         for server in ice_servers {
             if server.starts_with("stun://") && config.stun_server.is_none() {
@@ -127,6 +140,9 @@ impl WebRtcSession {
             offered: AtomicBool::new(false),
             restarted_after_failure: AtomicBool::new(false),
             receiving: Mutex::new(None),
+            relay_only: config.relay_only,
+            relayed: AtomicBool::new(false),
+            turn_servers: turn_hosts(&config.turn_servers, ice_servers),
         });
 
         let weak = Arc::downgrade(&session);
@@ -134,6 +150,9 @@ impl WebRtcSession {
             let mline = values[1].get::<u32>().ok()?;
             let candidate = values[2].get::<String>().ok()?;
             let session = weak.upgrade()?;
+            if candidate.contains(" typ relay") {
+                session.relayed.store(true, Ordering::Release);
+            }
             let mut unsent = session.unsent_candidates.lock().unwrap();
             match unsent.as_mut() {
                 Some(held) => held.push((mline, candidate)),
@@ -155,6 +174,16 @@ impl WebRtcSession {
             let Some(session) = weak.upgrade() else {
                 return;
             };
+            // Relay only, and no relay: nothing can ever connect. Say why
+            // now instead of letting the connection fail unexplained.
+            if session.relay_only && !session.relayed.load(Ordering::Acquire) {
+                session.notify(SessionNotice::Failed(format!(
+                    "no relayed candidate was gathered with ice-transport-policy=relay: the TURN \
+                     server ({}) refused the credentials or cannot be reached",
+                    session.turn_servers
+                )));
+                return;
+            }
             let mut unsent = session.unsent_candidates.lock().unwrap();
             match unsent.as_mut() {
                 Some(held) => held.push((END_OF_CANDIDATES, String::new())),
@@ -245,8 +274,26 @@ impl WebRtcSession {
 
     fn watch_channel(self: &Arc<Self>, channel: &gst_webrtc::WebRTCDataChannel) {
         let weak = Arc::downgrade(self);
+        let framing = self.channels.framing();
         datachannel::watch(channel, move |label, payload| {
-            if let Some(session) = weak.upgrade() {
+            let Some(session) = weak.upgrade() else {
+                return;
+            };
+            // The protocol's framing, when it has one, makes whole
+            // messages of what arrives (chunks wait for their siblings).
+            let payload = match &framing {
+                None => Some(payload),
+                Some(framing) => framing.decode(payload).unwrap_or_else(|err| {
+                    gst::warning!(
+                        gst::CAT_DEFAULT,
+                        "unreadable {} message on \"{label}\" from {}: {err}",
+                        framing.name(),
+                        session.peer
+                    );
+                    None
+                }),
+            };
+            if let Some(payload) = payload {
                 session.notify(SessionNotice::Message { label, payload });
             }
         });
@@ -509,6 +556,25 @@ impl WebRtcSession {
         });
         self.webrtcbin
             .emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
+    }
+}
+
+/// `turn://user:pass@host:port` → `host:port`, listed: what a message may
+/// show of the TURN servers (never their credentials).
+fn turn_hosts(configured: &[String], announced: &[String]) -> String {
+    let hosts: Vec<&str> = configured
+        .iter()
+        .chain(announced)
+        .filter(|s| s.starts_with("turn"))
+        .map(|s| {
+            let rest = s.split_once("://").map_or(s.as_str(), |(_, rest)| rest);
+            rest.rsplit_once('@').map_or(rest, |(_, host)| host)
+        })
+        .collect();
+    if hosts.is_empty() {
+        "none configured".into()
+    } else {
+        hosts.join(", ")
     }
 }
 

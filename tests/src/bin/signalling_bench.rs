@@ -33,6 +33,37 @@ use tokio::sync::mpsc;
 struct Cli {
     #[command(subcommand)]
     phase: Option<Phase>,
+    /// Run the server with tokens required (`--auth-secret-file`), every
+    /// peer saying hello with its own token: what checking them costs.
+    #[arg(long, global = true)]
+    auth: bool,
+}
+
+/// The HS256 secret of `--auth` runs (the server reads it from a file).
+const BENCH_SECRET: &str = "signalling-bench-secret-of-32-bytes-or-more";
+
+/// Set once from `--auth`, read where peers say hello.
+static AUTH: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+fn auth() -> bool {
+    *AUTH.get().unwrap_or(&false)
+}
+
+/// A token for peer `id`: every grant, in every room.
+fn token_for(id: &str) -> String {
+    peer_signalling::auth::mint(
+        &peer_signalling::auth::Claims {
+            sub: Some(id.to_owned()),
+            room: "*".into(),
+            grants: vec!["publish".into(), "subscribe".into(), "data".into()],
+            exp: 4_000_000_000,
+            nbf: None,
+            iat: None,
+        },
+        "HS256",
+        BENCH_SECRET.as_bytes(),
+    )
+    .unwrap()
 }
 
 #[derive(clap::Subcommand)]
@@ -62,6 +93,7 @@ enum Phase {
 
 fn main() {
     let cli = <Cli as clap::Parser>::parse();
+    AUTH.set(cli.auth).unwrap();
     peer_tests::require_loopback_only();
     raise_file_limit();
     // A runtime per phase: dropping it ends the tasks the phase spawned
@@ -123,17 +155,22 @@ fn start_server() -> Server {
     let binary = std::env::var_os("SIGNALLING_BENCH_SERVER")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(peer_tests::peer_binary);
-    let mut process = ChildProcess::spawn(
-        std::process::Command::new(binary)
-            .args([
-                "serve",
-                "--port",
-                &port.to_string(),
-                "--max-peers-per-room",
-                "100000",
-            ])
-            .env("PEER_LOG", "warn"),
-    );
+    let mut command = std::process::Command::new(binary);
+    command
+        .args([
+            "serve",
+            "--port",
+            &port.to_string(),
+            "--max-peers-per-room",
+            "100000",
+        ])
+        .env("PEER_LOG", "warn");
+    if auth() {
+        let secret = std::env::temp_dir().join(format!("signalling-bench-{}", std::process::id()));
+        std::fs::write(&secret, BENCH_SECRET).unwrap();
+        command.arg("--auth-secret-file").arg(&secret);
+    }
+    let mut process = ChildProcess::spawn(&mut command);
     process.wait_line("gst-peer signalling on", Duration::from_secs(20));
     Server { process, port }
 }
@@ -162,7 +199,13 @@ async fn join(port: u16, id: &str, room: &str) -> Socket {
         .expect("WebSocket handshake");
     socket
         .send(Message::Text(
-            json!({"type": "hello", "id": id}).to_string().into(),
+            if auth() {
+                json!({"type": "hello", "id": id, "token": token_for(id)})
+            } else {
+                json!({"type": "hello", "id": id})
+            }
+            .to_string()
+            .into(),
         ))
         .await
         .unwrap();

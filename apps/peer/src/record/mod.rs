@@ -115,6 +115,10 @@ struct RecorderArgs {
     /// they are repaired at start-up, in the background).
     #[arg(long)]
     no_repair: bool,
+    /// Access token for a server that requires one (`peer token ... --grant
+    /// record`, without --id: each publisher is received by a peer of its own).
+    #[arg(long, env = "GST_PEER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 impl Args {
@@ -327,8 +331,10 @@ async fn record(args: RecorderArgs) -> anyhow::Result<()> {
     let (signalling, mut incoming) =
         client::connect_trusting(&address.ws_url, trust.as_deref()).await?;
     signalling.send(ClientMessage::Hello {
-        id: Some(args.id.clone()),
+        // A token names its own peer (or none): our id is then its.
+        id: args.token.is_none().then(|| args.id.clone()),
         meta: serde_json::json!({"role": "recorder"}),
+        token: args.token.clone(),
     })?;
     signalling.send(ClientMessage::Join {
         room: args.room.clone(),
@@ -348,6 +354,7 @@ async fn record(args: RecorderArgs) -> anyhow::Result<()> {
             tls_ca_file: args.tls_ca_file.clone(),
             composite: args.composite.is_some(),
             recorder_id: args.id.clone(),
+            token: args.token.clone(),
         },
         composite: match &args.composite {
             Some(path) => {

@@ -37,6 +37,8 @@ pub struct Settings {
     /// Also decode every track into the composite's channels.
     pub composite: bool,
     pub recorder_id: String,
+    /// The recorder's access token, for each publisher's peersrc too.
+    pub token: Option<String>,
 }
 
 #[derive(Debug)]
@@ -113,6 +115,9 @@ impl Recording {
         }
         if let Some(max_bitrate) = settings.max_bitrate {
             description.push_str(&format!(" max-bitrate={max_bitrate}"));
+        }
+        if let Some(token) = &settings.token {
+            description.push_str(&format!(" token={}", quote(token)));
         }
         let pipeline = crate::pipeline::launch(&description)?;
         let shared = Arc::new(Shared {

@@ -65,6 +65,8 @@ impl SignallingCore {
                 "join a room before starting a session".into(),
             ));
         };
+        self.require(conn, Grant::Subscribe, &room)?;
+        let requester = self.peer(conn).expect("registered");
         if requester.id == target_id {
             return Err((
                 ErrorCode::SelfSession,
@@ -236,7 +238,8 @@ impl SignallingCore {
                     format!("no session \"{session}\""),
                 ));
             }
-            Some(s) if !s.involves(conn) => {
+            // An admin may end anyone's session.
+            Some(s) if !s.involves(conn) && !self.is_admin(conn) => {
                 return Err((
                     ErrorCode::NotInSession,
                     format!("not a party of session \"{session}\""),

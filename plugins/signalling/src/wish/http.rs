@@ -142,14 +142,9 @@ async fn trickle(
     let kind = shell.kind;
     let (_, response) = shell.hub.request::<WishAdapter>(
         |a| a.kind() == kind,
-        |adapter, _, id, _, out| {
-            adapter.patch(
-                Instant::now(),
-                picked(&headers, id, &body),
-                &room,
-                &resource,
-                out,
-            );
+        |adapter, core, id, _, out| {
+            let request = picked(&headers, id, &body);
+            adapter.patch(Instant::now(), core, request, &room, &resource, out);
         },
     );
     finish(response.await)
@@ -163,8 +158,9 @@ async fn teardown(
     let kind = shell.kind;
     let (_, response) = shell.hub.request::<WishAdapter>(
         |a| a.kind() == kind,
-        |adapter, _, id, _, out| {
-            adapter.delete(picked(&headers, id, ""), &room, &resource, out);
+        |adapter, core, id, _, out| {
+            let request = picked(&headers, id, "");
+            adapter.delete(Instant::now(), core, request, &room, &resource, out);
         },
     );
     finish(response.await)

@@ -36,10 +36,12 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 use crate::adapter::{Adapter, AdapterAction, HttpResponse, RequestId};
+use crate::auth::Grants;
 use crate::core::{ConnId, ProducerLookup, SignallingCore};
 use crate::protocol::sdp::{self, Direction};
 use crate::protocol::{
-    self, ClientMessage, IceCandidate, SdpKind, ServerMessage, SessionDescription, SessionId,
+    self, ClientMessage, ErrorCode, IceCandidate, SdpKind, ServerMessage, SessionDescription,
+    SessionId,
 };
 
 #[cfg(feature = "server")]
@@ -198,6 +200,8 @@ struct WishSession {
     stage: Stage,
     deadline: Instant,
     etag: String,
+    /// `Link` headers of the 201: ICE servers, TURN credentials.
+    links: Vec<String>,
 }
 
 pub struct WishAdapter {
@@ -262,7 +266,7 @@ impl WishAdapter {
         conn: ConnId,
         out: &mut Vec<AdapterAction>,
     ) -> Result<(), HttpResponse> {
-        self.authorize(&request)?;
+        let credential = self.authorize(now, core, &request)?;
         check_content_type(request.content_type, "application/sdp")?;
         if !protocol::is_valid_name(room) {
             return Err(HttpResponse::text(
@@ -298,13 +302,44 @@ impl WishAdapter {
                 break id;
             }
         };
-        let peer_id = format!("{}-{}", self.kind.path(), random_id(&mut self.rng, 10));
+        let (peer_id, token) = match credential {
+            // A token names its own peer id (its `sub`), or none.
+            Credential::Token(token) => (None, Some(token)),
+            _ => (
+                Some(format!(
+                    "{}-{}",
+                    self.kind.path(),
+                    random_id(&mut self.rng, 10)
+                )),
+                None,
+            ),
+        };
         out.push(AdapterAction::Connect { conn });
+        if credential_is_static(&self.config, &request) {
+            // The static token stands for exactly this: publish (WHIP) or
+            // play (WHEP) in this room.
+            let grants = match self.kind {
+                Kind::Whip => Grants {
+                    publish: true,
+                    ..Grants::default()
+                },
+                Kind::Whep => Grants {
+                    subscribe: true,
+                    ..Grants::default()
+                },
+            };
+            out.push(AdapterAction::Vouch {
+                conn,
+                grants,
+                room: room.to_owned(),
+            });
+        }
         out.push(AdapterAction::ToCore {
             conn,
             message: ClientMessage::Hello {
-                id: Some(peer_id),
+                id: peer_id.clone(),
                 meta: json!({"via": self.kind.path()}),
+                token,
             },
         });
         let streams = match self.kind {
@@ -337,6 +372,14 @@ impl WishAdapter {
             }
         };
         let etag = format!("\"{}\"", random_id(&mut self.rng, 12));
+        // TURN credentials go to this client only, in its 201.
+        let mut links = self.links();
+        // Named after the room's peer id, never the resource id: TURN
+        // usernames cross the network in clear and fill coturn's logs.
+        let turn_name = peer_id.clone().unwrap_or_else(|| self.kind.path().to_owned());
+        if let Some(turn) = core.turn_credentials(now, &turn_name) {
+            links.extend(turn_links(&turn));
+        }
         self.by_conn.insert(conn, id.clone());
         self.sessions.insert(
             id,
@@ -351,6 +394,7 @@ impl WishAdapter {
                 stage,
                 deadline: now + self.config.answer_timeout,
                 etag,
+                links,
             },
         );
         Ok(())
@@ -389,11 +433,15 @@ impl WishAdapter {
     pub fn patch(
         &mut self,
         now: Instant,
+        core: &SignallingCore,
         request: Request<'_>,
         room: &str,
         resource: &str,
         out: &mut Vec<AdapterAction>,
     ) {
+        if let Err(response) = self.authorize(now, core, &request) {
+            return respond(out, request.id, response);
+        }
         match self.try_patch(now, request, room, resource, out) {
             Ok(Some(response)) | Err(response) => respond(out, request.id, response),
             // An ICE restart: answered once the answerer has.
@@ -409,7 +457,6 @@ impl WishAdapter {
         resource: &str,
         out: &mut Vec<AdapterAction>,
     ) -> Result<Option<HttpResponse>, HttpResponse> {
-        self.authorize(&request)?;
         let found = self.find(room, resource)?;
         check_content_type(request.content_type, "application/trickle-ice-sdpfrag")?;
         let fragment = sdp::parse_fragment(request.body).map_err(|e| HttpResponse::text(400, e))?;
@@ -510,14 +557,16 @@ impl WishAdapter {
     /// `DELETE` of a session resource.
     pub fn delete(
         &mut self,
+        now: Instant,
+        core: &SignallingCore,
         request: Request<'_>,
         room: &str,
         resource: &str,
         out: &mut Vec<AdapterAction>,
     ) {
         let response = match self
-            .authorize(&request)
-            .and_then(|()| self.find(room, resource).map(|s| s.conn))
+            .authorize(now, core, &request)
+            .and_then(|_| self.find(room, resource).map(|s| s.conn))
         {
             Ok(conn) => {
                 // Leave first, so the room hears "peer-left" (a peer that
@@ -543,18 +592,35 @@ impl WishAdapter {
             .collect()
     }
 
-    fn authorize(&self, request: &Request<'_>) -> Result<(), HttpResponse> {
-        let Some(token) = &self.config.token else {
-            return Ok(());
-        };
-        let given = request
-            .authorization
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim);
-        match given {
-            Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => Ok(()),
-            Some(_) => Err(HttpResponse::text(401, "the bearer token is not valid")),
-            None => Err(HttpResponse::text(
+    /// Who is asking: the static token (`--whip-token`, `--whep-token`),
+    /// an access token (checked here for PATCH and DELETE, by the core for
+    /// the POST's peer, which grants decide), or nobody on an open server.
+    fn authorize(
+        &self,
+        now: Instant,
+        core: &SignallingCore,
+        request: &Request<'_>,
+    ) -> Result<Credential, HttpResponse> {
+        let given = bearer(request);
+        if credential_is_static(&self.config, request) {
+            return Ok(Credential::Static);
+        }
+        if core.requires_tokens() {
+            let token = given.ok_or_else(|| {
+                HttpResponse::text(
+                    401,
+                    "this server needs \"Authorization: Bearer <token>\" (an access token)",
+                )
+            })?;
+            // Signature and times now; grants once its peer acts.
+            core.check_token(now, Some(token))
+                .map_err(|(_, why)| HttpResponse::text(401, why))?;
+            return Ok(Credential::Token(token.to_owned()));
+        }
+        match (&self.config.token, given) {
+            (None, _) => Ok(Credential::Open),
+            (Some(_), Some(_)) => Err(HttpResponse::text(401, "the bearer token is not valid")),
+            (Some(_), None) => Err(HttpResponse::text(
                 401,
                 "this server needs \"Authorization: Bearer <token>\"",
             )),
@@ -686,11 +752,17 @@ impl WishAdapter {
                 let text = format!("the peer ended the session: {reason}");
                 self.fail(&id, status, &text, out);
             }
-            ServerMessage::Error { message, .. } if session.waiting.is_some() => {
-                // A refused hello/join/start-session (room full, server
-                // full, producer gone...).
+            ServerMessage::Error { code, message, .. } if session.waiting.is_some() => {
+                // A refused hello/join/start-session: a token that does
+                // not allow it, or the room or server full, or the
+                // producer gone.
+                let status = match code {
+                    ErrorCode::Unauthorized => 401,
+                    ErrorCode::Forbidden => 403,
+                    _ => 503,
+                };
                 let text = format!("the signalling server refused: {message}");
-                self.fail(&id, 503, &text, out);
+                self.fail(&id, status, &text, out);
             }
             _ => {}
         }
@@ -700,7 +772,6 @@ impl WishAdapter {
     /// and the candidates gathered so far.
     fn answer(&mut self, id: &str, complete: bool, out: &mut Vec<AdapterAction>) {
         let kind = self.kind;
-        let links = self.links();
         let etag = format!("\"{}\"", random_id(&mut self.rng, 12));
         let Some(session) = self.sessions.get_mut(id) else {
             return;
@@ -723,7 +794,7 @@ impl WishAdapter {
                     content_type: Some("application/sdp"),
                     location: Some(format!("/{}/{}/{id}", kind.path(), session.room)),
                     etag: Some(session.etag.clone()),
-                    links,
+                    links: session.links.clone(),
                     accept_patch: true,
                     body: sdp::answer_with_candidates(&answer, &candidates, complete),
                     ..HttpResponse::default()
@@ -847,6 +918,44 @@ fn check_content_type(given: Option<&str>, expected: &str) -> Result<(), HttpRes
             415,
             format!("Content-Type must be {expected}; none was given"),
         )),
+    }
+}
+
+/// `Link` values for a TURN server with credentials.
+fn turn_links(turn: &crate::protocol::IceServerConfig) -> Vec<String> {
+    turn.urls
+        .iter()
+        .map(|url| {
+            IceServer {
+                url: url.clone(),
+                username: turn.username.clone(),
+                credential: turn.credential.clone(),
+            }
+            .link()
+        })
+        .collect()
+}
+
+/// How a request is authorized (see [`WishAdapter::authorize`]).
+#[derive(Debug, Clone)]
+enum Credential {
+    Open,
+    Static,
+    Token(String),
+}
+
+fn bearer<'a>(request: &Request<'a>) -> Option<&'a str> {
+    request
+        .authorization
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+}
+
+fn credential_is_static(config: &WishConfig, request: &Request<'_>) -> bool {
+    match (&config.token, bearer(request)) {
+        (Some(token), Some(given)) => constant_time_eq(given.as_bytes(), token.as_bytes()),
+        _ => false,
     }
 }
 

@@ -33,6 +33,7 @@ pub(super) fn core_with(receivers: usize, producer: bool) -> SignallingCore {
             ClientMessage::Hello {
                 id: Some(id),
                 meta: serde_json::Value::Null,
+                token: None,
             },
             ClientMessage::Join {
                 room: "live".into(),
@@ -155,8 +156,14 @@ impl Harness {
     ) -> Vec<AdapterAction> {
         let mut request = self.request(content_type, None, body);
         request.if_match = if_match;
-        self.adapter
-            .patch(self.now, request, "live", session, &mut self.out);
+        self.adapter.patch(
+            self.now,
+            &self.core,
+            request,
+            "live",
+            session,
+            &mut self.out,
+        );
         std::mem::take(&mut self.out)
     }
 
@@ -166,7 +173,14 @@ impl Harness {
 
     pub fn delete(&mut self, session: &str, auth: Option<&str>) -> Vec<AdapterAction> {
         let request = self.request("", auth, "");
-        self.adapter.delete(request, "live", session, &mut self.out);
+        self.adapter.delete(
+            self.now,
+            &self.core,
+            request,
+            "live",
+            session,
+            &mut self.out,
+        );
         std::mem::take(&mut self.out)
     }
 

@@ -22,7 +22,9 @@ use crate::error::ElementError;
 use crate::events::Event;
 use crate::session::{NoticeHandler, SessionConfig, SessionNotice, WebRtcSession};
 use crate::signaller::settings::SignallerSettings;
-use crate::signaller::{Negotiation, Role, SignallerCommand, SignallerConfig, SignallerEvent};
+use crate::signaller::{
+    DataChannelPlan, Negotiation, Role, SignallerCommand, SignallerConfig, SignallerEvent,
+};
 
 pub static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -61,6 +63,7 @@ struct PendingViewer {
     peer: String,
     offer: Option<SessionDescription>,
     ice_servers: Vec<String>,
+    data_channels: Option<DataChannelPlan>,
 }
 
 #[derive(Default)]
@@ -425,6 +428,7 @@ impl PeerSink {
             embedded_port: settings.common.port,
             tls_ca_pem: validated.tls_ca_pem,
             protocol: self.signaller.snapshot(),
+            token: settings.common.token.clone(),
             status: self.signaller.status(),
         };
         let element = self.obj().downgrade();
@@ -514,6 +518,7 @@ impl PeerSink {
                 peer,
                 negotiation,
                 ice_servers,
+                data_channels,
             } => {
                 let offer = match negotiation {
                     Negotiation::Offer => None,
@@ -533,6 +538,7 @@ impl PeerSink {
                     peer,
                     offer,
                     ice_servers,
+                    data_channels,
                 })
             }
             SignallerEvent::RemoteDescription {
@@ -658,6 +664,7 @@ impl PeerSink {
             peer,
             offer,
             ice_servers,
+            data_channels,
         } = pending;
         let (config, signaller, events, inputs) = {
             let state = self.state.lock().unwrap();
@@ -724,15 +731,23 @@ impl PeerSink {
             };
             running.viewers.insert(session_id.clone(), viewer);
         }
-        let mut channels = config.data_channels.clone();
+        if let Some(framing) = data_channels.as_ref().and_then(|plan| plan.framing.clone()) {
+            session.channels.set_framing(framing);
+        }
+        let protocol_decides = data_channels.is_some();
+        let mut channels = match data_channels {
+            Some(plan) => plan.open,
+            None => config.data_channels.clone(),
+        };
         let fed = |input: &Arc<Input>| {
             self.obj()
                 .static_pad(&input.pad_name)
                 .is_some_and(|pad| fed_by_audiotap(&pad))
         };
-        if inputs
-            .iter()
-            .any(|input| input.kind == MediaKind::Audio && fed(input))
+        if !protocol_decides
+            && inputs
+                .iter()
+                .any(|input| input.kind == MediaKind::Audio && fed(input))
             && !channels.iter().any(|c| c.label == AUDIOTAP_LABEL)
         {
             // Latest report wins: a late one is worth nothing.

@@ -55,6 +55,13 @@ impl Viewer {
         options: ViewerOptions,
         answering: Option<&gst_sdp::SDPMessage>,
     ) -> Result<Viewer, String> {
+        // An offer with no audio or video section at all (a data-only
+        // connection, such as PeerJS's `connect()`) gets a session with
+        // only its data channels.
+        let inputs = match answering {
+            Some(offer) if !offers_media(offer) => &[][..],
+            _ => inputs,
+        };
         // Which section of the offer each input answers, and how.
         let mut plans = Vec::with_capacity(inputs.len());
         let mut taken = Vec::new();
@@ -302,6 +309,13 @@ impl Viewer {
             }
         }
     }
+}
+
+/// Whether `offer` has any audio or video section.
+fn offers_media(offer: &gst_sdp::SDPMessage) -> bool {
+    (0..offer.medias_len())
+        .filter_map(|index| offer.media(index))
+        .any(|media| matches!(media.media(), Some("audio" | "video")))
 }
 
 /// The m-section of `offer` that `input` answers (the first of its kind

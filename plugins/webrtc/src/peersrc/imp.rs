@@ -19,7 +19,9 @@ use crate::session::{
     NoticeHandler, SessionConfig, SessionNotice, WebRtcSession, discard, is_inside,
 };
 use crate::signaller::settings::SignallerSettings;
-use crate::signaller::{Negotiation, Role, SignallerCommand, SignallerConfig, SignallerEvent};
+use crate::signaller::{
+    DataChannelPlan, Negotiation, Role, SignallerCommand, SignallerConfig, SignallerEvent,
+};
 
 pub static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -72,25 +74,40 @@ impl MediaClock {
 /// How often the event thread ticks: the media watchdog and statistics.
 const TICK: Duration = Duration::from_secs(1);
 
+/// One session peersrc receives: the producer's on our protocol and WHEP,
+/// each caller's with PeerJS.
+struct Receiving {
+    session: Arc<WebRtcSession>,
+    /// Whether we made the offer of this session.
+    offered: bool,
+    /// With eos-on-leave, when this session's media last arrived.
+    media: Option<Arc<MediaClock>>,
+    /// Its tracks, as pads of the element.
+    outputs: Vec<Output>,
+    /// Its streams got their EOS (it left, or its connection died): once only.
+    ended: bool,
+}
+
 struct Running {
     link: Link,
     session_config: SessionConfig,
-    session: Option<Arc<WebRtcSession>>,
-    /// Whether we made the offer of the current session.
-    offered: bool,
-    /// With eos-on-leave, when the current session's media last arrived.
-    media: Option<Arc<MediaClock>>,
+    /// In the order they started. A new session with the same peer
+    /// replaces its old one; with another peer (PeerJS callers) it is
+    /// added, with pads of its own.
+    sessions: Vec<Receiving>,
+}
+
+impl Running {
+    fn receiving(&mut self, session: &str) -> Option<&mut Receiving> {
+        self.sessions.iter_mut().find(|r| r.session.id == session)
+    }
 }
 
 #[derive(Default)]
 struct State {
     running: Option<Running>,
-    outputs: Vec<Output>,
     next_video: u32,
     next_audio: u32,
-    /// The producer's streams got their EOS (it left, or its connection
-    /// died): once only.
-    streams_ended: bool,
 }
 
 #[derive(Default)]
@@ -243,14 +260,13 @@ impl BinImpl for PeerSrc {
                 let state = self.state.lock().unwrap();
                 state.running.as_ref().and_then(|running| {
                     running
-                        .session
-                        .clone()
-                        .map(|s| (s, running.link.events.clone()))
+                        .sessions
+                        .iter()
+                        .find(|r| is_inside(source, &r.session.webrtcbin))
+                        .map(|r| (r.session.clone(), running.link.events.clone()))
                 })
             };
-            if let Some((session, events)) = session
-                && is_inside(source, &session.webrtcbin)
-            {
+            if let Some((session, events)) = session {
                 let reason = format!("{} ({})", error.error(), source.name());
                 events.send(Event::Session(
                     session.id.clone(),
@@ -282,6 +298,7 @@ impl PeerSrc {
             embedded_port: settings.common.port,
             tls_ca_pem: validated.tls_ca_pem,
             protocol: self.signaller.snapshot(),
+            token: settings.common.token.clone(),
             status: self.signaller.status(),
         };
         let element = self.obj().downgrade();
@@ -291,39 +308,44 @@ impl PeerSrc {
             }
         })?;
         let mut state = self.state.lock().unwrap();
-        state.streams_ended = false;
         state.running = Some(Running {
             link,
             session_config: validated.session,
-            session: None,
-            offered: false,
-            media: None,
+            sessions: Vec::new(),
         });
         Ok(())
     }
 
     fn stop(&self) {
-        let (running, outputs) = {
-            let mut state = self.state.lock().unwrap();
-            state.streams_ended = false;
-            (state.running.take(), std::mem::take(&mut state.outputs))
-        };
+        let running = self.state.lock().unwrap().running.take();
         let Some(mut running) = running else { return };
         running.link.stop_events();
-        if let Some(session) = running.session.take() {
+        for receiving in running.sessions.drain(..) {
             running.link.signaller.send(SignallerCommand::EndSession {
-                session: session.id.clone(),
+                session: receiving.session.id.clone(),
                 reason: "the receiver stopped".into(),
             });
-            self.remove_session(&session, outputs);
+            self.remove_session(receiving);
         }
     }
 
-    fn remove_session(&self, session: &Arc<WebRtcSession>, outputs: Vec<Output>) {
-        discard(self.obj().upcast_ref(), &session.webrtcbin);
-        for output in outputs {
+    fn remove_session(&self, receiving: Receiving) {
+        discard(self.obj().upcast_ref(), &receiving.session.webrtcbin);
+        for output in receiving.outputs {
             output.remove(self.obj().upcast_ref());
         }
+    }
+
+    /// The peer of `session` and whether its streams ended already.
+    fn session_peer(&self, session: &str) -> Option<(String, bool)> {
+        let mut state = self.state.lock().unwrap();
+        let receiving = state.running.as_mut()?.receiving(session)?;
+        Some((receiving.session.peer.clone(), receiving.ended))
+    }
+
+    fn find_session(&self, session: &str) -> Option<Arc<WebRtcSession>> {
+        let mut state = self.state.lock().unwrap();
+        Some(state.running.as_mut()?.receiving(session)?.session.clone())
     }
 
     fn on_event(&self, event: Event) {
@@ -333,16 +355,15 @@ impl PeerSrc {
                 gst::info!(CAT, imp = self, "connected to the producer");
             }
             Event::Session(session, SessionNotice::Failed(reason)) => {
-                let producer = self
-                    .current_session()
-                    .filter(|s| s.id == session)
-                    .map(|s| s.peer.clone());
-                if self.state.lock().unwrap().streams_ended {
+                let Some((producer, ended)) = self.session_peer(&session) else {
+                    return;
+                };
+                if ended {
                     // It said goodbye first; its connection closing after
                     // that is no news.
                     return;
                 }
-                match producer {
+                match Some(producer) {
                     // A producer whose connection dies has left as surely
                     // as one that says goodbye (and a browser closing its
                     // connection often says so over UDP before the
@@ -357,7 +378,7 @@ impl PeerSrc {
                             session: session.clone(),
                             reason: reason.clone(),
                         });
-                        self.end_streams(&producer, &reason);
+                        self.end_streams(&session, &producer, &reason);
                     }
                     _ => self.fail(
                         &session,
@@ -366,8 +387,8 @@ impl PeerSrc {
                     ),
                 }
             }
-            Event::Session(_, SessionNotice::Message { label, payload }) => {
-                if let Some(session) = self.current_session() {
+            Event::Session(session, SessionNotice::Message { label, payload }) => {
+                if let Some(session) = self.find_session(&session) {
                     common::announce_message(
                         self.obj().upcast_ref(),
                         &session.peer,
@@ -384,38 +405,38 @@ impl PeerSrc {
     /// Every `TICK`: the media watchdog (see [`MEDIA_TIMEOUT`]) and fresh
     /// statistics for the `stats` property.
     fn tick(&self) {
-        let (session, clock, events) = {
+        let (watched, events) = {
             let state = self.state.lock().unwrap();
-            let now = Instant::now();
-            for output in &state.outputs {
-                output.meter.tick(now);
-            }
             let Some(running) = state.running.as_ref() else {
                 return;
             };
-            if state.streams_ended {
-                return;
+            let now = Instant::now();
+            for output in running.sessions.iter().flat_map(|r| r.outputs.iter()) {
+                output.meter.tick(now);
             }
-            (
-                running.session.clone(),
-                running.media.clone(),
-                running.link.events.clone(),
-            )
+            let watched: Vec<(Arc<WebRtcSession>, Option<Arc<MediaClock>>)> = running
+                .sessions
+                .iter()
+                .filter(|r| !r.ended)
+                .map(|r| (r.session.clone(), r.media.clone()))
+                .collect();
+            (watched, running.link.events.clone())
         };
-        let Some(session) = session else { return };
-        session.refresh_stats();
-        if clock
-            .and_then(|clock| clock.silent_for())
-            .is_some_and(|silent| silent >= MEDIA_TIMEOUT)
-        {
-            let reason = format!(
-                "no media from the producer for {} s",
-                MEDIA_TIMEOUT.as_secs()
-            );
-            events.send(Event::Session(
-                session.id.clone(),
-                SessionNotice::Failed(reason),
-            ));
+        for (session, clock) in watched {
+            session.refresh_stats();
+            if clock
+                .and_then(|clock| clock.silent_for())
+                .is_some_and(|silent| silent >= MEDIA_TIMEOUT)
+            {
+                let reason = format!(
+                    "no media from the producer for {} s",
+                    MEDIA_TIMEOUT.as_secs()
+                );
+                events.send(Event::Session(
+                    session.id.clone(),
+                    SessionNotice::Failed(reason),
+                ));
+            }
         }
     }
 
@@ -441,14 +462,25 @@ impl PeerSrc {
     }
 
     /// Sends on data channel `label` to the producer (`peer`, when given,
-    /// must name it).
+    /// must name it; with PeerJS, one of the callers).
     fn send_on_channels(&self, label: &str, peer: Option<&str>, payload: &Payload) -> bool {
-        match self.current_session() {
-            Some(session) if peer.is_none_or(|peer| session.peer == peer) => {
-                session.channels.send(label, payload)
-            }
-            _ => false,
+        let sessions: Vec<Arc<WebRtcSession>> = {
+            let state = self.state.lock().unwrap();
+            let Some(running) = state.running.as_ref() else {
+                return false;
+            };
+            running
+                .sessions
+                .iter()
+                .filter(|r| peer.is_none_or(|peer| r.session.peer == peer))
+                .map(|r| r.session.clone())
+                .collect()
+        };
+        let mut sent = false;
+        for session in sessions {
+            sent |= session.channels.send(label, payload);
         }
+        sent
     }
 
     fn on_signaller_event(&self, event: SignallerEvent) {
@@ -472,21 +504,23 @@ impl PeerSrc {
                 peer,
                 negotiation,
                 ice_servers,
-            } => self.start_session(session, peer, negotiation, &ice_servers),
+                data_channels,
+            } => self.start_session(session, peer, negotiation, &ice_servers, data_channels),
             SignallerEvent::RemoteDescription {
                 session,
                 description,
             } => {
-                let Some(current) = self.current_session().filter(|s| s.id == session) else {
+                let found = {
+                    let mut state = self.state.lock().unwrap();
+                    state
+                        .running
+                        .as_mut()
+                        .and_then(|running| running.receiving(&session))
+                        .map(|r| (r.session.clone(), r.offered))
+                };
+                let Some((current, offered)) = found else {
                     return;
                 };
-                let offered = self
-                    .state
-                    .lock()
-                    .unwrap()
-                    .running
-                    .as_ref()
-                    .is_some_and(|r| r.offered);
                 let expected = if offered {
                     peer_signalling::protocol::SdpKind::Answer
                 } else {
@@ -512,18 +546,16 @@ impl PeerSrc {
                 }
             }
             SignallerEvent::RemoteCandidate { session, candidate } => {
-                if let Some(current) = self.current_session().filter(|s| s.id == session) {
+                if let Some(current) = self.find_session(&session) {
                     current.add_remote_candidate(candidate);
                 }
             }
             SignallerEvent::SessionEnded { session, reason } => {
-                let producer = self
-                    .current_session()
-                    .filter(|s| s.id == session)
-                    .map(|s| s.peer.clone());
-                let Some(producer) = producer else { return };
+                let Some((producer, _)) = self.session_peer(&session) else {
+                    return;
+                };
                 if self.settings.lock().unwrap().eos_on_leave {
-                    self.end_streams(&producer, &reason);
+                    self.end_streams(&session, &producer, &reason);
                 } else {
                     self.fail(
                         &session,
@@ -550,8 +582,10 @@ impl PeerSrc {
         }
     }
 
+    /// The first session (the producer's, on our protocol and WHEP).
     fn current_session(&self) -> Option<Arc<WebRtcSession>> {
-        self.state.lock().unwrap().running.as_ref()?.session.clone()
+        let state = self.state.lock().unwrap();
+        Some(state.running.as_ref()?.sessions.first()?.session.clone())
     }
 
     fn start_session(
@@ -560,21 +594,26 @@ impl PeerSrc {
         producer: String,
         negotiation: Negotiation,
         ice_servers: &[String],
+        data_channels: Option<DataChannelPlan>,
     ) {
-        // A session that replaces the current one (a WHEP server's
-        // counter-offer starts the session again): the old one goes
-        // quietly, its tracks had not begun.
-        let replaced = {
+        // A session that replaces one with the same peer (a WHEP server's
+        // counter-offer starts the session again, a PeerJS caller calls
+        // again): the old one goes quietly.
+        let replaced: Vec<Receiving> = {
             let mut state = self.state.lock().unwrap();
-            let outputs = std::mem::take(&mut state.outputs);
-            state
-                .running
-                .as_mut()
-                .and_then(|r| r.session.take())
-                .map(|old| (old, outputs))
+            match state.running.as_mut() {
+                Some(running) => {
+                    let (old, kept) = std::mem::take(&mut running.sessions)
+                        .into_iter()
+                        .partition(|r| r.session.peer == producer);
+                    running.sessions = kept;
+                    old
+                }
+                None => Vec::new(),
+            }
         };
-        if let Some((old, outputs)) = replaced {
-            self.remove_session(&old, outputs);
+        for old in replaced {
+            self.remove_session(old);
         }
         let (config, signaller, events) = {
             let state = self.state.lock().unwrap();
@@ -604,6 +643,7 @@ impl PeerSrc {
         let clock = Arc::new(MediaClock::new());
         let element = self.obj().downgrade();
         let probe_clock = clock.clone();
+        let id = session_id.clone();
         session.webrtcbin.connect_pad_added(move |_, pad| {
             if pad.direction() != gst::PadDirection::Src {
                 return;
@@ -617,7 +657,7 @@ impl PeerSrc {
                 },
             );
             if let Some(element) = element.upgrade() {
-                element.imp().add_output(pad);
+                element.imp().add_output(&id, pad);
             }
         });
         if let Err(err) = self.obj().add(&session.webrtcbin) {
@@ -632,15 +672,26 @@ impl PeerSrc {
             max_bitrate: (max_bitrate > 0).then_some(max_bitrate),
         });
         if let Some(running) = self.state.lock().unwrap().running.as_mut() {
-            running.session = Some(session.clone());
-            running.offered = negotiation == Negotiation::Offer;
-            running.media = eos_on_leave.then_some(clock);
+            running.sessions.push(Receiving {
+                session: session.clone(),
+                offered: negotiation == Negotiation::Offer,
+                media: eos_on_leave.then_some(clock),
+                outputs: Vec::new(),
+                ended: false,
+            });
         }
+        if let Some(framing) = data_channels.as_ref().and_then(|plan| plan.framing.clone()) {
+            session.channels.set_framing(framing);
+        }
+        let channels = match data_channels {
+            Some(plan) => plan.open,
+            None => config.data_channels.clone(),
+        };
         match negotiation {
             Negotiation::AwaitOffer => {}
             Negotiation::Offer => {
                 session.add_receive_transceivers();
-                session.create_data_channels(&config.data_channels);
+                session.create_data_channels(&channels);
                 session.create_offer();
             }
             Negotiation::Answer(offer) => {
@@ -661,7 +712,7 @@ impl PeerSrc {
     }
 
     /// A track arrived (streaming thread): expose it as a pad.
-    fn add_output(&self, rtp_pad: &gst::Pad) {
+    fn add_output(&self, session: &str, rtp_pad: &gst::Pad) {
         let decode = self.settings.lock().unwrap().decode;
         let name_for = |kind: MediaKind| {
             let mut state = self.state.lock().unwrap();
@@ -682,7 +733,18 @@ impl PeerSrc {
                     ghost.name(),
                     output.codec
                 );
-                self.state.lock().unwrap().outputs.push(output);
+                {
+                    let mut state = self.state.lock().unwrap();
+                    match state.running.as_mut().and_then(|r| r.receiving(session)) {
+                        Some(receiving) => receiving.outputs.push(output),
+                        // The session ended meanwhile: nothing to expose.
+                        None => {
+                            drop(state);
+                            output.remove(self.obj().upcast_ref());
+                            return;
+                        }
+                    }
+                }
                 let _ = ghost.set_active(true);
                 let _ = self.obj().add_pad(&ghost);
             }
@@ -705,23 +767,38 @@ impl PeerSrc {
     fn output_entry_pads(&self) -> Vec<gst::Pad> {
         let state = self.state.lock().unwrap();
         state
-            .outputs
+            .running
             .iter()
+            .flat_map(|running| running.sessions.iter())
+            .flat_map(|r| r.outputs.iter())
             .filter_map(|output| output.entry_pad())
             .collect()
     }
 
-    /// The producer left and the streams end here: EOS down every output
-    /// (so muxers finalize their files) and a message saying who left.
-    fn end_streams(&self, producer: &str, reason: &str) {
-        if std::mem::replace(&mut self.state.lock().unwrap().streams_ended, true) {
-            return;
-        }
-        for pad in self.output_entry_pads() {
+    /// A producer (caller) left and its streams end here: EOS down each of
+    /// its outputs (so muxers finalize their files) and a message saying
+    /// who left.
+    fn end_streams(&self, session: &str, producer: &str, reason: &str) {
+        let pads: Vec<gst::Pad> = {
+            let mut state = self.state.lock().unwrap();
+            let Some(receiving) = state.running.as_mut().and_then(|r| r.receiving(session)) else {
+                return;
+            };
+            if std::mem::replace(&mut receiving.ended, true) {
+                return;
+            }
+            receiving
+                .outputs
+                .iter()
+                .filter_map(|output| output.entry_pad())
+                .collect()
+        };
+        for pad in pads {
             pad.send_event(gst::event::Eos::new());
         }
         let structure = gst::Structure::builder("peer-producer-left")
             .field("producer", producer)
+            .field("session", session)
             .field("reason", reason)
             .build();
         let _ = self.obj().post_message(
@@ -762,7 +839,12 @@ impl PeerSrc {
     fn track_stats(&self) -> gst::Structure {
         let state = self.state.lock().unwrap();
         let mut tracks = gst::Structure::builder("peersrc-tracks");
-        for output in &state.outputs {
+        let outputs = state
+            .running
+            .iter()
+            .flat_map(|running| running.sessions.iter())
+            .flat_map(|r| r.outputs.iter());
+        for output in outputs {
             let figures = output.meter.figures();
             let mut track = gst::Structure::builder("peersrc-track")
                 .field("kind", figures.kind.as_str())

@@ -6,7 +6,8 @@
 //! - `ws://`, `wss://` (or no uri: an embedded server): our own protocol
 //!   (`native.rs`);
 //! - `whip+http://`, `whip+https://`: publish to a WHIP endpoint, and
-//! - `whep+http://`, `whep+https://`: play a WHEP endpoint (`wish.rs`).
+//! - `whep+http://`, `whep+https://`: play a WHEP endpoint (`wish.rs`);
+//! - `peerjs://`, `peerjs+https://`: be a peer of a PeerServer (`peerjs/`).
 //!
 //! A new protocol (PeerJS, the gst-plugins-rs protocol, Janus) is one more
 //! module here and one more line in [`PROTOCOLS`], with no change to the
@@ -15,6 +16,7 @@
 
 mod http;
 mod native;
+mod peerjs;
 pub mod settings;
 mod wish;
 
@@ -22,6 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use peer_signalling::protocol::{IceCandidate, SessionDescription, StreamInfo};
+
+use crate::datachannel::{ChannelSpec, Framing};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -66,6 +70,8 @@ pub struct SignallerConfig {
     /// public roots.
     pub tls_ca_pem: Option<Vec<u8>>,
     pub protocol: ProtocolSettings,
+    /// The element's access token (`token`).
+    pub token: Option<String>,
     /// Where the signaller writes what the `signaller` object shows
     /// (the session's resource URL, say).
     pub status: Arc<Mutex<Status>>,
@@ -92,6 +98,27 @@ pub enum Negotiation {
     AwaitOffer,
 }
 
+/// A session's data channels when its protocol decides them rather than
+/// the element's `data-channels` property: PeerJS's client takes whatever
+/// channel the other side opens as its connection's channel, and frames
+/// messages in its own way (binarypack, JSON).
+#[derive(Clone)]
+pub struct DataChannelPlan {
+    /// Channels the element opens itself (empty: only the peer's).
+    pub open: Vec<ChannelSpec>,
+    /// How messages are framed on the session's channels; None: as they are.
+    pub framing: Option<Arc<dyn Framing>>,
+}
+
+impl std::fmt::Debug for DataChannelPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataChannelPlan")
+            .field("open", &self.open)
+            .field("framing", &self.framing.as_ref().map(|f| f.name()))
+            .finish()
+    }
+}
+
 #[derive(Debug)]
 pub enum SignallerEvent {
     /// Registered; `watch_url` is a page to open, when one exists.
@@ -109,6 +136,8 @@ pub enum SignallerEvent {
         peer: String,
         negotiation: Negotiation,
         ice_servers: Vec<String>,
+        /// None: the element's own `data-channels`.
+        data_channels: Option<DataChannelPlan>,
     },
     RemoteDescription {
         session: String,
@@ -231,6 +260,11 @@ const PROTOCOLS: &[Protocol] = &[
         schemes: &["whep+http", "whep+https"],
         start: wish::start_whep,
     },
+    Protocol {
+        name: "peerjs",
+        schemes: &["peerjs", "peerjs+http", "peerjs+https"],
+        start: peerjs::start,
+    },
 ];
 
 fn scheme(uri: Option<&str>) -> String {
@@ -248,7 +282,7 @@ fn protocol_for(uri: Option<&str>) -> Result<&'static Protocol, SignallerError> 
             uri: uri.unwrap_or_default().to_owned(),
             reason: format!(
                 "unsupported scheme \"{scheme}\" (expected ws://, wss://, whip+http(s)://, \
-                 whep+http(s)://, or no uri for an embedded server)"
+                 whep+http(s)://, peerjs://, or no uri for an embedded server)"
             ),
         })
 }
@@ -286,6 +320,11 @@ mod tests {
             (Some("whip+http://127.0.0.1:8080/whip/live"), "whip"),
             (Some("whip+https://sfu.example/whip/live?token=x"), "whip"),
             (Some("whep+http://127.0.0.1:8889/live/whep"), "whep"),
+            (Some("peerjs://127.0.0.1:9000/studio"), "peerjs"),
+            (
+                Some("peerjs+https://peers.example/studio?call=alice"),
+                "peerjs",
+            ),
         ] {
             assert_eq!(protocol_name(uri).unwrap(), name, "{uri:?}");
         }

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 
 use peer_signalling::client::{self, ClientEvent, ClientSender, RoomAddress};
 use peer_signalling::protocol::{
-    ClientMessage, ErrorCode, IceCandidate, PeerInfo, SdpKind, ServerMessage,
+    ClientMessage, ErrorCode, IceCandidate, IceServerConfig, PeerInfo, SdpKind, ServerMessage,
 };
 use peer_signalling::server::{self, RunningServer, ServerConfig};
 use serde_json::Value;
@@ -92,6 +92,9 @@ struct Connection {
     named: HashMap<String, String>,
     /// Viewer-offer: candidates gathered before the server named the session.
     held_candidates: Vec<Option<IceCandidate>>,
+    /// STUN/TURN servers from `welcome`, in webrtcbin's form, for every
+    /// session.
+    ice_servers: Vec<String>,
 }
 
 async fn run(
@@ -128,6 +131,10 @@ async fn run(
     let _ = client.send(ClientMessage::Hello {
         id: config.peer_id.clone(),
         meta: config.meta.clone(),
+        token: config
+            .token
+            .clone()
+            .or_else(|| query_value(&config, "token")),
     });
 
     let producer_deadline = match &config.role {
@@ -152,6 +159,7 @@ async fn run(
         known_producers: Vec::new(),
         named: HashMap::new(),
         held_candidates: Vec::new(),
+        ice_servers: Vec::new(),
     };
 
     loop {
@@ -209,6 +217,14 @@ async fn run(
     if let Some(server) = embedded_server {
         server.stop().await;
     }
+}
+
+/// The value of `name` in the uri's query string.
+fn query_value(config: &SignallerConfig, name: &str) -> Option<String> {
+    let url = url::Url::parse(config.uri.as_deref()?).ok()?;
+    url.query_pairs()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
 }
 
 /// `name=true` (or `name=1`, or a bare `name`) in the uri's query string.
@@ -347,7 +363,8 @@ impl Connection {
                 session,
                 peer: peer.id.clone(),
                 negotiation: Negotiation::Offer,
-                ice_servers: Vec::new(),
+                ice_servers: self.ice_servers.clone(),
+                data_channels: None,
             });
         } else {
             self.send(ClientMessage::StartSession {
@@ -365,8 +382,11 @@ impl Connection {
         out: &mut Vec<SignallerEvent>,
     ) {
         let event = match message {
-            ServerMessage::Welcome { id, .. } => {
+            ServerMessage::Welcome {
+                id, ice_servers, ..
+            } => {
                 self.peer_id = id;
+                self.ice_servers = ice_servers.iter().flat_map(webrtcbin_ice_servers).collect();
                 let streams = match &self.role {
                     Role::Producer { streams } => streams.clone(),
                     Role::Consumer { .. } => Vec::new(),
@@ -411,7 +431,8 @@ impl Connection {
                         Some(offer) => Negotiation::Answer(offer),
                         None => Negotiation::Offer,
                     },
-                    ice_servers: Vec::new(),
+                    ice_servers: self.ice_servers.clone(),
+                    data_channels: None,
                 }),
                 Role::Consumer { .. } => {
                     self.send(ClientMessage::EndSession {
@@ -443,7 +464,8 @@ impl Connection {
                             session,
                             peer,
                             negotiation: Negotiation::AwaitOffer,
-                            ice_servers: Vec::new(),
+                            ice_servers: self.ice_servers.clone(),
+                            data_channels: None,
                         })
                     }
                 }
@@ -506,5 +528,53 @@ impl Connection {
             | ServerMessage::Pong {} => None,
         };
         out.extend(event);
+    }
+}
+
+/// An RTCIceServer as webrtcbin takes it: `stun://host:port`,
+/// `turn://user:password@host:port?transport=udp` (one per URL).
+fn webrtcbin_ice_servers(server: &IceServerConfig) -> Vec<String> {
+    let encode =
+        |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+    server
+        .urls
+        .iter()
+        .filter_map(|url| {
+            let (scheme, rest) = url.split_once(':')?;
+            let rest = rest.trim_start_matches("//");
+            match (scheme, &server.username, &server.credential) {
+                ("stun" | "stuns", _, _) => Some(format!("stun://{rest}")),
+                ("turn" | "turns", Some(user), Some(password)) => Some(format!(
+                    "{scheme}://{}:{}@{rest}",
+                    encode(user),
+                    encode(password)
+                )),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn welcome_ice_servers_become_webrtcbin_urls() {
+        let server = IceServerConfig {
+            urls: vec![
+                "turn:198.18.0.1:3478?transport=udp".into(),
+                "stun:198.18.0.1:3478".into(),
+            ],
+            username: Some("1700003600:cam".into()),
+            credential: Some("a+b/c=".into()),
+        };
+        assert_eq!(
+            webrtcbin_ice_servers(&server),
+            [
+                "turn://1700003600%3Acam:a%2Bb%2Fc%3D@198.18.0.1:3478?transport=udp",
+                "stun://198.18.0.1:3478"
+            ]
+        );
     }
 }

@@ -18,11 +18,11 @@ const DEFAULT_GATHERING_TIMEOUT_MS: u32 = 1000;
 /// One line per property, for the element's `signaller` property blurb:
 /// gst-inspect-1.0 does not list a child object's properties itself.
 pub const SUMMARY: &str = "Protocol settings, set as signaller::NAME=VALUE: \
-    token (Bearer token for WHIP/WHEP; overrides ?token= in the uri), \
+    token (Bearer token for WHIP/WHEP, overriding ?token= in the uri; the PeerJS token), \
     timeout (seconds an HTTP request may take, default 15), \
     gathering-timeout (ms to gather ICE candidates before posting an offer, default 1000), \
     viewer-offer (our protocol: peersrc makes the offer, default false); \
-    read-only: protocol (native, whip, whep), resource-url (WHIP/WHEP session URL: it grants \
+    read-only: protocol (native, whip, whep, peerjs), resource-url (WHIP/WHEP session URL: it grants \
     control of the session, keep it private)";
 
 mod imp {
@@ -99,7 +99,8 @@ mod imp {
                         glib::ParamSpecString::builder("protocol")
                             .nick("Protocol")
                             .blurb(
-                                "native, whip or whep: the protocol the uri selects (once started)",
+                                "native, whip, whep or peerjs: the protocol the uri selects \
+                                 (once started)",
                             )
                             .read_only()
                             .build(),

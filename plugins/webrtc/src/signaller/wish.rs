@@ -77,7 +77,12 @@ fn start(
             reason: reason.into(),
         });
     }
-    let endpoint = Endpoint::from_uri(&uri, &config.protocol, config.tls_ca_pem.as_deref())?;
+    // signaller::token first, then the element's token, then ?token=.
+    let mut protocol = config.protocol.clone();
+    if protocol.token.is_none() {
+        protocol.token = config.token.clone();
+    }
+    let endpoint = Endpoint::from_uri(&uri, &protocol, config.tls_ca_pem.as_deref())?;
     let client = Client {
         kind,
         endpoint,
@@ -148,6 +153,7 @@ impl Client {
             peer,
             negotiation,
             ice_servers,
+            data_channels: None,
         });
     }
 
