@@ -25,6 +25,9 @@ pub struct RampSample {
     pub video_packets: u64,
     /// Packets the receiver asked for again (NACKed) so far.
     pub nacks: u64,
+    /// Video packets the receiver reported lost so far (its receiver
+    /// reports, as the browser's `remote-inbound-rtp` shows them).
+    pub lost: u64,
     /// The browser's own bandwidth estimate (bit/s), when it has one.
     pub available_outgoing_bitrate: Option<f64>,
     /// What holds the picture back: "bandwidth", "cpu", "none", ...
@@ -63,6 +66,9 @@ pub fn start_sampling(browser: &Browser, connection: &str) {
               sample.nacks += s.nackCount || 0;
               sample.framesSent += s.framesSent || 0;
               sample.limitation = s.qualityLimitationReason || '';
+            }}
+            if (s.type === 'remote-inbound-rtp' && s.kind === 'video') {{
+              sample.lost += Math.max(0, s.packetsLost || 0);
             }}
             if (s.type === 'outbound-rtp' && s.kind === 'audio') {{
               sample.audioBytes += (s.bytesSent || 0) + (s.headerBytesSent || 0);
@@ -120,6 +126,7 @@ impl Ramp {
                 audio_bytes: number(s, "audioBytes") as u64,
                 video_packets: number(s, "videoPackets") as u64,
                 nacks: number(s, "nacks") as u64,
+                lost: number(s, "lost") as u64,
                 available_outgoing_bitrate: s["available"].as_f64(),
                 limitation: s["limitation"].as_str().unwrap_or_default().to_owned(),
             })
@@ -187,6 +194,19 @@ impl Ramp {
     }
 
     /// Share of the video packets sent over the last `seconds` that the
+    /// receiver reported lost (after retransmissions it got, as its
+    /// receiver reports count them).
+    pub fn lost_share_of_last(&self, seconds: f64) -> f64 {
+        let end = self.last();
+        let start = self.sample_near(end.at - seconds);
+        let packets = end.video_packets.saturating_sub(start.video_packets);
+        if packets == 0 {
+            return 0.0;
+        }
+        end.lost.saturating_sub(start.lost) as f64 / packets as f64
+    }
+
+    /// Share of the video packets sent over the last `seconds` that the
     /// receiver NACKed (asked for again: lost, or late).
     pub fn nacked_share_of_last(&self, seconds: f64) -> f64 {
         let end = self.last();
@@ -241,7 +261,7 @@ impl Ramp {
                 .map(|s| json!({
                     "at": s.at, "width": s.width, "height": s.height, "fps": s.frames_per_second,
                     "videoBytes": s.video_bytes, "audioBytes": s.audio_bytes,
-                    "videoPackets": s.video_packets, "nacks": s.nacks,
+                    "videoPackets": s.video_packets, "nacks": s.nacks, "lost": s.lost,
                     "available": s.available_outgoing_bitrate, "limitation": s.limitation,
                 }))
                 .collect::<Vec<_>>()
@@ -306,6 +326,42 @@ pub fn end_browser_to_browser(browser: &Browser) {
     );
 }
 
+/// Publishes the fake camera at `width`x`height` to the WHIP endpoint
+/// `endpoint` with the client of our pages (whip.js), and starts sampling
+/// the connection. Returns the answer's SDP as the browser got it.
+pub fn publish_whip(browser: &Browser, endpoint: &str, width: u32, height: u32) -> String {
+    let result = browser.eval_async(
+        r#"
+        const [endpoint, width, height, done] = arguments;
+        (async () => {
+          const { WhipPublisher } = await import('/whip.js');
+          const stream = await navigator.mediaDevices.getUserMedia({
+            video: { width: { exact: width }, height: { exact: height }, frameRate: 30 },
+            audio: true,
+          });
+          const publisher = new WhipPublisher(endpoint);
+          window.__whip = publisher;
+          await publisher.publish(stream);
+          done({ answer: publisher.answer });
+        })().catch((err) => done({ error: String(err) }));
+        "#,
+        vec![json!(endpoint), json!(width), json!(height)],
+    );
+    let answer = result["answer"]
+        .as_str()
+        .unwrap_or_else(|| panic!("WHIP publishing failed: {result}"));
+    start_sampling(browser, "window.__whip.pc");
+    answer.to_owned()
+}
+
+/// Ends what `publish_whip` started (DELETE: the session ends).
+pub fn stop_whip(browser: &Browser) {
+    browser.eval_async(
+        "const done = arguments[0]; window.__whip.stop().then(() => done(true), () => done(false));",
+        vec![],
+    );
+}
+
 /// The connection of the publish page (`/publish`) to its one viewer.
 pub const PUBLISH_PAGE_CONNECTION: &str = "[...window.peerPage.publisher.sessions.values()][0].pc";
 
@@ -323,6 +379,7 @@ mod tests {
             audio_bytes: 0,
             video_packets: bytes / 1000,
             nacks: 0,
+            lost: 0,
             available_outgoing_bitrate: None,
             limitation: "bandwidth".into(),
         }
