@@ -317,6 +317,7 @@ a=rtpmap:97 rtx/90000\r\n\
 a=fmtp:97 apt=96\r\n";
 
     fn parse(text: &str) -> gst_sdp::SDPMessage {
+        gst::init().unwrap();
         gst_sdp::SDPMessage::parse_buffer(text.as_bytes()).unwrap()
     }
 
