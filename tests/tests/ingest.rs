@@ -30,6 +30,15 @@ const LAST_SECONDS: f64 = 10.0;
 /// two runs of the same call on this machine differ by about this much.
 const BITRATE_TOLERANCE: f64 = 0.15;
 
+/// One browser publishing at a time: these tests measure rates on 2 cores.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Publishes from the publish page to `recorder` for `seconds`; the ramp
 /// and the recording's file.
 fn publish_to_recorder(
@@ -89,6 +98,7 @@ fn save_artifact(name: &str, value: &serde_json::Value) {
 
 #[test]
 fn chromium_publishes_to_peer_record_as_well_as_to_another_chromium() {
+    let _serial = serial();
     init();
     let mut recorder = Recorder::start("ramp");
     let browser = Browser::start(&[]);
@@ -167,6 +177,7 @@ fn chromium_publishes_to_peer_record_as_well_as_to_another_chromium() {
 /// on WHIP.
 #[test]
 fn peer_record_max_bitrate_holds_the_browser_to_it() {
+    let _serial = serial();
     init();
     const CAP_KBITS: f64 = 300.0;
     /// What the issue allows over the cap: RTP headers and the
@@ -221,6 +232,7 @@ fn peer_record_max_bitrate_holds_the_browser_to_it() {
 /// recording plays throughout.
 #[test]
 fn a_publisher_on_a_one_megabit_uplink_settles_below_it() {
+    let _serial = serial();
     init();
     const LINK_KBITS: u32 = 1000;
     /// Loss the receiver may report over the last seconds: probing the
