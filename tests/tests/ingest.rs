@@ -66,18 +66,21 @@ fn publish_page_to(browser: &Browser, host: &str, room: &str) {
 fn progress_of_cam(recorder: &mut Recorder) -> (u32, u32, f64, f64) {
     let line = recorder
         .process
-        .wait_fresh_line("cam: video", Duration::from_secs(5));
-    // "  cam: video VP8 1280x720 30 fps 1450 kbit/s, audio OPUS 33 kbit/s"
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let parsed = (|| {
-        let (width, height) = words.get(3)?.split_once('x')?;
-        Some((
-            width.parse().ok()?,
-            height.parse().ok()?,
-            words.get(4)?.parse().ok()?,
-            words.get(6)?.parse().ok()?,
-        ))
-    })();
+        .wait_fresh_line("  cam: ", Duration::from_secs(5));
+    // "  cam: audio OPUS 24 kbit/s, video VP8 1280x720 20 fps 650 kbit/s"
+    let parsed = line
+        .split(", ")
+        .find_map(|track| {
+            let words: Vec<&str> = track.split_whitespace().collect();
+            let at = words.iter().position(|w| *w == "video")?;
+            let (width, height) = words.get(at + 2)?.split_once('x')?;
+            Some((
+                width.parse().ok()?,
+                height.parse().ok()?,
+                words.get(at + 3)?.parse().ok()?,
+                words.get(at + 5)?.parse().ok()?,
+            ))
+        });
     parsed.unwrap_or_else(|| panic!("unexpected progress line {line:?}"))
 }
 

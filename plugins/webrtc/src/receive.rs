@@ -183,7 +183,12 @@ fn send_remb(session: &glib::Object, bitrate: u32) {
     let ssrcs = remote_ssrcs.clone();
     session.connect("on-new-ssrc", false, move |values| {
         let source = values[1].get::<glib::Object>().ok()?;
-        if !source.property::<bool>("internal") {
+        // RTPSource has no `internal` property in 1.22; its stats say it.
+        let internal = source
+            .property::<gst::Structure>("stats")
+            .get::<bool>("internal")
+            .unwrap_or(true);
+        if !internal {
             let ssrc = source.property::<u32>("ssrc");
             let mut ssrcs = ssrcs.lock().unwrap();
             if !ssrcs.contains(&ssrc) {
