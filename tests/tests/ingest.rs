@@ -68,19 +68,17 @@ fn progress_of_cam(recorder: &mut Recorder) -> (u32, u32, f64, f64) {
         .process
         .wait_fresh_line("  cam: ", Duration::from_secs(5));
     // "  cam: audio OPUS 24 kbit/s, video VP8 1280x720 20 fps 650 kbit/s"
-    let parsed = line
-        .split(", ")
-        .find_map(|track| {
-            let words: Vec<&str> = track.split_whitespace().collect();
-            let at = words.iter().position(|w| *w == "video")?;
-            let (width, height) = words.get(at + 2)?.split_once('x')?;
-            Some((
-                width.parse().ok()?,
-                height.parse().ok()?,
-                words.get(at + 3)?.parse().ok()?,
-                words.get(at + 5)?.parse().ok()?,
-            ))
-        });
+    let parsed = line.split(", ").find_map(|track| {
+        let words: Vec<&str> = track.split_whitespace().collect();
+        let at = words.iter().position(|w| *w == "video")?;
+        let (width, height) = words.get(at + 2)?.split_once('x')?;
+        Some((
+            width.parse().ok()?,
+            height.parse().ok()?,
+            words.get(at + 3)?.parse().ok()?,
+            words.get(at + 5)?.parse().ok()?,
+        ))
+    });
     parsed.unwrap_or_else(|| panic!("unexpected progress line {line:?}"))
 }
 
@@ -113,7 +111,8 @@ fn chromium_publishes_to_peer_record_as_well_as_to_another_chromium() {
     ramp::publish_browser_to_browser(&browser, WIDTH, HEIGHT);
     let to_browser = ramp::collect(&browser, MEASURED_SECONDS);
     ramp::end_browser_to_browser(&browser);
-    let (to_recorder, path) = publish_to_recorder(&browser, &mut recorder, "ramp", MEASURED_SECONDS);
+    let (to_recorder, path) =
+        publish_to_recorder(&browser, &mut recorder, "ramp", MEASURED_SECONDS);
     let progress = progress_of_cam(&mut recorder);
     stop_publishing(&browser, &mut recorder);
 
@@ -195,7 +194,10 @@ fn peer_record_max_bitrate_holds_the_browser_to_it() {
         vec![],
     );
     stop_publishing(&browser, &mut recorder);
-    println!("{}", page_ramp.table("Chromium → peer record --max-bitrate 300k"));
+    println!(
+        "{}",
+        page_ramp.table("Chromium → peer record --max-bitrate 300k")
+    );
     let answer = description.as_str().unwrap_or_default();
     // Chromium keeps the limit it took from the answer as b=AS (kbit/s)
     // in the description it shows, whichever of b=TIAS / b=AS it read.
@@ -208,7 +210,10 @@ fn peer_record_max_bitrate_holds_the_browser_to_it() {
         rate <= ALLOWED_KBITS,
         "last {LAST_SECONDS} s: {rate:.0} kbit/s sent under a {CAP_KBITS:.0} kbit/s cap"
     );
-    assert!(rate > CAP_KBITS / 3.0, "{rate:.0} kbit/s: the cap is not a stall");
+    assert!(
+        rate > CAP_KBITS / 3.0,
+        "{rate:.0} kbit/s: the cap is not a stall"
+    );
 
     // WHIP, into the recorder's own server: the same cap in the answer.
     let answer = ramp::publish_whip(
@@ -222,7 +227,10 @@ fn peer_record_max_bitrate_holds_the_browser_to_it() {
         .wait_line("recording ", Duration::from_secs(30));
     let whip_ramp = ramp::collect(&browser, 20.0);
     ramp::stop_whip(&browser);
-    println!("{}", whip_ramp.table("Chromium over WHIP → peer record --max-bitrate 300k"));
+    println!(
+        "{}",
+        whip_ramp.table("Chromium over WHIP → peer record --max-bitrate 300k")
+    );
     assert!(answer.contains("b=TIAS:260000"), "{publisher}\n{answer}");
     let rate = whip_ramp.bitrate_of_last(LAST_SECONDS) / 1000.0;
     assert!(
@@ -263,13 +271,18 @@ fn a_publisher_on_a_one_megabit_uplink_settles_below_it() {
     let browser = Browser::start_in(
         &host,
         // getUserMedia needs a secure context; this test address is one.
-        &[format!("--unsafely-treat-insecure-origin-as-secure=http://{origin}")],
+        &[format!(
+            "--unsafely-treat-insecure-origin-as-secure=http://{origin}"
+        )],
     );
     publish_page_to(&browser, &origin, "thin");
     let path = recorder.started("cam");
     let thin = ramp::collect(&browser, 40.0);
     stop_publishing(&browser, &mut recorder);
-    println!("{}", thin.table("Chromium on a 1 Mbit/s uplink → peer record"));
+    println!(
+        "{}",
+        thin.table("Chromium on a 1 Mbit/s uplink → peer record")
+    );
 
     let rate = thin.bitrate_of_last(LAST_SECONDS) / 1000.0;
     assert!(
