@@ -204,6 +204,30 @@ impl IsolatedHost {
         ]);
     }
 
+    /// Limits what the far side sends (a publisher's uplink) to `kbit`
+    /// kbit/s, the same way as [`Self::limit_rate`].
+    pub fn limit_outgoing_rate(&self, kbit: u32) {
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.name,
+            "tc",
+            "qdisc",
+            "replace",
+            "dev",
+            &self.far_interface,
+            "root",
+            "tbf",
+            "rate",
+            &format!("{kbit}kbit"),
+            "burst",
+            "32kb",
+            "latency",
+            "50ms",
+        ]);
+    }
+
     pub fn remove_rate_limit(&self) {
         run(&["tc", "qdisc", "del", "dev", &self.near_interface, "root"]);
     }

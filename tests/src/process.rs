@@ -75,6 +75,17 @@ impl ChildProcess {
         }
     }
 
+    /// Waits for a line containing `needle` printed from now on: earlier
+    /// ones are passed over (a progress line that is current).
+    pub fn wait_fresh_line(&mut self, needle: &str, timeout: Duration) -> String {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+            self.taken.push(false);
+        }
+        self.taken.iter_mut().for_each(|taken| *taken = true);
+        self.wait_line(needle, timeout)
+    }
+
     /// Waits up to `timeout` for the process to exit, collecting its
     /// output; whether it exited.
     pub fn wait_exit(&mut self, timeout: Duration) -> bool {

@@ -47,7 +47,12 @@ pub fn fresh_dir(what: &str) -> PathBuf {
 impl Recorder {
     /// Records `room` into a directory of its own, removed when dropped.
     pub fn start(room: &str) -> Recorder {
-        let mut recorder = Recorder::start_in(room, &fresh_dir("rec"), &[]);
+        Recorder::start_with(room, &[])
+    }
+
+    /// Records `room` with more options, into a directory of its own.
+    pub fn start_with(room: &str, options: &[&str]) -> Recorder {
+        let mut recorder = Recorder::start_in(room, &fresh_dir("rec"), options);
         recorder.owns_dir = true;
         recorder
     }

@@ -66,6 +66,12 @@ pub struct Args {
     /// (`POST /whip/{room}`, PATCH, DELETE).
     #[arg(long)]
     whip_token: Option<String>,
+    /// Most a WHIP publisher may send, audio and video together, in bit/s
+    /// (`300k`, `1.5M`): announced in the SDP answer it gets (b=TIAS,
+    /// b=AS). The receiver in the room enforces a cap of its own with
+    /// feedback (`peer record --max-bitrate`, peersrc `max-bitrate`).
+    #[arg(long, value_parser = crate::record::parse_bitrate)]
+    max_bitrate: Option<u32>,
     /// Require `Authorization: Bearer <TOKEN>` on WHEP requests
     /// (`POST /whep/{room}[/{producer}]`, PATCH, DELETE).
     #[arg(long)]
@@ -155,6 +161,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         tls: tls.map(|identity| identity.config),
         whip: WishConfig {
             token: args.whip_token.clone(),
+            max_bitrate: args.max_bitrate,
             ..WishConfig::default()
         },
         whep: WishConfig {

@@ -378,3 +378,132 @@ pub fn candidates(sdp: &str) -> Vec<IceCandidate> {
     }
     found
 }
+
+/// Audio's part of a bitrate cap, at most: Opus at a browser's default
+/// rate (32 kbit/s) plus its RTP headers.
+pub const AUDIO_SHARE_OF_CAP: u32 = 40_000;
+
+/// How a cap on what a publisher sends (audio and video together, bit/s)
+/// splits between its audio and video sections: audio gets a quarter, at
+/// most [`AUDIO_SHARE_OF_CAP`]; video the rest.
+pub fn split_bitrate_cap(total: u32) -> (u32, u32) {
+    let audio = (total / 4).min(AUDIO_SHARE_OF_CAP);
+    (audio, total - audio)
+}
+
+/// `sdp` with every audio and video section limited to its share of
+/// `total` bit/s ([`split_bitrate_cap`]): `b=TIAS` (bit/s, RFC 3890) and
+/// `b=AS` (kbit/s) lines, lowered where the description already allowed
+/// more, kept where it allowed less. Rejected sections (port 0) are left
+/// alone.
+pub fn with_bitrate_cap(sdp: &str, total: u32) -> String {
+    let newline = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
+    let (audio, video) = split_bitrate_cap(total);
+    // Per section: its share, and the limit it already had.
+    let mut limits: Vec<(Option<u32>, Option<u32>)> = Vec::new();
+    for line in sdp.lines() {
+        if let Some(media) = line.strip_prefix("m=") {
+            let mut words = media.split_whitespace();
+            let kind = words.next().unwrap_or_default();
+            let rejected = words.next() == Some("0");
+            let share = match kind {
+                "audio" if !rejected => Some(audio),
+                "video" if !rejected => Some(video),
+                _ => None,
+            };
+            limits.push((share, None));
+        } else if let Some(last) = limits.last_mut()
+            && let Some(existing) = bandwidth_bits(line)
+        {
+            last.1 = Some(last.1.map_or(existing, |b: u32| b.min(existing)));
+        }
+    }
+    let mut out = String::with_capacity(sdp.len() + limits.len() * 32);
+    let mut section: Option<usize> = None;
+    let mut written = false;
+    let write_limit = |out: &mut String, section: Option<usize>| {
+        let Some((Some(share), existing)) = section.map(|i| limits[i]) else {
+            return;
+        };
+        let bits = existing.map_or(share, |b| b.min(share));
+        out.push_str(&format!(
+            "b=TIAS:{bits}{newline}b=AS:{}{newline}",
+            bits / 1000
+        ));
+    };
+    for line in sdp.lines() {
+        if line.is_empty() {
+            continue;
+        }
+        let in_capped = section.is_some_and(|i| limits[i].0.is_some());
+        if line.starts_with("m=") {
+            if !written {
+                write_limit(&mut out, section);
+            }
+            section = Some(section.map_or(0, |i| i + 1));
+            written = false;
+        } else if in_capped && bandwidth_bits(line).is_some() {
+            continue;
+        } else if in_capped && !written && !line.starts_with("c=") && !line.starts_with("i=") {
+            // b= lines go after i= and c=, before k= and a=.
+            write_limit(&mut out, section);
+            written = true;
+        }
+        out.push_str(line);
+        out.push_str(newline);
+    }
+    if !written {
+        write_limit(&mut out, section);
+    }
+    out
+}
+
+/// A `b=TIAS` or `b=AS` line's limit in bit/s.
+fn bandwidth_bits(line: &str) -> Option<u32> {
+    if let Some(value) = line.strip_prefix("b=TIAS:") {
+        return value.trim().parse().ok();
+    }
+    let kbits: u32 = line.strip_prefix("b=AS:")?.trim().parse().ok()?;
+    Some(kbits.saturating_mul(1000))
+}
+
+#[cfg(test)]
+mod cap_tests {
+    use super::*;
+
+    const ANSWER: &str = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=rtpmap:111 OPUS/48000/2\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\nb=AS:5000\r\na=mid:1\r\na=rtpmap:96 VP8/90000\r\n\
+        m=application 0 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\n";
+
+    #[test]
+    fn every_media_section_gets_its_share_after_its_connection_line() {
+        let capped = with_bitrate_cap(ANSWER, 300_000);
+        let expected_video = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\n\
+            b=TIAS:260000\r\nb=AS:260\r\na=mid:1\r\n";
+        assert!(capped.contains(expected_video), "{capped}");
+        assert!(
+            capped.contains("c=IN IP4 0.0.0.0\r\nb=TIAS:40000\r\nb=AS:40\r\na=mid:0"),
+            "{capped}"
+        );
+        assert!(!capped.contains("b=AS:5000"), "{capped}");
+        let data = &capped[capped.find("m=application").unwrap()..];
+        assert!(!data.contains("b="), "{capped}");
+    }
+
+    #[test]
+    fn a_lower_limit_already_there_is_kept() {
+        let lower = ANSWER.replace("b=AS:5000", "b=TIAS:100000");
+        let capped = with_bitrate_cap(&lower, 300_000);
+        assert!(capped.contains("b=TIAS:100000\r\nb=AS:100\r\n"), "{capped}");
+        assert_eq!(capped.matches("b=TIAS").count(), 2, "{capped}");
+        // Applying it twice changes nothing.
+        assert_eq!(with_bitrate_cap(&capped, 300_000), capped);
+    }
+
+    #[test]
+    fn the_split_favours_video() {
+        assert_eq!(split_bitrate_cap(100_000), (25_000, 75_000));
+        assert_eq!(split_bitrate_cap(2_000_000), (40_000, 1_960_000));
+    }
+}

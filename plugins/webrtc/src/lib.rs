@@ -13,6 +13,7 @@ pub mod ice;
 pub mod keyframe;
 pub mod peersink;
 pub mod peersrc;
+mod receive;
 mod runtime;
 mod session;
 mod signaller;

@@ -84,9 +84,18 @@ struct RecorderArgs {
     /// Seconds between progress summaries (0: none).
     #[arg(long, default_value_t = 10)]
     summary_interval: u64,
-    /// Jitter buffer of the recording sessions, in milliseconds.
+    /// Jitter buffer of the recording sessions, in milliseconds: how long
+    /// a late or lost packet is waited for (retransmissions included)
+    /// before the file goes on without it. Recording is not live viewing:
+    /// more is safe, at the cost of memory.
     #[arg(long, default_value_t = 200)]
     latency: u32,
+    /// Most each publisher may send, audio and video together, in bit/s
+    /// (`300k`, `1.5M` or a number): announced in the SDP answer (b=TIAS,
+    /// b=AS, also to WHIP encoders) and enforced with REMB feedback.
+    /// Unset: as much as the path carries.
+    #[arg(long, value_parser = parse_bitrate)]
+    max_bitrate: Option<u32>,
     /// PEM certificate to trust when the server is wss:// with a self-signed one.
     #[arg(long)]
     tls_ca_file: Option<String>,
@@ -293,6 +302,7 @@ async fn record(args: RecorderArgs) -> anyhow::Result<()> {
                 bind: SocketAddr::from(([127, 0, 0, 1], args.port.unwrap_or(server::DEFAULT_PORT))),
                 whip: WishConfig {
                     token: args.whip_token.clone(),
+                    max_bitrate: args.max_bitrate,
                     ..WishConfig::default()
                 },
                 ..ServerConfig::default()
@@ -341,6 +351,7 @@ async fn record(args: RecorderArgs) -> anyhow::Result<()> {
             dir: args.dir.clone(),
             template: args.template.clone(),
             latency_ms: args.latency,
+            max_bitrate: args.max_bitrate,
             tls_ca_file: args.tls_ca_file.clone(),
             composite: args.composite.is_some(),
             recorder_id: args.id.clone(),
@@ -399,6 +410,11 @@ async fn record(args: RecorderArgs) -> anyhow::Result<()> {
                 if args.summary_interval > 0 && last_summary.elapsed() >= Duration::from_secs(args.summary_interval) {
                     last_summary = Instant::now();
                     println!("{}", recorder.summary());
+                    for recording in recorder.recordings.values() {
+                        if let Some(line) = recording.progress() {
+                            println!("  {line}");
+                        }
+                    }
                 }
             }
             _ = &mut shutdown => break,
@@ -435,6 +451,41 @@ async fn stop_all(recorder: &mut Recorder, events: &mut mpsc::UnboundedReceiver<
     for (_, recording) in recorder.recordings.drain() {
         println!("{}", recording.finish(false, "did not finalize in time"));
     }
+}
+
+/// `300k`, `1.5M`, `2500000`: bits per second.
+pub fn parse_bitrate(text: &str) -> Result<u32, String> {
+    let trimmed = text.trim();
+    let (number, unit) = match trimmed
+        .char_indices()
+        .find(|(_, c)| c.is_ascii_alphabetic())
+    {
+        Some((at, _)) => trimmed.split_at(at),
+        None => (trimmed, ""),
+    };
+    let factor = match unit
+        .to_ascii_lowercase()
+        .trim_end_matches("bit/s")
+        .trim_end_matches("bps")
+    {
+        "" => 1.0,
+        "k" => 1e3,
+        "m" => 1e6,
+        _ => {
+            return Err(format!(
+                "{text}: expected bits per second, e.g. 300k, 1.5M or 2500000"
+            ));
+        }
+    };
+    let value = number
+        .trim()
+        .parse::<f64>()
+        .map_err(|_| format!("{text}: expected bits per second, e.g. 300k, 1.5M or 2500000"))?
+        * factor;
+    if !(16_000.0..=u32::MAX as f64).contains(&value) {
+        return Err(format!("{text}: must be at least 16k (and below 4G)"));
+    }
+    Ok(value.round() as u32)
 }
 
 fn parse_size(text: &str) -> anyhow::Result<(u32, u32)> {

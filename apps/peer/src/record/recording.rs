@@ -31,6 +31,8 @@ pub struct Settings {
     pub dir: PathBuf,
     pub template: String,
     pub latency_ms: u32,
+    /// Bits per second each publisher may send (peersrc `max-bitrate`).
+    pub max_bitrate: Option<u32>,
     pub tls_ca_file: Option<String>,
     /// Also decode every track into the composite's channels.
     pub composite: bool,
@@ -110,6 +112,9 @@ impl Recording {
         );
         if let Some(ca) = &settings.tls_ca_file {
             description.push_str(&format!(" tls-ca-file={}", quote(ca)));
+        }
+        if let Some(max_bitrate) = settings.max_bitrate {
+            description.push_str(&format!(" max-bitrate={max_bitrate}"));
         }
         if let Some(token) = &settings.token {
             description.push_str(&format!(" token={}", quote(token)));
@@ -219,6 +224,20 @@ impl Recording {
 
     pub fn duration(&self) -> Duration {
         duration_of(&self.shared.tracks.lock().unwrap())
+    }
+
+    /// What arrives from the publisher now, per track, for the progress
+    /// lines: `cam: video VP8 1280x720 30 fps 1450 kbit/s, audio OPUS 33 kbit/s`.
+    pub fn progress(&self) -> Option<String> {
+        let source = self.pipeline.by_name("src")?;
+        let stats = source.property::<gst::Structure>("stats");
+        let tracks = stats.get::<gst::Structure>("tracks").ok()?;
+        let described: Vec<String> = tracks
+            .iter()
+            .filter_map(|(_, value)| value.get::<gst::Structure>().ok())
+            .map(|track| describe_track(&track))
+            .collect();
+        (!described.is_empty()).then(|| format!("{}: {}", self.publisher, described.join(", ")))
     }
 
     /// Stops the pipeline and writes the final sidecar; returns a line for people.
@@ -506,6 +525,21 @@ fn decoder_branch(codec: &str, kind: &str, channel: &str) -> anyhow::Result<gst:
         "queue leaky=downstream max-size-time=500000000 max-size-bytes=0 max-size-buffers=0 ! {decoder} ! {tail}"
     );
     Ok(gst::parse::bin_from_description(&description, true)?.upcast())
+}
+
+/// One track of peersrc's `stats` for people.
+fn describe_track(track: &gst::StructureRef) -> String {
+    let text = |field: &str| track.get::<&str>(field).unwrap_or("?").to_owned();
+    let kbits = track.get::<u64>("bitrate").unwrap_or(0) as f64 / 1000.0;
+    match (track.get::<u32>("width"), track.get::<u32>("height")) {
+        (Ok(width), Ok(height)) => format!(
+            "{} {} {width}x{height} {:.0} fps {kbits:.0} kbit/s",
+            text("kind"),
+            text("codec"),
+            track.get::<f64>("framerate").unwrap_or(0.0),
+        ),
+        _ => format!("{} {} {kbits:.0} kbit/s", text("kind"), text("codec")),
+    }
 }
 
 fn codec_name(caps_name: &str) -> String {

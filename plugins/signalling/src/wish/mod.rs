@@ -115,6 +115,12 @@ pub struct WishConfig {
     /// Seconds a WHEP player is told to wait before retrying when nothing
     /// is published yet.
     pub retry_after_secs: u32,
+    /// WHIP: bits per second a publisher may send, audio and video
+    /// together, announced in the answer it gets (b=TIAS, b=AS), lowered
+    /// to it where the receiver's answer allows more. Enforcing it is the
+    /// receiver's job (peersrc `max-bitrate`): the server is not in the
+    /// media path.
+    pub max_bitrate: Option<u32>,
 }
 
 impl Default for WishConfig {
@@ -129,6 +135,7 @@ impl Default for WishConfig {
             max_body_bytes: 60 * 1024,
             ice_servers: Vec::new(),
             retry_after_secs: 5,
+            max_bitrate: None,
         }
     }
 }
@@ -776,6 +783,10 @@ impl WishAdapter {
             return;
         };
         let candidates = std::mem::take(&mut session.candidates);
+        let answer = match (kind, self.config.max_bitrate) {
+            (Kind::Whip, Some(cap)) => sdp::with_bitrate_cap(&answer, cap),
+            _ => answer,
+        };
         let response = match session.waiting.take() {
             Some(Waiting::Post(request)) => Some((
                 request,

@@ -14,6 +14,7 @@ use crate::common;
 use crate::datachannel::Payload;
 use crate::error::ElementError;
 use crate::events::Event;
+use crate::receive::ReceivePolicy;
 use crate::session::{
     NoticeHandler, SessionConfig, SessionNotice, WebRtcSession, discard, is_inside,
 };
@@ -409,6 +410,10 @@ impl PeerSrc {
             let Some(running) = state.running.as_ref() else {
                 return;
             };
+            let now = Instant::now();
+            for output in running.sessions.iter().flat_map(|r| r.outputs.iter()) {
+                output.meter.tick(now);
+            }
             let watched: Vec<(Arc<WebRtcSession>, Option<Arc<MediaClock>>)> = running
                 .sessions
                 .iter()
@@ -665,7 +670,13 @@ impl PeerSrc {
             return self.fail(&session_id, &err.to_string(), true);
         }
         let _ = session.webrtcbin.sync_state_with_parent();
-        let eos_on_leave = self.settings.lock().unwrap().eos_on_leave;
+        let (eos_on_leave, max_bitrate) = {
+            let settings = self.settings.lock().unwrap();
+            (settings.eos_on_leave, settings.max_bitrate)
+        };
+        session.receive_with(ReceivePolicy {
+            max_bitrate: (max_bitrate > 0).then_some(max_bitrate),
+        });
         if let Some(running) = self.state.lock().unwrap().running.as_mut() {
             running.sessions.push(Receiving {
                 session: session.clone(),
@@ -820,11 +831,42 @@ impl PeerSrc {
         if let Some(session) = self.current_session() {
             builder = builder
                 .field("producer", &session.peer)
-                .field("session", &session.id);
+                .field("session", &session.id)
+                .field("tracks", self.track_stats());
             if let Some(stats) = session.stats() {
                 builder = builder.field("webrtc", stats);
             }
         }
         builder.build()
+    }
+
+    /// Per output pad (`video_0`, ...), what arrives: picture size, frame
+    /// rate and encoded bitrate over the last tick, totals.
+    fn track_stats(&self) -> gst::Structure {
+        let state = self.state.lock().unwrap();
+        let mut tracks = gst::Structure::builder("peersrc-tracks");
+        let outputs = state
+            .running
+            .iter()
+            .flat_map(|running| running.sessions.iter())
+            .flat_map(|r| r.outputs.iter());
+        for output in outputs {
+            let figures = output.meter.figures();
+            let mut track = gst::Structure::builder("peersrc-track")
+                .field("kind", figures.kind.as_str())
+                .field("codec", figures.codec.encoding_name())
+                .field("bitrate", figures.bitrate.round() as u64)
+                .field("bytes", figures.bytes);
+            if figures.kind == MediaKind::Video {
+                track = track
+                    .field("width", figures.width.unwrap_or(0))
+                    .field("height", figures.height.unwrap_or(0))
+                    .field("framerate", figures.frames_per_second)
+                    .field("frames", figures.frames)
+                    .field("keyframe-requests", figures.keyframe_requests);
+            }
+            tracks = tracks.field(output.ghost.name().as_str(), track.build());
+        }
+        tracks.build()
     }
 }

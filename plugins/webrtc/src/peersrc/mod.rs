@@ -5,6 +5,7 @@
 //! with `decode=false`.
 
 mod imp;
+mod meter;
 mod output;
 mod settings;
 

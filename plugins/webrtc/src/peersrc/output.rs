@@ -1,14 +1,20 @@
 //! One incoming track of peersrc: webrtcbin's RTP pad → depayloader →
-//! (parser) → (decoder) → a `video_%u` / `audio_%u` ghost pad.
+//! (parser) → (decoder) → a `video_%u` / `audio_%u` ghost pad, measured
+//! on the way (`meter.rs`).
+
+use std::sync::Arc;
+use std::time::Instant;
 
 use gst::prelude::*;
 
+use super::meter::TrackMeter;
 use crate::codec::{Codec, MediaKind};
 use crate::session::discard;
 
 pub struct Output {
     pub ghost: gst::GhostPad,
     pub codec: Codec,
+    pub meter: Arc<TrackMeter>,
     elements: Vec<gst::Element>,
 }
 
@@ -66,7 +72,9 @@ pub fn build(
             .sync_state_with_parent()
             .map_err(|e| e.to_string())?;
     }
+    let meter = Arc::new(TrackMeter::new(codec));
     let first = elements.first().expect("a depayloader at least");
+    measure(first, elements.last().expect("non-empty"), &meter);
     rtp_pad
         .link(
             &first
@@ -95,11 +103,87 @@ pub fn build(
             _ => gst::PadProbeReturn::Ok,
         },
     );
+    if codec.kind() == MediaKind::Video {
+        // A keyframe at once, so that what is shown or recorded starts
+        // now rather than at the sender's next periodic keyframe.
+        request_keyframe(first);
+    }
     Ok(Output {
         ghost,
         codec,
+        meter,
         elements,
     })
+}
+
+/// Counts what goes through the chain from `depayloader` to `last`, and
+/// holds its keyframe requests (the depayloader's, on loss, and ours on
+/// join) to one per [`super::meter::MIN_KEYFRAME_REQUEST_INTERVAL`].
+fn measure(depayloader: &gst::Element, last: &gst::Element, meter: &Arc<TrackMeter>) {
+    let encoded = meter.clone();
+    depayloader
+        .static_pad("src")
+        .expect("depayloaders have a src pad")
+        .add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+            move |_, info| {
+                let count = |buffer: &gst::BufferRef| {
+                    if let Ok(map) = buffer.map_readable() {
+                        encoded.encoded(map.as_slice());
+                    }
+                };
+                match info.data.as_ref() {
+                    Some(gst::PadProbeData::Buffer(buffer)) => count(buffer),
+                    Some(gst::PadProbeData::BufferList(list)) => list.iter().for_each(count),
+                    _ => {}
+                }
+                gst::PadProbeReturn::Ok
+            },
+        );
+    let output = meter.clone();
+    last.static_pad("src").expect("has a src pad").add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            match info.data.as_ref() {
+                Some(gst::PadProbeData::Buffer(_)) => output.frame(),
+                Some(gst::PadProbeData::Event(event)) => {
+                    if let gst::EventView::Caps(caps) = event.view()
+                        && let Some(structure) = caps.caps().structure(0)
+                    {
+                        output.caps(structure);
+                    }
+                }
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+    let limiter = meter.clone();
+    depayloader
+        .static_pad("sink")
+        .expect("depayloaders have a sink pad")
+        .add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+            let is_request = info
+                .event()
+                .is_some_and(|event| gst_video::ForceKeyUnitEvent::is(event));
+            if is_request && !limiter.allow_keyframe_request(Instant::now()) {
+                // Taken rather than dropped: a dropped upstream event
+                // makes GStreamer 1.22 log a CRITICAL (docs/status.md).
+                info.data.take();
+                return gst::PadProbeReturn::Handled;
+            }
+            gst::PadProbeReturn::Ok
+        });
+}
+
+/// Asks the sender for a keyframe (an RTCP PLI, through the limiter).
+fn request_keyframe(depayloader: &gst::Element) {
+    let event = gst_video::UpstreamForceKeyUnitEvent::builder()
+        .all_headers(false)
+        .build();
+    if let Some(pad) = depayloader.static_pad("sink") {
+        let _ = pad.push_event(event);
+    }
 }
 
 impl Output {

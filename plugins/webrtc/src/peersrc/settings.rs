@@ -16,6 +16,8 @@ pub struct Settings {
     pub latency_ms: u32,
     pub producer_timeout: Duration,
     pub eos_on_leave: bool,
+    /// Bits per second the producer may send us (0: no cap).
+    pub max_bitrate: u32,
 }
 
 impl Default for Settings {
@@ -27,6 +29,7 @@ impl Default for Settings {
             latency_ms: DEFAULT_LATENCY_MS,
             producer_timeout: DEFAULT_PRODUCER_TIMEOUT,
             eos_on_leave: false,
+            max_bitrate: 0,
         }
     }
 }
@@ -70,9 +73,18 @@ pub fn properties() -> &'static [glib::ParamSpec] {
                     .default_value(DEFAULT_LATENCY_MS)
                 .mutable_ready()
                 .build(),
+            glib::ParamSpecUInt::builder("max-bitrate")
+                .nick("Maximum bitrate")
+                .blurb(
+                    "Bits per second the producer may send, audio and video together (0: as much as \
+                     the path carries): announced in the SDP (b=TIAS, b=AS) and enforced with REMB",
+                )
+                .default_value(0)
+                .mutable_ready()
+                .build(),
             glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                 .nick("Statistics")
-                .blurb("Producer id and webrtcbin statistics of the session (bitrate, loss, jitter, RTT)")
+                .blurb("Producer id, per track what arrives (size, frame rate, bitrate) and webrtcbin statistics of the session (loss, jitter, RTT)")
                 .read_only()
                 .build(),
         ]);
@@ -102,6 +114,7 @@ impl Settings {
             }
             "decode" => settings.decode = value.get().expect("type checked upstream"),
             "latency" => settings.latency_ms = value.get().expect("type checked upstream"),
+            "max-bitrate" => settings.max_bitrate = value.get().expect("type checked upstream"),
             _ => return false,
         }
         true
@@ -118,6 +131,7 @@ impl Settings {
             "eos-on-leave" => settings.eos_on_leave.to_value(),
             "decode" => settings.decode.to_value(),
             "latency" => settings.latency_ms.to_value(),
+            "max-bitrate" => settings.max_bitrate.to_value(),
             _ => return None,
         })
     }
