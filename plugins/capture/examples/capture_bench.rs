@@ -569,10 +569,7 @@ fn canvas_bench() {
     let mut fonts = text::FontBook::default();
     let scene = scene::parse_scene(
         &json,
-        &mut scene::Resources {
-            fonts: &mut fonts,
-            allow_files: false,
-        },
+        &mut scene::Resources::new(&mut fonts, false),
     )
     .unwrap();
     // tiny-skia drawing the same shapes as paths (the reference),

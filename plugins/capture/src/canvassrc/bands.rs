@@ -336,10 +336,7 @@ mod tests {
         let mut fonts = FontBook::default();
         parse_scene(
             json,
-            &mut Resources {
-                fonts: &mut fonts,
-                allow_files: false,
-            },
+            &mut Resources::new(&mut fonts, false),
         )
         .unwrap()
     }

@@ -347,10 +347,7 @@ mod tests {
         let mut fonts = FontBook::default();
         let scene = parse_scene(
             json,
-            &mut Resources {
-                fonts: &mut fonts,
-                allow_files: true,
-            },
+            &mut Resources::new(&mut fonts, true),
         )
         .unwrap();
         let mut pixmap = Pixmap::new(w, h).unwrap();
