@@ -21,11 +21,7 @@ fn main() {
         let Ok(text) = std::str::from_utf8(data) else { return };
         let mut parts = text.split("\n%%\n");
         let first = parts.next().unwrap_or_default();
-        let mut resources = Resources {
-            fonts: &mut fonts,
-            allow_files: false,
-            images: limits,
-        };
+        let mut resources = Resources::new(&mut fonts, false).with_images(limits);
         let mut scene = parse_scene(first, &mut resources).unwrap_or_else(|_| Scene::default());
         assert!(scene.image_bytes() <= limits.max_total_bytes);
         for (index, patch) in parts.take(8).enumerate() {
