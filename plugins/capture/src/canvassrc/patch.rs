@@ -562,3 +562,7 @@ mod tests {
         assert!(err.to_string().contains("not allowed"), "{err}");
     }
 }
+
+#[cfg(test)]
+#[path = "ownership_tests.rs"]
+mod ownership_tests;
