@@ -10,18 +10,32 @@ use gstpeercapture::canvassrc::render::render;
 use gstpeercapture::canvassrc::scene::{ImageLimits, Resources, Scene, parse_scene};
 use gstpeercapture::canvassrc::text::FontBook;
 
+use std::cell::RefCell;
+
+thread_local! {
+    /// Fonts load once; the frame is reused.
+    static FONTS: RefCell<FontBook> = RefCell::new(FontBook::default());
+    static PIXMAP: RefCell<tiny_skia::Pixmap> = RefCell::new(tiny_skia::Pixmap::new(64, 48).unwrap());
+}
+
+const LIMITS: ImageLimits = ImageLimits {
+    max_side: 256,
+    max_total_bytes: 1 << 20,
+};
+
 fn main() {
-    let limits = ImageLimits {
-        max_side: 256,
-        max_total_bytes: 1 << 20,
-    };
-    let mut fonts = FontBook::default();
-    let mut pixmap = tiny_skia::Pixmap::new(64, 48).unwrap();
     afl::fuzz!(|data: &[u8]| {
         let Ok(text) = std::str::from_utf8(data) else { return };
+        FONTS.with_borrow_mut(|fonts| PIXMAP.with_borrow_mut(|pixmap| check(text, fonts, pixmap)));
+    });
+}
+
+fn check(text: &str, fonts: &mut FontBook, pixmap: &mut tiny_skia::Pixmap) {
+    let limits = LIMITS;
+    {
         let mut parts = text.split("\n%%\n");
         let first = parts.next().unwrap_or_default();
-        let mut resources = Resources::new(&mut fonts, false).with_images(limits);
+        let mut resources = Resources::new(fonts, false).with_images(limits);
         let mut scene = parse_scene(first, &mut resources).unwrap_or_else(|_| Scene::default());
         assert!(scene.image_bytes() <= limits.max_total_bytes);
         for (index, patch) in parts.take(8).enumerate() {
@@ -58,5 +72,5 @@ fn main() {
             }
             render(&scene, &mut pixmap.as_mut());
         }
-    });
+    }
 }
