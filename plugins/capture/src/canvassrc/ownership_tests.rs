@@ -130,7 +130,7 @@ fn images_are_held_to_their_side_and_the_scenes_budget() {
     assert_eq!(code, "image-budget-exceeded");
     assert!(message.contains("max-image-bytes"), "{message}");
     // Two in one patch count together.
-    let both = format!("[{},{}]", image("x", 40, 40), image("y", 40, 40));
+    let both = format!("[{},{}]", image("x", 60, 60), image("y", 60, 60));
     assert_eq!(refusal(with_limits(&base(), &both, limits)).0, "image-budget-exceeded");
     // Removing the first frees its share.
     let s = from(&s, ALICE, r#"{"op":"remove","id":"one"}"#).unwrap();
