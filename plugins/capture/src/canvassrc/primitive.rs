@@ -59,8 +59,8 @@ impl Edges {
 
     /// Columns the box touches at all, and those it covers whole.
     fn columns(&self) -> (Span, Option<Span>) {
-        let touched = (self.left.floor() as i32, self.right.ceil() as i32 - 1);
-        let whole = (self.left.ceil() as i32, self.right.floor() as i32 - 1);
+        let touched = (self.left.floor() as i32, (self.right.ceil() as i32).saturating_sub(1));
+        let whole = (self.left.ceil() as i32, (self.right.floor() as i32).saturating_sub(1));
         (touched, (whole.0 <= whole.1).then_some(whole))
     }
 }
@@ -106,13 +106,15 @@ impl RowPlan {
             (Some((span, cover)), None) => push(span, cover),
             (whole, Some(hole)) => {
                 if let Some((span, cover)) = whole {
-                    push((span.0, span.1.min(hole.0 - 1)), cover);
+                    push((span.0, span.1.min(hole.0.saturating_sub(1))), cover);
                 }
                 if let Some((span, cover)) = hole_whole {
                     push(span, cover);
                 }
                 if let Some((span, cover)) = whole {
-                    push((span.0.max(hole.1 + 1), span.1), cover);
+                    // Saturating: a shape far off the frame has spans at i32's ends
+                    // (found by fuzzing).
+                    push((span.0.max(hole.1.saturating_add(1)), span.1), cover);
                 }
             }
             (None, None) => {}
@@ -130,7 +132,7 @@ impl Primitive {
                 (cy + outer + 0.5).ceil() as i32,
             ),
             Primitive::Boxed { outer, .. } => {
-                (outer.top.floor() as i32, outer.bottom.ceil() as i32 - 1)
+                (outer.top.floor() as i32, (outer.bottom.ceil() as i32).saturating_sub(1))
             }
         }
     }
