@@ -314,6 +314,21 @@ mod tests {
     const W: u32 = 120;
     const H: u32 = 100;
 
+    #[test]
+    fn shapes_far_off_the_frame_draw_nothing_and_do_not_overflow() {
+        use crate::canvassrc::scene::{Resources, parse_scene};
+        use crate::canvassrc::text::FontBook;
+        let scene = parse_scene(
+            r#"[{"type":"circle","x":5.5e22,"y":5,"radius":3,"stroke":"white","stroke_width":2},
+                {"type":"rect","x":-5.5e22,"y":-4e30,"width":10,"height":10,"stroke":"white"}]"#,
+            &mut Resources::new(&mut FontBook::default(), false),
+        )
+        .unwrap();
+        let mut pixmap = Pixmap::new(W, H).unwrap();
+        crate::canvassrc::render::render(&scene, &mut pixmap.as_mut());
+        assert!(pixmap.pixels().iter().all(|p| p.red() == 0 && p.alpha() == 255));
+    }
+
     fn white() -> PremultipliedColorU8 {
         Color::WHITE.premultiply().to_color_u8()
     }
