@@ -118,3 +118,76 @@ fn peer_record_refuses_templates_that_leave_its_directory() {
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing written");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// canvassrc `patch-source`: a viewer's patches are its own; one touching
+/// the pipeline's node is refused, and the viewer alone is told why, by
+/// code, on the same data channel.
+#[test]
+fn a_viewer_may_draw_its_own_nodes_and_is_told_when_refused() {
+    init();
+    let server = TestServer::start();
+    let producer = peer_tests::launch(&format!(
+        "peersink name=sink uri={} peer-id=cam data-channels=canvas \
+         canvassrc name=canvas patch-source=sink \
+           ! video/x-raw,width=160,height=120,framerate=30/1 ! sink.video_0",
+        server.room_uri("hard")
+    ));
+    producer.by_name("canvas").unwrap().set_property(
+        "scene",
+        r#"{"nodes":[{"id":"logo","type":"rect","width":10,"height":10}]}"#,
+    );
+    play(&producer);
+    wait_element_message(&producer, "peer-ready", Duration::from_secs(10));
+    let canvas = producer.by_name("canvas").unwrap();
+
+    let receiver = peer_tests::Receiver::start(&format!(
+        "uri={} producer=cam peer-id=viewer",
+        server.room_uri("hard")
+    ));
+    let (tx, replies) = std::sync::mpsc::channel::<(String, String)>();
+    let tx = std::sync::Mutex::new(tx);
+    receiver
+        .peersrc
+        .connect("data-channel-message", false, move |values| {
+            let label = values[2].get::<String>().unwrap();
+            if let Ok(Some(text)) = values[3].get::<Option<String>>() {
+                let _ = tx.lock().unwrap().send((label, text));
+            }
+            None
+        });
+    receiver.wait(Duration::from_secs(20), "frames", |r| r.video_frames >= 1);
+
+    let send = |patch: &str| {
+        wait_until(Duration::from_secs(20), "an open data channel", || {
+            receiver
+                .peersrc
+                .emit_by_name::<bool>("send-string", &[&"canvas", &None::<String>, &patch])
+                .then_some(())
+        })
+    };
+    send(r#"{"op":"put","node":{"id":"cursor-viewer","type":"circle","radius":4}}"#);
+    // The node is there, and the viewer's: another peer may not remove it.
+    wait_until(Duration::from_secs(10), "the viewer's node", || {
+        let removed = canvas.emit_by_name::<bool>(
+            "apply-peer-patch",
+            &[&"bob", &r#"{"op":"remove","id":"cursor-viewer"}"#],
+        );
+        assert!(!removed, "bob removed the viewer's node");
+        let error = canvas.property::<Option<String>>("last-error").unwrap_or_default();
+        error.contains("belongs to peer \"viewer\"").then_some(())
+    });
+    send(r#"{"op":"remove","id":"logo"}"#);
+    let (label, reply) = replies
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the refusal is answered to the viewer");
+    assert_eq!(label, "canvas");
+    let reply: serde_json::Value = serde_json::from_str(&reply).unwrap();
+    assert_eq!(reply["type"], "canvas-error", "{reply}");
+    assert_eq!(reply["code"], "not-owner", "{reply}");
+    let message = reply["message"].as_str().unwrap();
+    assert!(message.contains("node \"logo\" belongs to the pipeline"), "{message}");
+    assert!(message.contains("peer \"viewer\""), "{message}");
+    let error = canvas.property::<Option<String>>("last-error").unwrap();
+    assert!(error.contains("belongs to the pipeline"), "{error}");
+    let _ = producer.set_state(gst::State::Null);
+}
