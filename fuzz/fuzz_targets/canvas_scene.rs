@@ -25,7 +25,9 @@ const LIMITS: ImageLimits = ImageLimits {
 
 fn main() {
     afl::fuzz!(|data: &[u8]| {
-        let Ok(text) = std::str::from_utf8(data) else { return };
+        let Ok(text) = std::str::from_utf8(data) else {
+            return;
+        };
         FONTS.with_borrow_mut(|fonts| PIXMAP.with_borrow_mut(|pixmap| check(text, fonts, pixmap)));
     });
 }
@@ -44,20 +46,34 @@ fn check(text: &str, fonts: &mut FontBook, pixmap: &mut tiny_skia::Pixmap) {
                 1 => Author::Peer("bob"),
                 _ => Author::Pipeline,
             };
-            let before: Vec<_> = scene.nodes.iter().map(|n| (n.id.clone(), n.owner.clone())).collect();
+            let before: Vec<_> = scene
+                .nodes
+                .iter()
+                .map(|n| (n.id.clone(), n.owner.clone()))
+                .collect();
             match apply_patch_from(&scene, patch, &mut resources, author) {
                 Ok(next) => {
                     if let Author::Peer(peer) = author {
                         // Every node of someone else's still there, unchanged.
-                        for node in scene.nodes.iter().filter(|n| n.owner.as_deref() != Some(peer)) {
+                        for node in scene
+                            .nodes
+                            .iter()
+                            .filter(|n| n.owner.as_deref() != Some(peer))
+                        {
                             assert!(
                                 next.nodes.iter().any(|m| std::sync::Arc::ptr_eq(m, node)),
-                                "{peer} changed {:?} of {:?}", node.id, node.owner
+                                "{peer} changed {:?} of {:?}",
+                                node.id,
+                                node.owner
                             );
                         }
                         for node in &next.nodes {
                             let old = scene.nodes.iter().any(|m| std::sync::Arc::ptr_eq(m, node));
-                            assert!(old || node.owner.as_deref() == Some(peer), "{peer} made a node for {:?}", node.owner);
+                            assert!(
+                                old || node.owner.as_deref() == Some(peer),
+                                "{peer} made a node for {:?}",
+                                node.owner
+                            );
                         }
                     }
                     assert!(next.image_bytes() <= limits.max_total_bytes);
@@ -66,7 +82,11 @@ fn check(text: &str, fonts: &mut FontBook, pixmap: &mut tiny_skia::Pixmap) {
                 Err(err) => {
                     assert!(!err.to_string().is_empty());
                     assert!(!err.code().is_empty());
-                    let after: Vec<_> = scene.nodes.iter().map(|n| (n.id.clone(), n.owner.clone())).collect();
+                    let after: Vec<_> = scene
+                        .nodes
+                        .iter()
+                        .map(|n| (n.id.clone(), n.owner.clone()))
+                        .collect();
                     assert_eq!(before, after);
                 }
             }

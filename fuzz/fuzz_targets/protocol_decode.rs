@@ -3,8 +3,8 @@
 //! same frames, with the same error, and relay the same JSON; a decoded
 //! message must encode and decode back to itself; every refusal is named.
 
-use peer_protocol::{Inbound, decode_inbound};
 use peer_protocol::{ClientMessage, decode_client_message, encode_client_message};
+use peer_protocol::{Inbound, decode_inbound};
 use serde_json::Value;
 
 fn check(text: &str) {
@@ -26,7 +26,10 @@ fn check(text: &str) {
                 .expect("an encoded message decodes");
             // serde_json parses floats to within an ulp, not exactly
             // (no float_roundtrip): numbers may move in their last bit.
-            let (a, b) = (serde_json::to_value(&again).unwrap(), serde_json::to_value(&message).unwrap());
+            let (a, b) = (
+                serde_json::to_value(&again).unwrap(),
+                serde_json::to_value(&message).unwrap(),
+            );
             assert!(same(&a, &b), "{text}: {a} != {b}");
         }
         Err(err) => {

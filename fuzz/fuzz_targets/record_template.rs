@@ -13,7 +13,9 @@ use std::time::{Duration, SystemTime};
 
 fn main() {
     afl::fuzz!(|data: &[u8]| {
-        let Ok(text) = std::str::from_utf8(data) else { return };
+        let Ok(text) = std::str::from_utf8(data) else {
+            return;
+        };
         let mut lines = text.splitn(3, '\n');
         let template = lines.next().unwrap_or_default();
         let publisher = lines.next().unwrap_or_default();
@@ -23,14 +25,17 @@ fn main() {
             assert!(!clean.is_empty(), "{value:?} sanitized to nothing");
             assert!(!clean.starts_with('.'), "{value:?} → {clean:?}");
             assert!(
-                clean.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)),
+                clean
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)),
                 "{value:?} → {clean:?}"
             );
         }
         let fields = naming::NameFields {
             room,
             publisher,
-            start: SystemTime::UNIX_EPOCH + Duration::from_secs(u64::from(data.len() as u32) * 7919),
+            start: SystemTime::UNIX_EPOCH
+                + Duration::from_secs(u64::from(data.len() as u32) * 7919),
             has_video: data.len() % 2 == 0,
             has_audio: data.len() % 3 == 0,
             extension: "webm",
@@ -49,7 +54,10 @@ fn main() {
             }
             Err(err) => {
                 assert!(!err.to_string().is_empty());
-                assert!(naming::validate(template).is_err() || matches!(err, naming::NamingError::Outside { .. }));
+                assert!(
+                    naming::validate(template).is_err()
+                        || matches!(err, naming::NamingError::Outside { .. })
+                );
             }
         }
     });

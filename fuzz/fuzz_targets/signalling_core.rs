@@ -34,17 +34,43 @@ enum Step {
 
 #[derive(Arbitrary, Debug)]
 enum Frame {
-    Hello { name: Option<u8>, meta: bool },
-    Join { room: u8, publish: bool },
-    Update { publish: Option<bool>, meta: Option<u8> },
+    Hello {
+        name: Option<u8>,
+        meta: bool,
+    },
+    Join {
+        room: u8,
+        publish: bool,
+    },
+    Update {
+        publish: Option<bool>,
+        meta: Option<u8>,
+    },
     Leave,
-    List { room: Option<u8> },
+    List {
+        room: Option<u8>,
+    },
     ListRooms,
-    StartSession { peer: u8, wait: bool, offer: bool },
-    Sdp { session: u8, answer: bool },
-    Ice { session: u8, end: bool },
-    EndSession { session: u8 },
-    Message { to: Option<u8>, data: u8 },
+    StartSession {
+        peer: u8,
+        wait: bool,
+        offer: bool,
+    },
+    Sdp {
+        session: u8,
+        answer: bool,
+    },
+    Ice {
+        session: u8,
+        end: bool,
+    },
+    EndSession {
+        session: u8,
+    },
+    Message {
+        to: Option<u8>,
+        data: u8,
+    },
     Ping,
 }
 
@@ -161,12 +187,24 @@ fn main() {
                     now += Duration::from_secs(u64::from(*seconds));
                     Input::Tick
                 }
-                Step::Raw(c, raw) => Input::Text { conn: conn(c), text: raw, len: raw.len() },
+                Step::Raw(c, raw) => Input::Text {
+                    conn: conn(c),
+                    text: raw,
+                    len: raw.len(),
+                },
                 Step::Frame(c, frame) => {
                     text = frame_text(frame, &sessions);
-                    Input::Text { conn: conn(c), text: &text, len: text.len() }
+                    Input::Text {
+                        conn: conn(c),
+                        text: &text,
+                        len: text.len(),
+                    }
                 }
-                Step::TooLarge(c) => Input::Text { conn: conn(c), text: "", len: 1 << 20 },
+                Step::TooLarge(c) => Input::Text {
+                    conn: conn(c),
+                    text: "",
+                    len: 1 << 20,
+                },
             };
             core.handle(now, input, &mut out);
             for action in out.drain(..) {

@@ -35,7 +35,11 @@ impl Hub {
     fn new(kind: Kind, answer: &str) -> Hub {
         let mut hub = Hub {
             core: SignallingCore::new(Limits::default(), 1),
-            adapter: WishAdapter::new(kind, WishConfig::default(), rand::rngs::StdRng::seed_from_u64(7)),
+            adapter: WishAdapter::new(
+                kind,
+                WishConfig::default(),
+                rand::rngs::StdRng::seed_from_u64(7),
+            ),
             now: Instant::now(),
             answer: answer.to_owned(),
             responses: Vec::new(),
@@ -51,12 +55,28 @@ impl Hub {
             }],
         };
         let mut out = Vec::new();
-        hub.core.handle(hub.now, Input::Connected { conn: ROOM_PEER }, &mut out);
+        hub.core
+            .handle(hub.now, Input::Connected { conn: ROOM_PEER }, &mut out);
         for message in [
-            ClientMessage::Hello { id: Some("peer".into()), meta: Value::Null, token: None },
-            ClientMessage::Join { room: "live".into(), streams, meta: Value::Null },
+            ClientMessage::Hello {
+                id: Some("peer".into()),
+                meta: Value::Null,
+                token: None,
+            },
+            ClientMessage::Join {
+                room: "live".into(),
+                streams,
+                meta: Value::Null,
+            },
         ] {
-            hub.core.handle(hub.now, Input::Message { conn: ROOM_PEER, message }, &mut out);
+            hub.core.handle(
+                hub.now,
+                Input::Message {
+                    conn: ROOM_PEER,
+                    message,
+                },
+                &mut out,
+            );
         }
         hub
     }
@@ -83,13 +103,16 @@ impl Hub {
                 match action {
                     AdapterAction::Respond { response, .. } => self.responses.push(response),
                     AdapterAction::Connect { conn } => {
-                        self.core.handle(self.now, Input::Connected { conn }, &mut core_out)
+                        self.core
+                            .handle(self.now, Input::Connected { conn }, &mut core_out)
                     }
                     AdapterAction::ToCore { conn, message } => {
-                        self.core.handle(self.now, Input::Message { conn, message }, &mut core_out)
+                        self.core
+                            .handle(self.now, Input::Message { conn, message }, &mut core_out)
                     }
                     AdapterAction::Disconnect { conn } => {
-                        self.core.handle(self.now, Input::Disconnected { conn }, &mut core_out)
+                        self.core
+                            .handle(self.now, Input::Disconnected { conn }, &mut core_out)
                     }
                     AdapterAction::Vouch { .. }
                     | AdapterAction::Write { .. }
@@ -100,10 +123,12 @@ impl Hub {
             for action in core_out {
                 let (to, message) = match action {
                     Action::Send { to, message } => (to, (*message).clone()),
-                    Action::SendText { to, text } => match peer_protocol::decode_server_message(&text) {
-                        Ok(message) => (to, message),
-                        Err(_) => continue,
-                    },
+                    Action::SendText { to, text } => {
+                        match peer_protocol::decode_server_message(&text) {
+                            Ok(message) => (to, message),
+                            Err(_) => continue,
+                        }
+                    }
                     Action::Close { conn, .. } => {
                         if self.adapter.owns(conn) {
                             self.adapter.closed(self.now, conn, &mut pending);
@@ -116,18 +141,27 @@ impl Hub {
                     if conn == ROOM_PEER {
                         self.room_peer(&message, &mut peer_out);
                     } else if self.adapter.owns(conn) {
-                        self.adapter.core_sent(self.now, conn, &message, &mut pending);
+                        self.adapter
+                            .core_sent(self.now, conn, &message, &mut pending);
                     }
                 }
             }
             for message in peer_out {
                 let mut out = Vec::new();
-                self.core.handle(self.now, Input::Message { conn: ROOM_PEER, message }, &mut out);
+                self.core.handle(
+                    self.now,
+                    Input::Message {
+                        conn: ROOM_PEER,
+                        message,
+                    },
+                    &mut out,
+                );
                 for action in out {
                     if let Action::Send { to, message } = action {
                         for conn in to {
                             if self.adapter.owns(conn) {
-                                self.adapter.core_sent(self.now, conn, &message, &mut pending);
+                                self.adapter
+                                    .core_sent(self.now, conn, &message, &mut pending);
                             }
                         }
                     }
@@ -140,18 +174,31 @@ impl Hub {
     /// candidates, then ends gathering.
     fn room_peer(&self, message: &ServerMessage, out: &mut Vec<ClientMessage>) {
         let session = match message {
-            ServerMessage::SessionRequested { session, offer: Some(_), .. } => session,
+            ServerMessage::SessionRequested {
+                session,
+                offer: Some(_),
+                ..
+            } => session,
             ServerMessage::Sdp { session, sdp, .. } if sdp.kind == SdpKind::Offer => session,
             _ => return,
         };
         out.push(ClientMessage::Sdp {
             session: session.clone(),
-            sdp: SessionDescription { kind: SdpKind::Answer, sdp: self.answer.clone() },
+            sdp: SessionDescription {
+                kind: SdpKind::Answer,
+                sdp: self.answer.clone(),
+            },
         });
         for candidate in sdp::candidates(&self.answer).into_iter().take(4) {
-            out.push(ClientMessage::Ice { session: session.clone(), candidate: Some(candidate) });
+            out.push(ClientMessage::Ice {
+                session: session.clone(),
+                candidate: Some(candidate),
+            });
         }
-        out.push(ClientMessage::Ice { session: session.clone(), candidate: None });
+        out.push(ClientMessage::Ice {
+            session: session.clone(),
+            candidate: None,
+        });
     }
 }
 
@@ -159,7 +206,11 @@ fn check_responses(responses: &[HttpResponse]) {
     for r in responses {
         assert!((200..600).contains(&r.status), "status {}", r.status);
         if r.status >= 400 {
-            assert!(!r.body.trim().is_empty(), "a {} that says nothing", r.status);
+            assert!(
+                !r.body.trim().is_empty(),
+                "a {} that says nothing",
+                r.status
+            );
         }
         if r.status == 201 {
             assert!(r.location.is_some(), "a 201 without Location");
@@ -183,7 +234,11 @@ fn helpers(parts: &[&str]) {
             Err(err) => assert!(!err.is_empty()),
         }
         let candidates: Vec<IceCandidate> = sdp::candidates(part);
-        let _ = (sdp::ufrag(part), sdp::pwd(part), sdp::attribute(part, "mid"));
+        let _ = (
+            sdp::ufrag(part),
+            sdp::pwd(part),
+            sdp::attribute(part, "mid"),
+        );
         let _ = sdp::with_ice_credentials(part, "ufrag", "pwd0123456789012345678");
         let _ = sdp::answer_with_candidates(part, &candidates, true);
         let _ = sdp::answer_with_candidates(part, &candidates, false);
@@ -192,20 +247,36 @@ fn helpers(parts: &[&str]) {
 
 fn main() {
     afl::fuzz!(|data: &[u8]| {
-        let Ok(text) = std::str::from_utf8(data) else { return };
+        let Ok(text) = std::str::from_utf8(data) else {
+            return;
+        };
         let parts: Vec<&str> = text.split("\n%%\n").take(6).collect();
         helpers(&parts);
         let offer = parts[0];
         let answer = parts.get(1).copied().unwrap_or("");
         // WHIP or WHEP: the offer's first line decides (both directions of
         // the parser are checked above either way).
-        let kind = if offer.len() % 2 == 0 { Kind::Whip } else { Kind::Whep };
+        let kind = if offer.len() % 2 == 0 {
+            Kind::Whip
+        } else {
+            Kind::Whep
+        };
         {
             let mut hub = Hub::new(kind, answer);
             let mut out = Vec::new();
             let request = hub.request(offer, "application/sdp");
-            let endpoint = Endpoint { room: "live", producer: None };
-            hub.adapter.post(hub.now, &hub.core, request, endpoint, ADAPTER_CONN, &mut out);
+            let endpoint = Endpoint {
+                room: "live",
+                producer: None,
+            };
+            hub.adapter.post(
+                hub.now,
+                &hub.core,
+                request,
+                endpoint,
+                ADAPTER_CONN,
+                &mut out,
+            );
             hub.run(out);
             hub.now += Duration::from_millis(1500);
             let mut out = Vec::new();
@@ -220,7 +291,8 @@ fn main() {
                 for body in parts.iter().skip(2) {
                     let mut out = Vec::new();
                     let request = hub.request(body, "application/trickle-ice-sdpfrag");
-                    hub.adapter.patch(hub.now, &hub.core, request, "live", &resource, &mut out);
+                    hub.adapter
+                        .patch(hub.now, &hub.core, request, "live", &resource, &mut out);
                     hub.run(out);
                     hub.now += Duration::from_millis(1500);
                     let mut out = Vec::new();
@@ -229,9 +301,14 @@ fn main() {
                 }
                 let mut out = Vec::new();
                 let request = hub.request("", "");
-                hub.adapter.delete(hub.now, &hub.core, request, "live", &resource, &mut out);
+                hub.adapter
+                    .delete(hub.now, &hub.core, request, "live", &resource, &mut out);
                 hub.run(out);
-                assert_eq!(hub.adapter.session_count(), 0, "a session outlived its DELETE");
+                assert_eq!(
+                    hub.adapter.session_count(),
+                    0,
+                    "a session outlived its DELETE"
+                );
             }
             hub.now += Duration::from_secs(60);
             let mut out = Vec::new();

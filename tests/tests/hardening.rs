@@ -21,7 +21,8 @@ fn webrtcbins(bin: &gst::Bin) -> usize {
 /// once peersink's offer arrived (which it never answers).
 async fn ask_for_session(peer: &mut RawPeer, id: &str) -> String {
     peer.join(id, "hard", false).await;
-    peer.send(json!({"type": "start-session", "peer": "cam"})).await;
+    peer.send(json!({"type": "start-session", "peer": "cam"}))
+        .await;
     let started = peer.recv_type("session-started").await;
     started["session"].as_str().unwrap().to_owned()
 }
@@ -31,7 +32,10 @@ fn a_viewer_that_never_answers_is_ended_and_its_webrtcbin_freed() {
     init();
     let server = TestServer::start();
     let producer = sender(
-        &format!("uri={} peer-id=cam viewer-timeout=2", server.room_uri("hard")),
+        &format!(
+            "uri={} peer-id=cam viewer-timeout=2",
+            server.room_uri("hard")
+        ),
         160,
         120,
         0xff00ff00,
@@ -39,7 +43,11 @@ fn a_viewer_that_never_answers_is_ended_and_its_webrtcbin_freed() {
     );
     play(&producer);
     wait_element_message(&producer, "peer-ready", Duration::from_secs(10));
-    let sink = producer.by_name("sink").unwrap().downcast::<gst::Bin>().unwrap();
+    let sink = producer
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst::Bin>()
+        .unwrap();
     assert_eq!(sink.property::<u32>("viewer-timeout"), 2);
 
     RUNTIME.block_on(async {
@@ -115,7 +123,11 @@ fn peer_record_refuses_templates_that_leave_its_directory() {
         assert!(stderr.contains(expected), "{template}: {stderr}");
         assert!(stderr.contains("--dir"), "{template}: {stderr}");
     }
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing written");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "nothing written"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -173,7 +185,9 @@ fn a_viewer_may_draw_its_own_nodes_and_is_told_when_refused() {
             &[&"bob", &r#"{"op":"remove","id":"cursor-viewer"}"#],
         );
         assert!(!removed, "bob removed the viewer's node");
-        let error = canvas.property::<Option<String>>("last-error").unwrap_or_default();
+        let error = canvas
+            .property::<Option<String>>("last-error")
+            .unwrap_or_default();
         error.contains("belongs to peer \"viewer\"").then_some(())
     });
     send(r#"{"op":"remove","id":"logo"}"#);
@@ -185,7 +199,10 @@ fn a_viewer_may_draw_its_own_nodes_and_is_told_when_refused() {
     assert_eq!(reply["type"], "canvas-error", "{reply}");
     assert_eq!(reply["code"], "not-owner", "{reply}");
     let message = reply["message"].as_str().unwrap();
-    assert!(message.contains("node \"logo\" belongs to the pipeline"), "{message}");
+    assert!(
+        message.contains("node \"logo\" belongs to the pipeline"),
+        "{message}"
+    );
     assert!(message.contains("peer \"viewer\""), "{message}");
     let error = canvas.property::<Option<String>>("last-error").unwrap();
     assert!(error.contains("belongs to the pipeline"), "{error}");

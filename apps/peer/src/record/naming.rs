@@ -44,7 +44,9 @@ pub enum NamingError {
         "template {template:?}: unknown field {{{field}}} (known: room, publisher, start, tracks, ext)"
     )]
     UnknownField { template: String, field: String },
-    #[error("template {template:?} must contain {{publisher}} and {{start}}, or files would collide")]
+    #[error(
+        "template {template:?} must contain {{publisher}} and {{start}}, or files would collide"
+    )]
     MissingFields { template: String },
     #[error("template {template:?} is an absolute path; it must be relative to --dir")]
     Absolute { template: String },

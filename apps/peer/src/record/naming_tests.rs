@@ -34,7 +34,10 @@ fn taken_names_get_a_suffix_and_are_never_truncated() {
     std::fs::write(&first, b"first recording").unwrap();
     let (second, _) = create_recording(&dir, DEFAULT_TEMPLATE, &fields("cam")).unwrap();
     let (third, _) = create_recording(&dir, DEFAULT_TEMPLATE, &fields("cam")).unwrap();
-    assert!(second.to_string_lossy().ends_with("_av-1.webm"), "{second:?}");
+    assert!(
+        second.to_string_lossy().ends_with("_av-1.webm"),
+        "{second:?}"
+    );
     assert!(third.to_string_lossy().ends_with("_av-2.webm"), "{third:?}");
     assert_eq!(std::fs::read(&first).unwrap(), b"first recording");
     std::fs::remove_dir_all(dir).unwrap();
@@ -99,8 +102,14 @@ fn a_publisher_directory_stays_inside_dir() {
     for publisher in [".", "...", "..", "../x"] {
         let (path, _) = create_recording(&dir, template, &fields(publisher)).unwrap();
         let real = path.canonicalize().unwrap();
-        assert!(real.starts_with(dir.canonicalize().unwrap()), "{publisher:?} → {real:?}");
-        assert_ne!(real.parent().unwrap(), dir.canonicalize().unwrap().parent().unwrap());
+        assert!(
+            real.starts_with(dir.canonicalize().unwrap()),
+            "{publisher:?} → {real:?}"
+        );
+        assert_ne!(
+            real.parent().unwrap(),
+            dir.canonicalize().unwrap().parent().unwrap()
+        );
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -123,5 +132,8 @@ fn field_values_are_not_substituted_twice() {
     let mut f = fields("{start}");
     f.room = "{publisher}";
     let name = render_name(DEFAULT_TEMPLATE, &f).unwrap();
-    assert_eq!(name, Path::new("_publisher___start__20261118T110640Z_av.webm"));
+    assert_eq!(
+        name,
+        Path::new("_publisher___start__20261118T110640Z_av.webm")
+    );
 }

@@ -10,12 +10,12 @@ use gst_base::subclass::prelude::*;
 
 use super::bands::BandRenderer;
 use super::damage::{changed_area, redraw_area};
+use super::patch::Author;
 use super::render::PixelLayout;
 use super::route::PatchRoute;
 use super::scene::{CanvasError, Resources, Scene, parse_scene};
-use super::text::FontBook;
-use super::patch::Author;
 use super::scene::{DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_SIDE, ImageLimits};
+use super::text::FontBook;
 use super::{
     APPLY_PATCH_SIGNAL, APPLY_PEER_PATCH_SIGNAL, APPLY_REMOTE_PATCH_SIGNAL, PATCH_ERROR_MESSAGE,
 };
@@ -368,7 +368,9 @@ impl ObjectImpl for CanvasSrc {
                 self.load_scene(None, path.as_deref());
             }
             "patch-source" => self.settings.lock().unwrap().patch_source = value.get().unwrap(),
-            "max-image-size" => self.settings.lock().unwrap().images.max_side = value.get().unwrap(),
+            "max-image-size" => {
+                self.settings.lock().unwrap().images.max_side = value.get().unwrap()
+            }
             "max-image-bytes" => {
                 self.settings.lock().unwrap().images.max_total_bytes = value.get().unwrap()
             }
@@ -393,7 +395,13 @@ impl ObjectImpl for CanvasSrc {
             "is-live" => self.settings.lock().unwrap().is_live.to_value(),
             "patch-source" => self.settings.lock().unwrap().patch_source.to_value(),
             "max-image-size" => self.settings.lock().unwrap().images.max_side.to_value(),
-            "max-image-bytes" => self.settings.lock().unwrap().images.max_total_bytes.to_value(),
+            "max-image-bytes" => self
+                .settings
+                .lock()
+                .unwrap()
+                .images
+                .max_total_bytes
+                .to_value(),
             "patch-label" => self.settings.lock().unwrap().patch_label.to_value(),
             "last-error" => self.canvas.lock().unwrap().last_error.to_value(),
             "rendered-frames" => self.rendered_frames.load(Ordering::Relaxed).to_value(),

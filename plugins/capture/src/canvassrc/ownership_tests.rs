@@ -13,7 +13,12 @@ fn base() -> Scene {
 }
 
 fn from(scene: &Scene, author: Author, json: &str) -> Result<Scene, CanvasError> {
-    apply_patch_from(scene, json, &mut Resources::new(&mut FontBook::default(), false), author)
+    apply_patch_from(
+        scene,
+        json,
+        &mut Resources::new(&mut FontBook::default(), false),
+        author,
+    )
 }
 
 fn refusal(result: Result<Scene, CanvasError>) -> (&'static str, String) {
@@ -26,14 +31,27 @@ const BOB: Author = Author::Peer("bob");
 
 #[test]
 fn a_peer_owns_what_it_adds_and_nothing_else() {
-    let s = from(&base(), ALICE, r#"{"op":"put","node":{"id":"cursor-a","type":"circle","radius":4}}"#)
-        .unwrap();
+    let s = from(
+        &base(),
+        ALICE,
+        r#"{"op":"put","node":{"id":"cursor-a","type":"circle","radius":4}}"#,
+    )
+    .unwrap();
     assert_eq!(s.nodes[1].owner.as_deref(), Some("alice"));
     // Its own: moved, updated, put over; ownership stays.
     let s = from(&s, ALICE, r#"{"op":"move","id":"cursor-a","x":5,"y":6}"#).unwrap();
-    let s = from(&s, ALICE, r#"{"op":"update","id":"cursor-a","set":{"radius":6}}"#).unwrap();
-    let s = from(&s, ALICE, r#"{"op":"put","node":{"id":"cursor-a","type":"circle","radius":2}}"#)
-        .unwrap();
+    let s = from(
+        &s,
+        ALICE,
+        r#"{"op":"update","id":"cursor-a","set":{"radius":6}}"#,
+    )
+    .unwrap();
+    let s = from(
+        &s,
+        ALICE,
+        r#"{"op":"put","node":{"id":"cursor-a","type":"circle","radius":2}}"#,
+    )
+    .unwrap();
     assert_eq!(s.nodes[1].owner.as_deref(), Some("alice"));
 
     // Someone else's or the pipeline's: refused by name, nothing changed.
@@ -49,7 +67,10 @@ fn a_peer_owns_what_it_adds_and_nothing_else() {
     }
     let (code, message) = refusal(from(&s, ALICE, r#"{"op":"remove","id":"logo"}"#));
     assert_eq!(code, "not-owner");
-    assert!(message.contains("node \"logo\" belongs to the pipeline"), "{message}");
+    assert!(
+        message.contains("node \"logo\" belongs to the pipeline"),
+        "{message}"
+    );
     // All or nothing: a patch with one refused operation changes nothing.
     let (code, _) = refusal(from(
         &s,
@@ -64,8 +85,18 @@ fn a_peer_owns_what_it_adds_and_nothing_else() {
 
 #[test]
 fn a_peer_clears_only_its_own_and_cannot_change_the_whole_canvas() {
-    let s = from(&base(), ALICE, r#"{"op":"add","node":{"id":"a","type":"circle","radius":1}}"#).unwrap();
-    let s = from(&s, BOB, r#"{"op":"add","node":{"id":"b","type":"circle","radius":1}}"#).unwrap();
+    let s = from(
+        &base(),
+        ALICE,
+        r#"{"op":"add","node":{"id":"a","type":"circle","radius":1}}"#,
+    )
+    .unwrap();
+    let s = from(
+        &s,
+        BOB,
+        r#"{"op":"add","node":{"id":"b","type":"circle","radius":1}}"#,
+    )
+    .unwrap();
     let s = from(&s, ALICE, r#"{"op":"clear"}"#).unwrap();
     let ids: Vec<_> = s.nodes.iter().map(|n| n.id.as_deref().unwrap()).collect();
     assert_eq!(ids, ["logo", "b"]);
@@ -94,7 +125,10 @@ fn one_peer_cannot_fill_the_scene() {
 }
 
 fn png_url(width: u32, height: u32) -> String {
-    let png = tiny_skia::Pixmap::new(width, height).unwrap().encode_png().unwrap();
+    let png = tiny_skia::Pixmap::new(width, height)
+        .unwrap()
+        .encode_png()
+        .unwrap();
     format!(
         "data:image/png;base64,{}",
         base64::engine::general_purpose::STANDARD.encode(png)
@@ -121,7 +155,10 @@ fn images_are_held_to_their_side_and_the_scenes_budget() {
     };
     let (code, message) = refusal(with_limits(&base(), &image("big", 65, 8), limits));
     assert_eq!(code, "image-too-large");
-    assert!(message.contains("image is 65x8; at most 64 pixels a side"), "{message}");
+    assert!(
+        message.contains("image is 65x8; at most 64 pixels a side"),
+        "{message}"
+    );
 
     // 64x64 is 16 KiB decoded: one fits in 20,000 bytes, a second does not.
     let s = with_limits(&base(), &image("one", 64, 64), limits).unwrap();
@@ -131,7 +168,10 @@ fn images_are_held_to_their_side_and_the_scenes_budget() {
     assert!(message.contains("max-image-bytes"), "{message}");
     // Two in one patch count together.
     let both = format!("[{},{}]", image("x", 60, 60), image("y", 60, 60));
-    assert_eq!(refusal(with_limits(&base(), &both, limits)).0, "image-budget-exceeded");
+    assert_eq!(
+        refusal(with_limits(&base(), &both, limits)).0,
+        "image-budget-exceeded"
+    );
     // Removing the first frees its share.
     let s = from(&s, ALICE, r#"{"op":"remove","id":"one"}"#).unwrap();
     assert!(with_limits(&s, &image("two", 64, 64), limits).is_ok());

@@ -19,9 +19,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::color::parse_color;
-use super::scene::{
-    CanvasError, MAX_NODES, Node, Resources, Scene, build_node, scene_from_value,
-};
+use super::scene::{CanvasError, MAX_NODES, Node, Resources, Scene, build_node, scene_from_value};
 
 /// How many nodes one remote peer may own, so that one peer cannot fill
 /// the scene for everyone.
@@ -170,7 +168,9 @@ fn adopt(mut node: Node, scene: &Scene, author: Author) -> Result<Node, OpError>
         if owned >= MAX_NODES_PER_PEER {
             return Err(refuse(
                 "too-many-nodes",
-                format!("peer {peer:?} already has {MAX_NODES_PER_PEER} nodes, the most one peer may add"),
+                format!(
+                    "peer {peer:?} already has {MAX_NODES_PER_PEER} nodes, the most one peer may add"
+                ),
             ));
         }
         node.owner = Some(peer.to_owned());
@@ -233,10 +233,9 @@ fn apply_op(
             if let Some(id) = &node.id
                 && scene.index_of(id).is_some()
             {
-                return Err(format!(
-                    "a node with id {id:?} exists already; update it instead"
-                )
-                .into());
+                return Err(
+                    format!("a node with id {id:?} exists already; update it instead").into(),
+                );
             }
             let at = match op.get("before") {
                 None => scene.nodes.len(),
@@ -414,20 +413,12 @@ mod tests {
 
     fn scene(json: &str) -> Scene {
         let mut fonts = FontBook::default();
-        parse_scene(
-            json,
-            &mut Resources::new(&mut fonts, false),
-        )
-        .unwrap()
+        parse_scene(json, &mut Resources::new(&mut fonts, false)).unwrap()
     }
 
     fn patch(scene: &Scene, json: &str) -> Result<Scene, CanvasError> {
         let mut fonts = FontBook::default();
-        apply_patch(
-            scene,
-            json,
-            &mut Resources::new(&mut fonts, false),
-        )
+        apply_patch(scene, json, &mut Resources::new(&mut fonts, false))
     }
 
     const BASE: &str = r#"{"nodes":[

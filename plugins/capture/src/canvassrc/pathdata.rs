@@ -178,7 +178,10 @@ mod tests {
     #[test]
     fn a_number_after_z_is_refused_not_looped_on() {
         let err = parse_path_data("M1 1 L 5 5 Z 01 01 Q 81 60 51 1").unwrap_err();
-        assert!(err.contains("a number (1) after Z, which takes none"), "{err}");
+        assert!(
+            err.contains("a number (1) after Z, which takes none"),
+            "{err}"
+        );
         assert!(parse_path_data("M0 0 L 5 5 Z M 1 1 L 2 3 Z").is_ok());
     }
 

@@ -59,8 +59,14 @@ impl Edges {
 
     /// Columns the box touches at all, and those it covers whole.
     fn columns(&self) -> (Span, Option<Span>) {
-        let touched = (self.left.floor() as i32, (self.right.ceil() as i32).saturating_sub(1));
-        let whole = (self.left.ceil() as i32, (self.right.floor() as i32).saturating_sub(1));
+        let touched = (
+            self.left.floor() as i32,
+            (self.right.ceil() as i32).saturating_sub(1),
+        );
+        let whole = (
+            self.left.ceil() as i32,
+            (self.right.floor() as i32).saturating_sub(1),
+        );
         (touched, (whole.0 <= whole.1).then_some(whole))
     }
 }
@@ -131,9 +137,10 @@ impl Primitive {
                 (cy - outer - 0.5).floor() as i32,
                 (cy + outer + 0.5).ceil() as i32,
             ),
-            Primitive::Boxed { outer, .. } => {
-                (outer.top.floor() as i32, (outer.bottom.ceil() as i32).saturating_sub(1))
-            }
+            Primitive::Boxed { outer, .. } => (
+                outer.top.floor() as i32,
+                (outer.bottom.ceil() as i32).saturating_sub(1),
+            ),
         }
     }
 
@@ -326,7 +333,12 @@ mod tests {
         .unwrap();
         let mut pixmap = Pixmap::new(W, H).unwrap();
         crate::canvassrc::render::render(&scene, &mut pixmap.as_mut());
-        assert!(pixmap.pixels().iter().all(|p| p.red() == 0 && p.alpha() == 255));
+        assert!(
+            pixmap
+                .pixels()
+                .iter()
+                .all(|p| p.red() == 0 && p.alpha() == 255)
+        );
     }
 
     fn white() -> PremultipliedColorU8 {

@@ -708,10 +708,7 @@ mod tests {
 
     fn parse(json: &str) -> Result<Scene, CanvasError> {
         let mut fonts = FontBook::default();
-        parse_scene(
-            json,
-            &mut Resources::new(&mut fonts, false),
-        )
+        parse_scene(json, &mut Resources::new(&mut fonts, false))
     }
 
     fn error(json: &str) -> String {
