@@ -9,6 +9,7 @@ pub mod matroska;
 pub mod media;
 pub mod netns;
 pub mod process;
+pub mod rawws;
 pub mod recorder;
 pub mod ws;
 

@@ -25,6 +25,55 @@ pub struct Received {
     /// Earliest and latest end timestamp of what was decoded, any track.
     pub first_pts: Option<gst::ClockTime>,
     pub last_end: Option<gst::ClockTime>,
+    /// Freezes, from the wall-clock arrival of decoded frames since the
+    /// first frame (or the last `Receiver::reset_freezes`).
+    pub freezes: Freezes,
+}
+
+/// A picture is frozen while no new frame is decoded: gaps between frames
+/// longer than `FROZEN_AFTER` count, whole, as frozen time.
+#[derive(Debug, Default, Clone)]
+pub struct Freezes {
+    pub last_frame_at: Option<Instant>,
+    pub since: Option<Instant>,
+    pub longest_gap: Duration,
+    pub frozen: Duration,
+}
+
+/// Three frame intervals at 30 fps, with room for jitter.
+pub const FROZEN_AFTER: Duration = Duration::from_millis(150);
+
+impl Freezes {
+    fn frame(&mut self, now: Instant) {
+        if let Some(previous) = self.last_frame_at {
+            let gap = now - previous;
+            self.longest_gap = self.longest_gap.max(gap);
+            if gap > FROZEN_AFTER {
+                self.frozen += gap;
+            }
+        }
+        self.since.get_or_insert(now);
+        self.last_frame_at = Some(now);
+    }
+
+    /// Frozen time per minute of watching, up to now (the gap since the
+    /// last frame included).
+    pub fn frozen_per_minute(&self) -> Duration {
+        let (Some(since), Some(last)) = (self.since, self.last_frame_at) else {
+            return Duration::ZERO;
+        };
+        let now = Instant::now();
+        let open_gap = now - last;
+        let frozen = self.frozen + if open_gap > FROZEN_AFTER { open_gap } else { Duration::ZERO };
+        let watched = (now - since).as_secs_f64().max(1.0);
+        frozen.mul_f64(60.0 / watched)
+    }
+
+    /// The longest gap, the one still open included.
+    pub fn longest_gap_now(&self) -> Duration {
+        let open = self.last_frame_at.map_or(Duration::ZERO, |last| last.elapsed());
+        self.longest_gap.max(open)
+    }
 }
 
 impl Received {
@@ -203,6 +252,17 @@ impl Receiver {
     pub fn frames(&self) -> u64 {
         self.shared.received.lock().unwrap().video_frames
     }
+
+    /// Starts measuring freezes afresh from the next frame.
+    pub fn reset_freezes(&self) {
+        let mut received = self.shared.received.lock().unwrap();
+        let last = received.freezes.last_frame_at;
+        received.freezes = Freezes {
+            last_frame_at: last,
+            since: Some(Instant::now()),
+            ..Freezes::default()
+        };
+    }
 }
 
 impl Drop for Receiver {
@@ -238,6 +298,7 @@ fn video_checker(shared: Arc<Shared>) -> gst::Element {
                 let offset = cy * stride + cx * 3;
                 let mut received = shared.received.lock().unwrap();
                 received.note_timestamps(buffer);
+                received.freezes.frame(Instant::now());
                 received.video_frames += 1;
                 received.width = info.width();
                 received.height = info.height();

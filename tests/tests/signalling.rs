@@ -1,6 +1,8 @@
 //! The signalling server over real sockets: every kind of bad input gets an
 //! error naming the problem, and nobody else notices.
 
+use std::time::Duration;
+
 use peer_signalling::core::Limits;
 use peer_signalling::server::{self, ServerConfig};
 use peer_tests::ws::{RawPeer, Received};
@@ -157,8 +159,18 @@ async fn a_frame_beyond_the_hard_cap_closes_only_that_connection() {
 }
 
 #[tokio::test]
-async fn a_peer_that_vanishes_ends_its_sessions() {
-    let server = start().await;
+async fn a_peer_that_vanishes_is_held_for_its_resume_window_then_its_sessions_end() {
+    peer_tests::require_loopback_only();
+    let server = server::start(ServerConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        limits: Limits {
+            resume_window: Duration::from_secs(2),
+            ..Limits::default()
+        },
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap();
     let url = server.ws_url();
     let mut cam = RawPeer::connect(&url).await;
     cam.join("cam", "demo", true).await;
@@ -169,10 +181,69 @@ async fn a_peer_that_vanishes_ends_its_sessions() {
         .await;
     let session = viewer.recv_type("session-started").await["session"].clone();
     cam.recv_type("session-requested").await;
+    // Gone without a close frame: the socket just ends.
+    let vanished = std::time::Instant::now();
     drop(viewer);
     let ended = cam.recv_type("session-ended").await;
+    let held = vanished.elapsed();
     assert_eq!(ended["session"], session);
     assert_eq!(ended["reason"], "peer-disconnected");
+    assert!(
+        held >= Duration::from_secs(2) && held < Duration::from_secs(4),
+        "ended after {held:?}, with a resume window of 2 s"
+    );
+    assert_eq!(cam.recv_type("peer-left").await["id"], "viewer");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_lost_peer_resumes_with_its_secret_and_its_session_goes_on() {
+    let server = start().await;
+    let url = server.ws_url();
+    let mut cam = RawPeer::connect(&url).await;
+    cam.join("cam", "demo", true).await;
+    let mut viewer = RawPeer::connect(&url).await;
+    viewer.send(json!({"type": "hello", "id": "viewer"})).await;
+    let welcome = viewer.recv_type("welcome").await;
+    let secret = welcome["resume"].as_str().expect("a resume secret").to_owned();
+    assert!(secret.len() >= 22, "{secret}");
+    viewer.send(json!({"type": "join", "room": "demo"})).await;
+    viewer.recv_type("joined").await;
+    viewer
+        .send(json!({"type": "start-session", "peer": "cam"}))
+        .await;
+    let session = viewer.recv_type("session-started").await["session"].clone();
+    cam.recv_type("session-requested").await;
+    drop(viewer);
+
+    // Without the secret the id stays taken; a wrong one too.
+    let mut stranger = RawPeer::connect(&url).await;
+    for resume in [None, Some("wrong")] {
+        stranger
+            .send(json!({"type": "hello", "id": "viewer", "resume": resume}))
+            .await;
+        assert_eq!(stranger.recv_type("error").await["code"], "name-taken");
+    }
+    // With it: the same id, room and session, and nobody was told a thing.
+    let mut back = RawPeer::connect(&url).await;
+    back.send(json!({"type": "hello", "id": "viewer", "resume": secret}))
+        .await;
+    let welcome = back.recv_type("welcome").await;
+    assert_eq!(welcome["id"], "viewer");
+    assert_eq!(welcome["resumed"]["room"], "demo", "{welcome}");
+    assert_eq!(welcome["resumed"]["sessions"], json!([session]));
+    assert_ne!(welcome["resume"], secret, "a fresh secret each time");
+    cam.send(json!({"type": "sdp", "session": session, "sdp": {"type": "offer", "sdp": "v=0\r\n"}}))
+        .await;
+    let sdp = back.recv_type("sdp").await;
+    assert_eq!(sdp["session"], session);
+    back.send(json!({"type": "list"})).await;
+    let peers = back.recv_type("peers").await;
+    assert_eq!(peers["peers"][0]["id"], "cam");
+    // The camera saw no leave and no end, only its offer go through.
+    cam.send(json!({"type": "ping"})).await;
+    let next = cam.recv().await;
+    assert_eq!(next["type"], "pong", "the camera was told {next}");
     server.stop().await;
 }
 

@@ -9,7 +9,7 @@ use peer_signalling::tls;
 use peer_signalling::wish::WishConfig;
 
 use crate::demo;
-use peer_signalling::server::{self, ServerConfig};
+use peer_signalling::server::{self, ConnectionLimits, ServerConfig};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -31,6 +31,22 @@ pub struct Args {
     /// Seconds of silence after which a peer is pinged; three times this and it is dropped.
     #[arg(long, default_value_t = 10)]
     heartbeat: u64,
+    /// Seconds a new connection has to say hello before it is closed.
+    #[arg(long, default_value_t = Limits::default().hello_timeout.as_secs())]
+    hello_timeout: u64,
+    /// Messages per second one connection may send (bursts of twice as
+    /// many); beyond, they are dropped with a `rate-limited` error.
+    #[arg(long, default_value_t = Limits::default().message_rate)]
+    message_rate: f64,
+    /// Largest `meta` of a peer, in bytes of JSON.
+    #[arg(long, default_value_t = Limits::default().max_meta_bytes)]
+    max_meta_bytes: usize,
+    /// Most open connections (HTTP and WebSocket) at once.
+    #[arg(long, default_value_t = ConnectionLimits::default().max_connections)]
+    max_connections: usize,
+    /// Most open connections from one IP address.
+    #[arg(long, default_value_t = ConnectionLimits::default().max_connections_per_ip)]
+    max_connections_per_ip: usize,
     /// Also broadcast a demo (moving test pattern and a tone) as producer
     /// "demo" in room "demo", to watch from the page.
     #[arg(long)]
@@ -96,8 +112,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_peers: args.max_peers,
         heartbeat_interval: Duration::from_secs(args.heartbeat),
         heartbeat_timeout: Duration::from_secs(args.heartbeat * 3),
+        hello_timeout: Duration::from_secs(args.hello_timeout),
+        message_rate: args.message_rate,
+        message_burst: args.message_rate * 2.0,
+        max_meta_bytes: args.max_meta_bytes,
         ..Limits::default()
     };
+    let connections = ConnectionLimits {
+        max_connections: args.max_connections,
+        max_connections_per_ip: args.max_connections_per_ip,
+        ..ConnectionLimits::default()
+    };
+    raise_file_limit(args.max_connections);
     let tls = if args.tls || args.cert.is_some() {
         let identity = match (&args.cert, &args.key) {
             (Some(cert), Some(key)) => tls::load(cert, key)?,
@@ -137,6 +163,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         access,
         peerjs: peerjs_config(&args)?,
+        connections,
         ..ServerConfig::default()
     };
     let runtime = tokio::runtime::Runtime::new()?;
@@ -261,4 +288,32 @@ fn certificate_names(host: IpAddr) -> Vec<String> {
         }
     }
     names
+}
+
+/// Each connection is a file descriptor: lift the soft limit towards the
+/// hard one (as servers do), and say so when even that is below the
+/// connection cap.
+fn raise_file_limit(max_connections: usize) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+    let wanted = max_connections as u64 + 100;
+    if (limit.rlim_cur as u64) < wanted {
+        eprintln!(
+            "warning: open files are limited to {} (ulimit -n), below --max-connections {max_connections}; \
+             connections beyond it are refused until others close",
+            limit.rlim_cur
+        );
+    }
 }

@@ -104,6 +104,11 @@ pub enum ClientMessage {
         /// it as `?token=` on the WebSocket URL).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         token: Option<String>,
+        /// The `resume` secret of an earlier `welcome` for this id: takes
+        /// the peer back, with its room and sessions, from a connection
+        /// that was lost (or is about to be found dead).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<String>,
     },
     Join {
         room: RoomId,
@@ -207,6 +212,15 @@ pub enum ServerMessage {
         /// short-lived credentials for this peer).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         ice_servers: Vec<IceServerConfig>,
+        /// A secret that lets this peer take its id, room and sessions
+        /// back after losing its connection (`hello.resume`); never shown
+        /// to anyone else.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<String>,
+        /// This hello resumed the peer: it is in `room` again (if it was
+        /// in one) with its sessions; no `join` is needed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resumed: Option<Resumed>,
     },
     Joined {
         room: RoomId,
@@ -292,6 +306,16 @@ impl ServerMessage {
     }
 }
 
+/// What a resumed peer got back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resumed {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<RoomId>,
+    /// Its sessions, still running.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<SessionId>,
+}
+
 /// Every error the server reports. Clients match on these; the text is for people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -323,6 +347,12 @@ pub enum ErrorCode {
     Unauthorized,
     /// A good token that does not grant this.
     Forbidden,
+    /// More messages than the server's rate limit; the message was dropped.
+    RateLimited,
+    /// The connection said no `hello` (or anything else) in time.
+    HelloTimeout,
+    /// The peer resumed on another connection; this one is closed.
+    Replaced,
 }
 
 impl ErrorCode {
@@ -353,6 +383,9 @@ impl ErrorCode {
             ErrorCode::ServerShutdown => "server-shutdown",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::RateLimited => "rate-limited",
+            ErrorCode::HelloTimeout => "hello-timeout",
+            ErrorCode::Replaced => "replaced",
         }
     }
 }

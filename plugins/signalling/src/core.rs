@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rand::rngs::SmallRng;
+use rand::rngs::{SmallRng, StdRng};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -37,6 +37,22 @@ pub struct Limits {
     pub heartbeat_timeout: Duration,
     /// How long `start-session` with `wait` holds for the peer to appear.
     pub session_wait_timeout: Duration,
+    /// A connection that has not registered (said `hello`, or anything
+    /// that registers it) this long after opening is closed. Pings do
+    /// not count: a connection must become a peer to stay.
+    pub hello_timeout: Duration,
+    /// Largest `meta` of a peer, in bytes of JSON; it is sent to every
+    /// member of the room and in every `list`, so it is kept small.
+    pub max_meta_bytes: usize,
+    /// Messages per second a connection may send, sustained (a token
+    /// bucket refilled at this rate)...
+    pub message_rate: f64,
+    /// ...and in a burst. Beyond, messages are dropped with `rate-limited`.
+    pub message_burst: f64,
+    /// A peer whose socket was lost without a close stays (id, room,
+    /// sessions) this long for a `hello` with its `resume` secret; zero:
+    /// forgotten at once.
+    pub resume_window: Duration,
 }
 
 impl Default for Limits {
@@ -50,6 +66,11 @@ impl Default for Limits {
             heartbeat_interval: Duration::from_secs(10),
             heartbeat_timeout: Duration::from_secs(30),
             session_wait_timeout: Duration::from_secs(60),
+            hello_timeout: Duration::from_secs(10),
+            max_meta_bytes: 4 * 1024,
+            message_rate: 200.0,
+            message_burst: 400.0,
+            resume_window: Duration::from_secs(10),
         }
     }
 }
@@ -66,6 +87,12 @@ pub enum Input<'a> {
         text: &'a str,
         len: usize,
     },
+    /// A text frame the transport decoded with [`decode_frame`], outside
+    /// the lock the core lives under.
+    Frame {
+        conn: ConnId,
+        frame: Frame<'a>,
+    },
     Binary {
         conn: ConnId,
     },
@@ -73,7 +100,14 @@ pub enum Input<'a> {
     Alive {
         conn: ConnId,
     },
+    /// The connection closed cleanly (a close frame, or its protocol
+    /// ended it): the peer is forgotten at once.
     Disconnected {
+        conn: ConnId,
+    },
+    /// The connection was lost without a close (the process died, the
+    /// network went): its peer is held for `resume_window`.
+    SocketLost {
         conn: ConnId,
     },
     /// A message already decoded: what a protocol adapter says on behalf
@@ -120,9 +154,40 @@ pub enum Action {
     },
 }
 
+/// A text frame after decoding, or why it cannot be used.
+#[derive(Debug)]
+pub enum Frame<'a> {
+    Decoded(Inbound<'a>),
+    Invalid(protocol::DecodeError),
+    TooLarge { len: usize },
+}
+
+/// Decodes a text frame of `len` bytes (the transport may pass an empty
+/// `text` for one it already knows is too large). Pure and lock-free, so
+/// the transport runs it before taking the core's lock.
+pub fn decode_frame<'a>(limits: &Limits, text: &'a str, len: usize) -> Frame<'a> {
+    if len > limits.max_message_bytes {
+        return Frame::TooLarge { len };
+    }
+    match protocol::decode_inbound(text) {
+        Ok(inbound) => Frame::Decoded(inbound),
+        Err(err) => Frame::Invalid(err),
+    }
+}
+
 struct Connection {
     peer: Option<Peer>,
+    /// When the connection opened, for the hello deadline.
+    opened: Instant,
     last_seen: Instant,
+    /// Messages it may still send now (the rate limit's token bucket).
+    allowance: f64,
+    /// When `allowance` was last topped up.
+    allowance_at: Instant,
+    /// When it was last told it is rate-limited (told at most once a second).
+    rate_limited_told: Option<Instant>,
+    /// Its socket was lost: the peer waits for a resume until then.
+    detached_until: Option<Instant>,
     pinged: bool,
     /// A token given with the connection (`/ws?token=`), for a hello
     /// without one.
@@ -139,6 +204,8 @@ struct Peer {
     room: Option<RoomId>,
     sessions: Vec<SessionId>,
     allowed: Allowed,
+    /// The secret a `hello` must carry to resume this peer.
+    resume: String,
 }
 
 impl Peer {
@@ -207,9 +274,16 @@ pub struct SignallingCore {
     peer_ids: HashMap<PeerId, ConnId>,
     rooms: HashMap<RoomId, Room>,
     sessions: HashMap<SessionId, Session>,
-    /// Sessions held for absent peers, to find them when a peer joins.
-    awaited: VecDeque<SessionId>,
+    /// Sessions held for absent peers, by room and awaited peer id, to
+    /// find them at once when that peer joins.
+    awaited: HashMap<(RoomId, PeerId), Vec<SessionId>>,
+    /// The same sessions by deadline. The wait timeout is one constant, so
+    /// sessions arrive in deadline order and a queue is enough.
+    awaited_deadlines: VecDeque<(Instant, SessionId)>,
     rng: SmallRng,
+    /// For secrets that grant control (resume): a CSPRNG, seeded by the
+    /// shell from the OS.
+    secrets: StdRng,
     access: Access,
     /// An instant and the Unix time it was, to read token times against
     /// (set by the shell; the core reads no clock).
@@ -224,8 +298,10 @@ impl SignallingCore {
             peer_ids: HashMap::new(),
             rooms: HashMap::new(),
             sessions: HashMap::new(),
-            awaited: VecDeque::new(),
+            awaited: HashMap::new(),
+            awaited_deadlines: VecDeque::new(),
             rng: SmallRng::seed_from_u64(seed),
+            secrets: StdRng::seed_from_u64(seed),
             access: Access::default(),
             clock_base: (Instant::now(), 0),
         }
@@ -235,6 +311,12 @@ impl SignallingCore {
     /// epoch, so it can check token times against the instants it is given.
     pub fn set_clock_base(&mut self, instant: Instant, unix_secs: u64) {
         self.clock_base = (instant, unix_secs);
+    }
+
+    /// Seeds the generator of secrets (resume); the shell gives OS
+    /// randomness.
+    pub fn seed_secrets(&mut self, seed: [u8; 32]) {
+        self.secrets = StdRng::from_seed(seed);
     }
 
     pub fn limits(&self) -> &Limits {
@@ -335,7 +417,12 @@ impl SignallingCore {
                     conn,
                     Connection {
                         peer: None,
+                        opened: now,
                         last_seen: now,
+                        allowance: self.limits.message_burst,
+                        allowance_at: now,
+                        rate_limited_told: None,
+                        detached_until: None,
                         pinged: false,
                         url_token: None,
                         vouched: None,
@@ -343,20 +430,23 @@ impl SignallingCore {
                 );
             }
             Input::Text { conn, text, len } => {
-                if !self.touch(conn, now) {
+                let frame = decode_frame(&self.limits, text, len);
+                self.handle(now, Input::Frame { conn, frame }, out);
+            }
+            Input::Frame { conn, frame } => {
+                if !self.touch(conn, now) || !self.within_rate(conn, now, out) {
                     return;
                 }
-                if len > self.limits.max_message_bytes {
-                    let message = format!(
-                        "message of {len} bytes exceeds the limit of {} bytes",
-                        self.limits.max_message_bytes
-                    );
-                    send_error(out, conn, ErrorCode::MessageTooLarge, message, None, None);
-                    return;
-                }
-                match protocol::decode_inbound(text) {
-                    Ok(message) => self.on_message(now, conn, message, out),
-                    Err(err) => send(out, conn, err.into_message()),
+                match frame {
+                    Frame::Decoded(message) => self.on_message(now, conn, message, out),
+                    Frame::Invalid(err) => send(out, conn, err.into_message()),
+                    Frame::TooLarge { len } => {
+                        let message = format!(
+                            "message of {len} bytes exceeds the limit of {} bytes",
+                            self.limits.max_message_bytes
+                        );
+                        send_error(out, conn, ErrorCode::MessageTooLarge, message, None, None);
+                    }
                 }
             }
             Input::Credential { conn, token } => {
@@ -373,12 +463,12 @@ impl SignallingCore {
                 }
             }
             Input::Message { conn, message } => {
-                if self.touch(conn, now) {
+                if self.touch(conn, now) && self.within_rate(conn, now, out) {
                     self.on_message(now, conn, Inbound::Client(message), out);
                 }
             }
             Input::Binary { conn } => {
-                if self.touch(conn, now) {
+                if self.touch(conn, now) && self.within_rate(conn, now, out) {
                     let message = "binary frames are not part of the protocol; send JSON text";
                     send_error(
                         out,
@@ -394,6 +484,7 @@ impl SignallingCore {
                 self.touch(conn, now);
             }
             Input::Disconnected { conn } => self.forget_connection(conn, "peer-disconnected", out),
+            Input::SocketLost { conn } => self.detach(now, conn, out),
             Input::Tick => self.on_tick(now, out),
         }
     }
@@ -424,9 +515,12 @@ impl SignallingCore {
         };
         let registered = self.peer(conn).is_some();
         let outcome = match message {
-            Inbound::Client(ClientMessage::Hello { id, meta, token }) => {
-                self.register(now, conn, id, meta, token, out)
-            }
+            Inbound::Client(ClientMessage::Hello {
+                id,
+                meta,
+                token,
+                resume,
+            }) => self.register(now, conn, id, meta, token, resume, out),
             Inbound::Client(ClientMessage::Ping {}) => {
                 send(out, conn, ServerMessage::Pong {});
                 Ok(())
@@ -435,7 +529,7 @@ impl SignallingCore {
                 let registration = if registered {
                     Ok(())
                 } else {
-                    self.register(now, conn, None, Value::Null, None, out)
+                    self.register(now, conn, None, Value::Null, None, None, out)
                 };
                 registration.and_then(|()| match other {
                     Inbound::Relay(RelayRequest { to, data }) => {
@@ -515,6 +609,7 @@ impl SignallingCore {
         requested: Option<PeerId>,
         meta: Value,
         token: Option<String>,
+        resume: Option<String>,
         out: &mut Vec<Action>,
     ) -> Outcome {
         if let Some(peer) = self.peer(conn) {
@@ -523,6 +618,7 @@ impl SignallingCore {
                 format!("this connection is already registered as \"{}\"", peer.id),
             ));
         }
+        self.check_meta(&meta)?;
         if self.peer_ids.len() >= self.limits.max_peers {
             return Err((
                 ErrorCode::ServerFull,
@@ -541,6 +637,12 @@ impl SignallingCore {
                 ));
             }
             Some(id) if self.peer_ids.contains_key(&id) => {
+                if let Some(secret) = resume
+                    && self.may_resume(&id, &secret)
+                {
+                    self.resume(now, conn, &id, allowed, out);
+                    return Ok(());
+                }
                 return Err((
                     ErrorCode::NameTaken,
                     format!("peer id \"{id}\" is already taken"),
@@ -550,6 +652,7 @@ impl SignallingCore {
             None => self.random_peer_id(),
         };
         self.peer_ids.insert(id.clone(), conn);
+        let secret = self.secret();
         if let Some(connection) = self.connections.get_mut(&conn) {
             connection.peer = Some(Peer {
                 id: id.clone(),
@@ -558,18 +661,33 @@ impl SignallingCore {
                 room: None,
                 sessions: Vec::new(),
                 allowed,
+                resume: secret,
             });
         }
+        self.welcome(now, conn, id, None, out);
+        Ok(())
+    }
+
+    fn welcome(
+        &self,
+        now: Instant,
+        conn: ConnId,
+        id: PeerId,
+        resumed: Option<protocol::Resumed>,
+        out: &mut Vec<Action>,
+    ) {
         let ice_servers = self.ice_servers_for(now, &id);
+        let resume = self.peer(conn).map(|peer| peer.resume.clone());
         let welcome = ServerMessage::Welcome {
             id,
             protocol: protocol::PROTOCOL_VERSION,
             heartbeat_ms: self.limits.heartbeat_interval.as_millis() as u64,
             max_message_bytes: self.limits.max_message_bytes,
             ice_servers,
+            resume,
+            resumed,
         };
         send(out, conn, welcome);
-        Ok(())
     }
 
     fn random_id(&mut self, prefix: &str, len: usize) -> String {
@@ -623,6 +741,7 @@ fn send_error(
 
 mod access;
 mod liveness;
+mod resume;
 mod rooms;
 mod sessions;
 
@@ -637,3 +756,11 @@ mod tests;
 #[cfg(test)]
 #[path = "core_access_tests.rs"]
 mod access_tests;
+
+#[cfg(test)]
+#[path = "core_limits_tests.rs"]
+mod limits_tests;
+
+#[cfg(test)]
+#[path = "core_resume_tests.rs"]
+mod resume_tests;

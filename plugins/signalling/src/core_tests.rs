@@ -9,9 +9,9 @@ pub(super) struct Harness {
 /// What one input made the core do, flattened per recipient.
 #[derive(Debug, Default)]
 pub(super) struct Effects {
-    sent: Vec<(ConnId, ServerMessage)>,
-    pings: Vec<ConnId>,
-    closed: Vec<(ConnId, ErrorCode)>,
+    pub(super) sent: Vec<(ConnId, ServerMessage)>,
+    pub(super) pings: Vec<ConnId>,
+    pub(super) closed: Vec<(ConnId, ErrorCode)>,
 }
 
 impl Effects {

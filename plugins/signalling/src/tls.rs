@@ -112,51 +112,6 @@ fn identity(
     })
 }
 
-/// Serves `app` over TLS on `listener` until `shutdown` resolves: the
-/// accept loop axum::serve has, with a TLS handshake first (failed
-/// handshakes only cost their own connection).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    config: Arc<rustls::ServerConfig>,
-    app: axum::Router,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    tokio::pin!(shutdown);
-    loop {
-        let accepted = tokio::select! {
-            _ = &mut shutdown => return,
-            accepted = listener.accept() => accepted,
-        };
-        let Ok((stream, remote)) = accepted else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(
-                std::time::Duration::from_secs(10),
-                acceptor.accept(stream),
-            )
-            .await
-            {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(err)) => return tracing::debug!(%remote, %err, "TLS handshake failed"),
-                Err(_) => return tracing::debug!(%remote, "TLS handshake timed out"),
-            };
-            let service = hyper_util::service::TowerToHyperService::new(app);
-            let served =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                    .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            if let Err(err) = served {
-                tracing::debug!(%remote, %err, "HTTPS connection ended");
-            }
-        });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

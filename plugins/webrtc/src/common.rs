@@ -282,6 +282,34 @@ pub const DEFAULT_PRODUCER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Posts the element message announcing where the element signals, and
 /// prints the page address for people running gst-launch.
+/// `peer-signalling-lost` on the bus (and a warning): the server went
+/// away; the element reconnects, and media already flowing goes on.
+pub fn announce_signalling_lost(element: &gst::Element, reason: &str) {
+    let structure = gst::Structure::builder("peer-signalling-lost")
+        .field("reason", reason)
+        .build();
+    let _ = element.post_message(gst::message::Element::builder(structure).src(element).build());
+    gst::warning!(
+        gst::CAT_DEFAULT,
+        obj = element,
+        "signalling server lost ({reason}); reconnecting"
+    );
+}
+
+/// `peer-signalling-restored` on the bus: back on a server under the same
+/// peer id, `after` the loss.
+pub fn announce_signalling_restored(element: &gst::Element, after: std::time::Duration) {
+    let structure = gst::Structure::builder("peer-signalling-restored")
+        .field("after-ms", after.as_millis() as u64)
+        .build();
+    let _ = element.post_message(gst::message::Element::builder(structure).src(element).build());
+    gst::info!(
+        gst::CAT_DEFAULT,
+        obj = element,
+        "signalling server back after {after:?}"
+    );
+}
+
 pub fn announce_ready(
     element: &gst::Element,
     peer_id: &str,

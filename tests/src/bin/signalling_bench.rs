@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 #[command(
     after_help = "Environment: SIGNALLING_BENCH_SERVER names another server \
     binary to measure (e.g. peer-signalling's example `serve`, or an older `peer`); \
-    it is started as `BINARY serve --port N --max-peers-per-room 100000`."
+    it is started as `BINARY serve --port N --max-peers-per-room 100000` with the connection caps and rate limit lifted."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -163,6 +163,15 @@ fn start_server() -> Server {
             &port.to_string(),
             "--max-peers-per-room",
             "100000",
+            // The benchmark's clients all come from 127.0.0.1, and its few
+            // senders go as fast as they can: lift the per-address cap and
+            // the per-connection rate limit it would otherwise measure.
+            "--max-connections",
+            "30000",
+            "--max-connections-per-ip",
+            "30000",
+            "--message-rate",
+            "1000000",
         ])
         .env("PEER_LOG", "warn");
     if auth() {

@@ -325,6 +325,7 @@ async fn record(args: RecorderArgs) -> anyhow::Result<()> {
         id: args.token.is_none().then(|| args.id.clone()),
         meta: serde_json::json!({"role": "recorder"}),
         token: args.token.clone(),
+        resume: None,
     })?;
     signalling.send(ClientMessage::Join {
         room: args.room.clone(),

@@ -1,4 +1,4 @@
-//! Connections over time: signs of life and their rate, heartbeats, the
+//! Connections over time: signs of life and the message rate, heartbeats, the
 //! hello deadline, forgetting a connection, and sessions that waited too
 //! long for their peer. Part of the pure [`SignallingCore`].
 
@@ -16,18 +16,55 @@ impl SignallingCore {
         }
     }
 
-    pub(super) fn forget_connection(&mut self, conn: ConnId, reason: &str, out: &mut Vec<Action>) {
-        self.leave_room(conn, reason, out);
-        // Sessions this peer requested while its target had not yet arrived.
-        let orphaned: Vec<SessionId> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.requester == conn)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for session in orphaned {
-            self.sessions.remove(&session);
+    /// Takes one message from the connection's allowance (the token
+    /// bucket of [`Limits::message_rate`]); false, with a `rate-limited`
+    /// error at most once a second, when there is none left.
+    pub(super) fn within_rate(&mut self, conn: ConnId, now: Instant, out: &mut Vec<Action>) -> bool {
+        let (rate, burst) = (self.limits.message_rate, self.limits.message_burst);
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return false;
+        };
+        let elapsed = now.saturating_duration_since(connection.allowance_at);
+        connection.allowance = (connection.allowance + elapsed.as_secs_f64() * rate).min(burst);
+        connection.allowance_at = now;
+        if connection.allowance >= 1.0 {
+            connection.allowance -= 1.0;
+            return true;
         }
+        let told_recently = connection
+            .rate_limited_told
+            .is_some_and(|told| now.saturating_duration_since(told) < Duration::from_secs(1));
+        if !told_recently {
+            connection.rate_limited_told = Some(now);
+            let message = format!(
+                "more than {rate} messages per second (bursts of {burst}); \
+                 messages are dropped until the rate falls"
+            );
+            send_error(out, conn, ErrorCode::RateLimited, message, None, None);
+        }
+        false
+    }
+
+    /// A `meta` must fit [`Limits::max_meta_bytes`]: it is copied to every
+    /// member of the room and into every `list`.
+    pub(super) fn check_meta(&self, meta: &Value) -> Outcome {
+        let size = json_size(meta);
+        if size > self.limits.max_meta_bytes {
+            return Err((
+                ErrorCode::MessageTooLarge,
+                format!(
+                    "meta of {size} bytes exceeds the limit of {} bytes",
+                    self.limits.max_meta_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn forget_connection(&mut self, conn: ConnId, reason: &str, out: &mut Vec<Action>) {
+        // Ends its sessions, awaited ones included: a requester is always
+        // in a room and holds every session it requested.
+        self.leave_room(conn, reason, out);
         if let Some(connection) = self.connections.remove(&conn)
             && let Some(peer) = connection.peer
         {
@@ -37,9 +74,20 @@ impl SignallingCore {
 
     pub(super) fn on_tick(&mut self, now: Instant, out: &mut Vec<Action>) {
         let mut dead = Vec::new();
+        let mut mute = Vec::new();
+        let mut gone = Vec::new();
         for (conn, connection) in self.connections.iter_mut() {
             let silent = now.saturating_duration_since(connection.last_seen);
-            if silent >= self.limits.heartbeat_timeout {
+            if let Some(until) = connection.detached_until {
+                // No socket to ping: it resumes in time, or it is gone.
+                if until <= now {
+                    gone.push(*conn);
+                }
+            } else if connection.peer.is_none()
+                && now.saturating_duration_since(connection.opened) >= self.limits.hello_timeout
+            {
+                mute.push(*conn);
+            } else if silent >= self.limits.heartbeat_timeout {
                 dead.push(*conn);
             } else if silent >= self.limits.heartbeat_interval && !connection.pinged {
                 connection.pinged = true;
@@ -54,21 +102,46 @@ impl SignallingCore {
                 reason: format!("nothing received for {:?}", self.limits.heartbeat_timeout),
             });
         }
+        for conn in gone {
+            self.forget_connection(conn, "peer-disconnected", out);
+        }
+        for conn in mute {
+            self.forget_connection(conn, "peer-timed-out", out);
+            out.push(Action::Close {
+                conn,
+                code: ErrorCode::HelloTimeout,
+                reason: format!("no hello within {:?}", self.limits.hello_timeout),
+            });
+        }
 
-        let expired: Vec<SessionId> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| matches!(s.target, SessionTarget::Awaited { deadline, .. } if deadline <= now))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for session_id in expired {
+        while let Some((deadline, _)) = self.awaited_deadlines.front()
+            && *deadline <= now
+        {
+            let (_, session_id) = self.awaited_deadlines.pop_front().expect("front");
+            // Sessions that started or ended meanwhile are no longer awaited.
             if let Some(SessionTarget::Awaited { peer, .. }) =
                 self.sessions.get(&session_id).map(|s| &s.target)
             {
                 let reason = format!("peer \"{peer}\" did not join in time");
                 self.end_session(&session_id, None, &reason, out);
             }
-            self.awaited.retain(|s| *s != session_id);
         }
     }
+}
+
+/// Bytes of `value` as compact JSON, counted without building the text.
+fn json_size(value: &Value) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
 }

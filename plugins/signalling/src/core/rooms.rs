@@ -19,6 +19,7 @@ impl SignallingCore {
                 format!("room \"{room}\" is not 1-64 characters of A-Z a-z 0-9 . _ -"),
             ));
         }
+        self.check_meta(&meta)?;
         let peer = self.peer(conn).expect("registered");
         if let Some(current) = &peer.room {
             return Err((
@@ -99,6 +100,9 @@ impl SignallingCore {
         meta: Option<Value>,
         out: &mut Vec<Action>,
     ) -> Outcome {
+        if let Some(meta) = &meta {
+            self.check_meta(meta)?;
+        }
         if streams.as_ref().is_some_and(|s| !s.is_empty()) {
             let room = self
                 .peer(conn)
@@ -193,16 +197,18 @@ impl SignallingCore {
                 format!("listing room \"{room}\" needs the admin grant (or being in it)"),
             ));
         }
-        let peers = match self.rooms.get(&room) {
-            Some(r) => r
-                .members
-                .iter()
-                .filter(|m| **m != conn)
-                .filter_map(|m| self.peer(*m))
-                .map(Peer::info)
-                .collect(),
-            None => Vec::new(),
+        let Some(members) = self.rooms.get(&room).map(|r| &r.members) else {
+            return Err((
+                ErrorCode::UnknownRoom,
+                format!("there is no room \"{room}\""),
+            ));
         };
+        let peers = members
+            .iter()
+            .filter(|m| **m != conn)
+            .filter_map(|m| self.peer(*m))
+            .map(Peer::info)
+            .collect();
         send(out, conn, ServerMessage::Peers { room, peers });
         Ok(())
     }

@@ -12,17 +12,13 @@ impl SignallingCore {
         id: &str,
         out: &mut Vec<Action>,
     ) {
-        let mut still_waiting = VecDeque::with_capacity(self.awaited.len());
-        while let Some(session_id) = self.awaited.pop_front() {
+        let Some(waiting) = self.awaited.remove(&(room.to_owned(), id.to_owned())) else {
+            return;
+        };
+        for session_id in waiting {
             let Some(session) = self.sessions.get_mut(&session_id) else {
                 continue;
             };
-            let matches = matches!(&session.target, SessionTarget::Awaited { peer, .. } if peer == id)
-                && session.room == room;
-            if !matches {
-                still_waiting.push_back(session_id);
-                continue;
-            }
             session.target = SessionTarget::Present(conn);
             let offer = session.offer.take();
             let requester = session.requester;
@@ -43,7 +39,6 @@ impl SignallingCore {
                 },
             );
         }
-        self.awaited = still_waiting;
     }
 
     pub(super) fn start_session(
@@ -147,8 +142,13 @@ impl SignallingCore {
                 );
                 None
             }
-            SessionTarget::Awaited { .. } => {
-                self.awaited.push_back(session_id.clone());
+            SessionTarget::Awaited { ref peer, deadline } => {
+                self.awaited
+                    .entry((room.clone(), peer.clone()))
+                    .or_default()
+                    .push(session_id.clone());
+                self.awaited_deadlines
+                    .push_back((deadline, session_id.clone()));
                 offer
             }
         };
@@ -264,8 +264,18 @@ impl SignallingCore {
             return;
         };
         let mut parties = vec![session.requester];
-        if let SessionTarget::Present(target) = session.target {
-            parties.push(target);
+        match session.target {
+            SessionTarget::Present(target) => parties.push(target),
+            SessionTarget::Awaited { peer, .. } => {
+                // Its deadline entry is skipped when it comes up.
+                let key = (session.room, peer);
+                if let Some(waiting) = self.awaited.get_mut(&key) {
+                    waiting.retain(|s| s != session_id);
+                    if waiting.is_empty() {
+                        self.awaited.remove(&key);
+                    }
+                }
+            }
         }
         for party in parties {
             if let Some(peer) = self.peer_mut(party) {

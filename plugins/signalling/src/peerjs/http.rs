@@ -25,7 +25,7 @@ use axum::routing::get;
 use futures::SinkExt;
 
 use super::{Connect, PeerJsAdapter};
-use crate::server::{Hub, Outbox, hard_frame_cap, write_batch};
+use crate::server::{Hub, Outbox, close_on_error, hard_frame_cap, write_batch};
 
 pub fn router(hub: Arc<Hub>) -> Router {
     let path = hub.with_adapter::<PeerJsAdapter, _>(
@@ -90,7 +90,8 @@ async fn serve(hub: Arc<Hub>, mut ws: WebSocket, query: HashMap<String, String>)
                 Some(Ok(Message::Binary(_) | Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Close(_))) | None => break,
                 Some(Err(err)) => {
-                    tracing::debug!(socket, %err, "PeerJS socket error");
+                    tracing::debug!(socket, "PeerJS socket error");
+                    let _ = close_on_error(&mut ws, err).await;
                     break;
                 }
             },

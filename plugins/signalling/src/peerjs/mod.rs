@@ -342,6 +342,7 @@ impl PeerJsAdapter {
                 // PeerJS's own `token` (a client's random secret for
                 // re-attaching) carries ours when the server requires one.
                 token: core.requires_tokens().then(|| token.to_owned()),
+                resume: None,
             },
         });
         out.push(AdapterAction::ToCore {

@@ -183,6 +183,7 @@ impl Harness {
                 id: Some(id.into()),
                 meta: Value::Null,
                 token: None,
+                resume: None,
             },
             ClientMessage::Join {
                 room: room.into(),

@@ -333,6 +333,7 @@ impl WishAdapter {
                 id: peer_id.clone(),
                 meta: json!({"via": self.kind.path()}),
                 token,
+                resume: None,
             },
         });
         let streams = match self.kind {

@@ -34,6 +34,7 @@ pub(super) fn core_with(receivers: usize, producer: bool) -> SignallingCore {
                 id: Some(id),
                 meta: serde_json::Value::Null,
                 token: None,
+                resume: None,
             },
             ClientMessage::Join {
                 room: "live".into(),

@@ -562,6 +562,12 @@ impl PeerSrc {
             SignallerEvent::Message { from, data } => {
                 common::announce_signalling_message(self.obj().upcast_ref(), &from, &data);
             }
+            SignallerEvent::SignallingLost { reason } => {
+                common::announce_signalling_lost(self.obj().upcast_ref(), &reason);
+            }
+            SignallerEvent::SignallingRestored { after } => {
+                common::announce_signalling_restored(self.obj().upcast_ref(), after);
+            }
             SignallerEvent::Warning(error) => {
                 ElementError::from(error).post_warning(self.obj().upcast_ref());
             }

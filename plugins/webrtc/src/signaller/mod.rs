@@ -56,6 +56,9 @@ pub struct ProtocolSettings {
     /// Our protocol: the viewer (peersrc) makes the offer instead of the
     /// producer.
     pub viewer_offer: bool,
+    /// Our protocol: how long to keep reconnecting to a server that went
+    /// away; zero: the element fails at once.
+    pub reconnect_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -156,6 +159,11 @@ pub enum SignallerEvent {
         from: String,
         data: Value,
     },
+    /// The connection to the signalling server was lost; the signaller
+    /// reconnects, and sessions already up keep their media meanwhile.
+    SignallingLost { reason: String },
+    /// Back on a server, under the same peer id, after `SignallingLost`.
+    SignallingRestored { after: Duration },
     /// Something the user should know that does not stop the element.
     Warning(SignallerError),
     /// The element cannot go on (server unreachable, name taken, producer gone).

@@ -83,6 +83,12 @@ struct Connection {
     embedded: bool,
     peer_id: String,
     registered: bool,
+    /// When the server was lost, while reconnecting and re-registering.
+    lost_at: Option<Instant>,
+    /// The next wait between reconnection attempts.
+    backoff: std::time::Duration,
+    /// The server's secret for taking our peer back after a lost connection.
+    resume: Option<String>,
     /// Consumer: the producer chosen and the session with it.
     producer: Option<String>,
     session: Option<String>,
@@ -128,13 +134,15 @@ async fn run(
                 return;
             }
         };
+    let token = config
+        .token
+        .clone()
+        .or_else(|| query_value(&config, "token"));
     let _ = client.send(ClientMessage::Hello {
         id: config.peer_id.clone(),
         meta: config.meta.clone(),
-        token: config
-            .token
-            .clone()
-            .or_else(|| query_value(&config, "token")),
+        token: token.clone(),
+        resume: None,
     });
 
     let producer_deadline = match &config.role {
@@ -153,6 +161,9 @@ async fn run(
         embedded: embedded_server.is_some(),
         peer_id: String::new(),
         registered: false,
+        lost_at: None,
+        backoff: FIRST_BACKOFF,
+        resume: None,
         producer: None,
         session: None,
         producer_deadline,
@@ -164,39 +175,40 @@ async fn run(
 
     loop {
         let deadline = connection.producer_deadline;
-        tokio::select! {
+        let lost = tokio::select! {
             command = commands.recv() => match command {
-                Some(command) => connection.on_command(command),
+                Some(command) => {
+                    connection.on_command(command);
+                    None
+                }
                 // The element dropped its handle: it is stopping.
                 None => break,
             },
             event = incoming.recv() => match event {
                 Some(ClientEvent::Message(message)) => {
-                    let mut out = Vec::new();
-                    connection.on_server_message(message, &config, &mut out);
-                    let fatal = out.iter().any(|event| matches!(event, SignallerEvent::Error(_)));
-                    for event in out {
-                        let _ = events.send(event);
-                    }
-                    if fatal {
-                        break;
+                    if let Some(reason) = connection.refused_while_resuming(&message) {
+                        Some(reason)
+                    } else {
+                        let mut out = Vec::new();
+                        connection.on_server_message(message, &config, &mut out);
+                        let fatal = out.iter().any(|event| matches!(event, SignallerEvent::Error(_)));
+                        for event in out {
+                            let _ = events.send(event);
+                        }
+                        if fatal {
+                            break;
+                        }
+                        None
                     }
                 }
                 Some(ClientEvent::Undecodable(text)) => {
                     let _ = events.send(SignallerEvent::Warning(SignallerError::Protocol(format!(
                         "undecodable message from the server: {text}"
                     ))));
+                    None
                 }
-                Some(ClientEvent::Closed(reason)) => {
-                    let _ = events.send(SignallerEvent::Error(SignallerError::ConnectionLost(reason)));
-                    break;
-                }
-                None => {
-                    let _ = events.send(SignallerEvent::Error(SignallerError::ConnectionLost(
-                        "the connection ended".into(),
-                    )));
-                    break;
-                }
+                Some(ClientEvent::Closed(reason)) => Some(reason),
+                None => Some("the connection ended".to_owned()),
             },
             _ = sleep_until_optional(deadline) => {
                 connection.producer_deadline = None;
@@ -212,6 +224,49 @@ async fn run(
                 }));
                 break;
             }
+        };
+        let Some(reason) = lost else {
+            continue;
+        };
+        // An embedded server cannot go away without us; a server that
+        // never took us is a configuration error, not an outage.
+        let timeout = config.protocol.reconnect_timeout;
+        let ever_registered = connection.registered || connection.lost_at.is_some();
+        if connection.embedded || !ever_registered || timeout.is_zero() {
+            let _ = events.send(SignallerEvent::Error(SignallerError::ConnectionLost(reason)));
+            break;
+        }
+        // Lost again before registering: wait before the next attempt.
+        let again = connection.lost_at.is_some();
+        let lost_at = *connection.lost_at.get_or_insert_with(|| {
+            let _ = events.send(SignallerEvent::SignallingLost {
+                reason: reason.clone(),
+            });
+            Instant::now()
+        });
+        connection.registered = false;
+        let deadline = lost_at + timeout;
+        match reconnect(&room_address.ws_url, &config, &mut commands, deadline, &mut connection.backoff, again).await {
+            Reconnected::Connected(client, receiver) => {
+                incoming = receiver;
+                connection.client = client;
+                // Our id back: the token's subject, or the id we had.
+                // The same server resumes us (room and sessions intact);
+                // a restarted one knows nothing and we join again.
+                let _ = connection.client.send(ClientMessage::Hello {
+                    id: Some(connection.peer_id.clone()),
+                    meta: config.meta.clone(),
+                    token: token.clone(),
+                    resume: connection.resume.clone(),
+                });
+            }
+            Reconnected::GaveUp => {
+                let _ = events.send(SignallerEvent::Error(SignallerError::ConnectionLost(
+                    format!("{reason}; no server to reconnect to for {timeout:?}"),
+                )));
+                break;
+            }
+            Reconnected::Stopping => break,
         }
     }
     if let Some(server) = embedded_server {
@@ -238,6 +293,57 @@ fn query_flag(config: &SignallerConfig, name: &str) -> bool {
     })
 }
 
+enum Reconnected {
+    Connected(ClientSender, tokio::sync::mpsc::UnboundedReceiver<ClientEvent>),
+    GaveUp,
+    Stopping,
+}
+
+/// First retry after this; doubled up to `MAX_BACKOFF`, with ±25% jitter so
+/// that every peer of a restarted server does not knock at once.
+const FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(250);
+const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Connects again until `deadline`. Commands from the element meanwhile
+/// (candidates, descriptions of sessions the new server does not know)
+/// are dropped: sessions already up need none of them.
+/// `backoff` carries over between calls until registration succeeds, so a
+/// server that takes the connection but refuses the hello is not hammered.
+async fn reconnect(
+    url: &str,
+    config: &SignallerConfig,
+    commands: &mut CommandSource,
+    deadline: Instant,
+    backoff: &mut std::time::Duration,
+    wait_first: bool,
+) -> Reconnected {
+    let mut first = !wait_first;
+    loop {
+        if !first {
+            let jitter = rand::random_range(0.75..1.25);
+            let wait = Instant::now() + backoff.mul_f64(jitter);
+            *backoff = (*backoff * 2).min(MAX_BACKOFF);
+            loop {
+                tokio::select! {
+                    command = commands.recv() => if command.is_none() {
+                        return Reconnected::Stopping;
+                    },
+                    _ = tokio::time::sleep_until(wait.min(deadline)) => break,
+                }
+            }
+        }
+        first = false;
+        let attempt = client::connect_trusting(url, config.tls_ca_pem.as_deref());
+        let attempt = tokio::time::timeout_at(deadline.max(Instant::now()) + MAX_BACKOFF, attempt);
+        if let Ok(Ok((client, receiver))) = attempt.await {
+            return Reconnected::Connected(client, receiver);
+        }
+        if Instant::now() >= deadline {
+            return Reconnected::GaveUp;
+        }
+    }
+}
+
 async fn sleep_until_optional(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -248,6 +354,20 @@ async fn sleep_until_optional(deadline: Option<Instant>) {
 impl Connection {
     fn send(&self, message: ClientMessage) {
         let _ = self.client.send(message);
+    }
+
+    /// While re-registering after a reconnect, a refused hello is retried
+    /// rather than fatal: the old connection may still hold our id until
+    /// the server notices it is gone. The reason, for the retry.
+    fn refused_while_resuming(&self, message: &ServerMessage) -> Option<String> {
+        match message {
+            ServerMessage::Error {
+                code: ErrorCode::NameTaken,
+                message,
+                ..
+            } if self.lost_at.is_some() && !self.registered => Some(message.clone()),
+            _ => None,
+        }
     }
 
     fn wanted_producer(&self) -> Option<String> {
@@ -383,10 +503,26 @@ impl Connection {
     ) {
         let event = match message {
             ServerMessage::Welcome {
-                id, ice_servers, ..
+                id,
+                ice_servers,
+                resume,
+                resumed,
+                ..
             } => {
                 self.peer_id = id;
+                self.resume = resume;
                 self.ice_servers = ice_servers.iter().flat_map(webrtcbin_ice_servers).collect();
+                if resumed.is_some() {
+                    // Still in the room with our sessions: nothing to redo.
+                    self.registered = true;
+                    self.backoff = FIRST_BACKOFF;
+                    if let Some(lost_at) = self.lost_at.take() {
+                        out.push(SignallerEvent::SignallingRestored {
+                            after: lost_at.elapsed(),
+                        });
+                    }
+                    return;
+                }
                 let streams = match &self.role {
                     Role::Producer { streams } => streams.clone(),
                     Role::Consumer { .. } => Vec::new(),
@@ -400,6 +536,12 @@ impl Connection {
             }
             ServerMessage::Joined { room, id, peers } => {
                 self.registered = true;
+                self.backoff = FIRST_BACKOFF;
+                if let Some(lost_at) = self.lost_at.take() {
+                    out.push(SignallerEvent::SignallingRestored {
+                        after: lost_at.elapsed(),
+                    });
+                }
                 out.push(SignallerEvent::Ready {
                     peer_id: id,
                     room,

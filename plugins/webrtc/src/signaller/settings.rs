@@ -14,6 +14,7 @@ use super::{ProtocolSettings, Status};
 
 const DEFAULT_TIMEOUT_S: u32 = 15;
 const DEFAULT_GATHERING_TIMEOUT_MS: u32 = 1000;
+const DEFAULT_RECONNECT_TIMEOUT_S: u32 = 60;
 
 /// One line per property, for the element's `signaller` property blurb:
 /// gst-inspect-1.0 does not list a child object's properties itself.
@@ -21,7 +22,8 @@ pub const SUMMARY: &str = "Protocol settings, set as signaller::NAME=VALUE: \
     token (Bearer token for WHIP/WHEP, overriding ?token= in the uri; the PeerJS token), \
     timeout (seconds an HTTP request may take, default 15), \
     gathering-timeout (ms to gather ICE candidates before posting an offer, default 1000), \
-    viewer-offer (our protocol: peersrc makes the offer, default false); \
+    viewer-offer (our protocol: peersrc makes the offer, default false), \
+    reconnect-timeout (our protocol: seconds to keep reconnecting to a lost server, default 60, 0 = never); \
     read-only: protocol (native, whip, whep, peerjs), resource-url (WHIP/WHEP session URL: it grants \
     control of the session, keep it private)";
 
@@ -34,6 +36,7 @@ mod imp {
         timeout_s: u32,
         gathering_timeout_ms: u32,
         viewer_offer: bool,
+        reconnect_timeout_s: u32,
     }
 
     impl Default for Values {
@@ -43,6 +46,7 @@ mod imp {
                 timeout_s: DEFAULT_TIMEOUT_S,
                 gathering_timeout_ms: DEFAULT_GATHERING_TIMEOUT_MS,
                 viewer_offer: false,
+                reconnect_timeout_s: DEFAULT_RECONNECT_TIMEOUT_S,
             }
         }
     }
@@ -96,6 +100,16 @@ mod imp {
                             )
                             .default_value(false)
                             .build(),
+                        glib::ParamSpecUInt::builder("reconnect-timeout")
+                            .nick("Reconnect timeout")
+                            .blurb(
+                                "Our protocol: seconds to keep reconnecting (with backoff) to a \
+                                 server that went away, media flowing meanwhile; 0: the element \
+                                 fails at once",
+                            )
+                            .maximum(86_400)
+                            .default_value(DEFAULT_RECONNECT_TIMEOUT_S)
+                            .build(),
                         glib::ParamSpecString::builder("protocol")
                             .nick("Protocol")
                             .blurb(
@@ -131,6 +145,9 @@ mod imp {
                     values.gathering_timeout_ms = value.get().expect("type checked upstream")
                 }
                 "viewer-offer" => values.viewer_offer = value.get().expect("type checked upstream"),
+                "reconnect-timeout" => {
+                    values.reconnect_timeout_s = value.get().expect("type checked upstream")
+                }
                 other => unreachable!("unknown property {other}"),
             }
         }
@@ -143,6 +160,7 @@ mod imp {
                 "timeout" => values.timeout_s.to_value(),
                 "gathering-timeout" => values.gathering_timeout_ms.to_value(),
                 "viewer-offer" => values.viewer_offer.to_value(),
+                "reconnect-timeout" => values.reconnect_timeout_s.to_value(),
                 "protocol" => status.protocol.to_value(),
                 "resource-url" => status.resource_url.to_value(),
                 other => unreachable!("unknown property {other}"),
@@ -158,6 +176,7 @@ mod imp {
                 timeout: Duration::from_secs(values.timeout_s as u64),
                 gathering_timeout: Duration::from_millis(values.gathering_timeout_ms as u64),
                 viewer_offer: values.viewer_offer,
+                reconnect_timeout: Duration::from_secs(values.reconnect_timeout_s as u64),
             }
         }
     }
