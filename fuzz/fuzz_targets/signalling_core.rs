@@ -37,6 +37,8 @@ enum Frame {
     Hello {
         name: Option<u8>,
         meta: bool,
+        /// One of the `resume` secrets of earlier welcomes.
+        resume: Option<u8>,
     },
     Join {
         room: u8,
@@ -87,11 +89,18 @@ fn session(sessions: &[String], n: u8) -> String {
     }
 }
 
-fn frame_text(frame: &Frame, sessions: &[String]) -> String {
+fn frame_text(frame: &Frame, sessions: &[String], secrets: &[String]) -> String {
     let streams = json!([{"kind": "video", "codec": "VP8"}]);
     let value = match frame {
-        Frame::Hello { name: n, meta } => {
+        Frame::Hello {
+            name: n,
+            meta,
+            resume,
+        } => {
             let mut v = json!({"type": "hello"});
+            if let (Some(r), false) = (resume, secrets.is_empty()) {
+                v["resume"] = secrets[*r as usize % secrets.len()].clone().into();
+            }
             if let Some(n) = n {
                 v["id"] = name(*n).into();
             }
@@ -166,6 +175,7 @@ fn main() {
         let mut now = Instant::now();
         let mut open: HashSet<u64> = HashSet::new();
         let mut sessions: Vec<String> = Vec::new();
+        let mut secrets: Vec<String> = Vec::new();
         let mut out = Vec::new();
         for step in steps.iter().take(200) {
             let conn = |c: &u8| u64::from(*c) % CLIENTS;
@@ -193,7 +203,7 @@ fn main() {
                     len: raw.len(),
                 },
                 Step::Frame(c, frame) => {
-                    text = frame_text(frame, &sessions);
+                    text = frame_text(frame, &sessions, &secrets);
                     Input::Text {
                         conn: conn(c),
                         text: &text,
@@ -217,6 +227,14 @@ fn main() {
                             ServerMessage::Error { code, message, .. } => {
                                 assert!(!code.as_str().is_empty());
                                 assert!(!message.is_empty(), "error {code} says nothing");
+                            }
+                            ServerMessage::Welcome {
+                                resume: Some(secret),
+                                ..
+                            } => {
+                                if secrets.len() < 8 {
+                                    secrets.push(secret.clone());
+                                }
                             }
                             ServerMessage::SessionStarted { session, .. }
                             | ServerMessage::SessionRequested { session, .. } => {

@@ -62,6 +62,7 @@ impl Hub {
                 id: Some("peer".into()),
                 meta: Value::Null,
                 token: None,
+                resume: None,
             },
             ClientMessage::Join {
                 room: "live".into(),
