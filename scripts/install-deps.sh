@@ -19,6 +19,9 @@ packages=(
   coturn xvfb x11-xserver-utils x11-utils x11-apps xdotool wmctrl
   gstreamer1.0-pipewire
   espeak-ng sox
+  # fuzzing (scripts/fuzz.sh): afl++ brings clang/LLVM and AFL++'s tools;
+  # cargo-afl (below) builds its own AFL++ runtime for rustc's instrumentation
+  afl++ clang llvm
 )
 # the PeerJS client for the calling page and the reference PeerServer (npm,
 # below). A machine whose node already brings npm (NodeSource's package, which
@@ -43,6 +46,20 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet coturn 2>
   systemctl stop coturn || true
 fi
 echo "install-deps: all ${#packages[@]} packages present"
+
+# cargo-afl from crates.io (its AFL++ is built from the source it ships,
+# for the installed rustc): coverage-guided fuzzing on stable Rust.
+CARGO_AFL_VERSION=0.18.2
+if command -v cargo >/dev/null 2>&1; then
+  if [ "$(cargo afl --version 2>/dev/null | awk '{print $2}')" != "$CARGO_AFL_VERSION" ]; then
+    cargo install cargo-afl --locked --version "$CARGO_AFL_VERSION"
+  fi
+  # The AFL++ runtime for this rustc (it says "already built" when it is).
+  if ! afl_config=$(cargo afl config --build 2>&1); then
+    grep -q "already built" <<<"$afl_config" || { echo "$afl_config" >&2; exit 1; }
+  fi
+  echo "install-deps: cargo-afl $CARGO_AFL_VERSION"
+fi
 
 # npm packages (scripts/npm, exact versions and integrity from its lock file):
 # `peerjs` 1.5.5, whose client the calling page embeds (copied into

@@ -567,14 +567,7 @@ fn canvas_bench() {
     );
     let json = busy_scene();
     let mut fonts = text::FontBook::default();
-    let scene = scene::parse_scene(
-        &json,
-        &mut scene::Resources {
-            fonts: &mut fonts,
-            allow_files: false,
-        },
-    )
-    .unwrap();
+    let scene = scene::parse_scene(&json, &mut scene::Resources::new(&mut fonts, false)).unwrap();
     // tiny-skia drawing the same shapes as paths (the reference),
     // our renderer on one thread, and in bands on every core, alternating
     // in short rounds so that all see the same machine (it is shared:

@@ -286,3 +286,64 @@ fn is_live_decides_whether_it_prerolls() {
         pipeline.set_state(gst::State::Null).unwrap();
     }
 }
+
+/// Patches from peers (`apply-peer-patch`, what `patch-source` uses): a
+/// peer draws and moves its own node, cannot touch the pipeline's or
+/// another peer's, and images are held to `max-image-size`.
+#[test]
+fn peers_change_only_their_own_nodes_and_images_are_bounded() {
+    let run = canvas(SCENE, "RGBx", false);
+    run.next_frame(WAIT);
+    let canvas = run.element("canvas");
+    assert_eq!(canvas.property::<u32>("max-image-size"), 4096);
+    assert_eq!(canvas.property::<u64>("max-image-bytes"), 64 << 20);
+    let peer_patch =
+        |peer: &str, json: &str| canvas.emit_by_name::<bool>("apply-peer-patch", &[&peer, &json]);
+    assert!(peer_patch(
+        "v1",
+        r#"{"op":"put","node":{"id":"cursor-v1","type":"rect","x":200,"y":150,"width":20,"height":20,"fill":"lime"}}"#
+    ));
+    run.frame_where(WAIT, |f| {
+        f.share_of((0, 255, 0), 200, 150, 20, 20, 0) == 1.0
+    });
+
+    assert!(!peer_patch("v2", r#"{"op":"remove","id":"cursor-v1"}"#));
+    let error = canvas.property::<Option<String>>("last-error").unwrap();
+    assert!(error.contains("belongs to peer \"v1\""), "{error}");
+    assert!(!peer_patch(
+        "v1",
+        r#"{"op":"update","id":"box","set":{"fill":"blue"}}"#
+    ));
+    let error = canvas.property::<Option<String>>("last-error").unwrap();
+    assert!(
+        error.contains("node \"box\" belongs to the pipeline"),
+        "{error}"
+    );
+    assert!(!peer_patch(
+        "v1",
+        r##"{"op":"background","color":"#000000"}"##
+    ));
+
+    // A PNG header saying 5000x5000 is refused before anything is decoded.
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    png.extend_from_slice(&5000u32.to_be_bytes());
+    png.extend_from_slice(&5000u32.to_be_bytes());
+    png.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
+    use base64::Engine as _;
+    let url = format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(&png)
+    );
+    let image = format!(r#"{{"op":"add","node":{{"type":"image","src":"{url}"}}}}"#);
+    assert!(!peer_patch("v1", &image));
+    let error = canvas.property::<Option<String>>("last-error").unwrap();
+    assert!(
+        error.contains("image is 5000x5000; at most 4096 pixels a side"),
+        "{error}"
+    );
+    // The box and the cursor are as they were.
+    run.frame_where(WAIT, |f| {
+        f.share_of(RED, 40, 30, 60, 50, 0) == 1.0
+            && f.share_of((0, 255, 0), 200, 150, 20, 20, 0) == 1.0
+    });
+}

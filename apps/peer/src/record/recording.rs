@@ -391,7 +391,7 @@ fn open_output(pipeline: &gst::Pipeline, shared: &Arc<Shared>) -> anyhow::Result
         ("matroskamux", "matroska", "mkv")
     };
     let started_at = SystemTime::now();
-    let path = naming::recording_path(
+    let (path, lock) = naming::create_recording(
         &shared.settings.dir,
         &shared.settings.template,
         &NameFields {
@@ -406,11 +406,7 @@ fn open_output(pipeline: &gst::Pipeline, shared: &Arc<Shared>) -> anyhow::Result
                 .any(|t| t.kind == "audio" && t.codec.is_some()),
             extension,
         },
-    );
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let lock = lock_new_file(&path)?;
+    )?;
     let mux = gst::ElementFactory::make(muxer)
         // A cluster at least every second: a killed recorder loses at most that.
         .property("max-cluster-duration", 1_000_000_000i64)
@@ -488,19 +484,6 @@ fn open_output(pipeline: &gst::Pipeline, shared: &Arc<Shared>) -> anyhow::Result
         .with_context(|| format!("cannot write the sidecar of {}", path.display()))?;
     println!("recording {} → {}", shared.publisher, path.display());
     Ok(())
-}
-
-/// Creates the recording's file and locks it before anything is written
-/// into it (filesink opens it again, by name).
-fn lock_new_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.try_lock()
-        .with_context(|| format!("cannot lock {}", path.display()))?;
-    Ok(file)
 }
 
 /// Decodes a track into the composite's inter-element channel; leaky, so

@@ -334,14 +334,7 @@ mod tests {
 
     fn scene(json: &str) -> Scene {
         let mut fonts = FontBook::default();
-        parse_scene(
-            json,
-            &mut Resources {
-                fonts: &mut fonts,
-                allow_files: false,
-            },
-        )
-        .unwrap()
+        parse_scene(json, &mut Resources::new(&mut fonts, false)).unwrap()
     }
 
     fn single(scene: &Scene, width: u32, height: u32) -> Vec<u8> {

@@ -155,7 +155,7 @@ mod tests {
                 {"id":"a","type":"rect","x":10,"y":10,"width":30,"height":20,"fill":"rgba(255,0,0,0.5)"},
                 {"id":"b","type":"circle","x":100,"y":50,"radius":20,"fill":"#00ff00","stroke":"#fff","stroke_width":3},
                 {"id":"c","type":"text","x":120,"y":90,"text":"Hi","size":20,"fill":"#ffffff"}]}"##,
-            &mut Resources { fonts: &mut fonts, allow_files: false },
+            &mut Resources::new(&mut fonts, false),
         )
         .unwrap();
         (fonts, scene)
@@ -200,10 +200,7 @@ mod tests {
         let new = apply_patch(
             &old,
             r#"{"op":"move","id":"a","dx":15,"dy":5}"#,
-            &mut Resources {
-                fonts: &mut fonts,
-                allow_files: false,
-            },
+            &mut Resources::new(&mut fonts, false),
         )
         .unwrap();
         let area = changed_area(&old, &new, FRAME).unwrap();
@@ -219,10 +216,7 @@ mod tests {
     fn shapes_crossing_the_redrawn_area_stay_exact() {
         let (mut fonts, old) = setup();
         // The dot passes over the big circle's rotated edge.
-        let mut res = Resources {
-            fonts: &mut fonts,
-            allow_files: false,
-        };
+        let mut res = Resources::new(&mut fonts, false);
         let old = apply_patch(
             &old,
             r##"[{"op":"update","id":"b","set":{"radius":45,"rotation":17}},
@@ -275,10 +269,7 @@ mod tests {
             })
             .collect();
         let mut fonts = FontBook::default();
-        let mut res = Resources {
-            fonts: &mut fonts,
-            allow_files: false,
-        };
+        let mut res = Resources::new(&mut fonts, false);
         let mut scene =
             parse_scene(&format!(r#"{{"nodes":[{}]}}"#, nodes.join(",")), &mut res).unwrap();
         let mut frame = full(&scene);
@@ -308,10 +299,7 @@ mod tests {
     #[test]
     fn background_or_order_changes_redraw_everything() {
         let (mut fonts, old) = setup();
-        let mut res = Resources {
-            fonts: &mut fonts,
-            allow_files: false,
-        };
+        let mut res = Resources::new(&mut fonts, false);
         let recoloured =
             apply_patch(&old, r##"{"op":"background","color":"#000"}"##, &mut res).unwrap();
         assert_eq!(changed_area(&old, &recoloured, FRAME), Some(FRAME));
@@ -326,7 +314,7 @@ mod tests {
         let new = apply_patch(
             &old,
             r#"[{"op":"remove","id":"b"},{"op":"add","node":{"type":"rect","x":150,"y":5,"width":10,"height":10}}]"#,
-            &mut Resources { fonts: &mut fonts, allow_files: false },
+            &mut Resources::new(&mut fonts, false),
         )
         .unwrap();
         let area = changed_area(&old, &new, FRAME).unwrap();

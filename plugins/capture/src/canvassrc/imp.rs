@@ -10,11 +10,15 @@ use gst_base::subclass::prelude::*;
 
 use super::bands::BandRenderer;
 use super::damage::{changed_area, redraw_area};
+use super::patch::Author;
 use super::render::PixelLayout;
 use super::route::PatchRoute;
 use super::scene::{CanvasError, Resources, Scene, parse_scene};
+use super::scene::{DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_SIDE, ImageLimits};
 use super::text::FontBook;
-use super::{APPLY_PATCH_SIGNAL, APPLY_REMOTE_PATCH_SIGNAL, PATCH_ERROR_MESSAGE};
+use super::{
+    APPLY_PATCH_SIGNAL, APPLY_PEER_PATCH_SIGNAL, APPLY_REMOTE_PATCH_SIGNAL, PATCH_ERROR_MESSAGE,
+};
 use crate::ticker::{FrameRate, Tick, Ticker};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -40,6 +44,12 @@ struct Settings {
     scene_error: Option<String>,
     patch_source: Option<String>,
     patch_label: String,
+    images: ImageLimits,
+}
+
+/// The image limits, read by every scene and patch.
+fn image_limits(settings: &Mutex<Settings>) -> ImageLimits {
+    settings.lock().unwrap().images
 }
 
 impl Default for Settings {
@@ -51,6 +61,7 @@ impl Default for Settings {
             scene_error: None,
             patch_source: None,
             patch_label: DEFAULT_PATCH_LABEL.to_owned(),
+            images: ImageLimits::default(),
         }
     }
 }
@@ -92,12 +103,18 @@ pub struct CanvasSrc {
 impl CanvasSrc {
     /// Applies a patch; on failure the scene is untouched and the error is
     /// reported on the bus and in `last-error`.
-    pub(super) fn apply(&self, json: &str, allow_files: bool) -> Result<(), CanvasError> {
+    pub(super) fn apply(
+        &self,
+        json: &str,
+        allow_files: bool,
+        author: Author,
+    ) -> Result<(), CanvasError> {
+        let images = image_limits(&self.settings);
         let result = {
             let mut canvas = self.canvas.lock().unwrap();
             let Canvas { scene, fonts, .. } = &mut *canvas;
-            let mut resources = Resources { fonts, allow_files };
-            super::patch::apply_patch(scene, json, &mut resources)
+            let mut resources = Resources::new(fonts, allow_files).with_images(images);
+            super::patch::apply_patch_from(scene, json, &mut resources, author)
         };
         match result {
             Ok(scene) => {
@@ -138,12 +155,10 @@ impl CanvasSrc {
                 .map_err(|e| CanvasError::Invalid(format!("cannot read scene file {path:?}: {e}"))),
             (None, None) => Ok("{}".to_owned()),
         };
+        let images = image_limits(&self.settings);
         let parsed = text.and_then(|text| {
             let mut canvas = self.canvas.lock().unwrap();
-            let mut resources = Resources {
-                fonts: &mut canvas.fonts,
-                allow_files: true,
-            };
+            let mut resources = Resources::new(&mut canvas.fonts, true).with_images(images);
             parse_scene(&text, &mut resources)
         });
         match parsed {
@@ -251,6 +266,27 @@ impl ObjectImpl for CanvasSrc {
                     .default_value(Some(DEFAULT_PATCH_LABEL))
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("max-image-size")
+                    .nick("Largest image side")
+                    .blurb(
+                        "Largest width or height of an image in the scene or a patch, in pixels, \
+                         read from the PNG header before decoding",
+                    )
+                    .minimum(1)
+                    .maximum(16384)
+                    .default_value(DEFAULT_MAX_IMAGE_SIDE)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt64::builder("max-image-bytes")
+                    .nick("Image memory budget")
+                    .blurb(
+                        "Decoded bytes (4 a pixel) all the scene's images may take together; an image \
+                         that would go over it is refused before decoding",
+                    )
+                    .minimum(4)
+                    .default_value(DEFAULT_MAX_IMAGE_BYTES)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecString::builder("last-error")
                     .nick("Last error")
                     .blurb("Why the last scene or patch was refused (empty after a good one)")
@@ -280,13 +316,33 @@ impl ObjectImpl for CanvasSrc {
                             .ok()
                             .flatten()
                             .unwrap_or_default();
-                        Some(element.imp().apply(&json, allow_files).is_ok().to_value())
+                        let ok = element.imp().apply(&json, allow_files, Author::Pipeline);
+                        Some(ok.is_ok().to_value())
                     })
                     .build()
             };
             vec![
                 patch_signal(APPLY_PATCH_SIGNAL, true),
                 patch_signal(APPLY_REMOTE_PATCH_SIGNAL, false),
+                // apply-peer-patch(peer-id, json) -> applied
+                glib::subclass::Signal::builder(APPLY_PEER_PATCH_SIGNAL)
+                    .param_types([String::static_type(), String::static_type()])
+                    .return_type::<bool>()
+                    .action()
+                    .class_handler(|args| {
+                        let element = args[0].get::<super::CanvasSrc>().expect("signal receiver");
+                        let text = |i: usize| {
+                            args[i]
+                                .get::<Option<String>>()
+                                .ok()
+                                .flatten()
+                                .unwrap_or_default()
+                        };
+                        let (peer, json) = (text(1), text(2));
+                        let ok = element.imp().apply(&json, false, Author::Peer(&peer));
+                        Some(ok.is_ok().to_value())
+                    })
+                    .build(),
             ]
         });
         SIGNALS.as_ref()
@@ -312,6 +368,12 @@ impl ObjectImpl for CanvasSrc {
                 self.load_scene(None, path.as_deref());
             }
             "patch-source" => self.settings.lock().unwrap().patch_source = value.get().unwrap(),
+            "max-image-size" => {
+                self.settings.lock().unwrap().images.max_side = value.get().unwrap()
+            }
+            "max-image-bytes" => {
+                self.settings.lock().unwrap().images.max_total_bytes = value.get().unwrap()
+            }
             "patch-label" => {
                 let label: Option<String> = value.get().unwrap();
                 self.settings.lock().unwrap().patch_label =
@@ -332,6 +394,14 @@ impl ObjectImpl for CanvasSrc {
             "location" => self.settings.lock().unwrap().location.to_value(),
             "is-live" => self.settings.lock().unwrap().is_live.to_value(),
             "patch-source" => self.settings.lock().unwrap().patch_source.to_value(),
+            "max-image-size" => self.settings.lock().unwrap().images.max_side.to_value(),
+            "max-image-bytes" => self
+                .settings
+                .lock()
+                .unwrap()
+                .images
+                .max_total_bytes
+                .to_value(),
             "patch-label" => self.settings.lock().unwrap().patch_label.to_value(),
             "last-error" => self.canvas.lock().unwrap().last_error.to_value(),
             "rendered-frames" => self.rendered_frames.load(Ordering::Relaxed).to_value(),

@@ -50,6 +50,10 @@ glib::wrapper! {
 pub const APPLY_PATCH_SIGNAL: &str = "apply-patch";
 /// Action signal `bool apply-remote-patch(gchararray json)`: no file access.
 pub const APPLY_REMOTE_PATCH_SIGNAL: &str = "apply-remote-patch";
+/// Action signal `bool apply-peer-patch(gchararray peer_id, gchararray json)`:
+/// a remote patch from the peer `peer_id`, which may change only the nodes
+/// it added (what `patch-source` uses).
+pub const APPLY_PEER_PATCH_SIGNAL: &str = "apply-peer-patch";
 /// Element message posted for a refused patch, with a string field `error`.
 pub const PATCH_ERROR_MESSAGE: &str = "canvassrc-patch-error";
 
@@ -66,7 +70,7 @@ pub enum PatchFailure {
 pub fn apply_patch(element: &impl IsA<gst::Element>, patch_json: &str) -> Result<(), PatchFailure> {
     canvas(element)?
         .imp()
-        .apply(patch_json, true)
+        .apply(patch_json, true, patch::Author::Pipeline)
         .map_err(Into::into)
 }
 
@@ -79,7 +83,22 @@ pub fn apply_remote_patch(
 ) -> Result<(), PatchFailure> {
     canvas(element)?
         .imp()
-        .apply(patch_json, false)
+        .apply(patch_json, false, patch::Author::Pipeline)
+        .map_err(Into::into)
+}
+
+/// Applies a JSON patch from the remote peer `peer` (no file access, as
+/// [`apply_remote_patch`]); the peer owns the nodes it adds, and a patch
+/// that touches another's node, or the whole canvas, is refused with
+/// [`CanvasError::code`] `not-owner` or `not-allowed`.
+pub fn apply_peer_patch(
+    element: &impl IsA<gst::Element>,
+    peer: &str,
+    patch_json: &str,
+) -> Result<(), PatchFailure> {
+    canvas(element)?
+        .imp()
+        .apply(patch_json, false, patch::Author::Peer(peer))
         .map_err(Into::into)
 }
 

@@ -19,7 +19,22 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::color::parse_color;
-use super::scene::{CanvasError, MAX_NODES, Resources, Scene, build_node, scene_from_value};
+use super::scene::{CanvasError, MAX_NODES, Node, Resources, Scene, build_node, scene_from_value};
+
+/// How many nodes one remote peer may own, so that one peer cannot fill
+/// the scene for everyone.
+pub const MAX_NODES_PER_PEER: usize = 100;
+
+/// Who sends a patch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Author<'a> {
+    /// The pipeline or application: may do anything.
+    Pipeline,
+    /// A remote peer, by its peer id: may add nodes (which it then owns),
+    /// and change, move or remove only its own; `clear` removes only its
+    /// own nodes; `background` and `replace` are the pipeline's.
+    Peer(&'a str),
+}
 
 const OPS: &[&str] = &[
     "add",
@@ -39,8 +54,19 @@ pub fn apply_patch(
     json: &str,
     resources: &mut Resources,
 ) -> Result<Scene, CanvasError> {
+    apply_patch_from(scene, json, resources, Author::Pipeline)
+}
+
+/// [`apply_patch`] on behalf of `author`: a remote peer's patch touching a
+/// node it does not own is refused whole with `not-owner`.
+pub fn apply_patch_from(
+    scene: &Scene,
+    json: &str,
+    resources: &mut Resources,
+    author: Author,
+) -> Result<Scene, CanvasError> {
     let value: Value = serde_json::from_str(json)?;
-    apply_patch_value(scene, &value, resources)
+    apply_patch_value_from(scene, &value, resources, author)
 }
 
 pub fn apply_patch_value(
@@ -48,6 +74,17 @@ pub fn apply_patch_value(
     patch: &Value,
     resources: &mut Resources,
 ) -> Result<Scene, CanvasError> {
+    apply_patch_value_from(scene, patch, resources, Author::Pipeline)
+}
+
+pub fn apply_patch_value_from(
+    scene: &Scene,
+    patch: &Value,
+    resources: &mut Resources,
+    author: Author,
+) -> Result<Scene, CanvasError> {
+    resources.image_bytes = scene.image_bytes();
+    resources.refusal = None;
     let ops: &[Value] = match patch {
         Value::Array(ops) => ops,
         single @ Value::Object(_) => std::slice::from_ref(single),
@@ -59,7 +96,7 @@ pub fn apply_patch_value(
     };
     let mut next = scene.clone();
     for (index, op) in ops.iter().enumerate() {
-        apply_op(&mut next, op, resources).map_err(|err| {
+        apply_op(&mut next, op, resources, author).map_err(|err| {
             let label = op
                 .get("op")
                 .and_then(Value::as_str)
@@ -68,19 +105,91 @@ pub fn apply_patch_value(
                     None => format!(" ({o})"),
                 })
                 .unwrap_or_default();
-            CanvasError::Invalid(format!("patch operation {index}{label}: {err}"))
+            let message = format!("patch operation {index}{label}: {}", err.message);
+            match err.code.or(resources.refusal.take()) {
+                Some(code) => CanvasError::refused(code, message),
+                None => CanvasError::Invalid(message),
+            }
         })?;
     }
     Ok(next)
 }
 
-fn apply_op(scene: &mut Scene, op: &Value, resources: &mut Resources) -> Result<(), String> {
+/// Why one operation failed: the text, and a code when it is a refusal
+/// rather than a mistake.
+struct OpError {
+    code: Option<&'static str>,
+    message: String,
+}
+
+impl<T: Into<String>> From<T> for OpError {
+    fn from(message: T) -> Self {
+        OpError {
+            code: None,
+            message: message.into(),
+        }
+    }
+}
+
+fn refuse(code: &'static str, message: String) -> OpError {
+    OpError {
+        code: Some(code),
+        message,
+    }
+}
+
+/// Refused unless `author` may change `node`.
+fn check_owner(node: &Node, author: Author) -> Result<(), OpError> {
+    match author {
+        Author::Pipeline => Ok(()),
+        Author::Peer(peer) if node.owner.as_deref() == Some(peer) => Ok(()),
+        Author::Peer(peer) => Err(refuse(
+            "not-owner",
+            format!(
+                "node {:?} belongs to {}; peer {peer:?} may change only the nodes it added",
+                node.id.as_deref().unwrap_or_default(),
+                match &node.owner {
+                    Some(owner) => format!("peer {owner:?}"),
+                    None => "the pipeline".to_owned(),
+                }
+            ),
+        )),
+    }
+}
+
+/// A node `author` adds: owned by the peer, within its share of nodes.
+fn adopt(mut node: Node, scene: &Scene, author: Author) -> Result<Node, OpError> {
+    if let Author::Peer(peer) = author {
+        let owned = scene
+            .nodes
+            .iter()
+            .filter(|n| n.owner.as_deref() == Some(peer))
+            .count();
+        if owned >= MAX_NODES_PER_PEER {
+            return Err(refuse(
+                "too-many-nodes",
+                format!(
+                    "peer {peer:?} already has {MAX_NODES_PER_PEER} nodes, the most one peer may add"
+                ),
+            ));
+        }
+        node.owner = Some(peer.to_owned());
+    }
+    Ok(node)
+}
+
+fn apply_op(
+    scene: &mut Scene,
+    op: &Value,
+    resources: &mut Resources,
+    author: Author,
+) -> Result<(), OpError> {
     let Value::Object(op) = op else {
         return Err("an operation is a JSON object".into());
     };
     let name = match op.get("op") {
         Some(Value::String(name)) => name.as_str(),
-        _ => return Err(format!("\"op\" is missing; use one of {}", OPS.join(", "))),
+        _ => return Err(format!("\"op\" is missing; use one of {}", OPS.join(", ")).into()),
     };
     let allowed: &[&str] = match name {
         "add" => &["op", "node", "before"],
@@ -92,16 +201,20 @@ fn apply_op(scene: &mut Scene, op: &Value, resources: &mut Resources) -> Result<
         "clear" => &["op"],
         "replace" => &["op", "scene"],
         other => {
-            return Err(format!(
-                "unknown op {other:?}; use one of {}",
-                OPS.join(", ")
-            ));
+            return Err(format!("unknown op {other:?}; use one of {}", OPS.join(", ")).into());
         }
     };
     if let Some(key) = op.keys().find(|k| !allowed.contains(&k.as_str())) {
         return Err(format!(
             "unknown field {key:?}; {name} takes {}",
             allowed[1..].join(", ")
+        )
+        .into());
+    }
+    if let (Author::Peer(peer), "background" | "replace") = (author, name) {
+        return Err(refuse(
+            "not-allowed",
+            format!("{name} changes the whole canvas; only the pipeline may, not peer {peer:?}"),
         ));
     }
 
@@ -111,15 +224,18 @@ fn apply_op(scene: &mut Scene, op: &Value, resources: &mut Resources) -> Result<
                 return Err("\"node\" must be a node object".into());
             };
             if scene.nodes.len() >= MAX_NODES {
-                return Err(format!("the scene already holds {MAX_NODES} nodes"));
+                return Err(refuse(
+                    "too-many-nodes",
+                    format!("the scene already holds {MAX_NODES} nodes"),
+                ));
             }
-            let node = build_node(spec.clone(), resources)?;
+            let node = adopt(build_node(spec.clone(), resources)?, scene, author)?;
             if let Some(id) = &node.id
                 && scene.index_of(id).is_some()
             {
-                return Err(format!(
-                    "a node with id {id:?} exists already; update it instead"
-                ));
+                return Err(
+                    format!("a node with id {id:?} exists already; update it instead").into(),
+                );
             }
             let at = match op.get("before") {
                 None => scene.nodes.len(),
@@ -139,35 +255,46 @@ fn apply_op(scene: &mut Scene, op: &Value, resources: &mut Resources) -> Result<
                 return Err("\"put\" needs a node with an \"id\"".into());
             };
             match scene.index_of(&id) {
-                Some(at) => scene.nodes[at] = Arc::new(node),
-                None if scene.nodes.len() >= MAX_NODES => {
-                    return Err(format!("the scene already holds {MAX_NODES} nodes"));
+                Some(at) => {
+                    check_owner(&scene.nodes[at], author)?;
+                    let mut node = node;
+                    node.owner = scene.nodes[at].owner.clone();
+                    scene.nodes[at] = Arc::new(node);
                 }
-                None => scene.nodes.push(Arc::new(node)),
+                None if scene.nodes.len() >= MAX_NODES => {
+                    return Err(refuse(
+                        "too-many-nodes",
+                        format!("the scene already holds {MAX_NODES} nodes"),
+                    ));
+                }
+                None => scene.nodes.push(Arc::new(adopt(node, scene, author)?)),
             }
         }
         "remove" => {
             let at = find(scene, required_id(op)?)?;
+            check_owner(&scene.nodes[at], author)?;
             scene.nodes.remove(at);
         }
         "update" => {
             let id = required_id(op)?;
             let at = find(scene, id)?;
+            check_owner(&scene.nodes[at], author)?;
             let Some(Value::Object(changes)) = op.get("set") else {
                 return Err("\"set\" must be an object of fields to change".into());
             };
             let mut spec = scene.nodes[at].spec.clone();
             merge(&mut spec, changes);
-            let node = build_node(spec, resources)?;
+            let mut node = build_node(spec, resources)?;
             if let Some(new_id) = &node.id
                 && new_id != id
                 && scene.index_of(new_id).is_some()
             {
-                return Err(format!("cannot rename to {new_id:?}: that id is taken"));
+                return Err(format!("cannot rename to {new_id:?}: that id is taken").into());
             }
+            node.owner = scene.nodes[at].owner.clone();
             scene.nodes[at] = Arc::new(node);
         }
-        "move" => move_node(scene, op, resources)?,
+        "move" => move_node(scene, op, resources, author)?,
         "background" => {
             let color = op
                 .get("color")
@@ -175,26 +302,35 @@ fn apply_op(scene: &mut Scene, op: &Value, resources: &mut Resources) -> Result<
                 .ok_or("\"color\" is missing")?;
             scene.background = parse_color(color)?;
         }
-        "clear" => scene.nodes.clear(),
+        "clear" => match author {
+            Author::Pipeline => scene.nodes.clear(),
+            Author::Peer(peer) => scene.nodes.retain(|n| n.owner.as_deref() != Some(peer)),
+        },
         "replace" => {
             let value = op.get("scene").ok_or("\"scene\" is missing")?;
-            *scene = scene_from_value(value, resources).map_err(|e| e.to_string())?;
+            *scene = scene_from_value(value, resources).map_err(|e| OpError {
+                code: match &e {
+                    CanvasError::Refused { code, .. } => Some(*code),
+                    _ => None,
+                },
+                message: e.to_string(),
+            })?;
         }
         _ => unreachable!(),
     }
     Ok(())
 }
 
-fn required_id(op: &Map<String, Value>) -> Result<&str, String> {
+fn required_id(op: &Map<String, Value>) -> Result<&str, OpError> {
     op.get("id")
         .and_then(Value::as_str)
         .ok_or_else(|| "\"id\" is missing".into())
 }
 
-fn find(scene: &Scene, id: &str) -> Result<usize, String> {
+fn find(scene: &Scene, id: &str) -> Result<usize, OpError> {
     scene
         .index_of(id)
-        .ok_or_else(|| format!("no node with id {id:?}"))
+        .ok_or_else(|| format!("no node with id {id:?}").into())
 }
 
 /// Sets fields; `null` removes one, bringing back its default.
@@ -223,8 +359,10 @@ fn move_node(
     scene: &mut Scene,
     op: &Map<String, Value>,
     resources: &mut Resources,
-) -> Result<(), String> {
+    author: Author,
+) -> Result<(), OpError> {
     let at = find(scene, required_id(op)?)?;
+    check_owner(&scene.nodes[at], author)?;
     let (x, y, dx, dy) = (
         number(op, "x")?,
         number(op, "y")?,
@@ -244,7 +382,9 @@ fn move_node(
         let mut spec = node.spec.clone();
         spec.insert("x".into(), Value::from(new_x));
         spec.insert("y".into(), Value::from(new_y));
-        scene.nodes[at] = Arc::new(build_node(spec, resources)?);
+        let mut moved = build_node(spec, resources)?;
+        moved.owner = node.owner.clone();
+        scene.nodes[at] = Arc::new(moved);
     }
     if let Some(z) = op.get("z") {
         let last = scene.nodes.len() - 1;
@@ -273,26 +413,12 @@ mod tests {
 
     fn scene(json: &str) -> Scene {
         let mut fonts = FontBook::default();
-        parse_scene(
-            json,
-            &mut Resources {
-                fonts: &mut fonts,
-                allow_files: false,
-            },
-        )
-        .unwrap()
+        parse_scene(json, &mut Resources::new(&mut fonts, false)).unwrap()
     }
 
     fn patch(scene: &Scene, json: &str) -> Result<Scene, CanvasError> {
         let mut fonts = FontBook::default();
-        apply_patch(
-            scene,
-            json,
-            &mut Resources {
-                fonts: &mut fonts,
-                allow_files: false,
-            },
-        )
+        apply_patch(scene, json, &mut Resources::new(&mut fonts, false))
     }
 
     const BASE: &str = r#"{"nodes":[
@@ -427,3 +553,7 @@ mod tests {
         assert!(err.to_string().contains("not allowed"), "{err}");
     }
 }
+
+#[cfg(test)]
+#[path = "ownership_tests.rs"]
+mod ownership_tests;

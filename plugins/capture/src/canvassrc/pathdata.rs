@@ -90,6 +90,14 @@ pub fn parse_path_data(d: &str) -> Result<Path, String> {
             'Z' => {
                 builder.close();
                 (cx, cy) = (start_x, start_y);
+                // Z takes no numbers: one after it would be read by Z
+                // again and again, forever (found by fuzzing).
+                if let Some(Token::Number(n)) = tokens.get(i) {
+                    return Err(format!(
+                        "path data {d:?}: a number ({n}) after Z, which takes none; start the next \
+                         part with a command such as M or L"
+                    ));
+                }
             }
             'A' => {
                 return Err(format!(
@@ -166,6 +174,16 @@ fn tokenize(d: &str) -> Result<Vec<Token>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_number_after_z_is_refused_not_looped_on() {
+        let err = parse_path_data("M1 1 L 5 5 Z 01 01 Q 81 60 51 1").unwrap_err();
+        assert!(
+            err.contains("a number (1) after Z, which takes none"),
+            "{err}"
+        );
+        assert!(parse_path_data("M0 0 L 5 5 Z M 1 1 L 2 3 Z").is_ok());
+    }
 
     #[test]
     fn triangle_bounds() {

@@ -59,8 +59,14 @@ impl Edges {
 
     /// Columns the box touches at all, and those it covers whole.
     fn columns(&self) -> (Span, Option<Span>) {
-        let touched = (self.left.floor() as i32, self.right.ceil() as i32 - 1);
-        let whole = (self.left.ceil() as i32, self.right.floor() as i32 - 1);
+        let touched = (
+            self.left.floor() as i32,
+            (self.right.ceil() as i32).saturating_sub(1),
+        );
+        let whole = (
+            self.left.ceil() as i32,
+            (self.right.floor() as i32).saturating_sub(1),
+        );
         (touched, (whole.0 <= whole.1).then_some(whole))
     }
 }
@@ -106,13 +112,15 @@ impl RowPlan {
             (Some((span, cover)), None) => push(span, cover),
             (whole, Some(hole)) => {
                 if let Some((span, cover)) = whole {
-                    push((span.0, span.1.min(hole.0 - 1)), cover);
+                    push((span.0, span.1.min(hole.0.saturating_sub(1))), cover);
                 }
                 if let Some((span, cover)) = hole_whole {
                     push(span, cover);
                 }
                 if let Some((span, cover)) = whole {
-                    push((span.0.max(hole.1 + 1), span.1), cover);
+                    // Saturating: a shape far off the frame has spans at i32's ends
+                    // (found by fuzzing).
+                    push((span.0.max(hole.1.saturating_add(1)), span.1), cover);
                 }
             }
             (None, None) => {}
@@ -129,9 +137,10 @@ impl Primitive {
                 (cy - outer - 0.5).floor() as i32,
                 (cy + outer + 0.5).ceil() as i32,
             ),
-            Primitive::Boxed { outer, .. } => {
-                (outer.top.floor() as i32, outer.bottom.ceil() as i32 - 1)
-            }
+            Primitive::Boxed { outer, .. } => (
+                outer.top.floor() as i32,
+                (outer.bottom.ceil() as i32).saturating_sub(1),
+            ),
         }
     }
 
@@ -311,6 +320,26 @@ mod tests {
 
     const W: u32 = 120;
     const H: u32 = 100;
+
+    #[test]
+    fn shapes_far_off_the_frame_draw_nothing_and_do_not_overflow() {
+        use crate::canvassrc::scene::{Resources, parse_scene};
+        use crate::canvassrc::text::FontBook;
+        let scene = parse_scene(
+            r#"[{"type":"circle","x":5.5e22,"y":5,"radius":3,"stroke":"white","stroke_width":2},
+                {"type":"rect","x":-5.5e22,"y":-4e30,"width":10,"height":10,"stroke":"white"}]"#,
+            &mut Resources::new(&mut FontBook::default(), false),
+        )
+        .unwrap();
+        let mut pixmap = Pixmap::new(W, H).unwrap();
+        crate::canvassrc::render::render(&scene, &mut pixmap.as_mut());
+        assert!(
+            pixmap
+                .pixels()
+                .iter()
+                .all(|p| p.red() == 0 && p.alpha() == 255)
+        );
+    }
 
     fn white() -> PremultipliedColorU8 {
         Color::WHITE.premultiply().to_color_u8()

@@ -345,14 +345,7 @@ mod tests {
 
     fn draw(json: &str, w: u32, h: u32) -> Pixmap {
         let mut fonts = FontBook::default();
-        let scene = parse_scene(
-            json,
-            &mut Resources {
-                fonts: &mut fonts,
-                allow_files: true,
-            },
-        )
-        .unwrap();
+        let scene = parse_scene(json, &mut Resources::new(&mut fonts, true)).unwrap();
         let mut pixmap = Pixmap::new(w, h).unwrap();
         render(&scene, &mut pixmap.as_mut());
         pixmap

@@ -2,6 +2,11 @@
 //! message that element (a peersink or peersrc) receives on the data
 //! channel `patch-label` as a remote patch — shared cursors, whiteboards,
 //! lower thirds driven from a browser, with no application code.
+//!
+//! Each patch is applied on behalf of the peer that sent it (the signal's
+//! peer id): it owns the nodes it adds and may change only those. A
+//! refused patch is answered to that peer alone, on the same channel, with
+//! `{"type":"canvas-error","code":"not-owner","message":"..."}`.
 
 use gst::glib;
 use gst::prelude::*;
@@ -36,13 +41,27 @@ impl PatchRoute {
         let weak_canvas = canvas.downgrade();
         let wanted = label.to_owned();
         let handler = source.connect("data-channel-message", false, move |values| {
+            let source = values[0].get::<gst::Element>().ok()?;
+            let peer = values[1].get::<String>().unwrap_or_default();
             let label = values[2].get::<String>().unwrap_or_default();
             let text = values[3].get::<Option<String>>().ok().flatten();
             if let (true, Some(text), Some(canvas)) = (label == wanted, text, weak_canvas.upgrade())
             {
-                // A refused patch is reported by the canvas itself (warning,
-                // element message); the sender's other patches go on.
-                let _ = canvas.emit_by_name::<bool>(super::APPLY_REMOTE_PATCH_SIGNAL, &[&text]);
+                // A refused patch is also reported by the canvas itself
+                // (warning, element message); the sender's other patches go on.
+                if let Err(super::PatchFailure::Refused(err)) =
+                    super::apply_peer_patch(&canvas, &peer, &text)
+                {
+                    let reply = serde_json::json!({
+                        "type": "canvas-error",
+                        "code": err.code(),
+                        "message": err.to_string(),
+                    });
+                    let _ = source.emit_by_name::<bool>(
+                        "send-string",
+                        &[&label, &Some(peer.as_str()), &reply.to_string()],
+                    );
+                }
             }
             None
         });

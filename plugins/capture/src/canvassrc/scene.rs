@@ -17,7 +17,10 @@ pub const MAX_NODES: usize = 10_000;
 const MAX_TEXT_CHARS: usize = 10_000;
 const MAX_POINTS: usize = 100_000;
 const MAX_IMAGE_BYTES: usize = 32 << 20;
-const MAX_IMAGE_SIDE: u32 = 8192;
+/// Default largest image side, in pixels (`max-image-size`).
+pub const DEFAULT_MAX_IMAGE_SIDE: u32 = 4096;
+/// Default budget of decoded image bytes for the whole scene (`max-image-bytes`).
+pub const DEFAULT_MAX_IMAGE_BYTES: u64 = 64 << 20;
 
 pub const NODE_TYPES: &[&str] = &["rect", "circle", "line", "path", "text", "image"];
 const COMMON_FIELDS: &[&str] = &[
@@ -59,6 +62,57 @@ pub enum CanvasError {
     },
     #[error("{0}")]
     Invalid(String),
+    /// Refused for a reason a sender can act on, with a stable code
+    /// (`not-owner`, `not-allowed`, `too-many-nodes`, `image-too-large`,
+    /// `image-budget-exceeded`).
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
+}
+
+impl CanvasError {
+    /// A stable name for the error, sent back to remote peers.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CanvasError::Json { .. } => "invalid-json",
+            CanvasError::Invalid(_) => "invalid-patch",
+            CanvasError::Refused { code, .. } => code,
+        }
+    }
+
+    pub(crate) fn refused(code: &'static str, message: impl Into<String>) -> Self {
+        CanvasError::Refused {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Keeps the code of a refusal noted while building nodes, whose
+    /// errors are text (see [`Resources::refusal`]).
+    pub(crate) fn with_refusal(self, resources: &mut Resources) -> Self {
+        match (resources.refusal.take(), self) {
+            (Some(code), CanvasError::Invalid(message)) => CanvasError::Refused { code, message },
+            (_, err) => err,
+        }
+    }
+}
+
+/// Limits on the images of a scene, checked from the PNG header before
+/// anything is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageLimits {
+    /// Largest width or height, in pixels.
+    pub max_side: u32,
+    /// Decoded bytes (4 per pixel) of every image of the scene together.
+    pub max_total_bytes: u64,
+}
+
+impl Default for ImageLimits {
+    fn default() -> Self {
+        ImageLimits {
+            max_side: DEFAULT_MAX_IMAGE_SIDE,
+            max_total_bytes: DEFAULT_MAX_IMAGE_BYTES,
+        }
+    }
 }
 
 impl From<serde_json::Error> for CanvasError {
@@ -83,6 +137,30 @@ pub struct Resources<'a> {
     /// Whether images and fonts may be read from files. Off for patches
     /// that come from remote peers.
     pub allow_files: bool,
+    pub images: ImageLimits,
+    /// Decoded image bytes counted so far against `images.max_total_bytes`:
+    /// the scene's images before a patch, plus every image it decodes.
+    pub image_bytes: u64,
+    /// The code of a refusal met while building a node (an image over a
+    /// limit), whose error is text until the caller wraps it.
+    pub(crate) refusal: Option<&'static str>,
+}
+
+impl<'a> Resources<'a> {
+    pub fn new(fonts: &'a mut FontBook, allow_files: bool) -> Self {
+        Resources {
+            fonts,
+            allow_files,
+            images: ImageLimits::default(),
+            image_bytes: 0,
+            refusal: None,
+        }
+    }
+
+    pub fn with_images(mut self, images: ImageLimits) -> Self {
+        self.images = images;
+        self
+    }
 }
 
 #[derive(Clone)]
@@ -120,6 +198,11 @@ impl Scene {
     pub fn index_of(&self, id: &str) -> Option<usize> {
         self.nodes.iter().position(|n| n.id.as_deref() == Some(id))
     }
+
+    /// Decoded bytes of the scene's images (a shared image counts per node).
+    pub fn image_bytes(&self) -> u64 {
+        self.nodes.iter().map(|n| n.image_bytes()).sum()
+    }
 }
 
 /// Paths whose geometry is simple enough to be drawn without tiny-skia
@@ -141,6 +224,9 @@ pub enum Form {
 /// A checked node, ready to draw.
 pub struct Node {
     pub id: Option<String>,
+    /// The remote peer that made the node (`None`: the pipeline's, from
+    /// the scene or a local patch); only it may change or remove it.
+    pub owner: Option<String>,
     /// The fields as given, kept so that updates can merge into them.
     pub spec: Map<String, Value>,
     pub shape: Shape,
@@ -179,7 +265,8 @@ pub struct Stroke {
 
 pub fn parse_scene(json: &str, resources: &mut Resources) -> Result<Scene, CanvasError> {
     let value: Value = serde_json::from_str(json)?;
-    scene_from_value(&value, resources)
+    resources.image_bytes = 0;
+    scene_from_value(&value, resources).map_err(|e| e.with_refusal(resources))
 }
 
 /// A scene is `{"background": colour, "nodes": [...]}` or just the array.
@@ -209,7 +296,10 @@ pub fn scene_from_value(value: &Value, resources: &mut Resources) -> Result<Scen
         }
     };
     if nodes.len() > MAX_NODES {
-        return Err(invalid(format!("a scene holds at most {MAX_NODES} nodes")));
+        return Err(CanvasError::refused(
+            "too-many-nodes",
+            format!("a scene holds at most {MAX_NODES} nodes"),
+        ));
     }
     let background = match background {
         None => Color::BLACK,
@@ -367,6 +457,7 @@ pub fn build_node(spec: Map<String, Value>, resources: &mut Resources) -> Result
 
     Ok(Node {
         id,
+        owner: None,
         x: fields.number("x")?.unwrap_or(0.0),
         y: fields.number("y")?.unwrap_or(0.0),
         rotation: fields.number("rotation")?.unwrap_or(0.0),
@@ -521,8 +612,15 @@ fn image_shape(fields: &Fields, resources: &mut Resources) -> Result<Shape, Stri
                 MAX_IMAGE_BYTES >> 20
             ));
         }
+        let payload = payload.trim();
+        // The PNG header first (32 base64 characters hold its 24 bytes):
+        // the size is checked before the rest is decoded.
+        let head = base64::engine::general_purpose::STANDARD
+            .decode(payload.get(..32).unwrap_or(payload))
+            .map_err(|e| format!("image data URL: {e}"))?;
+        check_image_size(&head, resources)?;
         base64::engine::general_purpose::STANDARD
-            .decode(payload.trim())
+            .decode(payload)
             .map_err(|e| format!("image data URL: {e}"))?
     } else {
         if !resources.allow_files {
@@ -539,14 +637,14 @@ fn image_shape(fields: &Fields, resources: &mut Resources) -> Result<Shape, Stri
         }
         std::fs::read(src).map_err(|e| format!("image {src:?}: {e}"))?
     };
-    let (w, h) = png_size(&bytes).ok_or("image is not a PNG file")?;
-    if w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE {
-        return Err(format!(
-            "image is {w}x{h}; at most {MAX_IMAGE_SIDE} pixels a side"
-        ));
-    }
+    let decoded = check_image_size(&bytes, resources)?;
     let pixmap =
         Pixmap::decode_png(&bytes).map_err(|e| format!("image: cannot decode PNG: {e}"))?;
+    // The header said how big; the decoder agrees or the image is refused.
+    if pixmap.data().len() as u64 != decoded {
+        return Err("image: the PNG header does not match its pixels".into());
+    }
+    resources.image_bytes += decoded;
     let width = fields.number("width")?.unwrap_or(pixmap.width() as f32);
     let height = fields.number("height")?.unwrap_or(pixmap.height() as f32);
     Ok(Shape::Image {
@@ -554,6 +652,42 @@ fn image_shape(fields: &Fields, resources: &mut Resources) -> Result<Shape, Stri
         width,
         height,
     })
+}
+
+/// Reads the size from the PNG header and checks it against the limits:
+/// the side, and the decoded bytes against what the scene has left.
+fn check_image_size(bytes: &[u8], resources: &mut Resources) -> Result<u64, String> {
+    let (w, h) = png_size(bytes).ok_or("image is not a PNG file")?;
+    let limits = resources.images;
+    if w > limits.max_side || h > limits.max_side {
+        resources.refusal = Some("image-too-large");
+        return Err(format!(
+            "image is {w}x{h}; at most {} pixels a side (max-image-size)",
+            limits.max_side
+        ));
+    }
+    let decoded = u64::from(w) * u64::from(h) * 4;
+    if resources.image_bytes + decoded > limits.max_total_bytes {
+        resources.refusal = Some("image-budget-exceeded");
+        return Err(format!(
+            "image is {w}x{h} ({} KiB decoded); the scene's images may take {} KiB in all and \
+             {} KiB are left (max-image-bytes)",
+            decoded >> 10,
+            limits.max_total_bytes >> 10,
+            limits.max_total_bytes.saturating_sub(resources.image_bytes) >> 10
+        ));
+    }
+    Ok(decoded)
+}
+
+impl Node {
+    /// Decoded bytes of its image, 0 for other shapes.
+    pub fn image_bytes(&self) -> u64 {
+        match &self.shape {
+            Shape::Image { pixmap, .. } => pixmap.data().len() as u64,
+            _ => 0,
+        }
+    }
 }
 
 /// Width and height from the IHDR chunk, read before decoding so that a
@@ -574,13 +708,7 @@ mod tests {
 
     fn parse(json: &str) -> Result<Scene, CanvasError> {
         let mut fonts = FontBook::default();
-        parse_scene(
-            json,
-            &mut Resources {
-                fonts: &mut fonts,
-                allow_files: false,
-            },
-        )
+        parse_scene(json, &mut Resources::new(&mut fonts, false))
     }
 
     fn error(json: &str) -> String {
@@ -647,6 +775,6 @@ mod tests {
             base64::engine::general_purpose::STANDARD.encode(&png)
         );
         let err = error(&format!(r#"[{{"type":"image","src":"{url}"}}]"#));
-        assert!(err.contains("at most 8192 pixels a side"), "{err}");
+        assert!(err.contains("at most 4096 pixels a side"), "{err}");
     }
 }

@@ -39,6 +39,9 @@ const AUDIOTAP_LABEL: &str = "audiotap";
 /// How often the event thread ticks: adaptation every `ADAPTATION_PERIOD`,
 /// stats messages at `stats-interval`, both rounded to this.
 const TICK: Duration = Duration::from_millis(250);
+/// Reasons of the sessions peersink ends, first word of `session-ended`.
+pub const TOO_MANY_VIEWERS: &str = "too-many-viewers";
+pub const VIEWER_TIMEOUT: &str = "viewer-timeout";
 const ADAPTATION_PERIOD: Duration = Duration::from_secs(1);
 /// How long one read of `stats` keeps webrtcbin's statistics refreshed.
 const WEBRTC_STATS_KEPT_FRESH: Duration = Duration::from_secs(10);
@@ -635,7 +638,8 @@ impl PeerSink {
             running.link.signaller.send(SignallerCommand::EndSession {
                 session: pending.session,
                 reason: format!(
-                    "this producer accepts at most {max_viewers} viewers and has that many"
+                    "{TOO_MANY_VIEWERS}: this producer accepts at most {max_viewers} viewers \
+                     and has that many (max-viewers)"
                 ),
             });
             return;
@@ -819,6 +823,30 @@ impl PeerSink {
         }
     }
 
+    /// Ends the sessions of viewers that did not connect within `timeout`
+    /// (never answered, or never finished ICE), freeing their webrtcbins.
+    fn end_silent_viewers(&self, now: Instant, timeout: Duration) {
+        let expired: Vec<String> = {
+            let state = self.state.lock().unwrap();
+            let Some(running) = state.running.as_ref() else {
+                return;
+            };
+            running
+                .viewers
+                .iter()
+                .filter(|(_, viewer)| viewer.timed_out(now, timeout))
+                .map(|(session, _)| session.clone())
+                .collect()
+        };
+        for session in expired {
+            let reason = format!(
+                "{VIEWER_TIMEOUT}: the viewer did not connect within {} s (viewer-timeout)",
+                timeout.as_secs()
+            );
+            self.end_viewer(&session, &reason, true);
+        }
+    }
+
     /// Encodings (layers) of the first video input, best first.
     fn video_encodings(&self) -> Vec<Arc<Encoding>> {
         let state = self.state.lock().unwrap();
@@ -872,8 +900,14 @@ impl PeerSink {
     /// once a second, the stats message at `stats-interval`, and fresh
     /// webrtcbin statistics while someone reads them.
     fn tick(&self) {
-        let interval = self.settings.lock().unwrap().stats_interval_ms;
+        let (interval, timeout) = {
+            let settings = self.settings.lock().unwrap();
+            (settings.stats_interval_ms, settings.viewer_timeout())
+        };
         let now = Instant::now();
+        if let Some(timeout) = timeout {
+            self.end_silent_viewers(now, timeout);
+        }
         let (monitors, post, fetch) = {
             let mut state = self.state.lock().unwrap();
             let Some(running) = state.running.as_mut() else {

@@ -21,6 +21,12 @@ const MAX_VIDEO_BITRATE: u32 = 50_000_000;
 const MAX_MIN_KEYFRAME_INTERVAL_MS: u32 = 60_000;
 /// An hour.
 const MAX_STATS_INTERVAL_MS: u32 = 3_600_000;
+/// Viewers served at once unless `max-viewers` says otherwise: each holds a
+/// webrtcbin (about 11 threads), so a producer that anyone may ask is
+/// bounded by default.
+pub const DEFAULT_MAX_VIEWERS: u32 = 100;
+/// Seconds a viewer has to connect after its session starts.
+pub const DEFAULT_VIEWER_TIMEOUT_S: u32 = 15;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -30,6 +36,7 @@ pub struct Settings {
     pub video_layers: Option<String>,
     pub audio_bitrate: u32,
     pub max_viewers: u32,
+    pub viewer_timeout_s: u32,
     pub min_keyframe_interval_ms: u32,
     pub stats_interval_ms: u32,
     pub fec_percentage: u32,
@@ -43,7 +50,8 @@ impl Default for Settings {
             video_bitrate: DEFAULT_VIDEO_BITRATE,
             video_layers: None,
             audio_bitrate: DEFAULT_AUDIO_BITRATE,
-            max_viewers: 0,
+            max_viewers: DEFAULT_MAX_VIEWERS,
+            viewer_timeout_s: DEFAULT_VIEWER_TIMEOUT_S,
             min_keyframe_interval_ms: DEFAULT_MIN_KEYFRAME_INTERVAL_MS,
             stats_interval_ms: 0,
             fec_percentage: 0,
@@ -70,6 +78,11 @@ impl Settings {
         Duration::from_millis(self.min_keyframe_interval_ms as u64)
     }
 
+    /// `None`: viewers may take as long as they like to connect.
+    pub fn viewer_timeout(&self) -> Option<Duration> {
+        (self.viewer_timeout_s > 0).then(|| Duration::from_secs(self.viewer_timeout_s.into()))
+    }
+
     pub fn viewer_options(&self) -> ViewerOptions {
         ViewerOptions {
             fec_percentage: self.fec_percentage,
@@ -93,6 +106,7 @@ impl Settings {
             }
             "audio-bitrate" => self.audio_bitrate = number(),
             "max-viewers" => self.max_viewers = number(),
+            "viewer-timeout" => self.viewer_timeout_s = number(),
             "min-keyframe-interval" => self.min_keyframe_interval_ms = number(),
             "stats-interval" => self.stats_interval_ms = number(),
             "fec-percentage" => self.fec_percentage = number(),
@@ -111,6 +125,7 @@ impl Settings {
             "video-layers" => self.video_layers.to_value(),
             "audio-bitrate" => self.audio_bitrate.to_value(),
             "max-viewers" => self.max_viewers.to_value(),
+            "viewer-timeout" => self.viewer_timeout_s.to_value(),
             "min-keyframe-interval" => self.min_keyframe_interval_ms.to_value(),
             "stats-interval" => self.stats_interval_ms.to_value(),
             "fec-percentage" => self.fec_percentage.to_value(),
@@ -160,8 +175,21 @@ pub fn properties() -> &'static [glib::ParamSpec] {
             glib::ParamSpecUInt::builder("max-viewers")
                 .nick("Maximum viewers")
                 .blurb(
-                    "Viewers beyond this many are refused with a message saying so (0: no limit)",
+                    "Viewers served at once; one more is refused, its session ended with the \
+                     reason too-many-viewers (0: no limit)",
                 )
+                .default_value(DEFAULT_MAX_VIEWERS)
+                .mutable_playing()
+                .build(),
+            glib::ParamSpecUInt::builder("viewer-timeout")
+                .nick("Viewer timeout")
+                .blurb(
+                    "Seconds a viewer has to connect (answer, ICE, DTLS) after its session starts; \
+                     then its session is ended with the reason viewer-timeout and its webrtcbin \
+                     freed (0: wait forever)",
+                )
+                .maximum(3600)
+                .default_value(DEFAULT_VIEWER_TIMEOUT_S)
                 .mutable_playing()
                 .build(),
             glib::ParamSpecUInt::builder("min-keyframe-interval")

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 
@@ -38,6 +38,10 @@ pub struct Viewer {
     /// Set when anything of this viewer failed: the feeds then stop
     /// pushing, so the failure never reaches a shared encoder.
     failed: Arc<AtomicBool>,
+    /// When its session started, for `viewer-timeout`.
+    pub created: Instant,
+    /// Set once the viewer connected (answer in, ICE and DTLS done).
+    connected: AtomicBool,
 }
 
 /// How much a viewer may fall behind before its queue drops whole frames.
@@ -95,6 +99,8 @@ impl Viewer {
             session,
             branches: Vec::new(),
             failed: Arc::new(AtomicBool::new(false)),
+            created: Instant::now(),
+            connected: AtomicBool::new(false),
         };
         let options = ViewerOptions {
             // FEC would need payload types of the viewer's choosing too.
@@ -283,12 +289,19 @@ impl Viewer {
     /// The viewer is connected: start its video at the next keyframe, and
     /// listen to its feedback.
     pub fn on_connected(&self) {
+        self.connected.store(true, Ordering::Relaxed);
         self.monitor.listen(&self.session);
         for branch in &self.branches {
             if branch.kind == MediaKind::Video {
                 branch.feed.await_keyframe();
             }
         }
+    }
+
+    /// Whether it has not connected `timeout` after its session started
+    /// (a viewer that never answers holds a webrtcbin until then).
+    pub fn timed_out(&self, now: Instant, timeout: Duration) -> bool {
+        !self.connected.load(Ordering::Relaxed) && now.duration_since(self.created) >= timeout
     }
 
     /// Stops the feeds, then removes everything of this viewer. Not for a
