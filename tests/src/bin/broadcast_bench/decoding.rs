@@ -14,6 +14,7 @@ use peer_farm::cli::Summary;
 
 use crate::Kind;
 use crate::infra::{Process, Signalling, self_command};
+use crate::psnr;
 use crate::sender::{self, Broadcast, STAMP_BITS, now_micros, read_stamp};
 
 /// The `viewer` subcommand. `mode`: `latency` (prints `age µs` lines) or
@@ -101,19 +102,25 @@ fn receive(
             let frames = frames.clone();
             let ages = ages.clone();
             let probe_pad = check.static_pad("sink").expect("sinks have a sink pad");
+            let quality = std::sync::OnceLock::new();
             probe_pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
                 frames.fetch_add(1, Ordering::Relaxed);
                 if let (Some(ages), Some(buffer)) = (&ages, info.buffer()) {
-                    let stride = pad
+                    let info = pad
                         .current_caps()
-                        .and_then(|caps| gst_video::VideoInfo::from_caps(&caps).ok())
-                        .map(|info| info.stride()[0] as usize);
-                    if let (Some(stride), Ok(map)) = (stride, buffer.map_readable()) {
-                        let sent = read_stamp(&map, stride);
+                        .and_then(|caps| gst_video::VideoInfo::from_caps(&caps).ok());
+                    if let (Some(info), Ok(map)) = (info, buffer.map_readable()) {
+                        let stride = info.stride()[0] as usize;
+                        let sent = read_stamp(&map, stride, 0);
                         let now = now_micros() & ((1u64 << STAMP_BITS) - 1);
                         if now >= sent && now - sent < 10_000_000 {
                             ages.lock().unwrap().push(now - sent);
                         }
+                        // Quality off this thread: it must not delay frames.
+                        let compare =
+                            quality.get_or_init(|| psnr::start(info.width(), info.height()));
+                        let luma = map[..stride * info.height() as usize].to_vec();
+                        let _ = compare.try_send(psnr::Decoded { luma, stride });
                     }
                 }
                 gst::PadProbeReturn::Ok
@@ -147,14 +154,25 @@ pub fn start_sender(
     Ok((sender, producer))
 }
 
-/// Glass-to-glass latency over `seconds`: p50, p95 (ms) and the number of
-/// frames it was read from.
+/// What the decoding viewer saw over its window.
+#[derive(Debug, Clone, Copy)]
+pub struct Picture {
+    /// Glass-to-glass, ms.
+    pub latency: Summary,
+    pub frames: usize,
+    /// Mean luma PSNR against the source, dB; its spread; over how many frames.
+    pub psnr: f64,
+    pub psnr_spread: Summary,
+    pub psnr_frames: usize,
+}
+
+/// Glass-to-glass latency and picture quality over `seconds`.
 pub fn latency(
     kind: Kind,
     webrtc_server: Option<&str>,
     broadcast: Broadcast,
     seconds: u64,
-) -> Result<(Summary, usize), String> {
+) -> Result<Picture, String> {
     let signalling = Signalling::start(kind, webrtc_server)?;
     let (_sender, producer) = start_sender(kind, &signalling, broadcast)?;
     let mut viewer = Process::spawn(&mut self_command(&[
@@ -181,12 +199,18 @@ pub fn latency(
     std::thread::sleep(Duration::from_secs(1));
     viewer.drain();
     std::thread::sleep(Duration::from_secs(seconds));
-    let ages: Vec<f64> = viewer
-        .drain()
+    let lines = viewer.drain();
+    let values = |prefix: &str| -> Vec<f64> {
+        lines
+            .iter()
+            .filter_map(|line| line.strip_prefix(prefix)?.parse::<f64>().ok())
+            .collect()
+    };
+    let ages: Vec<f64> = values("age ")
         .iter()
-        .filter_map(|line| line.strip_prefix("age ")?.parse::<f64>().ok())
         .map(|micros| micros / 1000.0)
         .collect();
+    let psnr = values("psnr ");
     if ages.len() < seconds as usize * 20 {
         return Err(format!(
             "{} latency viewer decoded {} frames in {seconds} s",
@@ -194,7 +218,13 @@ pub fn latency(
             ages.len()
         ));
     }
-    Ok((Summary::of(&ages), ages.len()))
+    Ok(Picture {
+        latency: Summary::of(&ages),
+        frames: ages.len(),
+        psnr: psnr.iter().sum::<f64>() / psnr.len() as f64,
+        psnr_spread: Summary::of(&psnr),
+        psnr_frames: psnr.len(),
+    })
 }
 
 /// Join → first decoded frame: a new process (cold), then `warm` new

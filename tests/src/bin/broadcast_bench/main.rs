@@ -17,6 +17,7 @@
 mod decoding;
 mod infra;
 mod point;
+mod psnr;
 mod report;
 mod sender;
 

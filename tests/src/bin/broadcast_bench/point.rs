@@ -50,6 +50,8 @@ pub struct Point {
     pub plis: u64,
     /// Frames given up incomplete or skipped (broken chain) in the window.
     pub lost_frames: u64,
+    /// Video payload received per viewer (median), kbit/s.
+    pub kbps: f64,
 }
 
 impl Point {
@@ -160,6 +162,12 @@ pub fn measure(kind: Kind, viewers: usize, options: &PointOptions) -> Result<Poi
         ));
     }
     let window = after.seconds - before.seconds;
+    let kbps: Vec<f64> = before
+        .viewers
+        .iter()
+        .zip(&after.viewers)
+        .map(|(b, a)| (a.bytes - b.bytes) as f64 * 8.0 / 1000.0 / window)
+        .collect();
     let sum = |f: fn(&peer_farm::ViewerSnapshot) -> u64, s: &Snapshot| -> u64 {
         s.viewers.iter().map(f).sum()
     };
@@ -184,5 +192,6 @@ pub fn measure(kind: Kind, viewers: usize, options: &PointOptions) -> Result<Poi
         plis: sum(|v| v.plis, &after) - sum(|v| v.plis, &before),
         lost_frames: sum(|v| v.incomplete + v.skipped, &after)
             - sum(|v| v.incomplete + v.skipped, &before),
+        kbps: Summary::of(&kbps).median,
     })
 }

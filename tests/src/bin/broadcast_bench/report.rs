@@ -6,6 +6,7 @@
 use peer_farm::cli::Summary;
 
 use crate::Kind;
+use crate::decoding::Picture;
 use crate::point::{Point, PointOptions};
 use crate::sender::Broadcast;
 
@@ -14,7 +15,7 @@ pub struct Report {
     kinds: Vec<Kind>,
     webrtcsink_max: usize,
     points: Vec<(usize, Point)>,
-    latencies: Vec<(usize, Kind, Summary, usize)>,
+    latencies: Vec<(usize, Kind, Picture)>,
     joins: Vec<(usize, Kind, f64, f64)>,
     failures: Vec<String>,
 }
@@ -63,12 +64,12 @@ impl Report {
              (with N − with none) / N. at 30 fps: total/N × 30 / median fps.\n"
         );
         println!(
-            "| round | sender | viewers | fps per viewer min / p5 / median | sender CPU 0 → N | \
+            "| round | sender | viewers | fps per viewer min / p5 / median | kbit/s | sender CPU 0 → N | \
              CPU per viewer total/N · marginal | at 30 fps | RSS MB 0 → N | MB per viewer \
              total/N · marginal | threads 0 → N | farm CPU | join → frame ms median / p95 | \
              NACK / PLI / lost frames |"
         );
-        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     }
 
     pub fn point(
@@ -81,12 +82,13 @@ impl Report {
         match result {
             Ok(p) => {
                 println!(
-                    "| {round} | {} | {viewers} | {:.1} / {:.1} / {:.1} | {} → {} | {} · {} | {} | \
+                    "| {round} | {} | {viewers} | {:.1} / {:.1} / {:.1} | {:.0} | {} → {} | {} · {} | {} | \
                      {:.0} → {:.0} | {:.2} · {:.2} | {} → {} | {} | {:.0} / {:.0} | {} / {} / {} |",
                     kind.name(),
                     p.fps.min,
                     p.fps.p5,
                     p.fps.median,
+                    p.kbps,
                     pct(p.baseline.cpu),
                     pct(p.sender.cpu),
                     pct2(p.cpu_total_per_viewer()),
@@ -109,7 +111,7 @@ impl Report {
             }
             Err(why) => {
                 println!(
-                    "| {round} | {} | {viewers} | **FAILED**: {why} | | | | | | | | | |",
+                    "| {round} | {} | {viewers} | **FAILED**: {why} | | | | | | | | | | |",
                     kind.name()
                 );
                 self.failures.push(format!(
@@ -120,9 +122,9 @@ impl Report {
         }
     }
 
-    pub fn latency(&mut self, round: usize, kind: Kind, result: Result<(Summary, usize), String>) {
+    pub fn latency(&mut self, round: usize, kind: Kind, result: Result<Picture, String>) {
         match result {
-            Ok((summary, samples)) => self.latencies.push((round, kind, summary, samples)),
+            Ok(picture) => self.latencies.push((round, kind, picture)),
             Err(why) => self
                 .failures
                 .push(format!("round {round}, {} latency: {why}", kind.name())),
@@ -255,16 +257,26 @@ impl Report {
 
     fn decoded(&self) {
         if !self.latencies.is_empty() {
-            println!("\n## Glass-to-glass latency (decoded picture, no render delay)\n");
-            println!("| round | sender → receiver | p50 ms | p95 ms | frames |");
-            println!("|---|---|---|---|---|");
-            for (round, kind, s, samples) in &self.latencies {
+            println!(
+                "\n## Glass-to-glass latency (decoded picture, no render delay) and picture \
+                 quality (luma PSNR against the source frame)\n"
+            );
+            println!(
+                "| round | sender → receiver | p50 ms | p95 ms | frames | PSNR dB mean (p5 / median; frames) |"
+            );
+            println!("|---|---|---|---|---|---|");
+            for (round, kind, p) in &self.latencies {
                 println!(
-                    "| {round} | {} → {} | {:.1} | {:.1} | {samples} |",
+                    "| {round} | {} → {} | {:.1} | {:.1} | {} | {:.2} ({:.1} / {:.1}; {}) |",
                     kind.name(),
                     kind.receiver(),
-                    s.median,
-                    s.p95
+                    p.latency.median,
+                    p.latency.p95,
+                    p.frames,
+                    p.psnr,
+                    p.psnr_spread.p5,
+                    p.psnr_spread.median,
+                    p.psnr_frames
                 );
             }
         }

@@ -45,10 +45,12 @@ pub fn run(kind: Kind, uri: &str, broadcast: Broadcast) {
         Kind::PeerSink => format!(
             "peersink name=sink uri={uri} peer-id=cam ice-addresses=127.0.0.1 video-bitrate={bitrate}"
         ),
-        // The same fixed bitrate as peersink, no FEC: like for like.
+        // The same fixed bitrate as peersink, no FEC: like for like. With
+        // congestion control disabled webrtcsink encodes at max-bitrate
+        // (8 Mbit/s by default, seen), not start-bitrate: both are set.
         Kind::WebRtcSink => format!(
             "webrtcsink name=sink signaller::uri={uri} congestion-control=disabled \
-             start-bitrate={bitrate} do-fec=false video-caps=video/x-vp8"
+             start-bitrate={bitrate} max-bitrate={bitrate} do-fec=false video-caps=video/x-vp8"
         ),
     };
     let pipeline = peer_tests::launch(&format!(
@@ -88,9 +90,12 @@ pub fn run(kind: Kind, uri: &str, broadcast: Broadcast) {
     run_until_killed(&pipeline);
 }
 
-/// Writes the current time (µs) into the top-left luma blocks of each frame.
+/// Writes the current time (µs) into the top-left luma blocks of each
+/// frame, and below it the frame's number (to find the source frame a
+/// decoded one came from, for PSNR).
 fn stamp_frames(source: &gst::Element, width: u32) {
     let pad = source.static_pad("src").expect("sources have a src pad");
+    let frames = std::sync::atomic::AtomicU64::new(0);
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         let Some(buffer) = info.buffer_mut() else {
             return gst::PadProbeReturn::Ok;
@@ -100,23 +105,35 @@ fn stamp_frames(source: &gst::Element, width: u32) {
             return gst::PadProbeReturn::Ok;
         };
         let stamp = now_micros();
+        let number = frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let luma = map.as_mut_slice();
-        for bit in 0..STAMP_BITS {
-            let value = if stamp >> bit & 1 == 1 { 235 } else { 16 };
-            for row in 0..BLOCK {
-                let start = row * width as usize + bit * BLOCK;
-                luma[start..start + BLOCK].fill(value);
-            }
+        for (line, value) in [(0, stamp), (1, number)] {
+            write_bits(luma, width as usize, line, value);
         }
         gst::PadProbeReturn::Ok
     });
 }
 
-/// Reads the stamp back from a decoded I420 picture of width `stride`.
-pub fn read_stamp(luma: &[u8], stride: usize) -> u64 {
+/// Rows of blocks the stamps take at the top of the picture.
+pub const STAMP_ROWS: usize = 2 * BLOCK;
+
+/// `value`'s low STAMP_BITS bits as black and white blocks on block line `line`.
+fn write_bits(luma: &mut [u8], stride: usize, line: usize, value: u64) {
+    for bit in 0..STAMP_BITS {
+        let level = if value >> bit & 1 == 1 { 235 } else { 16 };
+        for row in line * BLOCK..(line + 1) * BLOCK {
+            let start = row * stride + bit * BLOCK;
+            luma[start..start + BLOCK].fill(level);
+        }
+    }
+}
+
+/// Reads block line `line` back from a decoded picture of stride `stride`:
+/// 0 the time stamp, 1 the frame number.
+pub fn read_stamp(luma: &[u8], stride: usize, line: usize) -> u64 {
     let centre = BLOCK / 2;
     (0..STAMP_BITS).fold(0u64, |stamp, bit| {
-        let value = luma[centre * stride + bit * BLOCK + centre];
+        let value = luma[(line * BLOCK + centre) * stride + bit * BLOCK + centre];
         stamp | (((value > 128) as u64) << bit)
     })
 }
