@@ -20,8 +20,11 @@ packages=(
   coturn xvfb x11-xserver-utils x11-utils x11-apps xdotool wmctrl
   gstreamer1.0-pipewire
   espeak-ng sox
-
 )
+# the PeerJS client for the calling page and the reference PeerServer (npm,
+# below). A machine whose node already brings npm (NodeSource's package, which
+# conflicts with Debian's npm) keeps it.
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -41,3 +44,20 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet coturn 2>
   systemctl stop coturn || true
 fi
 echo "install-deps: all ${#packages[@]} packages present"
+
+# npm packages (scripts/npm, exact versions and integrity from its lock file):
+# `peerjs` 1.5.5, whose client the calling page embeds (copied into
+# apps/web/vendor/, which build.rs of peer-signalling picks up), and `peer`
+# 1.0.2, the reference PeerServer the tests and benchmarks run with node.
+# Into a cache outside the repository; nothing is ever loaded from a CDN.
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+npm_dir="${GST_PEER_NPM_DIR:-$HOME/.cache/gst-peer/npm}"
+mkdir -p "$npm_dir"
+if ! cmp -s "$repo/scripts/npm/package-lock.json" "$npm_dir/package-lock.json" \
+   || [ ! -f "$npm_dir/node_modules/peerjs/dist/peerjs.min.js" ] \
+   || [ ! -f "$npm_dir/node_modules/peer/dist/bin/peerjs.js" ]; then
+  cp "$repo/scripts/npm/package.json" "$repo/scripts/npm/package-lock.json" "$npm_dir/"
+  (cd "$npm_dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
+install -m 644 "$npm_dir/node_modules/peerjs/dist/peerjs.min.js" "$repo/apps/web/vendor/peerjs.min.js"
+echo "install-deps: npm peerjs and peer in $npm_dir"

@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 
 cargo build --workspace --all-targets --locked
 export GST_PLUGIN_PATH="${CARGO_TARGET_DIR:-$PWD/target}/debug"
+# gst-plugins-rs's WHIP/WHEP elements, the interop tests' reference peers
+# (built once into a cache outside the workspace; never linked by us).
+GST_PEER_REFERENCE_PLUGINS="$(bash scripts/reference-peers.sh | tail -n 1 | sed 's/^GST_PLUGIN_PATH=//')"
+export GST_PEER_REFERENCE_PLUGINS
 # One thread per test binary at a time keeps real-time media on 2 cores honest.
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}"
 

@@ -1,5 +1,5 @@
 import { PeerClient } from '/peer.js';
-import { showError, showStatus, clearError } from '/ui.js';
+import { showError, showStatus, clearError, pageToken, connectError } from '/ui.js';
 
 window.peerPage = { rooms: [] };
 const body = document.getElementById('rooms');
@@ -33,7 +33,7 @@ document.getElementById('go').addEventListener('submit', (event) => {
   location.href = `/publish?room=${encodeURIComponent(event.target.room.value)}`;
 });
 
-const client = new PeerClient();
+const client = new PeerClient({ token: pageToken });
 try {
   await client.connect();
   const refresh = async () => {
@@ -46,5 +46,5 @@ try {
   clearError();
 } catch (err) {
   showStatus('');
-  showError(`Cannot reach the signalling server at ${client.url}. Is "peer serve" running? (${err.message})`);
+  showError(err.code === 'forbidden' ? `Listing rooms needs an admin token: ${err.message}` : connectError(client, err));
 }

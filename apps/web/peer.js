@@ -20,12 +20,14 @@ export class PeerError extends Error {
  * id), `message` (detail: {from, data}), `error` (detail: PeerError),
  * `close` (detail: reason). */
 export class PeerClient extends EventTarget {
-  constructor({ url = defaultServerUrl(), id, meta, iceServers = [] } = {}) {
+  constructor({ url = defaultServerUrl(), id, meta, iceServers = [], token, iceTransportPolicy = 'all' } = {}) {
     super();
+    this.iceTransportPolicy = iceTransportPolicy;
     this.url = url;
     this.requestedId = id;
     this.meta = meta;
     this.iceServers = iceServers;
+    this.token = token;
     this.id = null;
     this.room = null;
     this.peers = new Map();
@@ -48,10 +50,13 @@ export class PeerClient extends EventTarget {
       this._socket = socket;
       let welcomed = false;
       socket.onopen = () => {
-        this._send({ type: 'hello', id: this.requestedId, meta: this.meta });
+        this._send({ type: 'hello', id: this.requestedId, meta: this.meta, token: this.token });
         this._expect(['welcome'], 'hello').then((welcome) => {
           welcomed = true;
           this.id = welcome.id;
+          // The server's STUN/TURN servers (TURN with short-lived
+          // credentials for us), unless the page gave its own.
+          if (!this.iceServers.length && welcome.ice_servers) this.iceServers = welcome.ice_servers;
           resolve(welcome.id);
         }, reject);
       };
@@ -96,7 +101,20 @@ export class PeerClient extends EventTarget {
   /** Receives `producer`'s streams. With `wait`, a producer that has not
    * joined yet is waited for. Resolves with a Session once the server
    * accepted; media follows in its `track` events. */
-  async watch(producer, { wait = false } = {}) {
+  async watch(producer, { wait = false, offer = false } = {}) {
+    if (offer) {
+      // We offer (as a WHEP player does); the producer answers it.
+      const session = new Session(this, null, producer, { offerer: true });
+      session.pc.addTransceiver('video', { direction: 'recvonly' });
+      session.pc.addTransceiver('audio', { direction: 'recvonly' });
+      const description = await session.pc.createOffer();
+      await session.pc.setLocalDescription(description);
+      this._send({ type: 'start-session', peer: producer, wait, offer: { type: 'offer', sdp: description.sdp } });
+      const started = await this._expect(['session-started'], 'start-session');
+      session._named(started.session);
+      this.sessions.set(session.id, session);
+      return session;
+    }
     this._send({ type: 'start-session', peer: producer, wait });
     const started = await this._expect(['session-started'], 'start-session');
     const session = new Session(this, started.session, producer, { offerer: false });
@@ -163,7 +181,7 @@ export class PeerClient extends EventTarget {
         this.dispatchEvent(new CustomEvent('peer-left', { detail: message.id }));
         return;
       case 'session-requested':
-        if (this.publisher) this.publisher._onRequest(message.session, message.peer);
+        if (this.publisher) this.publisher._onRequest(message.session, message.peer, message.offer);
         else this._send({ type: 'end-session', session: message.session, reason: 'nothing published here' });
         return;
       case 'sdp':
@@ -212,13 +230,22 @@ export class Session extends EventTarget {
     this.channels = new Map();
     this._earlyCandidates = [];
     this._lastStats = null;
-    this.pc = new RTCPeerConnection({ iceServers: client.iceServers, bundlePolicy: 'max-bundle' });
+    this.pc = new RTCPeerConnection({
+      iceServers: client.iceServers,
+      iceTransportPolicy: client.iceTransportPolicy,
+      bundlePolicy: 'max-bundle',
+    });
     this.pc.ontrack = (event) => {
       this.stream.addTrack(event.track);
       this.dispatchEvent(new CustomEvent('track', { detail: event.track }));
     };
+    // Candidates of a session the server has not named yet (we offered in
+    // start-session) wait for its id.
+    this._unsent = [];
     this.pc.onicecandidate = (event) => {
-      client._send({ type: 'ice', session: id, candidate: event.candidate ? event.candidate.toJSON() : null });
+      const candidate = event.candidate ? event.candidate.toJSON() : null;
+      if (this.id === null) this._unsent.push(candidate);
+      else client._send({ type: 'ice', session: this.id, candidate });
     };
     this.pc.ondatachannel = (event) => this._adopt(event.channel);
     this.pc.onconnectionstatechange = () => {
@@ -226,6 +253,12 @@ export class Session extends EventTarget {
       this.dispatchEvent(new CustomEvent('state', { detail: state }));
       if (state === 'failed') this.close('the connection failed');
     };
+  }
+
+  /** The server named the session we offered in. */
+  _named(id) {
+    this.id = id;
+    for (const candidate of this._unsent.splice(0)) this.client._send({ type: 'ice', session: id, candidate });
   }
 
   /** Opens a data channel (before the offer, on the offering side). */
@@ -342,14 +375,22 @@ export class Publisher extends EventTarget {
     this.sessions = new Map();
   }
 
-  async _onRequest(sessionId, peer) {
-    const session = new Session(this.client, sessionId, peer, { offerer: true });
+  /** A viewer asks; with `offer` it offered (a peersrc with
+   * viewer-offer, say) and we answer, else we offer. */
+  async _onRequest(sessionId, peer, offer) {
+    const session = new Session(this.client, sessionId, peer, { offerer: !offer });
     this.client.sessions.set(sessionId, session);
     this.sessions.set(sessionId, session);
     session.addEventListener('ended', () => this.sessions.delete(sessionId));
     for (const track of this.stream.getTracks()) session.pc.addTrack(track, this.stream);
-    for (const label of this.dataChannels) session.openChannel(label);
     this.dispatchEvent(new CustomEvent('session', { detail: session }));
+    if (offer) {
+      await session._onDescription(offer);
+      // Channels ride on the offer's data section, when it has one.
+      if (offer.sdp.includes('m=application')) for (const label of this.dataChannels) session.openChannel(label);
+      return;
+    }
+    for (const label of this.dataChannels) session.openChannel(label);
     await session._offer().catch((err) => session.close(`cannot make an offer: ${err.message}`));
   }
 

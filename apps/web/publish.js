@@ -1,6 +1,6 @@
 import { PeerClient } from '/peer.js';
 import { StatsPanel, followStats } from '/stats.js';
-import { params, showError, showStatus, clearError, setupChat, describeData } from '/ui.js';
+import { params, showError, showStatus, clearError, setupChat, describeData, pageToken, connectError } from '/ui.js';
 
 const room = params.get('room') || 'default';
 const $ = (id) => document.getElementById(id);
@@ -122,12 +122,18 @@ async function start() {
     $('preview').srcObject = stream;
     await listDevices().catch(() => {});
     if (!client) {
-      client = new PeerClient({ id: params.get('id') || undefined });
+      client = new PeerClient({
+  id: params.get('id') || undefined,
+  token: pageToken,
+  // ?relay=1: only through the TURN server the signalling server hands out.
+  iceTransportPolicy: params.get('relay') === '1' ? 'relay' : 'all',
+});
       page.client = client;
       try {
         await client.connect();
       } catch (err) {
-        throw new Error(`Cannot reach the signalling server at ${client.url}. Is "peer serve" running? (${err.message})`);
+        page.refused = err.code === 'unauthorized' || err.code === 'forbidden';
+        throw new Error(connectError(client, err));
       }
       client.addEventListener('close', (event) => showError(`Lost the signalling server: ${event.detail}`));
       await client.join(room);

@@ -2,6 +2,30 @@
 
 export const params = new URLSearchParams(location.search);
 
+/** The access token of a join link (`?token=`), taken out of the address
+ * bar at once (it grants what the link grants: one screenshot or shared
+ * URL away from a leak) and kept for this tab only. */
+export const pageToken = (() => {
+  const fromLink = params.get('token');
+  if (fromLink) {
+    params.delete('token');
+    const clean = new URL(location.href);
+    clean.searchParams.delete('token');
+    history.replaceState(null, '', clean);
+    sessionStorage.setItem('gst-peer-token', fromLink);
+    return fromLink;
+  }
+  return sessionStorage.getItem('gst-peer-token') || undefined;
+})();
+
+/** What to tell a person when connecting failed. */
+export function connectError(client, err) {
+  if (err.code === 'unauthorized' || err.code === 'forbidden') {
+    return `The server refused this page: ${err.message}. Open it with the link (token) you were given.`;
+  }
+  return `Cannot reach the signalling server at ${client.url}. Is "peer serve" running? (${err.message})`;
+}
+
 export function showStatus(text) {
   document.getElementById('status').textContent = text;
 }

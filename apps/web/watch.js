@@ -1,6 +1,6 @@
 import { PeerClient } from '/peer.js';
 import { StatsPanel, followStats } from '/stats.js';
-import { params, showError, showStatus, clearError, setupChat, describeData } from '/ui.js';
+import { params, showError, showStatus, clearError, setupChat, describeData, pageToken, connectError } from '/ui.js';
 import { drawAnalysis } from '/analysis.js';
 
 const room = params.get('room') || 'default';
@@ -8,14 +8,19 @@ let producer = params.get('producer');
 const video = document.getElementById('video');
 const page = (window.peerPage = { state: 'connecting', room, messages: [], analysis: [] });
 
-const client = new PeerClient({ id: params.get('id') || undefined });
+const client = new PeerClient({
+  id: params.get('id') || undefined,
+  token: pageToken,
+  // ?relay=1: only through the TURN server the signalling server hands out.
+  iceTransportPolicy: params.get('relay') === '1' ? 'relay' : 'all',
+});
 page.client = client;
 try {
   await client.connect();
 } catch (err) {
-  page.state = 'unreachable';
+  page.state = err.code === 'unauthorized' || err.code === 'forbidden' ? 'refused' : 'unreachable';
   showStatus('');
-  showError(`Cannot reach the signalling server at ${client.url}. Is "peer serve" running? (${err.message})`);
+  showError(connectError(client, err));
   throw err;
 }
 client.addEventListener('close', (event) => {
@@ -54,7 +59,8 @@ client.addEventListener('peer-left', (event) => {
   }
 });
 
-const session = await client.watch(producer, { wait: true });
+// ?offer=1: this page makes the offer (as a WHEP player would).
+const session = await client.watch(producer, { wait: true, offer: params.get('offer') === '1' });
 page.session = session;
 video.srcObject = session.stream;
 session.addEventListener('track', () => {

@@ -49,12 +49,33 @@ impl Browser {
         Self::launch(&["--deny-permission-prompts".to_owned()], false)
     }
 
+    /// Chromium (and its chromedriver) inside `host`'s namespace, driven
+    /// from the test's over the veth pair: a browser on another network.
+    pub fn start_in(host: &crate::netns::IsolatedHost, extra: &[String]) -> Browser {
+        let port = free_port();
+        let mut command = host.command("chromedriver");
+        command
+            .arg(format!("--port={port}"))
+            .arg(format!("--allowed-ips={}", host.near_address));
+        Self::connect(
+            command,
+            &format!("http://{}:{port}", host.far_address),
+            extra,
+            true,
+        )
+    }
+
     fn launch(extra: &[String], consent: bool) -> Browser {
         let port = free_port();
         let mut command = Command::new("chromedriver");
         command
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1");
+        Self::connect(command, &format!("http://127.0.0.1:{port}"), extra, consent)
+    }
+
+    fn connect(mut command: Command, url: &str, extra: &[String], consent: bool) -> Browser {
+        let port = url.rsplit(':').next().unwrap().to_owned();
         let driver = ChildProcess::spawn(&mut command);
         let profile =
             std::env::temp_dir().join(format!("gst-peer-chromium-{}-{port}", std::process::id()));
@@ -88,7 +109,7 @@ impl Browser {
             "goog:chromeOptions": { "binary": chromium_binary(), "args": args },
         });
         let capabilities = capabilities.as_object().unwrap().clone();
-        let url = format!("http://127.0.0.1:{port}");
+        let url = url.to_owned();
         let deadline = Instant::now() + Duration::from_secs(30);
         let client = loop {
             let attempt = RUNTIME.block_on(async {

@@ -3,10 +3,13 @@
 //! size and colour, audio frequency), all waiting on events with deadlines.
 
 pub mod browser;
+pub mod capture;
 pub mod http;
+pub mod matroska;
 pub mod media;
 pub mod netns;
 pub mod process;
+pub mod recorder;
 pub mod ws;
 
 use std::path::PathBuf;

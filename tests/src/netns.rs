@@ -136,6 +136,21 @@ impl IsolatedHost {
         );
     }
 
+    /// Lets the far host reach `address` (one of the test namespace's own
+    /// addresses) through the near end of its pair; nothing else is routed.
+    pub fn route_to(&self, address: &str) {
+        run(&[
+            "ip",
+            "-n",
+            &self.name,
+            "route",
+            "add",
+            &format!("{address}/32"),
+            "via",
+            &self.near_address,
+        ]);
+    }
+
     /// A command to run inside the namespace.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut command = Command::new("ip");

@@ -55,10 +55,15 @@ impl RawPeer {
 
     /// The next protocol message (or the close), within five seconds.
     pub async fn next(&mut self) -> Received {
+        self.next_within(Duration::from_secs(5)).await
+    }
+
+    /// The next protocol message (or the close), within `timeout`.
+    pub async fn next_within(&mut self, timeout: Duration) -> Received {
         loop {
-            let frame = tokio::time::timeout(Duration::from_secs(5), self.socket.next())
+            let frame = tokio::time::timeout(timeout, self.socket.next())
                 .await
-                .expect("a reply within 5 s");
+                .unwrap_or_else(|_| panic!("a reply within {timeout:?}"));
             match frame {
                 Some(Ok(Message::Text(text))) => {
                     return Received::Json(

@@ -1,7 +1,7 @@
 //! `peer record` as a user runs it: a separate process recording a room,
 //! publishers coming and going, files checked by decoding them.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -9,84 +9,8 @@ use gst::prelude::*;
 use peer_tests::browser::Browser;
 use peer_tests::media::{close_colour, decode_file};
 use peer_tests::process::ChildProcess;
+use peer_tests::recorder::{Recorder, free_port, fresh_dir, sidecar};
 use peer_tests::{dominant_frequency, init, play, sender};
-use serde_json::Value;
-
-struct Recorder {
-    process: ChildProcess,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Recorder {
-    fn start(room: &str) -> Recorder {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(format!("gst-peer-rec-{}-{port}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let mut process = ChildProcess::spawn(
-            Command::new(peer_tests::peer_binary())
-                .args([
-                    "record",
-                    "--room",
-                    room,
-                    "--port",
-                    &port.to_string(),
-                    "--summary-interval",
-                    "1",
-                    "--dir",
-                ])
-                .arg(&dir),
-        );
-        process.wait_line("publish at", Duration::from_secs(20));
-        Recorder { process, port, dir }
-    }
-
-    fn room_uri(&self, room: &str) -> String {
-        format!("ws://127.0.0.1:{}/{room}", self.port)
-    }
-
-    /// Waits for "recording <publisher> → <path>" and returns the path.
-    fn started(&mut self, publisher: &str) -> PathBuf {
-        let line = self.process.wait_line(
-            &format!("recording {publisher} → "),
-            Duration::from_secs(30),
-        );
-        PathBuf::from(line.split(" → ").nth(1).unwrap().trim())
-    }
-
-    fn finished(&mut self, publisher: &str) -> String {
-        self.process
-            .wait_line(&format!("finished {publisher}:"), Duration::from_secs(10))
-    }
-
-    /// SIGINT, as Ctrl-C would, and wait for the process to exit.
-    fn interrupt(&mut self) -> Vec<String> {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.process.id().to_string()])
-            .status();
-        assert!(
-            self.process.wait_exit(Duration::from_secs(10)),
-            "the recorder exits after SIGINT"
-        );
-        std::mem::take(&mut self.process.seen)
-    }
-}
-
-fn sidecar(path: &Path) -> Value {
-    let text = std::fs::read_to_string(format!("{}.json", path.display()))
-        .expect("a sidecar next to the file");
-    serde_json::from_str(&text).unwrap()
-}
 
 #[test]
 fn a_pipeline_publisher_is_recorded_with_its_colour_and_tone() {
@@ -336,16 +260,10 @@ fn a_publisher_that_rejoins_gets_a_new_file_and_sigint_finalizes() {
 #[test]
 fn the_composite_shows_both_publishers_side_by_side() {
     init();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir =
-        std::env::temp_dir().join(format!("gst-peer-composite-{}-{port}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut recorder = Recorder {
-        process: ChildProcess::spawn(
+    let port = free_port();
+    let dir = fresh_dir("composite");
+    let mut recorder = Recorder::adopt(
+        ChildProcess::spawn(
             Command::new(peer_tests::peer_binary())
                 .args([
                     "record",
@@ -360,8 +278,8 @@ fn the_composite_shows_both_publishers_side_by_side() {
                 .arg(&dir),
         ),
         port,
-        dir: dir.clone(),
-    };
+        dir.clone(),
+    );
     recorder
         .process
         .wait_line("publish at", Duration::from_secs(20));

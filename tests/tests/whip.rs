@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use peer_signalling::server::ServerConfig;
-use peer_signalling::whip::WhipConfig;
+use peer_signalling::wish::WishConfig;
 use peer_tests::browser::Browser;
 use peer_tests::http::{HttpResponse, request};
 use peer_tests::media::{Receiver, decode_file};
@@ -223,10 +223,10 @@ fn whip_over_http_statuses_and_the_server_keeps_running() {
     init();
     let server = TestServer::start_with(ServerConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
-        whip: WhipConfig {
+        whip: WishConfig {
             token: Some("let-me-in".into()),
             answer_timeout: Duration::from_secs(2),
-            ..WhipConfig::default()
+            ..WishConfig::default()
         },
         ..ServerConfig::default()
     });

@@ -11,8 +11,9 @@ pub struct Demo {
 }
 
 /// Starts the demo against the server on `port`; `trust` is the server's
-/// certificate (PEM) when it serves TLS.
-pub fn start(port: u16, trust: Option<String>) -> anyhow::Result<Demo> {
+/// certificate (PEM) when it serves TLS, `token` its access token when the
+/// server requires one.
+pub fn start(port: u16, trust: Option<String>, token: Option<String>) -> anyhow::Result<Demo> {
     pipeline::init()?;
     let (scheme, trusted_certificate) = match trust {
         Some(pem) => {
@@ -27,8 +28,11 @@ pub fn start(port: u16, trust: Option<String>) -> anyhow::Result<Demo> {
         .as_ref()
         .map(|path| format!("tls-ca-file={}", pipeline::quote(&path.to_string_lossy())))
         .unwrap_or_default();
+    let token_property = token
+        .map(|token| format!("token={}", pipeline::quote(&token)))
+        .unwrap_or_default();
     let description = format!(
-        "peersink name=sink uri={scheme}://127.0.0.1:{port}/demo peer-id=demo {trust_property} \
+        "peersink name=sink uri={scheme}://127.0.0.1:{port}/demo peer-id=demo {trust_property} {token_property} \
            meta=\"{{\\\"title\\\":\\\"gst-peer demo\\\"}}\" \
          videotestsrc is-live=true pattern=ball animation-mode=running-time motion=sweep background-color=0xff203040 \
            ! video/x-raw,width=1280,height=720,framerate=30/1 \

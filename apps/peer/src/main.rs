@@ -1,6 +1,7 @@
 //! `peer`: the gst-peer command line. Each subcommand is a small app in its
 //! own module, composing the elements into a pipeline.
 
+mod access;
 mod demo;
 mod devices;
 mod pipeline;
@@ -8,8 +9,9 @@ mod receive;
 mod record;
 mod send;
 mod serve;
+mod token;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +37,8 @@ enum Command {
     /// List cameras, microphones, screens and windows, with the element
     /// and properties that select each.
     Devices(devices::Args),
+    /// Mint access tokens (and join links), make a secret, inspect a token.
+    Token(token::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,11 +50,24 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Command::Record(args) = &cli.command
+        && let Some(conflict) = args.conflict()
+    {
+        // The usage shown is `peer record`'s.
+        let mut command = Cli::command();
+        command.build();
+        command
+            .find_subcommand_mut("record")
+            .expect("record is a subcommand")
+            .error(clap::error::ErrorKind::ArgumentConflict, conflict)
+            .exit();
+    }
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Send(args) => send::run(args),
         Command::Receive(args) => receive::run(args),
         Command::Record(args) => record::run(args),
         Command::Devices(args) => devices::run(args),
+        Command::Token(args) => token::run(args),
     }
 }

@@ -26,6 +26,9 @@ pub struct Args {
     /// Jitter buffer in milliseconds.
     #[arg(long, default_value_t = 100)]
     latency: u32,
+    /// Access token for a server that requires one (`peer token`).
+    #[arg(long, env = "GST_PEER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -34,6 +37,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(server) = &args.server {
         let base = server.trim_end_matches('/').trim_end_matches("/ws");
         source.push_str(&format!(" uri={}", quote(&format!("{base}/{}", args.room))));
+    }
+    if let Some(token) = &args.token {
+        source.push_str(&format!(" token={}", quote(token)));
     }
     if let Some(producer) = &args.producer {
         source.push_str(&format!(" producer={}", quote(producer)));

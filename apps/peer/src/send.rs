@@ -37,6 +37,9 @@ pub struct Args {
     /// Video bitrate in bits per second.
     #[arg(long, default_value_t = 2_000_000)]
     bitrate: u32,
+    /// Access token for a server that requires one (`peer token`).
+    #[arg(long, env = "GST_PEER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 pub fn description(args: &Args) -> anyhow::Result<String> {
@@ -47,6 +50,9 @@ pub fn description(args: &Args) -> anyhow::Result<String> {
     if let Some(server) = &args.server {
         let base = server.trim_end_matches('/').trim_end_matches("/ws");
         sink.push_str(&format!(" uri={}", quote(&format!("{base}/{}", args.room))));
+    }
+    if let Some(token) = &args.token {
+        sink.push_str(&format!(" token={}", quote(token)));
     }
     if let Some(id) = &args.id {
         sink.push_str(&format!(" peer-id={}", quote(id)));

@@ -4,8 +4,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use peer_signalling::core::Limits;
+use peer_signalling::peerjs::PeerJsConfig;
 use peer_signalling::tls;
-use peer_signalling::whip::WhipConfig;
+use peer_signalling::wish::WishConfig;
 
 use crate::demo;
 use peer_signalling::server::{self, ServerConfig};
@@ -49,9 +50,46 @@ pub struct Args {
     /// (`POST /whip/{room}`, PATCH, DELETE).
     #[arg(long)]
     whip_token: Option<String>,
+    /// Require `Authorization: Bearer <TOKEN>` on WHEP requests
+    /// (`POST /whep/{room}[/{producer}]`, PATCH, DELETE).
+    #[arg(long)]
+    whep_token: Option<String>,
+    #[command(flatten)]
+    access: crate::access::AccessArgs,
+    /// PeerServer: the path its routes are under (`path` in `new Peer`).
+    #[arg(long, default_value = "/")]
+    peerjs_path: String,
+    /// PeerServer: a key clients may use (`key` in `new Peer`); each key is
+    /// a room. Repeat for several [default: peerjs]
+    #[arg(long = "peerjs-key", value_name = "KEY")]
+    peerjs_keys: Vec<String>,
+    /// PeerServer: milliseconds a message for a peer not connected is held
+    /// before its sender gets EXPIRE.
+    #[arg(long, default_value_t = 5000)]
+    peerjs_expire_timeout: u64,
+    /// PeerServer: milliseconds of silence after which a client's socket is closed.
+    #[arg(long, default_value_t = 90_000)]
+    peerjs_alive_timeout: u64,
+    /// PeerServer: most PeerJS clients at once.
+    #[arg(long, default_value_t = 5000)]
+    peerjs_concurrent_limit: usize,
+    /// PeerServer: answer `GET /{key}/peers` with the key's peer ids.
+    #[arg(long)]
+    peerjs_discovery: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let access = args.access.access(args.host)?;
+    let requires_tokens = access.authority.is_some();
+    // The demo publishes into this server: with tokens, it needs one.
+    let demo_token = match (&args.access.auth_secret_file, requires_tokens && args.demo) {
+        (_, false) => None,
+        (Some(path), true) => Some(crate::token::mint_for_demo(path)?),
+        (None, true) => anyhow::bail!(
+            "--demo with --auth-public-key-file: the demo cannot mint its own token; \
+             run it without --demo and publish with a token"
+        ),
+    };
     let limits = Limits {
         max_message_bytes: args.max_message_bytes,
         max_peers_per_room: args.max_peers_per_room,
@@ -89,17 +127,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bind: SocketAddr::new(args.host, args.port),
         limits,
         tls: tls.map(|identity| identity.config),
-        whip: WhipConfig {
+        whip: WishConfig {
             token: args.whip_token.clone(),
-            ..WhipConfig::default()
+            ..WishConfig::default()
         },
+        whep: WishConfig {
+            token: args.whep_token.clone(),
+            ..WishConfig::default()
+        },
+        access,
+        peerjs: peerjs_config(&args)?,
         ..ServerConfig::default()
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let server = server::start(config).await?;
         let _demo = if args.demo {
-            Some(demo::start(server.local_addr().port(), demo_trust)?)
+            Some(demo::start(
+                server.local_addr().port(),
+                demo_trust,
+                demo_token,
+            )?)
         } else {
             None
         };
@@ -108,6 +156,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             server.ws_url(),
             server.http_url()
         );
+        if requires_tokens {
+            println!("tokens required (docs/security.md): `peer token --help` mints them");
+        }
         println!(
             "WHIP ingest at {}whip/<room>{}",
             server.http_url(),
@@ -117,6 +168,38 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 ""
             }
         );
+        println!(
+            "WHEP playback at {}whep/<room>[/<producer>]{}",
+            server.http_url(),
+            if args.whep_token.is_some() {
+                " (Bearer token required)"
+            } else {
+                ""
+            }
+        );
+        let peerjs = peerjs_config(&args)?;
+        let url = server.http_url();
+        let (scheme, authority) = url
+            .trim_end_matches('/')
+            .split_once("://")
+            .unwrap_or(("http", ""));
+        let (host, port) = authority.rsplit_once(':').unwrap_or((authority, ""));
+        println!(
+            "PeerJS clients: new Peer(id, {{host: '{host}', port: {port}, path: '{}'{}{}}}) \
+             (key {}); calling page {url}call",
+            peerjs.normalized_path(),
+            if peerjs.keys.first().is_some_and(|k| k != "peerjs") {
+                format!(", key: '{}'", peerjs.keys[0])
+            } else {
+                String::new()
+            },
+            if scheme == "https" {
+                ", secure: true"
+            } else {
+                ""
+            },
+            peerjs.keys.join(", "),
+        );
         tokio::select! {
             _ = shutdown_signal() => {
                 tracing::info!("stopping");
@@ -124,6 +207,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
         anyhow::Ok(())
+    })
+}
+
+fn peerjs_config(args: &Args) -> anyhow::Result<PeerJsConfig> {
+    let keys = if args.peerjs_keys.is_empty() {
+        vec!["peerjs".to_owned()]
+    } else {
+        args.peerjs_keys.clone()
+    };
+    if let Some(bad) = keys
+        .iter()
+        .find(|k| !peer_signalling::protocol::is_valid_name(k))
+    {
+        anyhow::bail!("--peerjs-key {bad}: keys are rooms, 1-64 characters of A-Z a-z 0-9 . _ -");
+    }
+    Ok(PeerJsConfig {
+        path: args.peerjs_path.clone(),
+        keys,
+        expire_timeout: Duration::from_millis(args.peerjs_expire_timeout),
+        alive_timeout: Duration::from_millis(args.peerjs_alive_timeout),
+        concurrent_limit: args.peerjs_concurrent_limit,
+        allow_discovery: args.peerjs_discovery,
+        ..PeerJsConfig::default()
     })
 }
 

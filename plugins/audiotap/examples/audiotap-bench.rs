@@ -6,7 +6,7 @@
 //! `source ! fakesink`, divided by the frames pushed. Each configuration runs
 //! several rounds, interleaved, and the median counts.
 //!
-//! cargo run --release -p gst-plugin-audiotap --example audiotap-bench -- [seconds] [rounds]
+//! cargo run --release -p gst-plugin-audiotap --example audiotap-bench -- [SECONDS] [ROUNDS] [--pure-only]
 
 use std::time::Duration;
 
@@ -175,10 +175,25 @@ thread_local! {
     static JSON_COST: std::cell::Cell<(f64, f64, usize)> = const { std::cell::Cell::new((0.0, 0.0, 0)) };
 }
 
+/// CPU cost per sample frame of audiotap against GStreamer's level,
+/// spectrum and (when found) ebur128level: the analyses alone, then each
+/// element in a pipeline; prints Markdown tables.
+#[derive(clap::Parser)]
+struct Cli {
+    /// Seconds of audio per pipeline run.
+    #[arg(default_value_t = 120.0)]
+    seconds: f64,
+    /// Rounds per configuration (the median counts).
+    #[arg(default_value_t = 3, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    rounds: usize,
+    /// Measure the analyses alone, without pipelines.
+    #[arg(long)]
+    pure_only: bool,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let seconds: f64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(120.0);
-    let rounds: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(3);
+    let cli = <Cli as clap::Parser>::parse();
+    let (seconds, rounds) = (cli.seconds, cli.rounds);
     gst::init().unwrap();
     gstaudiotap::plugin_register_static().unwrap();
     let has_ebur128level = gst::ElementFactory::find("ebur128level").is_some();
@@ -195,7 +210,7 @@ fn main() {
         "\nPer report, everything on (128 bands, 64 waveform points): reading it (spectrum and \
          pitch FFTs, tempo) {read_micros:.1} us, writing its JSON ({json_len} bytes) {json_micros:.1} us.\n"
     );
-    if args.get(3).is_some_and(|a| a == "--pure-only") {
+    if cli.pure_only {
         return;
     }
 

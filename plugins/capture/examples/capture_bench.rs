@@ -9,6 +9,7 @@
 //! cargo run --release -p gst-plugin-peercapture --example capture_bench -- screen [seconds-per-run] [rounds]
 //! cargo run --release -p gst-plugin-peercapture --example capture_bench -- canvas
 //! cargo run --release -p gst-plugin-peercapture --example capture_bench -- profile idle|moving|changing SECONDS [ELEMENT ...]
+//! cargo run --release -p gst-plugin-peercapture --example capture_bench -- --help
 //! ```
 //!
 //! Each capture pipeline runs in a child process of its own (this binary
@@ -32,51 +33,102 @@ const WIDTH: u16 = 1920;
 const HEIGHT: u16 = 1080;
 const WARMUP: Duration = Duration::from_secs(2);
 
+/// Process CPU of screencapsrc against ximagesrc (use-damage true and
+/// false) at 1920x1080@30 under Xvfb, in three scenes, then canvassrc's
+/// milliseconds per frame; prints Markdown tables.
+#[derive(clap::Parser)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    part: Option<Part>,
+    /// Seconds per screen-capture run.
+    #[arg(default_value_t = 10.0)]
+    seconds: f64,
+    /// Rounds (the median counts).
+    #[arg(default_value_t = 5, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    rounds: usize,
+}
+
+#[derive(clap::Subcommand)]
+enum Part {
+    /// The screen-capture part only.
+    Screen {
+        /// Seconds per run.
+        #[arg(default_value_t = 10.0)]
+        seconds: f64,
+        /// Rounds (the median counts).
+        #[arg(default_value_t = 5, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        rounds: usize,
+    },
+    /// The canvassrc part only.
+    Canvas,
+    /// One run in this process (scene drawing included), for perf and
+    /// quick comparisons.
+    Profile {
+        /// What the screen does meanwhile.
+        scene: SceneName,
+        /// How long to capture.
+        seconds: f64,
+        /// The element to profile, e.g. `ximagesrc use-damage=false`
+        /// (default: screencapsrc).
+        #[arg(trailing_var_arg = true)]
+        element: Vec<String>,
+    },
+    /// (internal) One capture pipeline, measured by the parent process.
+    #[command(hide = true)]
+    Child { pipeline: String, seconds: f64 },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SceneName {
+    /// Nothing changes.
+    Idle,
+    /// A 200x200 window moves around.
+    Moving,
+    /// The whole screen changes every frame.
+    Changing,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("child") {
-        let seconds: f64 = args[3].parse().unwrap();
-        child(&args[2], Duration::from_secs_f64(seconds));
+    let cli = <Cli as clap::Parser>::parse();
+    if let Some(Part::Child { pipeline, seconds }) = &cli.part {
+        child(pipeline, Duration::from_secs_f64(*seconds));
         return;
     }
     gst::init().unwrap();
     gstpeercapture::plugin_register_static().unwrap();
-    if args.get(1).map(String::as_str) == Some("canvas") {
-        canvas_bench();
-        return;
-    }
-    // `profile idle|moving|changing SECONDS [ELEMENT ...]`: one run in this
-    // process (scene drawing included), for perf and quick comparisons.
-    if args.get(1).map(String::as_str) == Some("profile") {
-        let scene = match args[2].as_str() {
-            "moving" => Scene::SmallMovingWindow,
-            "changing" => Scene::FullyChanging,
-            _ => Scene::Idle,
-        };
-        let (mut xvfb, display) = start_xvfb();
-        let driver = SceneDriver::start(&display, scene);
-        // The element to profile: screencapsrc unless given, e.g.
-        // `ximagesrc use-damage=false`.
-        let element = match args.get(4..).filter(|rest| !rest.is_empty()) {
-            Some(rest) => format!(
-                "{} display-name={display} ! video/x-raw,framerate=30/1",
-                rest.join(" ")
-            ),
-            None => format!("screencapsrc display-name={display} framerate=30/1"),
-        };
-        child(&element, Duration::from_secs_f64(args[3].parse().unwrap()));
-        driver.stop();
-        let _ = xvfb.kill();
-        return;
-    }
-    // `[screen] [SECONDS] [ROUNDS]`: `screen` leaves out the canvas part.
-    let screen_only = args.get(1).map(String::as_str) == Some("screen");
-    let numbers: Vec<f64> = args[1..].iter().filter_map(|s| s.parse().ok()).collect();
-    let seconds = numbers.first().copied().unwrap_or(10.0);
-    let rounds = numbers.get(1).map_or(5, |&r| (r as usize).max(1));
-    screen_bench(seconds, rounds);
-    if !screen_only {
-        canvas_bench();
+    match cli.part {
+        Some(Part::Canvas) => canvas_bench(),
+        Some(Part::Profile {
+            scene,
+            seconds,
+            element,
+        }) => {
+            let scene = match scene {
+                SceneName::Moving => Scene::SmallMovingWindow,
+                SceneName::Changing => Scene::FullyChanging,
+                SceneName::Idle => Scene::Idle,
+            };
+            let (mut xvfb, display) = start_xvfb();
+            let driver = SceneDriver::start(&display, scene);
+            let element = if element.is_empty() {
+                format!("screencapsrc display-name={display} framerate=30/1")
+            } else {
+                format!(
+                    "{} display-name={display} ! video/x-raw,framerate=30/1",
+                    element.join(" ")
+                )
+            };
+            child(&element, Duration::from_secs_f64(seconds));
+            driver.stop();
+            let _ = xvfb.kill();
+        }
+        Some(Part::Screen { seconds, rounds }) => screen_bench(seconds, rounds),
+        Some(Part::Child { .. }) => unreachable!("handled above"),
+        None => {
+            screen_bench(cli.seconds, cli.rounds);
+            canvas_bench();
+        }
     }
 }
 

@@ -229,3 +229,60 @@ fn pausing_and_resuming_goes_on_streaming() {
         assert!(is_red_box_at(&run.next_frame(WAIT), 40, 30));
     }
 }
+
+/// An empty canvas at 320x240@30 with GstBaseSrc's `num-buffers`.
+fn counted_canvas(live: bool, frames: i32) -> Running {
+    common::init();
+    Running::launch(&format!(
+        "canvassrc is-live={live} num-buffers={frames} \
+         ! video/x-raw,width=320,height=240,framerate=30/1 ! appsink name=sink sync=false"
+    ))
+}
+
+/// `num-buffers=N`, live or not: N frames, then EOS. Not live, they are
+/// stamped one frame apart from zero; live, with their ticks.
+#[test]
+fn num_buffers_gives_that_many_frames_then_eos() {
+    for live in [false, true] {
+        let run = counted_canvas(live, 10);
+        let frames = run.frames_until_eos(WAIT);
+        assert_eq!(frames.len(), 10, "is-live={live}");
+        let stamps: Vec<_> = frames.iter().map(|f| f.pts.unwrap()).collect();
+        if live {
+            assert!(stamps.windows(2).all(|p| p[1] > p[0]), "{stamps:?}");
+        } else {
+            let expected: Vec<_> = (0..10u64)
+                .map(|n| gst::ClockTime::SECOND.mul_div_floor(n, 30).unwrap())
+                .collect();
+            assert_eq!(stamps, expected);
+        }
+    }
+}
+
+/// `is-live` decides, as documented, whether the source prerolls.
+#[test]
+fn is_live_decides_whether_it_prerolls() {
+    common::init();
+    for (live, expected) in [
+        (true, gst::StateChangeSuccess::NoPreroll),
+        (false, gst::StateChangeSuccess::Async),
+    ] {
+        let pipeline = gst::parse::launch(&format!("canvassrc is-live={live} ! fakesink"))
+            .unwrap()
+            .downcast::<gst::Pipeline>()
+            .unwrap();
+        assert_eq!(
+            pipeline.set_state(gst::State::Paused),
+            Ok(expected),
+            "is-live={live}"
+        );
+        if !live {
+            let (result, state, _) = pipeline.state(gst::ClockTime::from_seconds(10));
+            assert_eq!(
+                (result, state),
+                (Ok(gst::StateChangeSuccess::Success), gst::State::Paused)
+            );
+        }
+        pipeline.set_state(gst::State::Null).unwrap();
+    }
+}

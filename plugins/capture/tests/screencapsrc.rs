@@ -129,6 +129,56 @@ fn window_by_name_has_its_size_and_content_and_follows_it() {
     assert!(run.element("src").property::<u64>("grabbed-frames") >= 2);
 }
 
+/// As with ximagesrc: `num-buffers=N` pushes N frames, then EOS; each run
+/// counts afresh.
+#[test]
+fn num_buffers_ends_the_stream_after_that_many_frames_every_run() {
+    let xvfb = Xvfb::start(320, 240);
+    xvfb.set_root_color("#336699");
+    let run = capture(&xvfb, "show-cursor=false num-buffers=12");
+    let frames = run.frames_until_eos(FRAME_WAIT);
+    assert_eq!(frames.len(), 12, "frames before EOS");
+    assert!(frames.iter().all(|f| f.all_of((0x33, 0x66, 0x99)) > 0.999));
+    assert_eq!(run.element("src").property::<i32>("num-buffers"), 12);
+
+    run.pipeline.set_state(gst::State::Null).unwrap();
+    run.pipeline.set_state(gst::State::Playing).unwrap();
+    assert_eq!(run.frames_until_eos(FRAME_WAIT).len(), 12, "second run");
+}
+
+/// A live source, as documented: it does not preroll, and says so in the
+/// latency query (half a frame).
+#[test]
+fn it_is_live_it_does_not_preroll() {
+    let xvfb = Xvfb::start(160, 120);
+    common::init();
+    let pipeline = gst::parse::launch(&format!(
+        "screencapsrc display-name={} framerate=20/1 ! appsink name=sink sync=false",
+        xvfb.display
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    assert_eq!(
+        pipeline.set_state(gst::State::Paused),
+        Ok(gst::StateChangeSuccess::NoPreroll)
+    );
+    let sink = pipeline.by_name("sink").unwrap();
+    let run = Running {
+        pipeline,
+        sink: sink.downcast().unwrap(),
+    };
+    run.pipeline.set_state(gst::State::Playing).unwrap();
+    run.next_frame(FRAME_WAIT); // caps are negotiated: the latency is known
+    // Asked of the source itself (a sink with sync=false answers "not
+    // live" for everything upstream).
+    let mut query = gst::query::Latency::new();
+    assert!(run.sink.static_pad("sink").unwrap().peer_query(&mut query));
+    let (live, min, _) = query.result();
+    assert!(live, "the latency query says not live");
+    assert_eq!(min, gst::ClockTime::from_mseconds(25));
+}
+
 #[test]
 fn window_by_id_and_its_closing_ends_the_stream() {
     let xvfb = Xvfb::start(640, 480);

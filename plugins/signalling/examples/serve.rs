@@ -8,22 +8,28 @@
 
 use peer_signalling::server::{self, ServerConfig};
 
+/// The gst-peer signalling server alone (what `peer serve` runs), for
+/// profiling and benchmarking changes to the server.
+#[derive(clap::Parser)]
+struct Cli {
+    /// Accepted and ignored, so that a command line written for `peer
+    /// serve` (as `signalling_bench`'s) runs this binary unchanged.
+    #[arg(value_parser = ["serve"], hide = true)]
+    serve: Option<String>,
+    /// Port to listen on (127.0.0.1).
+    #[arg(long, default_value_t = server::DEFAULT_PORT)]
+    port: u16,
+    /// Peers a room may hold.
+    #[arg(long)]
+    max_peers_per_room: Option<usize>,
+}
+
 fn main() {
+    let cli = <Cli as clap::Parser>::parse();
     let mut config = ServerConfig::default();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || -> usize {
-            args.next()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("{arg} needs a number"))
-        };
-        match arg.as_str() {
-            // As `peer serve`, which the benchmark's command line is written for.
-            "serve" => {}
-            "--port" => config.bind.set_port(value() as u16),
-            "--max-peers-per-room" => config.limits.max_peers_per_room = value(),
-            other => panic!("unknown argument {other}"),
-        }
+    config.bind.set_port(cli.port);
+    if let Some(max) = cli.max_peers_per_room {
+        config.limits.max_peers_per_room = max;
     }
     tokio::runtime::Runtime::new()
         .expect("tokio runtime")

@@ -109,31 +109,112 @@ pub async fn connect_trusting(
     Ok((ClientSender { outgoing }, events_rx))
 }
 
+/// What a WebSocket in another protocol's dialect says (see [`connect_text`]).
+#[derive(Debug)]
+pub enum TextEvent {
+    Text(String),
+    /// The connection ended; the text says why.
+    Closed(String),
+}
+
+/// Connects a WebSocket whose frames are JSON text of a protocol other
+/// than ours (the elements' PeerJS signaller): frames sent on the returned
+/// sender are written in order; dropping it closes the connection.
+pub async fn connect_text(
+    url: &str,
+    extra_roots_pem: Option<&[u8]>,
+) -> Result<
+    (
+        mpsc::UnboundedSender<String>,
+        mpsc::UnboundedReceiver<TextEvent>,
+    ),
+    ClientError,
+> {
+    let connect_error = |reason: String| ClientError::Connect {
+        url: url.to_owned(),
+        reason,
+    };
+    let connector = match extra_roots_pem {
+        Some(pem) => Some(tls_connector(pem).map_err(connect_error)?),
+        None => None,
+    };
+    let (socket, _response) = connect_async_with_tls_connector(url, connector)
+        .await
+        .map_err(|err| connect_error(err.to_string()))?;
+    let (mut sink, mut stream) = socket.split();
+    let (outgoing, mut outgoing_rx) = mpsc::unbounded_channel::<String>();
+    let (events, events_rx) = mpsc::unbounded_channel::<TextEvent>();
+    tokio::spawn(async move {
+        while let Some(text) = outgoing_rx.recv().await {
+            if sink.send(Message::Text(text.into())).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.close(None).await;
+    });
+    tokio::spawn(async move {
+        let reason = loop {
+            match stream.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    if events
+                        .send(TextEvent::Text(text.as_str().to_owned()))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    break match frame {
+                        Some(frame) if !frame.reason.is_empty() => {
+                            format!("server closed the connection: {}", frame.reason)
+                        }
+                        _ => "server closed the connection".to_owned(),
+                    };
+                }
+                Some(Ok(_)) => {}
+                Some(Err(err)) => break format!("connection failed: {err}"),
+                None => break "connection ended".to_owned(),
+            }
+        };
+        let _ = events.send(TextEvent::Closed(reason));
+    });
+    Ok((outgoing, events_rx))
+}
+
 fn tls_connector(pem: &[u8]) -> Result<tokio_rustls::TlsConnector, String> {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let mut added = 0;
-    for certificate in CertificateDer::pem_slice_iter(pem) {
-        let certificate =
-            certificate.map_err(|err| format!("unreadable PEM certificate: {err}"))?;
-        roots
-            .add(certificate)
-            .map_err(|err| format!("unusable certificate: {err}"))?;
-        added += 1;
-    }
-    if added == 0 {
-        return Err("no PEM certificate to trust in the given file".into());
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|err| err.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = tls_client_config(Some(pem))?;
     Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
         config,
     )))
+}
+
+/// A TLS client configuration trusting the public roots and, when given,
+/// the PEM certificates in `extra_roots_pem` (a self-signed `peer serve`).
+/// Shared by the WebSocket client and the elements' WHIP/WHEP clients.
+pub fn tls_client_config(extra_roots_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(pem) = extra_roots_pem {
+        let mut added = 0;
+        for certificate in CertificateDer::pem_slice_iter(pem) {
+            let certificate =
+                certificate.map_err(|err| format!("unreadable PEM certificate: {err}"))?;
+            roots
+                .add(certificate)
+                .map_err(|err| format!("unusable certificate: {err}"))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err("no PEM certificate to trust in the given file".into());
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|err| err.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// Where an element connects: the server's WebSocket address and the room,

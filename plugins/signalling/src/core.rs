@@ -14,9 +14,10 @@ use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::auth::Grants;
 use crate::protocol::{
     self, ClientMessage, ErrorCode, IceCandidate, Inbound, PeerId, PeerInfo, RelayRequest, RoomId,
-    RoomSummary, ServerMessage, SessionDescription, SessionId, StreamInfo,
+    RoomSummary, SdpKind, ServerMessage, SessionDescription, SessionId, StreamInfo,
 };
 
 /// A transport-level connection handle, chosen by the transport.
@@ -75,6 +76,24 @@ pub enum Input<'a> {
     Disconnected {
         conn: ConnId,
     },
+    /// A message already decoded: what a protocol adapter says on behalf
+    /// of a peer it speaks for (WHIP, WHEP, PeerJS).
+    Message {
+        conn: ConnId,
+        message: ClientMessage,
+    },
+    /// A token that came with the connection (`/ws?token=`).
+    Credential {
+        conn: ConnId,
+        token: String,
+    },
+    /// An adapter checked this connection's credentials its own way (a
+    /// static WHIP token): what its peer may do.
+    Vouch {
+        conn: ConnId,
+        grants: Grants,
+        room: String,
+    },
     Tick,
 }
 
@@ -105,6 +124,12 @@ struct Connection {
     peer: Option<Peer>,
     last_seen: Instant,
     pinged: bool,
+    /// A token given with the connection (`/ws?token=`), for a hello
+    /// without one.
+    url_token: Option<String>,
+    /// What an adapter vouches this peer may do (it checked the
+    /// credentials its protocol carries, a static WHIP token say).
+    vouched: Option<Allowed>,
 }
 
 struct Peer {
@@ -113,6 +138,7 @@ struct Peer {
     streams: Vec<StreamInfo>,
     room: Option<RoomId>,
     sessions: Vec<SessionId>,
+    allowed: Allowed,
 }
 
 impl Peer {
@@ -135,6 +161,8 @@ struct Session {
     room: RoomId,
     requester: ConnId,
     target: SessionTarget,
+    /// The requester's offer, held while the target is awaited.
+    offer: Option<SessionDescription>,
 }
 
 enum SessionTarget {
@@ -160,6 +188,16 @@ impl Session {
     }
 }
 
+/// What [`SignallingCore::producer_in`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProducerLookup {
+    Found(PeerId),
+    /// The peer is there but publishes nothing.
+    NotAProducer,
+    /// No such peer in the room (or no producer at all).
+    Absent,
+}
+
 /// Outcome of a request, before it is turned into actions.
 type Outcome = Result<(), (ErrorCode, String)>;
 
@@ -172,6 +210,10 @@ pub struct SignallingCore {
     /// Sessions held for absent peers, to find them when a peer joins.
     awaited: VecDeque<SessionId>,
     rng: SmallRng,
+    access: Access,
+    /// An instant and the Unix time it was, to read token times against
+    /// (set by the shell; the core reads no clock).
+    clock_base: (Instant, u64),
 }
 
 impl SignallingCore {
@@ -184,7 +226,15 @@ impl SignallingCore {
             sessions: HashMap::new(),
             awaited: VecDeque::new(),
             rng: SmallRng::seed_from_u64(seed),
+            access: Access::default(),
+            clock_base: (Instant::now(), 0),
         }
+    }
+
+    /// Tells the core that `instant` was `unix_secs` seconds after the
+    /// epoch, so it can check token times against the instants it is given.
+    pub fn set_clock_base(&mut self, instant: Instant, unix_secs: u64) {
+        self.clock_base = (instant, unix_secs);
     }
 
     pub fn limits(&self) -> &Limits {
@@ -208,6 +258,53 @@ impl SignallingCore {
                 .filter_map(|conn| self.peer(*conn))
                 .filter(|peer| peer.streams.is_empty())
                 .count()
+        })
+    }
+
+    /// The producer a viewer of `room` would play: `wanted` if it is
+    /// there and publishes, else the room's first producer.
+    pub fn producer_in(&self, room: &str, wanted: Option<&str>) -> ProducerLookup {
+        let members = self
+            .rooms
+            .get(room)
+            .map(|r| r.members.as_slice())
+            .unwrap_or_default();
+        let mut producers = members.iter().filter_map(|conn| self.peer(*conn));
+        match wanted {
+            Some(wanted) => match producers.find(|peer| peer.id == wanted) {
+                Some(peer) if !peer.streams.is_empty() => ProducerLookup::Found(peer.id.clone()),
+                Some(_) => ProducerLookup::NotAProducer,
+                None => ProducerLookup::Absent,
+            },
+            None => producers
+                .find(|peer| !peer.streams.is_empty())
+                .map_or(ProducerLookup::Absent, |peer| {
+                    ProducerLookup::Found(peer.id.clone())
+                }),
+        }
+    }
+
+    /// Whether a peer with this id is connected (in any room or none).
+    pub fn has_peer(&self, id: &str) -> bool {
+        self.peer_ids.contains_key(id)
+    }
+
+    /// Whether peer `id` is in `room`.
+    pub fn has_peer_in(&self, room: &str, id: &str) -> bool {
+        self.peer_ids
+            .get(id)
+            .and_then(|conn| self.peer(*conn))
+            .is_some_and(|peer| peer.room.as_deref() == Some(room))
+    }
+
+    /// Ids of every peer in `room`, in order of joining.
+    pub fn peer_ids_in(&self, room: &str) -> Vec<PeerId> {
+        self.rooms.get(room).map_or_else(Vec::new, |r| {
+            r.members
+                .iter()
+                .filter_map(|conn| self.peer(*conn))
+                .map(|peer| peer.id.clone())
+                .collect()
         })
     }
 
@@ -240,6 +337,8 @@ impl SignallingCore {
                         peer: None,
                         last_seen: now,
                         pinged: false,
+                        url_token: None,
+                        vouched: None,
                     },
                 );
             }
@@ -260,6 +359,24 @@ impl SignallingCore {
                     Err(err) => send(out, conn, err.into_message()),
                 }
             }
+            Input::Credential { conn, token } => {
+                if let Some(connection) = self.connections.get_mut(&conn) {
+                    connection.url_token = Some(token);
+                }
+            }
+            Input::Vouch { conn, grants, room } => {
+                if let Some(connection) = self.connections.get_mut(&conn) {
+                    connection.vouched = Some(Allowed {
+                        grants,
+                        rooms: Some(room),
+                    });
+                }
+            }
+            Input::Message { conn, message } => {
+                if self.touch(conn, now) {
+                    self.on_message(now, conn, Inbound::Client(message), out);
+                }
+            }
             Input::Binary { conn } => {
                 if self.touch(conn, now) {
                     let message = "binary frames are not part of the protocol; send JSON text";
@@ -278,17 +395,6 @@ impl SignallingCore {
             }
             Input::Disconnected { conn } => self.forget_connection(conn, "peer-disconnected", out),
             Input::Tick => self.on_tick(now, out),
-        }
-    }
-
-    fn touch(&mut self, conn: ConnId, now: Instant) -> bool {
-        match self.connections.get_mut(&conn) {
-            Some(connection) => {
-                connection.last_seen = now;
-                connection.pinged = false;
-                true
-            }
-            None => false,
         }
     }
 
@@ -318,8 +424,8 @@ impl SignallingCore {
         };
         let registered = self.peer(conn).is_some();
         let outcome = match message {
-            Inbound::Client(ClientMessage::Hello { id, meta }) => {
-                self.register(conn, id, meta, out)
+            Inbound::Client(ClientMessage::Hello { id, meta, token }) => {
+                self.register(now, conn, id, meta, token, out)
             }
             Inbound::Client(ClientMessage::Ping {}) => {
                 send(out, conn, ServerMessage::Pong {});
@@ -329,7 +435,7 @@ impl SignallingCore {
                 let registration = if registered {
                     Ok(())
                 } else {
-                    self.register(conn, None, Value::Null, out)
+                    self.register(now, conn, None, Value::Null, None, out)
                 };
                 registration.and_then(|()| match other {
                     Inbound::Relay(RelayRequest { to, data }) => {
@@ -364,6 +470,12 @@ impl SignallingCore {
             ClientMessage::Leave {} => self.leave(conn, out),
             ClientMessage::List { room } => self.list(conn, room, out),
             ClientMessage::ListRooms {} => {
+                if !self.is_admin(conn) {
+                    return Err((
+                        ErrorCode::Forbidden,
+                        "listing every room needs the admin grant".into(),
+                    ));
+                }
                 send(
                     out,
                     conn,
@@ -373,8 +485,8 @@ impl SignallingCore {
                 );
                 Ok(())
             }
-            ClientMessage::StartSession { peer, wait } => {
-                self.start_session(now, conn, peer, wait, out)
+            ClientMessage::StartSession { peer, wait, offer } => {
+                self.start_session(now, conn, peer, wait, offer, out)
             }
             ClientMessage::Sdp { session, sdp } => self.relay_sdp(conn, session, sdp, out),
             ClientMessage::Ice { session, candidate } => {
@@ -398,9 +510,11 @@ impl SignallingCore {
 
     fn register(
         &mut self,
+        now: Instant,
         conn: ConnId,
         requested: Option<PeerId>,
         meta: Value,
+        token: Option<String>,
         out: &mut Vec<Action>,
     ) -> Outcome {
         if let Some(peer) = self.peer(conn) {
@@ -418,6 +532,7 @@ impl SignallingCore {
                 ),
             ));
         }
+        let (requested, allowed) = self.identify(now, conn, requested, token)?;
         let id = match requested {
             Some(id) if !protocol::is_valid_name(&id) => {
                 return Err((
@@ -442,13 +557,16 @@ impl SignallingCore {
                 streams: Vec::new(),
                 room: None,
                 sessions: Vec::new(),
+                allowed,
             });
         }
+        let ice_servers = self.ice_servers_for(now, &id);
         let welcome = ServerMessage::Welcome {
             id,
             protocol: protocol::PROTOCOL_VERSION,
             heartbeat_ms: self.limits.heartbeat_interval.as_millis() as u64,
             max_message_bytes: self.limits.max_message_bytes,
+            ice_servers,
         };
         send(out, conn, welcome);
         Ok(())
@@ -473,287 +591,7 @@ impl SignallingCore {
         }
     }
 
-    fn join(
-        &mut self,
-        conn: ConnId,
-        room: RoomId,
-        streams: Vec<StreamInfo>,
-        meta: Value,
-        out: &mut Vec<Action>,
-    ) -> Outcome {
-        if !protocol::is_valid_name(&room) {
-            return Err((
-                ErrorCode::InvalidRoom,
-                format!("room \"{room}\" is not 1-64 characters of A-Z a-z 0-9 . _ -"),
-            ));
-        }
-        let peer = self.peer(conn).expect("registered");
-        if let Some(current) = &peer.room {
-            return Err((
-                ErrorCode::AlreadyInRoom,
-                format!("already in room \"{current}\"; leave it first"),
-            ));
-        }
-        match self.rooms.get(&room) {
-            Some(existing) if existing.members.len() >= self.limits.max_peers_per_room => {
-                return Err((
-                    ErrorCode::RoomFull,
-                    format!(
-                        "room \"{room}\" is full ({} peers)",
-                        self.limits.max_peers_per_room
-                    ),
-                ));
-            }
-            None if self.rooms.len() >= self.limits.max_rooms => {
-                return Err((
-                    ErrorCode::ServerFull,
-                    format!(
-                        "the server holds its maximum of {} rooms",
-                        self.limits.max_rooms
-                    ),
-                ));
-            }
-            _ => {}
-        }
 
-        let peer = self.peer_mut(conn).expect("registered");
-        peer.room = Some(room.clone());
-        peer.streams = streams;
-        if !meta.is_null() {
-            peer.meta = meta;
-        }
-        let info = peer.info();
-        let id = info.id.clone();
-
-        let members = &mut self.rooms.entry(room.clone()).or_default().members;
-        let others = members.clone();
-        members.push(conn);
-
-        let peers = others
-            .iter()
-            .filter_map(|other| self.peer(*other))
-            .map(Peer::info)
-            .collect();
-        send(
-            out,
-            conn,
-            ServerMessage::Joined {
-                room: room.clone(),
-                id: id.clone(),
-                peers,
-            },
-        );
-        if !others.is_empty() {
-            out.push(Action::Send {
-                to: others,
-                message: Arc::new(ServerMessage::PeerJoined {
-                    room: room.clone(),
-                    peer: info,
-                }),
-            });
-        }
-        self.wake_awaiting_sessions(conn, &room, &id, out);
-        Ok(())
-    }
-
-    fn update(
-        &mut self,
-        conn: ConnId,
-        streams: Option<Vec<StreamInfo>>,
-        meta: Option<Value>,
-        out: &mut Vec<Action>,
-    ) -> Outcome {
-        let peer = self.peer_mut(conn).expect("registered");
-        if let Some(streams) = streams {
-            peer.streams = streams;
-        }
-        if let Some(meta) = meta {
-            peer.meta = meta;
-        }
-        let info = peer.info();
-        if let Some(room) = peer.room.clone() {
-            let others = self.room_members_except(&room, conn);
-            if !others.is_empty() {
-                out.push(Action::Send {
-                    to: others,
-                    message: Arc::new(ServerMessage::PeerUpdated { room, peer: info }),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn room_members_except(&self, room: &str, conn: ConnId) -> Vec<ConnId> {
-        self.rooms
-            .get(room)
-            .map(|r| r.members.iter().copied().filter(|m| *m != conn).collect())
-            .unwrap_or_default()
-    }
-
-    fn leave(&mut self, conn: ConnId, out: &mut Vec<Action>) -> Outcome {
-        let Some(room) = self.peer(conn).and_then(|p| p.room.clone()) else {
-            return Err((ErrorCode::NotInRoom, "not in a room".into()));
-        };
-        self.leave_room(conn, "peer-left", out);
-        send(out, conn, ServerMessage::Left { room });
-        Ok(())
-    }
-
-    /// Takes the peer out of its room, ending its sessions and telling the room.
-    fn leave_room(&mut self, conn: ConnId, reason: &str, out: &mut Vec<Action>) {
-        let sessions = match self.peer_mut(conn) {
-            Some(peer) => std::mem::take(&mut peer.sessions),
-            None => return,
-        };
-        for session in sessions {
-            self.end_session(&session, Some(conn), reason, out);
-        }
-        let Some(peer) = self.peer_mut(conn) else {
-            return;
-        };
-        let Some(room_name) = peer.room.take() else {
-            return;
-        };
-        peer.streams.clear();
-        let id = peer.id.clone();
-        if let Some(room) = self.rooms.get_mut(&room_name) {
-            room.members.retain(|m| *m != conn);
-            if room.members.is_empty() {
-                self.rooms.remove(&room_name);
-            } else {
-                out.push(Action::Send {
-                    to: room.members.clone(),
-                    message: Arc::new(ServerMessage::PeerLeft {
-                        room: room_name,
-                        id,
-                    }),
-                });
-            }
-        }
-    }
-
-    fn list(&mut self, conn: ConnId, room: Option<RoomId>, out: &mut Vec<Action>) -> Outcome {
-        let room = match room.or_else(|| self.peer(conn).and_then(|p| p.room.clone())) {
-            Some(room) => room,
-            None => {
-                return Err((
-                    ErrorCode::NotInRoom,
-                    "not in a room; name one with \"room\"".into(),
-                ));
-            }
-        };
-        let peers = match self.rooms.get(&room) {
-            Some(r) => r
-                .members
-                .iter()
-                .filter(|m| **m != conn)
-                .filter_map(|m| self.peer(*m))
-                .map(Peer::info)
-                .collect(),
-            None => Vec::new(),
-        };
-        send(out, conn, ServerMessage::Peers { room, peers });
-        Ok(())
-    }
-
-    fn relay_message(
-        &self,
-        conn: ConnId,
-        to: Option<&str>,
-        data: &RawValue,
-        out: &mut Vec<Action>,
-    ) -> Outcome {
-        let peer = self.peer(conn).expect("registered");
-        let Some(room) = peer.room.as_deref() else {
-            return Err((
-                ErrorCode::NotInRoom,
-                "join a room before sending messages".into(),
-            ));
-        };
-        let recipients = match to {
-            Some(target) => {
-                let found = self
-                    .peer_ids
-                    .get(target)
-                    .copied()
-                    .filter(|c| self.peer(*c).and_then(|p| p.room.as_deref()) == Some(room));
-                match found {
-                    Some(target_conn) => vec![target_conn],
-                    None => {
-                        return Err((
-                            ErrorCode::UnknownPeer,
-                            format!("no peer \"{target}\" in room \"{room}\""),
-                        ));
-                    }
-                }
-            }
-            None => self.room_members_except(room, conn),
-        };
-        if !recipients.is_empty() {
-            let text = protocol::encode_relayed_message(&peer.id, room, to, data);
-            out.push(Action::SendText {
-                to: recipients,
-                text,
-            });
-        }
-        Ok(())
-    }
-
-    fn forget_connection(&mut self, conn: ConnId, reason: &str, out: &mut Vec<Action>) {
-        self.leave_room(conn, reason, out);
-        // Sessions this peer requested while its target had not yet arrived.
-        let orphaned: Vec<SessionId> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.requester == conn)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for session in orphaned {
-            self.sessions.remove(&session);
-        }
-        if let Some(connection) = self.connections.remove(&conn)
-            && let Some(peer) = connection.peer
-        {
-            self.peer_ids.remove(&peer.id);
-        }
-    }
-
-    fn on_tick(&mut self, now: Instant, out: &mut Vec<Action>) {
-        let mut dead = Vec::new();
-        for (conn, connection) in self.connections.iter_mut() {
-            let silent = now.saturating_duration_since(connection.last_seen);
-            if silent >= self.limits.heartbeat_timeout {
-                dead.push(*conn);
-            } else if silent >= self.limits.heartbeat_interval && !connection.pinged {
-                connection.pinged = true;
-                out.push(Action::Ping { conn: *conn });
-            }
-        }
-        for conn in dead {
-            self.forget_connection(conn, "peer-timed-out", out);
-            out.push(Action::Close {
-                conn,
-                code: ErrorCode::HeartbeatTimeout,
-                reason: format!("nothing received for {:?}", self.limits.heartbeat_timeout),
-            });
-        }
-
-        let expired: Vec<SessionId> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| matches!(s.target, SessionTarget::Awaited { deadline, .. } if deadline <= now))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for session_id in expired {
-            if let Some(SessionTarget::Awaited { peer, .. }) =
-                self.sessions.get(&session_id).map(|s| &s.target)
-            {
-                let reason = format!("peer \"{peer}\" did not join in time");
-                self.end_session(&session_id, None, &reason, out);
-            }
-            self.awaited.retain(|s| *s != session_id);
-        }
-    }
 }
 
 fn send(out: &mut Vec<Action>, conn: ConnId, message: ServerMessage) {
@@ -783,8 +621,19 @@ fn send_error(
     );
 }
 
+mod access;
+mod liveness;
+mod rooms;
 mod sessions;
+
+pub use access::Access;
+pub use access::Allowed;
+pub(crate) use access::Grant;
 
 #[cfg(test)]
 #[path = "core_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "core_access_tests.rs"]
+mod access_tests;

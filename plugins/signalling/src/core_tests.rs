@@ -1,21 +1,21 @@
 use super::*;
 use serde_json::json;
 
-struct Harness {
-    core: SignallingCore,
-    now: Instant,
+pub(super) struct Harness {
+    pub(super) core: SignallingCore,
+    pub(super) now: Instant,
 }
 
 /// What one input made the core do, flattened per recipient.
 #[derive(Debug, Default)]
-struct Effects {
+pub(super) struct Effects {
     sent: Vec<(ConnId, ServerMessage)>,
     pings: Vec<ConnId>,
     closed: Vec<(ConnId, ErrorCode)>,
 }
 
 impl Effects {
-    fn to(&self, conn: ConnId) -> Vec<&ServerMessage> {
+    pub(super) fn to(&self, conn: ConnId) -> Vec<&ServerMessage> {
         self.sent
             .iter()
             .filter(|(c, _)| *c == conn)
@@ -23,7 +23,7 @@ impl Effects {
             .collect()
     }
 
-    fn only_to(&self, conn: ConnId) -> &ServerMessage {
+    pub(super) fn only_to(&self, conn: ConnId) -> &ServerMessage {
         let messages = self.to(conn);
         assert_eq!(
             messages.len(),
@@ -34,7 +34,7 @@ impl Effects {
         messages[0]
     }
 
-    fn error_to(&self, conn: ConnId) -> (ErrorCode, String) {
+    pub(super) fn error_to(&self, conn: ConnId) -> (ErrorCode, String) {
         match self.only_to(conn) {
             ServerMessage::Error { code, message, .. } => (*code, message.clone()),
             other => panic!("expected an error, got {other:?}"),
@@ -43,18 +43,18 @@ impl Effects {
 }
 
 impl Harness {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self::with_limits(Limits::default())
     }
 
-    fn with_limits(limits: Limits) -> Self {
+    pub(super) fn with_limits(limits: Limits) -> Self {
         Harness {
             core: SignallingCore::new(limits, 7),
             now: Instant::now(),
         }
     }
 
-    fn run(&mut self, input: Input<'_>) -> Effects {
+    pub(super) fn run(&mut self, input: Input<'_>) -> Effects {
         let mut out = Vec::new();
         self.core.handle(self.now, input, &mut out);
         let mut effects = Effects::default();
@@ -79,7 +79,7 @@ impl Harness {
         effects
     }
 
-    fn text(&mut self, conn: ConnId, value: serde_json::Value) -> Effects {
+    pub(super) fn text(&mut self, conn: ConnId, value: serde_json::Value) -> Effects {
         let text = value.to_string();
         self.run(Input::Text {
             conn,
@@ -96,13 +96,13 @@ impl Harness {
         })
     }
 
-    fn connect(&mut self, conn: ConnId, name: &str) {
+    pub(super) fn connect(&mut self, conn: ConnId, name: &str) {
         self.run(Input::Connected { conn });
         let effects = self.text(conn, json!({"type": "hello", "id": name}));
         assert!(matches!(effects.only_to(conn), ServerMessage::Welcome { id, .. } if id == name));
     }
 
-    fn join(&mut self, conn: ConnId, room: &str, producer: bool) -> Effects {
+    pub(super) fn join(&mut self, conn: ConnId, room: &str, producer: bool) -> Effects {
         let streams = if producer {
             json!([{"kind": "video", "codec": "VP8"}, {"kind": "audio", "codec": "OPUS"}])
         } else {
@@ -121,7 +121,7 @@ impl Harness {
         self.connect(2, "viewer");
         self.join(2, "demo", false);
         let effects = self.text(2, json!({"type": "start-session", "peer": "cam"}));
-        let ServerMessage::SessionRequested { session, peer } = effects.only_to(1) else {
+        let ServerMessage::SessionRequested { session, peer, .. } = effects.only_to(1) else {
             panic!("{effects:?}")
         };
         assert_eq!(peer, "viewer");
@@ -477,12 +477,58 @@ fn waited_session_is_held_until_the_peer_joins() {
     h.connect(1, "cam");
     let effects = h.join(1, "demo", true);
     let requested = effects.to(1);
-    assert!(requested.iter().any(|m| matches!(m, ServerMessage::SessionRequested { session: s, peer } if *s == session && peer == "viewer")));
+    assert!(requested.iter().any(|m| matches!(m, ServerMessage::SessionRequested { session: s, peer, .. } if *s == session && peer == "viewer")));
     let effects = h.text(
         1,
         json!({"type": "sdp", "session": session, "sdp": offer()}),
     );
     assert!(matches!(effects.only_to(2), ServerMessage::Sdp { .. }));
+}
+
+#[test]
+fn a_viewer_that_offers_has_its_offer_carried_to_the_producer() {
+    let mut h = Harness::new();
+    h.connect(1, "cam");
+    h.join(1, "demo", true);
+    h.connect(2, "viewer");
+    h.join(2, "demo", false);
+    let effects = h.text(
+        2,
+        json!({"type": "start-session", "peer": "cam", "offer": offer()}),
+    );
+    let ServerMessage::SessionRequested {
+        offer: Some(carried),
+        peer,
+        ..
+    } = effects.only_to(1)
+    else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(peer, "viewer");
+    assert_eq!(carried.kind, SdpKind::Offer);
+    assert!(carried.sdp.starts_with("v=0"));
+
+    // Held with the session while the producer is awaited.
+    h.connect(3, "late-viewer");
+    h.join(3, "demo", false);
+    h.text(
+        3,
+        json!({"type": "start-session", "peer": "cam2", "wait": true, "offer": offer()}),
+    );
+    h.connect(4, "cam2");
+    let effects = h.join(4, "demo", true);
+    assert!(effects.to(4).iter().any(|m| matches!(m, ServerMessage::SessionRequested { offer: Some(_), peer, .. } if peer == "late-viewer")));
+
+    // An answer where an offer belongs is refused, naming the field.
+    let answer = json!({"type": "answer", "sdp": "v=0\r\n"});
+    let (code, text) = h
+        .text(
+            2,
+            json!({"type": "start-session", "peer": "cam", "offer": answer}),
+        )
+        .error_to(2);
+    assert_eq!(code, ErrorCode::InvalidMessage);
+    assert!(text.contains("\"offer\""), "{text}");
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! The signalling server: axum over HTTP/1.1 and WebSocket, a thin shell
-//! around [`SignallingCore`]. One task reads each connection and one writes
-//! it; every input goes through the core under one short lock, and the
-//! resulting messages are queued to the recipients' writers without waiting,
-//! so a slow or vanished peer never holds up anyone else.
+//! around [`SignallingCore`] and the protocol [`Adapter`]s beside it. One
+//! task serves each WebSocket, reading frames and writing what its outbox
+//! holds; every input goes through the core under one short lock, and the
+//! resulting messages are queued to the recipients' outboxes without
+//! waiting, so a slow or vanished peer never holds up anyone else.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -11,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use axum::serve::ListenerExt;
@@ -21,9 +22,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::core::{Action, ConnId, Input, Limits, SignallingCore};
+use crate::adapter::{self, Adapter, AdapterAction, HttpResponse, RequestId, SocketId};
+use crate::core::{Access, Action, ConnId, Input, Limits, SignallingCore};
+use crate::peerjs::{self, PeerJsAdapter, PeerJsConfig};
 use crate::protocol::{self, ErrorCode, ServerMessage};
-use crate::whip::{self, RequestId, WhipAction, WhipAdapter, WhipConfig, WhipInput};
+use crate::wish::{self, Kind, WishAdapter, WishConfig};
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -36,7 +39,14 @@ pub struct ServerConfig {
     /// HTTPS and WSS instead of HTTP and WS.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// WHIP ingest at `/whip/{room}` (docs/protocol.md, "WHIP").
-    pub whip: WhipConfig,
+    pub whip: WishConfig,
+    /// WHEP playback at `/whep/{room}[/{producer}]` (docs/protocol.md, "WHEP").
+    pub whep: WishConfig,
+    /// Tokens and TURN credentials (docs/security.md); the default is an
+    /// open server.
+    pub access: Access,
+    /// The PeerServer protocol (docs/peerjs.md): `/peerjs` and `/{key}/id`.
+    pub peerjs: PeerJsConfig,
 }
 
 impl Default for ServerConfig {
@@ -47,7 +57,10 @@ impl Default for ServerConfig {
             outbound_queue: 1024,
             serve_web: true,
             tls: None,
-            whip: WhipConfig::default(),
+            whip: WishConfig::default(),
+            whep: WishConfig::default(),
+            access: Access::default(),
+            peerjs: PeerJsConfig::default(),
         }
     }
 }
@@ -57,27 +70,29 @@ pub const DEFAULT_PORT: u16 = 8080;
 /// Frames above the protocol limit but below this still get a polite
 /// `message-too-large` error; beyond it the WebSocket layer closes the
 /// connection (code 1009) without reading the whole frame into memory.
-fn hard_frame_cap(limits: &Limits) -> usize {
+pub(crate) fn hard_frame_cap(limits: &Limits) -> usize {
     (limits.max_message_bytes * 4).max(1 << 20)
 }
 
-enum Outbound {
+pub(crate) enum Outbound {
     Text(Utf8Bytes),
     Ping,
     Close(ErrorCode, String),
+    /// A close with a code of the socket's own protocol (an adapter's).
+    CloseWith(u16, String),
 }
 
 /// What is waiting to be written to one connection. Unlike a channel it
 /// holds no memory while empty, which matters with 10k idle peers.
 #[derive(Default)]
-struct Outbox {
+pub(crate) struct Outbox {
     messages: Mutex<VecDeque<Outbound>>,
-    ready: Notify,
+    pub(crate) ready: Notify,
 }
 
 impl Outbox {
     /// Queues `message`; false when `capacity` messages are already waiting.
-    fn push(&self, message: Outbound, capacity: usize) -> bool {
+    pub(crate) fn push(&self, message: Outbound, capacity: usize) -> bool {
         let mut messages = self.messages.lock().unwrap_or_else(|p| p.into_inner());
         if messages.len() >= capacity {
             return false;
@@ -90,14 +105,18 @@ impl Outbox {
 
     /// Queues a close regardless of how full the outbox is.
     fn close(&self, code: ErrorCode, reason: String) {
+        self.close_with(Outbound::Close(code, reason));
+    }
+
+    fn close_with(&self, close: Outbound) {
         self.messages
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push_back(Outbound::Close(code, reason));
+            .push_back(close);
         self.ready.notify_one();
     }
 
-    fn take(&self) -> VecDeque<Outbound> {
+    pub(crate) fn take(&self) -> VecDeque<Outbound> {
         std::mem::take(&mut *self.messages.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
@@ -106,19 +125,23 @@ struct HubState {
     core: SignallingCore,
     writers: HashMap<ConnId, Arc<Outbox>>,
     scratch: Vec<Action>,
-    /// WHIP publishers, each a connection of the core with no socket.
-    whip: WhipAdapter,
-    whip_actions: Vec<WhipAction>,
-    /// HTTP requests waiting for the WHIP adapter's response.
-    pending: HashMap<RequestId, oneshot::Sender<whip::Response>>,
+    /// The other protocols, each speaking for some of the core's peers.
+    adapters: Vec<Box<dyn Adapter>>,
+    adapter_actions: Vec<AdapterAction>,
+    /// HTTP requests waiting for an adapter's response.
+    pending: HashMap<RequestId, oneshot::Sender<HttpResponse>>,
+    /// Sockets the adapters' shells attached, written by their adapters.
+    sockets: HashMap<SocketId, Arc<Outbox>>,
 }
 
-/// What the core sent to the WHIP adapter's connections, to feed it.
+/// What the core sent to the adapters' connections, to feed them.
 #[derive(Default)]
-struct WhipInbox {
-    messages: Vec<(ConnId, Arc<ServerMessage>)>,
-    closed: Vec<ConnId>,
-    /// Pinged by the heartbeat: they answer at once, as a live peer would.
+struct AdapterInbox {
+    /// (adapter index, connection, message)
+    messages: Vec<(usize, ConnId, Arc<ServerMessage>)>,
+    closed: Vec<(usize, ConnId)>,
+    /// Pinged by the heartbeat: they answer at once, as a live peer would
+    /// (an adapter's peers live until their protocol ends them).
     pinged: Vec<ConnId>,
 }
 
@@ -132,19 +155,42 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// A hub with no protocol but the native one.
     pub fn new(limits: Limits, outbound_queue: usize) -> Arc<Self> {
-        Self::with_whip(limits, outbound_queue, WhipConfig::default())
+        Self::with_adapters(limits, outbound_queue, Vec::new())
     }
 
-    pub fn with_whip(limits: Limits, outbound_queue: usize, whip: WhipConfig) -> Arc<Self> {
+    pub fn with_adapters(
+        limits: Limits,
+        outbound_queue: usize,
+        adapters: Vec<Box<dyn Adapter>>,
+    ) -> Arc<Self> {
+        Self::with_access(limits, outbound_queue, adapters, Access::default())
+    }
+
+    pub fn with_access(
+        limits: Limits,
+        outbound_queue: usize,
+        adapters: Vec<Box<dyn Adapter>>,
+        access: Access,
+    ) -> Arc<Self> {
+        let mut core = SignallingCore::new(limits, rand::random());
+        core.set_access(access);
+        // The core reads no clock: it learns once what Unix time an
+        // instant was, to check token times.
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        core.set_clock_base(Instant::now(), unix);
         Arc::new(Hub {
             state: Mutex::new(HubState {
-                core: SignallingCore::new(limits, rand::random()),
+                core,
                 writers: HashMap::new(),
                 scratch: Vec::new(),
-                whip: WhipAdapter::new(whip, rand::random()),
-                whip_actions: Vec::new(),
+                adapters,
+                adapter_actions: Vec::new(),
                 pending: HashMap::new(),
+                sockets: HashMap::new(),
             }),
             next_conn: AtomicU64::new(1),
             next_request: AtomicU64::new(1),
@@ -166,50 +212,64 @@ impl Hub {
         self.pump(&mut state, now);
     }
 
-    /// Carries out the core's and the WHIP adapter's actions until neither
-    /// has anything left: each may answer the other (a WHIP publisher's
-    /// offer goes to the core, the core relays it to a receiver, whose
-    /// answer comes back to the adapter through here).
+    /// Carries out the core's and the adapters' actions until none has
+    /// anything left: each may answer the other (a WHIP publisher's offer
+    /// goes to the core, the core relays it to a receiver, whose answer
+    /// comes back to the adapter through here).
     fn pump(&self, state: &mut HubState, now: Instant) {
         let HubState {
             core,
             writers,
             scratch,
-            whip,
-            whip_actions,
+            adapters,
+            adapter_actions,
             pending,
+            sockets,
         } = state;
-        let mut inbox = WhipInbox::default();
+        let mut inbox = AdapterInbox::default();
         loop {
-            for action in whip_actions.drain(..) {
+            for action in adapter_actions.drain(..) {
                 match action {
-                    WhipAction::Respond { request, response } => {
+                    AdapterAction::Respond { request, response } => {
                         if let Some(waiting) = pending.remove(&request) {
                             let _ = waiting.send(response);
                         }
                     }
-                    WhipAction::Connect { conn } => {
+                    AdapterAction::Connect { conn } => {
                         core.handle(now, Input::Connected { conn }, scratch)
                     }
-                    WhipAction::ToCore { conn, message } => {
-                        let text = serde_json::to_string(&message).expect("serializable");
-                        let len = text.len();
-                        core.handle(
-                            now,
-                            Input::Text {
-                                conn,
-                                text: &text,
-                                len,
-                            },
-                            scratch,
-                        );
+                    AdapterAction::ToCore { conn, message } => {
+                        core.handle(now, Input::Message { conn, message }, scratch)
                     }
-                    WhipAction::Disconnect { conn } => {
+                    AdapterAction::Disconnect { conn } => {
                         core.handle(now, Input::Disconnected { conn }, scratch)
+                    }
+                    AdapterAction::Vouch { conn, grants, room } => {
+                        core.handle(now, Input::Vouch { conn, grants, room }, scratch)
+                    }
+                    AdapterAction::Write { socket, text } => {
+                        if let Some(outbox) = sockets.get(&socket)
+                            && !outbox.push(Outbound::Text(text.into()), self.outbound_queue)
+                        {
+                            // Too slow to read: closed, and its shell tells
+                            // the adapter when the socket's task ends.
+                            tracing::warn!(socket, "closing a socket whose outgoing queue is full");
+                            outbox.close(ErrorCode::SlowConsumer, "too slow to read".into());
+                            sockets.remove(&socket);
+                        }
+                    }
+                    AdapterAction::CloseSocket {
+                        socket,
+                        code,
+                        reason,
+                    } => {
+                        if let Some(outbox) = sockets.remove(&socket) {
+                            outbox.close_with(Outbound::CloseWith(code, reason));
+                        }
                     }
                 }
             }
-            let slow = dispatch(scratch, writers, self.outbound_queue, whip, &mut inbox);
+            let slow = dispatch(scratch, writers, self.outbound_queue, adapters, &mut inbox);
             // A peer that cannot keep up is dropped rather than buffered
             // without bound; the others are told as if it had disconnected.
             for conn in slow {
@@ -219,76 +279,143 @@ impl Hub {
                     core.handle(now, Input::Disconnected { conn }, scratch);
                 }
             }
-            for (conn, message) in inbox.messages.drain(..) {
-                whip.handle(
-                    now,
-                    WhipInput::FromCore {
-                        conn,
-                        message: &message,
-                    },
-                    whip_actions,
-                );
+            for (index, conn, message) in inbox.messages.drain(..) {
+                adapters[index].core_sent(now, conn, &message, adapter_actions);
             }
             for conn in inbox.pinged.drain(..) {
                 core.handle(now, Input::Alive { conn }, scratch);
             }
-            for conn in inbox.closed.drain(..) {
-                whip.handle(now, WhipInput::Closed { conn }, whip_actions);
+            for (index, conn) in inbox.closed.drain(..) {
+                adapters[index].closed(now, conn, adapter_actions);
             }
-            if scratch.is_empty() && whip_actions.is_empty() {
+            if scratch.is_empty() && adapter_actions.is_empty() {
                 break;
             }
         }
     }
 
-    /// Runs one WHIP request through the adapter; the receiver gets its
-    /// response (at once, or once a receiver has answered).
-    pub(crate) fn whip_request<'a>(
+    /// Runs one request of adapter `A`'s protocol: `call` gets the adapter,
+    /// the core (to look things up), the request id, a free connection id
+    /// and where to put its actions. The receiver gets the response, at
+    /// once or when the protocol has one (an answer arrived).
+    /// `which` picks among several adapters of type `A`.
+    pub fn request<A: Adapter>(
         &self,
-        build: impl FnOnce(&SignallingCore, RequestId, ConnId) -> WhipInput<'a>,
-    ) -> (RequestId, oneshot::Receiver<whip::Response>) {
+        which: impl Fn(&A) -> bool,
+        call: impl FnOnce(&mut A, &SignallingCore, RequestId, ConnId, &mut Vec<AdapterAction>),
+    ) -> (RequestId, oneshot::Receiver<HttpResponse>) {
         let request = self.next_request.fetch_add(1, Ordering::Relaxed);
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let (sender, receiver) = oneshot::channel();
         let mut state = self.lock();
         let now = Instant::now();
         state.pending.insert(request, sender);
-        let input = build(&state.core, request, conn);
         let HubState {
-            whip, whip_actions, ..
+            core,
+            adapters,
+            adapter_actions,
+            ..
         } = &mut *state;
-        whip.handle(now, input, whip_actions);
+        match adapters
+            .iter_mut()
+            .filter_map(|a| adapter::downcast_mut::<A>(a.as_mut()))
+            .find(|a| which(a))
+        {
+            Some(adapter) => call(adapter, core, request, conn, adapter_actions),
+            None => adapter_actions.push(AdapterAction::Respond {
+                request,
+                response: HttpResponse::text(404, "this protocol is not enabled on this server"),
+            }),
+        }
         self.pump(&mut state, now);
         (request, receiver)
     }
 
-    /// The client of a waiting WHIP request went away.
-    pub(crate) fn whip_abandoned(&self, request: RequestId) {
+    /// Runs `call` on the adapter of type `A` that `which` picks, outside
+    /// any HTTP request (a frame from a socket of its shell, say): with the
+    /// core to look things up and a free connection id for a new peer.
+    /// None when no such adapter is registered.
+    pub fn call<A: Adapter, R>(
+        &self,
+        which: impl Fn(&A) -> bool,
+        call: impl FnOnce(&mut A, &SignallingCore, ConnId, &mut Vec<AdapterAction>) -> R,
+    ) -> Option<R> {
+        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let mut state = self.lock();
+        let now = Instant::now();
+        let HubState {
+            core,
+            adapters,
+            adapter_actions,
+            ..
+        } = &mut *state;
+        let result = adapters
+            .iter_mut()
+            .filter_map(|a| adapter::downcast_mut::<A>(a.as_mut()))
+            .find(|a| which(a))
+            .map(|adapter| call(adapter, core, conn, adapter_actions));
+        self.pump(&mut state, now);
+        result
+    }
+
+    /// Attaches a socket an adapter's shell accepted, so that its adapter
+    /// can write to it ([`AdapterAction::Write`]).
+    pub(crate) fn attach_socket(&self, outbox: Arc<Outbox>) -> SocketId {
+        let socket = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        self.lock().sockets.insert(socket, outbox);
+        socket
+    }
+
+    /// The socket's task ended.
+    pub(crate) fn detach_socket(&self, socket: SocketId) {
+        self.lock().sockets.remove(&socket);
+    }
+
+    /// Reads the adapter of type `A` that `which` picks (its configuration, say).
+    pub fn with_adapter<A: Adapter, R>(
+        &self,
+        which: impl Fn(&A) -> bool,
+        read: impl FnOnce(Option<&A>) -> R,
+    ) -> R {
+        let mut state = self.lock();
+        let found = state
+            .adapters
+            .iter_mut()
+            .filter_map(|a| adapter::downcast_mut::<A>(a.as_mut()))
+            .find(|a| which(a));
+        read(found.map(|a| &*a))
+    }
+
+    /// The client of a waiting request went away.
+    pub fn abandoned(&self, request: RequestId) {
         let mut state = self.lock();
         let now = Instant::now();
         if state.pending.remove(&request).is_none() {
             return;
         }
         let HubState {
-            whip, whip_actions, ..
+            adapters,
+            adapter_actions,
+            ..
         } = &mut *state;
-        whip.handle(now, WhipInput::Abandoned { request }, whip_actions);
+        for adapter in adapters.iter_mut() {
+            adapter.abandoned(now, request, adapter_actions);
+        }
         self.pump(&mut state, now);
-    }
-
-    pub(crate) fn whip_config(&self) -> WhipConfig {
-        self.lock().whip.config().clone()
     }
 
     /// Closes every connection, for a server that is stopping.
     fn close_all(&self, reason: &str) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        for (_, writer) in state.writers.drain() {
+        let HubState {
+            writers, sockets, ..
+        } = &mut *state;
+        for (_, writer) in writers.drain().chain(sockets.drain()) {
             writer.close(ErrorCode::ServerShutdown, reason.to_owned());
         }
     }
 
-    fn register(&self, writer: Arc<Outbox>) -> ConnId {
+    fn register(&self, writer: Arc<Outbox>, token: Option<String>) -> ConnId {
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         self.state
             .lock()
@@ -296,7 +423,25 @@ impl Hub {
             .writers
             .insert(conn, writer);
         self.input(Input::Connected { conn });
+        if let Some(token) = token {
+            self.input(Input::Credential { conn, token });
+        }
         conn
+    }
+
+    /// Whether `token` (a Bearer or `?token=`) may list every room: any
+    /// request on an open server, an admin token otherwise.
+    pub fn may_list_rooms(&self, token: Option<&str>) -> Result<(), (ErrorCode, String)> {
+        let state = self.lock();
+        let allowed = state.core.check_token(Instant::now(), token)?;
+        if allowed.grants.admin {
+            Ok(())
+        } else {
+            Err((
+                ErrorCode::Forbidden,
+                "listing every room needs the admin grant".into(),
+            ))
+        }
     }
 
     fn unregister(&self, conn: ConnId) {
@@ -314,12 +459,14 @@ impl Hub {
         let HubState {
             core,
             scratch,
-            whip,
-            whip_actions,
+            adapters,
+            adapter_actions,
             ..
         } = &mut *state;
         core.handle(now, Input::Tick, scratch);
-        whip.handle(now, WhipInput::Tick, whip_actions);
+        for adapter in adapters.iter_mut() {
+            adapter.tick(now, adapter_actions);
+        }
         self.pump(&mut state, now);
     }
 
@@ -339,7 +486,7 @@ impl Hub {
             .connection_count()
     }
 
-    fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         self.state
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -349,27 +496,35 @@ impl Hub {
     }
 }
 
+/// The adapter owning `conn`, if any.
+fn owner(adapters: &[Box<dyn Adapter>], conn: ConnId) -> Option<usize> {
+    adapters
+        .iter()
+        .position(|adapter| !adapter.is_idle() && adapter.owns(conn))
+}
+
 /// Queues each action to its connections' writers; returns those whose
-/// queue was full. What is meant for the WHIP adapter's connections goes
-/// to `whip_inbox` instead.
+/// queue was full. What is meant for an adapter's connections goes to
+/// `inbox` instead.
 fn dispatch(
     actions: &mut Vec<Action>,
     writers: &mut HashMap<ConnId, Arc<Outbox>>,
     capacity: usize,
-    whip: &WhipAdapter,
-    whip_inbox: &mut WhipInbox,
+    adapters: &[Box<dyn Adapter>],
+    inbox: &mut AdapterInbox,
 ) -> Vec<ConnId> {
     let mut slow = Vec::new();
+    let any_adapter_peer = adapters.iter().any(|adapter| !adapter.is_idle());
     for action in actions.drain(..) {
         match action {
             Action::Send { mut to, message } => {
-                if whip.session_count() > 0 {
-                    to.retain(|conn| {
-                        let adapter = whip.owns(*conn);
-                        if adapter {
-                            whip_inbox.messages.push((*conn, message.clone()));
+                if any_adapter_peer {
+                    to.retain(|conn| match owner(adapters, *conn) {
+                        Some(index) => {
+                            inbox.messages.push((index, *conn, message.clone()));
+                            false
                         }
-                        !adapter
+                        None => true,
                     });
                 }
                 if to.is_empty() {
@@ -379,25 +534,24 @@ fn dispatch(
                 let text = protocol::encode_server_message(&message);
                 queue_text(&to, text.into(), writers, capacity, &mut slow);
             }
-            // Relayed application messages: a WHIP publisher has no use
-            // for them, and it is not in `writers`, so they go nowhere.
+            // Relayed application messages: the adapters' peers (WHIP,
+            // WHEP) have no use for them, and they are not in `writers`,
+            // so they go nowhere.
             Action::SendText { to, text } => {
                 queue_text(&to, text.into(), writers, capacity, &mut slow)
             }
             Action::Ping { conn } => {
                 if let Some(writer) = writers.get(&conn) {
                     writer.push(Outbound::Ping, capacity);
-                } else if whip.owns(conn) {
-                    // The heartbeat is for sockets; a WHIP session lives
-                    // until DELETE, its receiver ending it, or a timeout.
-                    whip_inbox.pinged.push(conn);
+                } else if owner(adapters, conn).is_some() {
+                    inbox.pinged.push(conn);
                 }
             }
             Action::Close { conn, code, reason } => {
                 if let Some(writer) = writers.remove(&conn) {
                     writer.close(code, reason);
-                } else if whip.owns(conn) {
-                    whip_inbox.closed.push(conn);
+                } else if let Some(index) = owner(adapters, conn) {
+                    inbox.closed.push((index, conn));
                 }
             }
         }
@@ -425,7 +579,17 @@ fn queue_text(
 /// connection's buffer grows to about this, an idle one's stays empty.
 const WRITE_BATCH_BYTES: usize = 16 * 1024;
 
-async fn websocket(State(hub): State<Arc<Hub>>, upgrade: WebSocketUpgrade) -> impl IntoResponse {
+#[derive(serde::Deserialize)]
+struct WsQuery {
+    /// An access token: browsers cannot set headers on a WebSocket.
+    token: Option<String>,
+}
+
+async fn websocket(
+    State(hub): State<Arc<Hub>>,
+    Query(query): Query<WsQuery>,
+    upgrade: WebSocketUpgrade,
+) -> impl IntoResponse {
     let cap = hard_frame_cap(&hub.limits());
     upgrade
         // Small buffers: most peers are idle, and 10k of them must stay cheap.
@@ -435,14 +599,14 @@ async fn websocket(State(hub): State<Arc<Hub>>, upgrade: WebSocketUpgrade) -> im
         .write_buffer_size(WRITE_BATCH_BYTES)
         .max_message_size(cap)
         .max_frame_size(cap)
-        .on_upgrade(move |socket| serve_connection(hub, socket))
+        .on_upgrade(move |socket| serve_connection(hub, socket, query.token))
 }
 
-async fn serve_connection(hub: Arc<Hub>, mut socket: WebSocket) {
+async fn serve_connection(hub: Arc<Hub>, mut socket: WebSocket, token: Option<String>) {
     // One task reads and writes: half the tasks of a reader/writer pair,
     // for peers that are idle most of the time.
     let outbox = Arc::new(Outbox::default());
-    let conn = hub.register(outbox.clone());
+    let conn = hub.register(outbox.clone(), token);
     loop {
         tokio::select! {
             frame = socket.recv() => match frame {
@@ -468,7 +632,7 @@ async fn serve_connection(hub: Arc<Hub>, mut socket: WebSocket) {
 
 /// Writes everything queued with one flush; false when the connection is
 /// done (closed by us, or failing).
-async fn write_batch(socket: &mut WebSocket, batch: VecDeque<Outbound>) -> bool {
+pub(crate) async fn write_batch(socket: &mut WebSocket, batch: VecDeque<Outbound>) -> bool {
     for message in batch {
         let fed = match message {
             Outbound::Text(text) => socket.feed(Message::Text(text)).await,
@@ -477,6 +641,14 @@ async fn write_batch(socket: &mut WebSocket, batch: VecDeque<Outbound>) -> bool 
                 let frame = CloseFrame {
                     code: close_code(code),
                     reason: format!("{code}: {reason}").into(),
+                };
+                let _ = socket.send(Message::Close(Some(frame))).await;
+                return false;
+            }
+            Outbound::CloseWith(code, reason) => {
+                let frame = CloseFrame {
+                    code,
+                    reason: reason.into(),
                 };
                 let _ = socket.send(Message::Close(Some(frame))).await;
                 return false;
@@ -495,15 +667,39 @@ fn close_code(code: ErrorCode) -> u16 {
         ErrorCode::HeartbeatTimeout => 4008,
         ErrorCode::SlowConsumer => 4009,
         ErrorCode::Unauthorized => 4001,
+        ErrorCode::Forbidden => 4003,
         ErrorCode::ServerShutdown => 1001,
         _ => 4000,
     }
 }
 
-async fn rooms(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
-    Json(ServerMessage::Rooms {
-        rooms: hub.room_summaries(),
-    })
+/// Every room with its producers and their meta: for admins (anyone on
+/// an open server). The token comes as a Bearer or `?token=`.
+async fn rooms(
+    State(hub): State<Arc<Hub>>,
+    Query(query): Query<WsQuery>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let token = bearer.or(query.token);
+    match hub.may_list_rooms(token.as_deref()) {
+        Ok(()) => Json(ServerMessage::Rooms {
+            rooms: hub.room_summaries(),
+        })
+        .into_response(),
+        Err((code, why)) => {
+            let status = if code == ErrorCode::Forbidden {
+                axum::http::StatusCode::FORBIDDEN
+            } else {
+                axum::http::StatusCode::UNAUTHORIZED
+            };
+            (status, Json(ServerMessage::error(code, why))).into_response()
+        }
+    }
 }
 
 async fn health() -> &'static str {
@@ -518,7 +714,9 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/api/rooms", get(rooms))
         .route("/healthz", get(health))
         .with_state(hub.clone())
-        .merge(whip::http::router(hub))
+        .merge(wish::http::router(hub.clone(), Kind::Whip))
+        .merge(wish::http::router(hub.clone(), Kind::Whep))
+        .merge(peerjs::http::router(hub))
 }
 
 /// A server running in the background on the current tokio runtime.
@@ -587,6 +785,16 @@ pub enum ServerError {
     },
 }
 
+/// Every protocol `peer serve` speaks besides its own: WHIP, WHEP and
+/// PeerJS.
+pub fn standard_adapters(config: &ServerConfig) -> Vec<Box<dyn Adapter>> {
+    vec![
+        Box::new(WishAdapter::with_os_seed(Kind::Whip, config.whip.clone())),
+        Box::new(WishAdapter::with_os_seed(Kind::Whep, config.whep.clone())),
+        Box::new(PeerJsAdapter::with_os_seed(config.peerjs.clone())),
+    ]
+}
+
 /// Binds and starts serving; returns once the socket listens.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let listener = TcpListener::bind(config.bind)
@@ -599,10 +807,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         addr: config.bind,
         source,
     })?;
-    let hub = Hub::with_whip(
+    let hub = Hub::with_access(
         config.limits.clone(),
         config.outbound_queue,
-        config.whip.clone(),
+        standard_adapters(&config),
+        config.access.clone(),
     );
     let mut app = router(hub.clone());
     if config.serve_web {

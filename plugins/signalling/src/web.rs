@@ -5,8 +5,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::Path;
-use axum::http::{StatusCode, header};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -42,6 +41,17 @@ const ASSETS: &[Asset] = &[
     asset!("publish.js", "text/javascript; charset=utf-8"),
     asset!("cursors.js", "text/javascript; charset=utf-8"),
     asset!("whip.js", "text/javascript; charset=utf-8"),
+    asset!("whep.js", "text/javascript; charset=utf-8"),
+    asset!("play.html", "text/html; charset=utf-8"),
+    asset!("play.js", "text/javascript; charset=utf-8"),
+    asset!("call.html", "text/html; charset=utf-8"),
+    asset!("call.js", "text/javascript; charset=utf-8"),
+    // The npm `peerjs` client, unmodified (see build.rs).
+    Asset {
+        path: "peerjs.min.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!(env!("GST_PEER_PEERJS_CLIENT")),
+    },
 ];
 
 /// Pages by their address without extension, so links read `/watch?room=…`.
@@ -50,6 +60,8 @@ fn asset_for(path: &str) -> &str {
         "" => "index.html",
         "watch" | "cursors" => "watch.html",
         "publish" => "publish.html",
+        "play" => "play.html",
+        "call" => "call.html",
         other => other,
     }
 }
@@ -70,10 +82,12 @@ fn serve(path: &str) -> Response {
 }
 
 pub fn router(_hub: Arc<Hub>) -> Router {
+    // Pages are the fallback rather than a `/{*path}` route, which the
+    // router would refuse beside a protocol's `/{param}/...` routes
+    // (PeerJS's `/{key}/id`).
     Router::new()
         .route("/", get(|| async { serve("index.html") }))
-        .route(
-            "/{*path}",
-            get(|Path(path): Path<String>| async move { serve(&path) }),
-        )
+        .fallback_service(get(|uri: Uri| async move {
+            serve(uri.path().trim_start_matches('/'))
+        }))
 }

@@ -184,6 +184,79 @@ impl Codec {
     }
 }
 
+impl Codec {
+    /// Every codec of `kind` a receiver can take, as one caps with a
+    /// structure per codec (the transceiver of an offer to receive).
+    pub fn receivable(kind: MediaKind) -> gst::Caps {
+        let mut caps = gst::Caps::new_empty();
+        let caps_mut = caps.get_mut().expect("new caps are writable");
+        for codec in [Codec::Vp8, Codec::Vp9, Codec::H264, Codec::Opus] {
+            if codec.kind() == kind {
+                caps_mut.append(codec.rtp_caps(None));
+            }
+        }
+        caps
+    }
+
+    /// The payload type the remote offer gives this codec in its `index`th
+    /// m-section, and the caps to send with it; `None` when that section
+    /// does not take the codec. For H.264 the offer's profile must match
+    /// ours (`profile-level-id`'s first four digits) and use
+    /// packetization-mode 1, the only one our payloader speaks.
+    pub fn offered(
+        self,
+        offer: &gst_sdp::SDPMessageRef,
+        index: u32,
+        ours: &gst::Caps,
+    ) -> Option<(u32, gst::Caps)> {
+        let media = offer.media(index)?;
+        let mut fallback = None;
+        for format in media.formats() {
+            let Ok(pt) = format.parse::<i32>() else {
+                continue;
+            };
+            let Some(theirs) = media.caps_from_media(pt) else {
+                continue;
+            };
+            let Some(structure) = theirs.structure(0) else {
+                continue;
+            };
+            let name = structure.get::<&str>("encoding-name").unwrap_or_default();
+            if Codec::from_encoding_name(name) != Some(self) {
+                continue;
+            }
+            let mut caps = ours.clone();
+            {
+                let ours = caps.make_mut().structure_mut(0).expect("one structure");
+                ours.set("payload", pt);
+                if self == Codec::H264 {
+                    if structure.get::<&str>("packetization-mode").ok() != Some("1") {
+                        continue;
+                    }
+                    let profile = |s: &gst::StructureRef| {
+                        s.get::<&str>("profile-level-id")
+                            .ok()
+                            .map(|id| id.get(..4).unwrap_or(id).to_ascii_lowercase())
+                    };
+                    if profile(structure) != profile(ours) {
+                        // Same codec, another profile: only if nothing
+                        // better comes, and announced as theirs.
+                        if fallback.is_none()
+                            && let Ok(id) = structure.get::<&str>("profile-level-id")
+                        {
+                            ours.set("profile-level-id", id);
+                            fallback = Some((pt as u32, caps.clone()));
+                        }
+                        continue;
+                    }
+                }
+            }
+            return Some((pt as u32, caps));
+        }
+        fallback
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,8 @@ pub struct CommonSettings {
     pub ice_addresses: Option<String>,
     pub data_channels: String,
     pub tls_ca_file: Option<String>,
+    pub token: Option<String>,
+    pub relay_only: bool,
 }
 
 impl Default for CommonSettings {
@@ -37,6 +39,8 @@ impl Default for CommonSettings {
             ice_addresses: None,
             data_channels: crate::datachannel::DEFAULT_CHANNELS.to_owned(),
             tls_ca_file: None,
+            token: None,
+            relay_only: false,
         }
     }
 }
@@ -46,10 +50,34 @@ pub fn properties() -> Vec<glib::ParamSpec> {
         glib::ParamSpecString::builder("uri")
             .nick("Signalling URI")
             .blurb(
-                "Where to signal: ws://host:port/room or wss://host:port/room for a gst-peer server. \
-                 Unset: start a server inside the element on 127.0.0.1 (see \"port\") and print the page to open",
+                "Where to signal: ws://host:port/room or wss://host:port/room for a gst-peer server \
+                 (?viewer-offer=true: peersrc offers); whip+http(s)://host/path to publish to a WHIP \
+                 endpoint (peersink); whep+http(s)://host/path to play a WHEP endpoint (peersrc); \
+                 ?token=T gives a Bearer token. Unset: start a server inside the element on \
+                 127.0.0.1 (see \"port\") and print the page to open",
             )
             .mutable_ready()
+            .build(),
+        glib::ParamSpecString::builder("token")
+            .nick("Access token")
+            .blurb(
+                "Access token (JWT) for a server that requires one (`peer token` mints them): sent \
+                 in hello on our protocol, as Authorization: Bearer to WHIP/WHEP endpoints",
+            )
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecEnum::builder_with_default(
+            "ice-transport-policy",
+            gst_webrtc::WebRTCICETransportPolicy::All,
+        )
+        .nick("ICE transport policy")
+        .blurb("all: any candidate pair; relay: only through a TURN server (hides local addresses)")
+        .mutable_ready()
+        .build(),
+        glib::ParamSpecObject::builder::<crate::signaller::settings::SignallerSettings>("signaller")
+            .nick("Signaller")
+            .blurb(crate::signaller::settings::SUMMARY)
+            .read_only()
             .build(),
         glib::ParamSpecString::builder("peer-id")
             .nick("Peer id")
@@ -136,6 +164,13 @@ impl CommonSettings {
             "ice-addresses" => self.ice_addresses = text(),
             "data-channels" => self.data_channels = text().unwrap_or_default(),
             "tls-ca-file" => self.tls_ca_file = text(),
+            "token" => self.token = text(),
+            "ice-transport-policy" => {
+                self.relay_only = value
+                    .get::<gst_webrtc::WebRTCICETransportPolicy>()
+                    .expect("type checked upstream")
+                    == gst_webrtc::WebRTCICETransportPolicy::Relay
+            }
             _ => return false,
         }
         true
@@ -152,6 +187,13 @@ impl CommonSettings {
             "ice-addresses" => self.ice_addresses.to_value(),
             "data-channels" => self.data_channels.to_value(),
             "tls-ca-file" => self.tls_ca_file.to_value(),
+            "token" => self.token.to_value(),
+            "ice-transport-policy" => if self.relay_only {
+                gst_webrtc::WebRTCICETransportPolicy::Relay
+            } else {
+                gst_webrtc::WebRTCICETransportPolicy::All
+            }
+            .to_value(),
             _ => return None,
         })
     }
@@ -175,7 +217,15 @@ impl CommonSettings {
             ));
         }
         if let Some(uri) = &self.uri {
-            peer_signalling::client::RoomAddress::parse(uri)?;
+            match crate::signaller::protocol_name(Some(uri)).map_err(|e| e.to_string())? {
+                "native" => {
+                    peer_signalling::client::RoomAddress::parse(uri)?;
+                }
+                _ => {
+                    url::Url::parse(uri.split_once('+').map_or(uri.as_str(), |(_, rest)| rest))
+                        .map_err(|err| format!("uri \"{uri}\" is not a URL: {err}"))?;
+                }
+            }
         }
         let explicit = match &self.ice_addresses {
             Some(text) => {
@@ -211,6 +261,7 @@ impl CommonSettings {
             turn_servers,
             ice_addresses: ice::addresses_to_use(&explicit),
             latency_ms,
+            relay_only: self.relay_only,
         };
         let tls_ca_pem = match &self.tls_ca_file {
             Some(path) => {
@@ -324,6 +375,60 @@ pub fn data_channel_signals(
             .run_last()
             .build(),
     ]
+}
+
+/// Application messages of the signalling protocol (room chat, cursors,
+/// app data; docs/protocol.md `message`), both ways. `send` carries out
+/// `send-message`: (element, peer or None for the whole room, JSON text).
+pub fn message_signals(
+    send: fn(&glib::Object, Option<&str>, &str) -> bool,
+) -> Vec<glib::subclass::Signal> {
+    vec![
+        // send-message(peer-id or NULL for the whole room, JSON text) -> sent
+        glib::subclass::Signal::builder("send-message")
+            .param_types([Option::<String>::static_type(), String::static_type()])
+            .return_type::<bool>()
+            .action()
+            .class_handler(move |args| {
+                let element = args[0].get::<glib::Object>().expect("the element");
+                let peer = args[1]
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .filter(|p| !p.is_empty());
+                let json = args[2].get::<String>().unwrap_or_default();
+                Some(send(&element, peer.as_deref(), &json).to_value())
+            })
+            .build(),
+        // message-received(from peer-id, JSON text)
+        glib::subclass::Signal::builder("message-received")
+            .param_types([String::static_type(), String::static_type()])
+            .run_last()
+            .build(),
+    ]
+}
+
+/// Checks an application message before it goes out: JSON, as the
+/// protocol carries it.
+pub fn parse_message(json: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(json).map_err(|err| format!("send-message: not JSON ({err}): {json}"))
+}
+
+/// Tells the application about a signalling message from `from`: the
+/// `message-received` signal and a `peer-message` element message (fields
+/// `from`, `json`).
+pub fn announce_signalling_message(element: &gst::Element, from: &str, data: &serde_json::Value) {
+    let json = data.to_string();
+    element.emit_by_name::<()>("message-received", &[&from, &json]);
+    let structure = gst::Structure::builder("peer-message")
+        .field("from", from)
+        .field("json", &json)
+        .build();
+    let _ = element.post_message(
+        gst::message::Element::builder(structure)
+            .src(element)
+            .build(),
+    );
 }
 
 /// Tells the application about a data-channel message: the

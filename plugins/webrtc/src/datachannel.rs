@@ -3,7 +3,7 @@
 //! both ways.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use gst::glib;
 use gst::prelude::*;
@@ -78,10 +78,23 @@ pub enum Payload {
     Bytes(glib::Bytes),
 }
 
+/// How a signalling protocol frames application messages on its data
+/// channels (PeerJS: binarypack with chunking, JSON): the element's
+/// signals carry whole messages, the channel what the protocol needs.
+pub trait Framing: Send + Sync {
+    /// For logs.
+    fn name(&self) -> &'static str;
+    /// One message the element sends → the channel messages carrying it.
+    fn encode(&self, message: &Payload) -> Result<Vec<Payload>, String>;
+    /// One channel message received → the whole message it completes, if any.
+    fn decode(&self, message: Payload) -> Result<Option<Payload>, String>;
+}
+
 /// The open (or opening) channels of one session, by label.
 #[derive(Default)]
 pub struct Channels {
     by_label: Mutex<HashMap<String, WebRTCDataChannel>>,
+    framing: Mutex<Option<Arc<dyn Framing>>>,
 }
 
 impl Channels {
@@ -126,18 +139,55 @@ impl Channels {
         }
     }
 
-    /// Sends on the channel `label`; false when there is no such open channel.
+    /// Frames every message of this session's channels (set before any
+    /// channel opens).
+    pub fn set_framing(&self, framing: Arc<dyn Framing>) {
+        *self.framing.lock().unwrap() = Some(framing);
+    }
+
+    pub fn framing(&self) -> Option<Arc<dyn Framing>> {
+        self.framing.lock().unwrap().clone()
+    }
+
+    /// Sends on the channel `label` (empty: on every open channel of the
+    /// session, for protocols whose peers pick labels of their own); false
+    /// when there is no such open channel, or the framing refused it.
     pub fn send(&self, label: &str, payload: &Payload) -> bool {
-        let channel = self.by_label.lock().unwrap().get(label).cloned();
-        let Some(channel) = channel else { return false };
-        if channel.ready_state() != gst_webrtc::WebRTCDataChannelState::Open {
+        let channels: Vec<WebRTCDataChannel> = {
+            let by_label = self.by_label.lock().unwrap();
+            if label.is_empty() {
+                by_label.values().cloned().collect()
+            } else {
+                by_label.get(label).cloned().into_iter().collect()
+            }
+        };
+        let open =
+            |c: &&WebRTCDataChannel| c.ready_state() == gst_webrtc::WebRTCDataChannelState::Open;
+        let channels: Vec<&WebRTCDataChannel> = channels.iter().filter(open).collect();
+        if channels.is_empty() {
             return false;
         }
-        let sent = match payload {
-            Payload::Text(text) => channel.send_string_full(Some(text)),
-            Payload::Bytes(bytes) => channel.send_data_full(Some(bytes)),
+        let messages = match self.framing() {
+            None => vec![payload.clone()],
+            Some(framing) => match framing.encode(payload) {
+                Ok(messages) => messages,
+                Err(err) => {
+                    gst::warning!(gst::CAT_DEFAULT, "cannot send on \"{label}\": {err}");
+                    return false;
+                }
+            },
         };
-        sent.is_ok()
+        let mut sent = false;
+        for channel in channels {
+            sent |= messages.iter().all(|message| {
+                match message {
+                    Payload::Text(text) => channel.send_string_full(Some(text)),
+                    Payload::Bytes(bytes) => channel.send_data_full(Some(bytes)),
+                }
+                .is_ok()
+            });
+        }
+        sent
     }
 }
 

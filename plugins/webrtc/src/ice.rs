@@ -7,7 +7,7 @@
 //! any address is added libnice gathers on those only, which also lets users
 //! pin ICE to chosen interfaces on multi-homed servers.
 
-use std::ffi::{CString, c_char, c_int, c_void};
+use std::ffi::{CStr, CString, c_char, c_int, c_uint, c_void};
 use std::net::IpAddr;
 
 use gst::glib;
@@ -18,6 +18,111 @@ unsafe extern "C" {
     fn nice_address_free(addr: *mut c_void);
     fn nice_address_set_from_string(addr: *mut c_void, text: *const c_char) -> c_int;
     fn nice_agent_add_local_address(agent: *mut c_void, addr: *mut c_void) -> c_int;
+    fn nice_agent_restart_stream(agent: *mut c_void, stream_id: c_uint) -> c_int;
+    fn nice_agent_get_local_credentials(
+        agent: *mut c_void,
+        stream_id: c_uint,
+        ufrag: *mut *mut c_char,
+        pwd: *mut *mut c_char,
+    ) -> c_int;
+    fn nice_agent_get_local_candidates(
+        agent: *mut c_void,
+        stream_id: c_uint,
+        component_id: c_uint,
+    ) -> *mut GSList;
+    fn nice_agent_generate_local_candidate_sdp(
+        agent: *mut c_void,
+        candidate: *mut c_void,
+    ) -> *mut c_char;
+    fn nice_candidate_free(candidate: *mut c_void);
+    fn g_slist_free(list: *mut GSList);
+    fn g_free(pointer: *mut c_void);
+}
+
+#[repr(C)]
+struct GSList {
+    data: *mut c_void,
+    next: *mut GSList,
+}
+
+/// What an ICE restart gave: new local credentials, and the local
+/// candidates to announce with them.
+#[derive(Debug, Clone)]
+pub struct Restarted {
+    pub ufrag: String,
+    pub pwd: String,
+    /// `candidate:...` lines (no `a=`), for the first media section.
+    pub candidates: Vec<String>,
+}
+
+/// Restarts ICE on the webrtcbin's (bundled) stream: libnice forgets the
+/// remote candidates and checks and makes new local credentials, which
+/// webrtcbin 1.22 never does itself (its descriptions reuse the first
+/// credentials, and it never calls nice_agent_restart_stream). The caller
+/// writes the returned credentials and candidates into the next local
+/// description.
+pub fn restart(webrtcbin: &gst::Element) -> Result<Restarted, String> {
+    let ice = webrtcbin.property::<glib::Object>("ice-agent");
+    if ice.find_property("agent").is_none() {
+        return Err("the ICE implementation has no libnice agent to restart".into());
+    }
+    let agent = ice.property::<glib::Object>("agent");
+    let stream_id = bundled_stream_id(webrtcbin)
+        .ok_or("no ICE stream to restart (no negotiated transceiver)")?;
+    let raw = agent.as_ptr() as *mut c_void;
+    // SAFETY: `agent` is a live NiceAgent for the whole block; the strings
+    // and the candidate list libnice returns are ours to free, and are
+    // freed here after being copied.
+    unsafe {
+        if nice_agent_restart_stream(raw, stream_id) == 0 {
+            return Err(format!("libnice could not restart ICE stream {stream_id}"));
+        }
+        let (mut ufrag, mut pwd) = (std::ptr::null_mut(), std::ptr::null_mut());
+        if nice_agent_get_local_credentials(raw, stream_id, &mut ufrag, &mut pwd) == 0 {
+            return Err("libnice gave no local credentials after the restart".into());
+        }
+        let take = |text: *mut c_char| {
+            let owned = CStr::from_ptr(text).to_string_lossy().into_owned();
+            g_free(text as *mut c_void);
+            owned
+        };
+        let (ufrag, pwd) = (take(ufrag), take(pwd));
+        let mut candidates = Vec::new();
+        let list = nice_agent_get_local_candidates(raw, stream_id, 1);
+        let mut node = list;
+        while !node.is_null() {
+            let candidate = (*node).data;
+            let sdp = nice_agent_generate_local_candidate_sdp(raw, candidate);
+            if !sdp.is_null() {
+                let line = take(sdp);
+                candidates.push(line.trim_start_matches("a=").to_owned());
+            }
+            nice_candidate_free(candidate);
+            node = (*node).next;
+        }
+        g_slist_free(list);
+        Ok(Restarted {
+            ufrag,
+            pwd,
+            candidates,
+        })
+    }
+}
+
+/// The libnice stream id behind the first transceiver's transport (with
+/// max-bundle, every section's).
+fn bundled_stream_id(webrtcbin: &gst::Element) -> Option<u32> {
+    let transceiver = webrtcbin
+        .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&0i32])?;
+    let receiver = transceiver.property::<Option<gst_webrtc::WebRTCRTPReceiver>>("receiver")?;
+    let dtls = receiver.property::<Option<gst_webrtc::WebRTCDTLSTransport>>("transport")?;
+    let ice = dtls.property::<Option<glib::Object>>("transport")?;
+    let stream = ice
+        .find_property("stream")
+        .and_then(|_| ice.property::<Option<glib::Object>>("stream"))?;
+    stream
+        .find_property("stream-id")
+        .map(|_| stream.property::<u32>("stream-id"))
 }
 
 /// The addresses ICE should be restricted to: the user's choice when given,

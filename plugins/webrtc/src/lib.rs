@@ -3,9 +3,11 @@
 //! Elements `peersink` and `peersrc` wrap webrtcbin and talk to a gst-peer
 //! signalling server (or run one inside themselves).
 
+mod base;
 mod codec;
 mod common;
 mod datachannel;
+mod error;
 mod events;
 pub mod ice;
 pub mod keyframe;
@@ -18,6 +20,9 @@ mod signaller;
 pub use codec::VideoCodec;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> {
+    use gst::prelude::*;
+    signaller::settings::SignallerSettings::static_type()
+        .mark_as_plugin_api(gst::PluginAPIFlags::empty());
     peersink::register(plugin)?;
     peersrc::register(plugin)?;
     Ok(())

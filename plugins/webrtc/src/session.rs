@@ -1,14 +1,17 @@
 //! One WebRTC session with one remote peer: a webrtcbin, its negotiation
-//! (offer or answer) and its ICE, wired to the signaller. Shared by peersink
-//! (which offers) and peersrc (which answers).
+//! (offer or answer, whichever side the signaller says offers) and its
+//! ICE, wired to the signaller. Shared by peersink and peersrc.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use gst::glib;
 use gst::prelude::*;
+use peer_signalling::protocol::sdp as protocol_sdp;
 use peer_signalling::protocol::{IceCandidate, SdpKind, SessionDescription};
 
+use crate::codec::{Codec, MediaKind};
 use crate::datachannel::{self, ChannelSpec, Channels, Payload};
 use crate::ice;
 use crate::signaller::{SignallerCommand, SignallerHandle};
@@ -25,6 +28,8 @@ pub struct SessionConfig {
     /// Local addresses ICE may use; empty means libnice's own choice.
     pub ice_addresses: Vec<IpAddr>,
     pub latency_ms: u32,
+    /// Only relayed candidate pairs (through TURN).
+    pub relay_only: bool,
 }
 
 /// What a session reports to its element.
@@ -56,14 +61,32 @@ pub struct WebRtcSession {
     unsent_candidates: Mutex<Option<Vec<(u32, String)>>>,
     pub channels: Channels,
     /// Whether answering turns NACK on (done once).
-    nack_requested: std::sync::atomic::AtomicBool,
+    nack_requested: AtomicBool,
+    /// webrtcbin's statistics as last fetched (see `refresh_stats`).
+    stats: Mutex<Option<gst::Structure>>,
+    /// An ICE restart under way: the credentials and candidates our next
+    /// local description must carry (webrtcbin would reuse its old ones).
+    restart: Mutex<Option<ice::Restarted>>,
+    /// We made the offer of this session (so a restart is ours to make).
+    offered: AtomicBool,
+    /// A failed connection was given its one ICE restart.
+    restarted_after_failure: AtomicBool,
+    /// `ice-transport-policy=relay`, and whether a relay candidate came.
+    relay_only: bool,
+    relayed: AtomicBool,
+    /// The TURN servers in use, without credentials, for messages.
+    turn_servers: String,
 }
 
 impl WebRtcSession {
+    /// `ice_servers` are the ones the signalling protocol handed out for
+    /// this session (`stun://`, `turn(s)://user:pass@...`), besides the
+    /// element's own.
     pub fn new(
         id: &str,
         peer: &str,
         config: &SessionConfig,
+        ice_servers: &[String],
         signaller: SignallerHandle,
         on_notice: NoticeHandler,
     ) -> Result<Arc<Self>, String> {
@@ -79,7 +102,19 @@ impl WebRtcSession {
         if let Some(stun) = &config.stun_server {
             webrtcbin.set_property("stun-server", stun);
         }
-        for turn in &config.turn_servers {
+        if config.relay_only {
+            webrtcbin.set_property(
+                "ice-transport-policy",
+                gst_webrtc::WebRTCICETransportPolicy::Relay,
+            );
+        }
+        for server in ice_servers {
+            if server.starts_with("stun://") && config.stun_server.is_none() {
+                webrtcbin.set_property("stun-server", server);
+            }
+        }
+        let announced = ice_servers.iter().filter(|s| !s.starts_with("stun://"));
+        for turn in config.turn_servers.iter().chain(announced) {
             if !webrtcbin.emit_by_name::<bool>("add-turn-server", &[turn]) {
                 return Err(format!("webrtcbin rejected TURN server \"{turn}\""));
             }
@@ -96,6 +131,13 @@ impl WebRtcSession {
             unsent_candidates: Mutex::new(Some(Vec::new())),
             channels: Channels::default(),
             nack_requested: Default::default(),
+            stats: Mutex::new(None),
+            restart: Mutex::new(None),
+            offered: AtomicBool::new(false),
+            restarted_after_failure: AtomicBool::new(false),
+            relay_only: config.relay_only,
+            relayed: AtomicBool::new(false),
+            turn_servers: turn_hosts(&config.turn_servers, ice_servers),
         });
 
         let weak = Arc::downgrade(&session);
@@ -103,6 +145,9 @@ impl WebRtcSession {
             let mline = values[1].get::<u32>().ok()?;
             let candidate = values[2].get::<String>().ok()?;
             let session = weak.upgrade()?;
+            if candidate.contains(" typ relay") {
+                session.relayed.store(true, Ordering::Release);
+            }
             let mut unsent = session.unsent_candidates.lock().unwrap();
             match unsent.as_mut() {
                 Some(held) => held.push((mline, candidate)),
@@ -124,6 +169,16 @@ impl WebRtcSession {
             let Some(session) = weak.upgrade() else {
                 return;
             };
+            // Relay only, and no relay: nothing can ever connect. Say why
+            // now instead of letting the connection fail unexplained.
+            if session.relay_only && !session.relayed.load(Ordering::Acquire) {
+                session.notify(SessionNotice::Failed(format!(
+                    "no relayed candidate was gathered with ice-transport-policy=relay: the TURN \
+                     server ({}) refused the credentials or cannot be reached",
+                    session.turn_servers
+                )));
+                return;
+            }
             let mut unsent = session.unsent_candidates.lock().unwrap();
             match unsent.as_mut() {
                 Some(held) => held.push((END_OF_CANDIDATES, String::new())),
@@ -151,9 +206,20 @@ impl WebRtcSession {
                 gst_webrtc::WebRTCPeerConnectionState::Connected => {
                     session.notify(SessionNotice::Connected)
                 }
-                gst_webrtc::WebRTCPeerConnectionState::Failed => session.notify(
-                    SessionNotice::Failed("the connection failed (ICE or DTLS)".into()),
-                ),
+                gst_webrtc::WebRTCPeerConnectionState::Failed => {
+                    // The offerer may heal a failed path once, in the same
+                    // session, by restarting ICE (a WHIP/WHEP client's
+                    // PATCH, a re-offer on our protocol).
+                    if session.offered.load(Ordering::Acquire)
+                        && !session.restarted_after_failure.swap(true, Ordering::AcqRel)
+                        && session.restart_ice().is_ok()
+                    {
+                        return;
+                    }
+                    session.notify(SessionNotice::Failed(
+                        "the connection failed (ICE or DTLS)".into(),
+                    ))
+                }
                 _ => {}
             }
         });
@@ -169,8 +235,26 @@ impl WebRtcSession {
 
     fn watch_channel(self: &Arc<Self>, channel: &gst_webrtc::WebRTCDataChannel) {
         let weak = Arc::downgrade(self);
+        let framing = self.channels.framing();
         datachannel::watch(channel, move |label, payload| {
-            if let Some(session) = weak.upgrade() {
+            let Some(session) = weak.upgrade() else {
+                return;
+            };
+            // The protocol's framing, when it has one, makes whole
+            // messages of what arrives (chunks wait for their siblings).
+            let payload = match &framing {
+                None => Some(payload),
+                Some(framing) => framing.decode(payload).unwrap_or_else(|err| {
+                    gst::warning!(
+                        gst::CAT_DEFAULT,
+                        "unreadable {} message on \"{label}\" from {}: {err}",
+                        framing.name(),
+                        session.peer
+                    );
+                    None
+                }),
+            };
+            if let Some(payload) = payload {
                 session.notify(SessionNotice::Message { label, payload });
             }
         });
@@ -186,6 +270,7 @@ impl WebRtcSession {
 
     /// Offerer: creates the offer, sends it, then applies it locally.
     pub fn create_offer(self: &Arc<Self>) {
+        self.offered.store(true, Ordering::Release);
         let weak = Arc::downgrade(self);
         let promise = gst::Promise::with_change_func(move |reply| {
             let Some(session) = weak.upgrade() else {
@@ -205,10 +290,39 @@ impl WebRtcSession {
         description: gst_webrtc::WebRTCSessionDescription,
         kind: SdpKind,
     ) {
-        let sdp = match description.sdp().as_text() {
+        let mut sdp = match description.sdp().as_text() {
             Ok(text) => text,
             Err(err) => return self.fail(format!("cannot serialize the local description: {err}")),
         };
+        let mut description = description;
+        if let Some(restarted) = self.restart.lock().unwrap().take() {
+            // The restarted stream's credentials, and its candidates again
+            // (libnice does not gather anew, so webrtcbin will not tell
+            // them a second time).
+            let candidates: Vec<IceCandidate> = restarted
+                .candidates
+                .iter()
+                .map(|candidate| IceCandidate {
+                    candidate: candidate.clone(),
+                    sdp_m_line_index: Some(0),
+                    sdp_mid: None,
+                })
+                .collect();
+            sdp = protocol_sdp::answer_with_candidates(
+                &protocol_sdp::with_ice_credentials(&sdp, &restarted.ufrag, &restarted.pwd),
+                &candidates,
+                true,
+            );
+            match gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()) {
+                Ok(message) => {
+                    description =
+                        gst_webrtc::WebRTCSessionDescription::new(description.type_(), message)
+                }
+                Err(_) => {
+                    return self.fail("cannot rewrite the description for an ICE restart".into());
+                }
+            }
+        }
         // Applied (queued in webrtcbin) before it is sent: a quick peer's
         // answer must find our offer in place. Candidates gathered
         // meanwhile wait until the description has gone.
@@ -255,6 +369,13 @@ impl WebRtcSession {
         let remote = gst_webrtc::WebRTCSessionDescription::new(sdp_type, sdp);
         let weak = Arc::downgrade(self);
         let is_offer = description.kind == SdpKind::Offer;
+        if is_offer && self.remote_credentials_change(&description.sdp) {
+            // The peer restarts ICE (new credentials in a new offer, the
+            // same session): restart ours, so the answer carries new ones.
+            let restarted = ice::restart(&self.webrtcbin)
+                .map_err(|err| format!("cannot restart ICE: {err}"))?;
+            *self.restart.lock().unwrap() = Some(restarted);
+        }
         if is_offer {
             self.request_retransmissions();
         }
@@ -275,15 +396,33 @@ impl WebRtcSession {
         Ok(())
     }
 
+    /// Whether `sdp` has other ICE credentials than the remote description
+    /// in force: an ICE restart.
+    fn remote_credentials_change(&self, sdp: &str) -> bool {
+        let current = self
+            .webrtcbin
+            .property::<Option<gst_webrtc::WebRTCSessionDescription>>("current-remote-description");
+        let Some(current) = current.and_then(|d| d.sdp().as_text().ok()) else {
+            return false;
+        };
+        protocol_sdp::ufrag(&current) != protocol_sdp::ufrag(sdp)
+    }
+
+    /// Offerer: restarts ICE and makes a new offer with the new
+    /// credentials, in the same session (the peer answers it as usual).
+    pub fn restart_ice(self: &Arc<Self>) -> Result<(), String> {
+        let restarted = ice::restart(&self.webrtcbin)?;
+        *self.restart.lock().unwrap() = Some(restarted);
+        self.create_offer();
+        Ok(())
+    }
+
     /// Answerer: ask for lost packets again (NACK, with RTX in the
     /// answer), so that loss is repaired and the sender learns of it at
     /// once rather than at the next receiver report. The transceivers of
     /// an answer are created while answering, hence the signal.
     fn request_retransmissions(&self) {
-        if self
-            .nack_requested
-            .swap(true, std::sync::atomic::Ordering::AcqRel)
-        {
+        if self.nack_requested.swap(true, Ordering::AcqRel) {
             return;
         }
         self.webrtcbin
@@ -342,15 +481,60 @@ impl WebRtcSession {
         }
     }
 
-    /// webrtcbin's statistics (the W3C stats dictionary as a structure).
+    /// Receiver side of a session we offer in: one recvonly transceiver
+    /// per kind, listing every codec we can depayload, decode or record
+    /// (the WHEP player's offer, peersrc with viewer-offer).
+    pub fn add_receive_transceivers(&self) {
+        for kind in [MediaKind::Video, MediaKind::Audio] {
+            let caps = Codec::receivable(kind);
+            let transceiver = self
+                .webrtcbin
+                .emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>(
+                    "add-transceiver",
+                    &[&gst_webrtc::WebRTCRTPTransceiverDirection::Recvonly, &caps],
+                );
+            if kind == MediaKind::Video {
+                transceiver.set_property("do-nack", true);
+            }
+        }
+    }
+
+    /// webrtcbin's statistics (the W3C stats dictionary as a structure) as
+    /// last fetched: never waits for webrtcbin, whose operation queue may
+    /// be busy negotiating.
     pub fn stats(&self) -> Option<gst::Structure> {
-        let promise = gst::Promise::new();
+        self.stats.lock().unwrap().clone()
+    }
+
+    /// Asks webrtcbin for fresh statistics; they land in `stats()`.
+    pub fn refresh_stats(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let promise = gst::Promise::with_change_func(move |reply| {
+            if let (Some(session), Ok(Some(reply))) = (weak.upgrade(), reply) {
+                *session.stats.lock().unwrap() = Some(reply.to_owned());
+            }
+        });
         self.webrtcbin
             .emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
-        match promise.wait() {
-            gst::PromiseResult::Replied => promise.get_reply().map(|reply| reply.to_owned()),
-            _ => None,
-        }
+    }
+}
+
+/// `turn://user:pass@host:port` → `host:port`, listed: what a message may
+/// show of the TURN servers (never their credentials).
+fn turn_hosts(configured: &[String], announced: &[String]) -> String {
+    let hosts: Vec<&str> = configured
+        .iter()
+        .chain(announced)
+        .filter(|s| s.starts_with("turn"))
+        .map(|s| {
+            let rest = s.split_once("://").map_or(s.as_str(), |(_, rest)| rest);
+            rest.rsplit_once('@').map_or(rest, |(_, host)| host)
+        })
+        .collect();
+    if hosts.is_empty() {
+        "none configured".into()
+    } else {
+        hosts.join(", ")
     }
 }
 

@@ -77,6 +77,7 @@ impl Signal {
                     .send(ClientMessage::StartSession {
                         peer: producer.clone(),
                         wait: true,
+                        offer: None,
                     })
                     .map_err(signalling)?;
                 Ok(Signal::Peer {

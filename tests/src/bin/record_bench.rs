@@ -22,25 +22,44 @@ const SECONDS: u64 = 20;
 const FRAMERATE: u64 = 30;
 const PER_PROCESS: usize = 10;
 
+/// Benchmark of `peer record`: N publishers of 1.5 Mbit/s VP8 + Opus
+/// recorded at once; prints a Markdown table row per N (recorder CPU, per
+/// recording, the publishers' CPU, and the share of sent frames in the
+/// files). Run it in a loopback-only network namespace (see the top of
+/// tests/src/bin/record_bench.rs).
+#[derive(clap::Parser)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    role: Option<Role>,
+    /// Publisher counts to measure, one table row each.
+    #[arg(value_name = "PUBLISHERS", default_values_t = [1, 10, 25, 50, 100])]
+    counts: Vec<usize>,
+}
+
+#[derive(clap::Subcommand)]
+enum Role {
+    /// (internal) Run COUNT publishers into URI, ids starting at FIRST: the
+    /// benchmark starts this binary so for each group of ten.
+    #[command(hide = true)]
+    Publish {
+        count: usize,
+        uri: String,
+        first: usize,
+    },
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("publish") {
-        return publish(args[2].parse().unwrap(), &args[3], args[4].parse().unwrap());
+    let cli = <Cli as clap::Parser>::parse();
+    if let Some(Role::Publish { count, uri, first }) = cli.role {
+        return publish(count, &uri, first);
     }
     peer_tests::init();
-    let counts: Vec<usize> = if args.len() > 1 {
-        args[1..]
-            .iter()
-            .map(|a| a.parse().expect("publisher counts"))
-            .collect()
-    } else {
-        vec![1, 10, 25, 50, 100]
-    };
     println!(
         "| publishers | recorder CPU (% of a core) | per recording | publishers' process CPU | frames in files / sent |"
     );
     println!("|---|---|---|---|---|");
-    for count in counts {
+    for count in cli.counts {
         let row = measure(count);
         println!(
             "| {count} | {:.1}% | {:.2}% | {:.1}% | {:.1}% |",

@@ -19,10 +19,83 @@ use peer_tests::process::{ChildProcess, cpu_seconds};
 use serde_json::json;
 use tokio::sync::mpsc;
 
+/// Benchmark of the signalling server (`peer serve` in a process of its
+/// own): memory of many idle peers, relay latency of 1 KB application
+/// messages at a given rate, and the rate at which relaying saturates.
+/// With no phase, runs all three with their defaults. Run it in a
+/// loopback-only network namespace.
+#[derive(clap::Parser)]
+#[command(
+    after_help = "Environment: SIGNALLING_BENCH_SERVER names another server \
+    binary to measure (e.g. peer-signalling's example `serve`, or an older `peer`); \
+    it is started as `BINARY serve --port N --max-peers-per-room 100000`."
+)]
+struct Cli {
+    #[command(subcommand)]
+    phase: Option<Phase>,
+    /// Run the server with tokens required (`--auth-secret-file`), every
+    /// peer saying hello with its own token: what checking them costs.
+    #[arg(long, global = true)]
+    auth: bool,
+}
+
+/// The HS256 secret of `--auth` runs (the server reads it from a file).
+const BENCH_SECRET: &str = "signalling-bench-secret-of-32-bytes-or-more";
+
+/// Set once from `--auth`, read where peers say hello.
+static AUTH: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+fn auth() -> bool {
+    *AUTH.get().unwrap_or(&false)
+}
+
+/// A token for peer `id`: every grant, in every room.
+fn token_for(id: &str) -> String {
+    peer_signalling::auth::mint(
+        &peer_signalling::auth::Claims {
+            sub: Some(id.to_owned()),
+            room: "*".into(),
+            grants: vec!["publish".into(), "subscribe".into(), "data".into()],
+            exp: 4_000_000_000,
+            nbf: None,
+            iat: None,
+        },
+        "HS256",
+        BENCH_SECRET.as_bytes(),
+    )
+    .unwrap()
+}
+
+#[derive(clap::Subcommand)]
+enum Phase {
+    /// Server memory (RSS) with PEERS idle WebSocket peers.
+    Idle {
+        /// Peers connected, each joined to a room.
+        #[arg(default_value_t = 10_000)]
+        peers: usize,
+    },
+    /// Relay latency (p50, p99) of 1 KB messages sent at RATE per second.
+    Relay {
+        /// Messages per second, all senders together.
+        #[arg(default_value_t = 10_000)]
+        rate: u64,
+        /// How long to send.
+        #[arg(default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Messages per second relayed when senders go as fast as they can.
+    Saturate {
+        /// How long to send.
+        #[arg(default_value_t = 10)]
+        seconds: u64,
+    },
+}
+
 fn main() {
+    let cli = <Cli as clap::Parser>::parse();
+    AUTH.set(cli.auth).unwrap();
     peer_tests::require_loopback_only();
     raise_file_limit();
-    let args: Vec<String> = std::env::args().skip(1).collect();
     // A runtime per phase: dropping it ends the tasks the phase spawned
     // (readers of thousands of sockets), which would otherwise compete
     // with the next phase.
@@ -34,23 +107,15 @@ fn main() {
             .unwrap()
             .block_on(phase)
     };
-    let all = args.is_empty();
-    let arg = |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
-    if all || args[0] == "idle" {
-        run(Box::pin(idle(if all {
-            10_000
-        } else {
-            arg(1, 10_000) as usize
-        })));
-    }
-    if all || args[0] == "relay" {
-        run(Box::pin(relay(
-            if all { 10_000 } else { arg(1, 10_000) },
-            if all { 10 } else { arg(2, 10) },
-        )));
-    }
-    if all || args[0] == "saturate" {
-        run(Box::pin(saturate(if all { 10 } else { arg(1, 10) })));
+    match cli.phase {
+        Some(Phase::Idle { peers }) => run(Box::pin(idle(peers))),
+        Some(Phase::Relay { rate, seconds }) => run(Box::pin(relay(rate, seconds))),
+        Some(Phase::Saturate { seconds }) => run(Box::pin(saturate(seconds))),
+        None => {
+            run(Box::pin(idle(10_000)));
+            run(Box::pin(relay(10_000, 10)));
+            run(Box::pin(saturate(10)));
+        }
     }
 }
 
@@ -90,17 +155,22 @@ fn start_server() -> Server {
     let binary = std::env::var_os("SIGNALLING_BENCH_SERVER")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(peer_tests::peer_binary);
-    let mut process = ChildProcess::spawn(
-        std::process::Command::new(binary)
-            .args([
-                "serve",
-                "--port",
-                &port.to_string(),
-                "--max-peers-per-room",
-                "100000",
-            ])
-            .env("PEER_LOG", "warn"),
-    );
+    let mut command = std::process::Command::new(binary);
+    command
+        .args([
+            "serve",
+            "--port",
+            &port.to_string(),
+            "--max-peers-per-room",
+            "100000",
+        ])
+        .env("PEER_LOG", "warn");
+    if auth() {
+        let secret = std::env::temp_dir().join(format!("signalling-bench-{}", std::process::id()));
+        std::fs::write(&secret, BENCH_SECRET).unwrap();
+        command.arg("--auth-secret-file").arg(&secret);
+    }
+    let mut process = ChildProcess::spawn(&mut command);
     process.wait_line("gst-peer signalling on", Duration::from_secs(20));
     Server { process, port }
 }
@@ -129,7 +199,13 @@ async fn join(port: u16, id: &str, room: &str) -> Socket {
         .expect("WebSocket handshake");
     socket
         .send(Message::Text(
-            json!({"type": "hello", "id": id}).to_string().into(),
+            if auth() {
+                json!({"type": "hello", "id": id, "token": token_for(id)})
+            } else {
+                json!({"type": "hello", "id": id})
+            }
+            .to_string()
+            .into(),
         ))
         .await
         .unwrap();

@@ -5,6 +5,8 @@
 mod composite;
 mod naming;
 mod recording;
+mod remux;
+mod repair;
 mod sidecar;
 
 use std::collections::HashMap;
@@ -16,7 +18,7 @@ use anyhow::Context;
 use peer_signalling::client::{self, ClientEvent};
 use peer_signalling::protocol::{ClientMessage, PeerInfo, ServerMessage};
 use peer_signalling::server::{self, ServerConfig};
-use peer_signalling::whip::WhipConfig;
+use peer_signalling::wish::WishConfig;
 use tokio::sync::mpsc;
 
 use crate::pipeline;
@@ -24,7 +26,41 @@ use composite::Composite;
 use recording::{Outcome, RecorderEvent, Recording, Settings, human_bytes};
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    #[command(subcommand)]
+    action: Option<Action>,
+    #[command(flatten)]
+    recorder: RecorderArgs,
+}
+
+#[derive(clap::Subcommand)]
+enum Action {
+    /// Repair recordings left unfinished (their recorder was killed):
+    /// duration and seek index rewritten, nothing re-encoded.
+    ///
+    /// Each file is remuxed into a temporary file beside it, which
+    /// replaces it once complete; its sidecar gets the real duration and
+    /// `repaired_at`. `peer record` does the same at start-up for every
+    /// file in --dir whose sidecar says it did not end cleanly. A file a
+    /// running recorder is writing is left alone.
+    Repair(RepairArgs),
+}
+
+#[derive(clap::Args)]
+struct RepairArgs {
+    /// Recordings (.webm, .mkv) or their sidecars (.json).
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Also rewrite files whose sidecar says they ended cleanly or were
+    /// repaired already (by default they are skipped, so that
+    /// `peer record repair DIR/*.webm` costs nothing for them).
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(clap::Args)]
+struct RecorderArgs {
     /// Room whose publishers are recorded.
     #[arg(long, default_value = "default")]
     room: String,
@@ -35,9 +71,10 @@ pub struct Args {
     /// one here, and publishers connect to it.
     #[arg(long)]
     server: Option<String>,
-    /// Port of the server started here when --server is not given.
-    #[arg(long, default_value_t = server::DEFAULT_PORT)]
-    port: u16,
+    /// Port of the server started here (when --server is not given)
+    /// [default: 8080]
+    #[arg(long)]
+    port: Option<u16>,
     /// File names, with {room}, {publisher}, {start}, {tracks}, {ext}.
     #[arg(long, default_value = naming::DEFAULT_TEMPLATE)]
     template: String,
@@ -61,10 +98,41 @@ pub struct Args {
     /// Size of the composite picture.
     #[arg(long, default_value = "1280x720")]
     composite_size: String,
-    /// With the server started here: require `Authorization: Bearer
-    /// <TOKEN>` from WHIP publishers.
+    /// With the server started here (not with --server): require
+    /// `Authorization: Bearer <TOKEN>` from WHIP publishers.
     #[arg(long)]
     whip_token: Option<String>,
+    /// Leave unfinished recordings found in --dir as they are (by default
+    /// they are repaired at start-up, in the background).
+    #[arg(long)]
+    no_repair: bool,
+    /// Access token for a server that requires one (`peer token ... --grant
+    /// record`, without --id: each publisher is received by a peer of its own).
+    #[arg(long, env = "GST_PEER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl Args {
+    /// Options that would be silently ignored together: the message
+    /// says why, and what to do instead.
+    pub fn conflict(&self) -> Option<String> {
+        let recorder = &self.recorder;
+        let server = recorder.server.as_deref()?;
+        if recorder.whip_token.is_some() {
+            return Some(format!(
+                "--whip-token cannot be used with --server: it protects the WHIP endpoint of \
+                 the server `peer record` starts itself. WHIP publishers of {server} post to \
+                 that server: give it the token there (`peer serve --whip-token TOKEN`)"
+            ));
+        }
+        if recorder.port.is_some() {
+            return Some(format!(
+                "--port cannot be used with --server: it is the port of the server \
+                 `peer record` starts itself when it joins none ({server} is used instead)"
+            ));
+        }
+        None
+    }
 }
 
 /// How long a clean stop waits for files to finalize before closing anyway.
@@ -72,9 +140,61 @@ const FINALIZE_WAIT: Duration = Duration::from_secs(2);
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     pipeline::init()?;
+    match args.action {
+        Some(Action::Repair(repair)) => run_repair(&repair.files, repair.force),
+        None => run_recorder(args.recorder),
+    }
+}
+
+/// `peer record repair FILE...`: every file its sidecar (if any) does
+/// not say is whole, or every file with `force`.
+fn run_repair(files: &[PathBuf], force: bool) -> anyhow::Result<()> {
+    let mut failed = 0;
+    for argument in files {
+        let path = repair::recording_named(argument);
+        if !force && let Some(whole) = repair::already_whole(&path) {
+            println!(
+                "nothing to do for {}: {whole} (--force rewrites it anyway)",
+                path.display()
+            );
+            continue;
+        }
+        match repair::repair_file(&path) {
+            Ok(repaired) => {
+                if let Err(err) = repair::note_in_sidecar(&repaired) {
+                    eprintln!("cannot update the sidecar of {}: {err}", path.display());
+                }
+                println!("{}", repaired.summary());
+            }
+            Err(err) => {
+                eprintln!("cannot repair {}: {err}", path.display());
+                failed += 1;
+                if !matches!(
+                    err,
+                    repair::RepairError::InUse | repair::RepairError::Missing
+                ) && let Err(err) = repair::note_failure_in_sidecar(&path, &err)
+                {
+                    eprintln!("cannot update the sidecar of {}: {err}", path.display());
+                }
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} file(s) could not be repaired", files.len());
+    }
+    Ok(())
+}
+
+fn run_recorder(args: RecorderArgs) -> anyhow::Result<()> {
     naming::validate(&args.template).map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
+    // Before any new recording exists: the files found are a dead
+    // recorder's (or a live one's in the same directory, which holds
+    // their locks and is left alone).
+    if !args.no_repair {
+        repair::repair_unfinished_in_background(&args.dir);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -159,7 +279,7 @@ impl Recorder {
     }
 }
 
-async fn record(args: Args) -> anyhow::Result<()> {
+async fn record(args: RecorderArgs) -> anyhow::Result<()> {
     let (embedded, base) = match &args.server {
         Some(server) => (
             None,
@@ -170,10 +290,10 @@ async fn record(args: Args) -> anyhow::Result<()> {
         ),
         None => {
             let config = ServerConfig {
-                bind: SocketAddr::from(([127, 0, 0, 1], args.port)),
-                whip: WhipConfig {
+                bind: SocketAddr::from(([127, 0, 0, 1], args.port.unwrap_or(server::DEFAULT_PORT))),
+                whip: WishConfig {
                     token: args.whip_token.clone(),
-                    ..WhipConfig::default()
+                    ..WishConfig::default()
                 },
                 ..ServerConfig::default()
             };
@@ -201,8 +321,10 @@ async fn record(args: Args) -> anyhow::Result<()> {
     let (signalling, mut incoming) =
         client::connect_trusting(&address.ws_url, trust.as_deref()).await?;
     signalling.send(ClientMessage::Hello {
-        id: Some(args.id.clone()),
+        // A token names its own peer (or none): our id is then its.
+        id: args.token.is_none().then(|| args.id.clone()),
         meta: serde_json::json!({"role": "recorder"}),
+        token: args.token.clone(),
     })?;
     signalling.send(ClientMessage::Join {
         room: args.room.clone(),
@@ -221,6 +343,7 @@ async fn record(args: Args) -> anyhow::Result<()> {
             tls_ca_file: args.tls_ca_file.clone(),
             composite: args.composite.is_some(),
             recorder_id: args.id.clone(),
+            token: args.token.clone(),
         },
         composite: match &args.composite {
             Some(path) => {

@@ -35,6 +35,8 @@ pub struct Settings {
     /// Also decode every track into the composite's channels.
     pub composite: bool,
     pub recorder_id: String,
+    /// The recorder's access token, for each publisher's peersrc too.
+    pub token: Option<String>,
 }
 
 #[derive(Debug)]
@@ -66,6 +68,11 @@ struct Output {
     path: PathBuf,
     container: &'static str,
     started_at: SystemTime,
+    /// An exclusive lock on the file, held while it is written: repairs
+    /// (`peer record repair`, another recorder starting on the same
+    /// directory) leave a locked file alone. The kernel drops it when the
+    /// recorder dies, however it dies.
+    lock: Option<std::fs::File>,
 }
 
 struct Shared {
@@ -103,6 +110,9 @@ impl Recording {
         );
         if let Some(ca) = &settings.tls_ca_file {
             description.push_str(&format!(" tls-ca-file={}", quote(ca)));
+        }
+        if let Some(token) = &settings.token {
+            description.push_str(&format!(" token={}", quote(token)));
         }
         let pipeline = crate::pipeline::launch(&description)?;
         let shared = Arc::new(Shared {
@@ -222,6 +232,9 @@ impl Recording {
         let sidecar = build_sidecar(&self.shared, cleanly, Some(reason));
         if let Err(err) = sidecar.write(&path) {
             eprintln!("cannot write {}: {err}", sidecar::path_for(&path).display());
+        }
+        if let Some(output) = self.shared.output.lock().unwrap().as_mut() {
+            output.lock = None;
         }
         format!(
             "finished {}: {:.1} s, {} → {} ({reason})",
@@ -378,6 +391,7 @@ fn open_output(pipeline: &gst::Pipeline, shared: &Arc<Shared>) -> anyhow::Result
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
+    let lock = lock_new_file(&path)?;
     let mux = gst::ElementFactory::make(muxer)
         // A cluster at least every second: a killed recorder loses at most that.
         .property("max-cluster-duration", 1_000_000_000i64)
@@ -446,6 +460,7 @@ fn open_output(pipeline: &gst::Pipeline, shared: &Arc<Shared>) -> anyhow::Result
         path: path.clone(),
         container,
         started_at,
+        lock: Some(lock),
     });
     drop(output_slot);
     let sidecar = build_sidecar(shared, false, None);
@@ -454,6 +469,19 @@ fn open_output(pipeline: &gst::Pipeline, shared: &Arc<Shared>) -> anyhow::Result
         .with_context(|| format!("cannot write the sidecar of {}", path.display()))?;
     println!("recording {} → {}", shared.publisher, path.display());
     Ok(())
+}
+
+/// Creates the recording's file and locks it before anything is written
+/// into it (filesink opens it again, by name).
+fn lock_new_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.try_lock()
+        .with_context(|| format!("cannot lock {}", path.display()))?;
+    Ok(file)
 }
 
 /// Decodes a track into the composite's inter-element channel; leaky, so
@@ -544,6 +572,9 @@ fn build_sidecar(shared: &Shared, cleanly: bool, reason: Option<&str>) -> Sideca
         ended_cleanly: cleanly,
         end_reason: reason.map(str::to_owned),
         recorder: format!("gst-peer {}", env!("CARGO_PKG_VERSION")),
+        repaired_at: None,
+        repair_error: None,
+        other: Default::default(),
     }
 }
 

@@ -19,6 +19,9 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
+/// X11 coordinates and sizes are 16-bit: nothing on a screen lies past this.
+const MAX_COORDINATE: u32 = 32767;
+
 #[derive(Debug, Clone)]
 struct Settings {
     display_name: Option<String>,
@@ -33,6 +36,8 @@ struct Settings {
     backend: Backend,
     pipewire_path: Option<String>,
     pipewire_fd: i32,
+    /// GstBaseSrc's, handed to the inner source that pushes the frames.
+    num_buffers: i32,
 }
 
 impl Default for Settings {
@@ -50,6 +55,7 @@ impl Default for Settings {
             backend: Backend::Auto,
             pipewire_path: None,
             pipewire_fd: -1,
+            num_buffers: -1,
         }
     }
 }
@@ -114,6 +120,7 @@ impl ObjectImpl for ScreenCapSrc {
                     .nick("X")
                     .blurb("Left edge of the captured region, in screen pixels")
                     .minimum(0)
+                    .maximum(MAX_COORDINATE as i32)
                     .default_value(0)
                     .flags(glib::ParamFlags::READWRITE | mutable_ready)
                     .build(),
@@ -121,18 +128,21 @@ impl ObjectImpl for ScreenCapSrc {
                     .nick("Y")
                     .blurb("Top edge of the captured region, in screen pixels")
                     .minimum(0)
+                    .maximum(MAX_COORDINATE as i32)
                     .default_value(0)
                     .flags(glib::ParamFlags::READWRITE | mutable_ready)
                     .build(),
                 glib::ParamSpecUInt::builder("width")
                     .nick("Width")
                     .blurb("Width of the captured region (0: to the right edge of the screen)")
+                    .maximum(MAX_COORDINATE)
                     .default_value(0)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("height")
                     .nick("Height")
                     .blurb("Height of the captured region (0: to the bottom edge of the screen)")
+                    .maximum(MAX_COORDINATE)
                     .default_value(0)
                     .mutable_ready()
                     .build(),
@@ -148,6 +158,7 @@ impl ObjectImpl for ScreenCapSrc {
                 glib::ParamSpecUInt64::builder("window-id")
                     .nick("Window id")
                     .blurb("Capture the window with this X id, e.g. 0x1e00004 (0: none)")
+                    .maximum(u32::MAX.into())
                     .default_value(0)
                     .mutable_ready()
                     .build(),
@@ -188,6 +199,18 @@ impl ObjectImpl for ScreenCapSrc {
                     .default_value(-1)
                     .flags(glib::ParamFlags::READWRITE | mutable_ready)
                     .build(),
+                // GstBaseSrc's, as on ximagesrc: `screencapsrc num-buffers=300`
+                // must work where `ximagesrc num-buffers=300` does. It goes
+                // to the inner source whose pad is the bin's. (No
+                // do-timestamp: every frame is already stamped with the
+                // running time of its tick, which is what it would give.)
+                glib::ParamSpecInt::builder("num-buffers")
+                    .nick("num-buffers")
+                    .blurb("Number of frames to push before EOS (-1 = unlimited)")
+                    .minimum(-1)
+                    .default_value(-1)
+                    .flags(glib::ParamFlags::READWRITE | mutable_ready)
+                    .build(),
                 glib::ParamSpecUInt64::builder("grabbed-frames")
                     .nick("Grabbed frames")
                     .blurb(
@@ -220,6 +243,7 @@ impl ObjectImpl for ScreenCapSrc {
             "backend" => settings.backend = value.get().unwrap(),
             "pipewire-path" => settings.pipewire_path = value.get().unwrap(),
             "pipewire-fd" => settings.pipewire_fd = value.get().unwrap(),
+            "num-buffers" => settings.num_buffers = value.get().unwrap(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -239,6 +263,7 @@ impl ObjectImpl for ScreenCapSrc {
             "backend" => settings.backend.to_value(),
             "pipewire-path" => settings.pipewire_path.to_value(),
             "pipewire-fd" => settings.pipewire_fd.to_value(),
+            "num-buffers" => settings.num_buffers.to_value(),
             "grabbed-frames" => self.state.lock().unwrap().counters.grabbed().to_value(),
             "pushed-frames" => self.state.lock().unwrap().counters.pushed().to_value(),
             other => unreachable!("unknown property {other}"),
@@ -342,6 +367,10 @@ impl ScreenCapSrc {
                 }
                 _ => (self.make_x11(&settings, counters)?.upcast(), vec![]),
             };
+
+        // The source that pushes what leaves the bin counts the frames
+        // (GstBaseSrc ends the stream after num-buffers of them).
+        output.set_property("num-buffers", settings.num_buffers);
 
         let obj = self.obj();
         obj.add_many(&feeding).map_err(internal)?;

@@ -202,6 +202,31 @@ impl Running {
         self.sink.is_eos()
     }
 
+    /// Every frame until the stream ends, failing the test when it has not
+    /// ended `within` from now.
+    pub fn frames_until_eos(&self, within: Duration) -> Vec<Frame> {
+        let deadline = Instant::now() + within;
+        let mut frames = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "the stream did not end within {within:?} ({} frames came); bus: {:?}",
+                frames.len(),
+                bus_errors(&self.pipeline)
+            );
+            let wait = left.min(Duration::from_millis(100));
+            match self
+                .sink
+                .try_pull_sample(gst::ClockTime::from_nseconds(wait.as_nanos() as u64))
+            {
+                Some(sample) => frames.push(Frame::from_sample(&sample)),
+                None if self.sink.is_eos() => return frames,
+                None => {}
+            }
+        }
+    }
+
     /// Waits for a bus message of one of `types`, up to `within`.
     pub fn message(&self, within: Duration, types: &[gst::MessageType]) -> Option<gst::Message> {
         self.pipeline.bus().unwrap().timed_pop_filtered(

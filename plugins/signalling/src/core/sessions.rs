@@ -24,6 +24,7 @@ impl SignallingCore {
                 continue;
             }
             session.target = SessionTarget::Present(conn);
+            let offer = session.offer.take();
             let requester = session.requester;
             let requester_id = self
                 .peer(requester)
@@ -38,6 +39,7 @@ impl SignallingCore {
                 ServerMessage::SessionRequested {
                     session: session_id,
                     peer: requester_id,
+                    offer,
                 },
             );
         }
@@ -50,8 +52,12 @@ impl SignallingCore {
         conn: ConnId,
         target_id: PeerId,
         wait: bool,
+        offer: Option<SessionDescription>,
         out: &mut Vec<Action>,
     ) -> Outcome {
+        if let Some(offer) = &offer {
+            check_offer(offer)?;
+        }
         let requester = self.peer(conn).expect("registered");
         let Some(room) = requester.room.clone() else {
             return Err((
@@ -59,6 +65,8 @@ impl SignallingCore {
                 "join a room before starting a session".into(),
             ));
         };
+        self.require(conn, Grant::Subscribe, &room)?;
+        let requester = self.peer(conn).expect("registered");
         if requester.id == target_id {
             return Err((
                 ErrorCode::SelfSession,
@@ -123,7 +131,7 @@ impl SignallingCore {
                 peer: target_id,
             },
         );
-        match target {
+        let held_offer = match target {
             SessionTarget::Present(target_conn) => {
                 if let Some(peer) = self.peer_mut(target_conn) {
                     peer.sessions.push(session_id.clone());
@@ -134,17 +142,23 @@ impl SignallingCore {
                     ServerMessage::SessionRequested {
                         session: session_id.clone(),
                         peer: requester_id,
+                        offer,
                     },
                 );
+                None
             }
-            SessionTarget::Awaited { .. } => self.awaited.push_back(session_id.clone()),
-        }
+            SessionTarget::Awaited { .. } => {
+                self.awaited.push_back(session_id.clone());
+                offer
+            }
+        };
         self.sessions.insert(
             session_id,
             Session {
                 room,
                 requester: conn,
                 target,
+                offer: held_offer,
             },
         );
         Ok(())
@@ -184,12 +198,7 @@ impl SignallingCore {
         sdp: SessionDescription,
         out: &mut Vec<Action>,
     ) -> Outcome {
-        if !sdp.sdp.trim_start().starts_with("v=0") {
-            return Err((
-                ErrorCode::InvalidMessage,
-                "\"sdp.sdp\" is not an SDP description (it must start with \"v=0\")".into(),
-            ));
-        }
+        check_sdp(&sdp, "sdp.sdp")?;
         let (other, from) = self.counterpart(conn, &session)?;
         send(out, other, ServerMessage::Sdp { session, from, sdp });
         Ok(())
@@ -229,7 +238,8 @@ impl SignallingCore {
                     format!("no session \"{session}\""),
                 ));
             }
-            Some(s) if !s.involves(conn) => {
+            // An admin may end anyone's session.
+            Some(s) if !s.involves(conn) && !self.is_admin(conn) => {
                 return Err((
                     ErrorCode::NotInSession,
                     format!("not a party of session \"{session}\""),
@@ -273,4 +283,26 @@ impl SignallingCore {
             }
         }
     }
+}
+
+fn check_sdp(sdp: &SessionDescription, field: &str) -> Outcome {
+    if sdp.sdp.trim_start().starts_with("v=0") {
+        Ok(())
+    } else {
+        Err((
+            ErrorCode::InvalidMessage,
+            format!("\"{field}\" is not an SDP description (it must start with \"v=0\")"),
+        ))
+    }
+}
+
+/// The offer a `start-session` may carry must be one.
+fn check_offer(offer: &SessionDescription) -> Outcome {
+    if offer.kind != SdpKind::Offer {
+        return Err((
+            ErrorCode::InvalidMessage,
+            "\"offer\" must be an SDP offer (type \"offer\"), not an answer".into(),
+        ));
+    }
+    check_sdp(offer, "offer.sdp")
 }

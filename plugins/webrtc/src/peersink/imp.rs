@@ -5,23 +5,25 @@ use std::time::{Duration, Instant};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use peer_signalling::protocol::StreamInfo;
-use tokio::sync::mpsc;
+use peer_signalling::protocol::{SessionDescription, StreamInfo};
 
 use super::encoding::Encoding;
 use super::feedback::Monitor;
 use super::input::Input;
 use super::layers::LayerSpec;
 use super::settings::{self, Settings};
-use super::stats::{self, Ticker};
+use super::stats;
 use super::viewer::Viewer;
+use crate::base::{self, Link};
 use crate::codec::MediaKind;
 use crate::common;
 use crate::datachannel::{ChannelSpec, Payload};
-use crate::events::{Event, EventLoop};
+use crate::error::ElementError;
+use crate::events::Event;
 use crate::session::{NoticeHandler, SessionConfig, SessionNotice, WebRtcSession};
+use crate::signaller::settings::SignallerSettings;
 use crate::signaller::{
-    self, Role, SignallerCommand, SignallerConfig, SignallerEvent, SignallerHandle,
+    DataChannelPlan, Negotiation, Role, SignallerCommand, SignallerConfig, SignallerEvent,
 };
 
 pub static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -34,23 +36,34 @@ pub static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 
 /// Data channel (and event name) of audiotap reports.
 const AUDIOTAP_LABEL: &str = "audiotap";
-/// How often the ticker runs: adaptation every `ADAPTATION_PERIOD`, stats
-/// messages at `stats-interval`, both rounded to this.
+/// How often the event thread ticks: adaptation every `ADAPTATION_PERIOD`,
+/// stats messages at `stats-interval`, both rounded to this.
 const TICK: Duration = Duration::from_millis(250);
 const ADAPTATION_PERIOD: Duration = Duration::from_secs(1);
+/// How long one read of `stats` keeps webrtcbin's statistics refreshed.
+const WEBRTC_STATS_KEPT_FRESH: Duration = Duration::from_secs(10);
 
 /// Exists from READY→PAUSED to PAUSED→READY.
 struct Running {
-    signaller: SignallerHandle,
-    events: mpsc::UnboundedSender<Event>,
-    event_loop: EventLoop,
+    link: Link,
     session_config: SessionConfig,
     viewers: HashMap<String, Viewer>,
-    /// Sessions requested before every input knew its caps.
-    waiting: Vec<(String, String)>,
-    ticker: Option<Ticker>,
+    /// Sessions started before every input knew its caps.
+    waiting: Vec<PendingViewer>,
     last_adaptation: Instant,
     last_stats_message: Instant,
+    /// Until when someone reading `stats` wants webrtcbin's own numbers
+    /// kept fresh (fetching them costs each webrtcbin a round trip).
+    webrtc_stats_until: Instant,
+}
+
+/// A session to build once the inputs are ready.
+struct PendingViewer {
+    session: String,
+    peer: String,
+    offer: Option<SessionDescription>,
+    ice_servers: Vec<String>,
+    data_channels: Option<DataChannelPlan>,
 }
 
 #[derive(Default)]
@@ -65,6 +78,7 @@ struct State {
 pub struct PeerSink {
     settings: Mutex<Settings>,
     state: Mutex<State>,
+    signaller: SignallerSettings,
 }
 
 #[glib::object_subclass]
@@ -72,6 +86,7 @@ impl ObjectSubclass for PeerSink {
     const NAME: &'static str = "GstPeerSink";
     type Type = super::PeerSink;
     type ParentType = gst::Bin;
+    type Interfaces = (gst::ChildProxy,);
 }
 
 impl ObjectImpl for PeerSink {
@@ -97,6 +112,9 @@ impl ObjectImpl for PeerSink {
         if pspec.name() == "stats" {
             return self.stats(true).to_value();
         }
+        if pspec.name() == "signaller" {
+            return self.signaller.to_value();
+        }
         if pspec.name() == "viewers" {
             let state = self.state.lock().unwrap();
             let count = state.running.as_ref().map_or(0, |r| r.viewers.len());
@@ -116,6 +134,12 @@ impl ObjectImpl for PeerSink {
                     .expect("a peersink");
                 element.imp().send_on_channels(label, peer, &payload)
             });
+            signals.extend(common::message_signals(|element, peer, json| {
+                let element = element
+                    .downcast_ref::<super::PeerSink>()
+                    .expect("a peersink");
+                element.imp().send_message(peer, json)
+            }));
             signals.extend([
                 glib::subclass::Signal::builder("viewer-added")
                     .param_types([String::static_type(), String::static_type()])
@@ -145,6 +169,25 @@ impl ObjectImpl for PeerSink {
 
 impl GstObjectImpl for PeerSink {}
 
+/// The `signaller` child, so `signaller::token=...` works in gst-launch
+/// lines; the bin's elements stay reachable by name as before.
+impl ChildProxyImpl for PeerSink {
+    fn child_by_index(&self, _index: u32) -> Option<glib::Object> {
+        None
+    }
+
+    fn children_count(&self) -> u32 {
+        0
+    }
+
+    fn child_by_name(&self, name: &str) -> Option<glib::Object> {
+        match name {
+            "signaller" => Some(self.signaller.clone().upcast()),
+            _ => self.obj().by_name(name).map(|e| e.upcast()),
+        }
+    }
+}
+
 impl ElementImpl for PeerSink {
     fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
         static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
@@ -161,32 +204,7 @@ impl ElementImpl for PeerSink {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let video = gst::Caps::builder_full()
-                .structure(gst::Structure::new_empty("video/x-raw"))
-                .structure(gst::Structure::new_empty("video/x-vp8"))
-                .structure(gst::Structure::new_empty("video/x-vp9"))
-                .structure(gst::Structure::new_empty("video/x-h264"))
-                .build();
-            let audio = gst::Caps::builder_full()
-                .structure(gst::Structure::new_empty("audio/x-raw"))
-                .structure(gst::Structure::new_empty("audio/x-opus"))
-                .build();
-            vec![
-                gst::PadTemplate::new(
-                    "video_%u",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Request,
-                    &video,
-                )
-                .expect("valid template"),
-                gst::PadTemplate::new(
-                    "audio_%u",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Request,
-                    &audio,
-                )
-                .expect("valid template"),
-            ]
+            base::pad_templates(gst::PadDirection::Sink, gst::PadPresence::Request)
         });
         TEMPLATES.as_ref()
     }
@@ -268,7 +286,7 @@ impl ElementImpl for PeerSink {
         if transition == gst::StateChange::ReadyToPaused
             && let Err(err) = self.start()
         {
-            gst::element_imp_error!(self, gst::ResourceError::Settings, ("{}", err));
+            err.post_error(self.obj().upcast_ref());
             return Err(gst::StateChangeError);
         }
         let result = self.parent_change_state(transition);
@@ -295,12 +313,12 @@ impl BinImpl for PeerSink {
                         .iter()
                         .find(|(_, viewer)| viewer.contains(source))?;
                     viewer.mark_failed();
-                    Some((id.clone(), running.events.clone()))
+                    Some((id.clone(), running.link.events.clone()))
                 })
             };
             if let Some((session, events)) = failed {
                 let reason = format!("{} ({})", error.error(), source.name());
-                let _ = events.send(Event::Session(session, SessionNotice::Failed(reason)));
+                events.send(Event::Session(session, SessionNotice::Failed(reason)));
                 return;
             }
         }
@@ -335,16 +353,12 @@ impl PeerSink {
                     Ok((codec, warning)) => {
                         gst::info!(CAT, obj = element, "{} sends {:?}", input.pad_name, codec);
                         if let Some(warning) = warning {
-                            gst::element_warning!(
-                                element,
-                                gst::StreamError::Format,
-                                ("{}", warning)
-                            );
+                            ElementError::Format(warning).post_warning(element.upcast_ref());
                         }
                         gst::PadProbeReturn::Ok
                     }
                     Err(err) => {
-                        gst::element_error!(element, gst::StreamError::Format, ("{}", err));
+                        ElementError::Format(err).post_error(element.upcast_ref());
                         gst::PadProbeReturn::Drop
                     }
                 }
@@ -377,21 +391,24 @@ impl PeerSink {
 
     fn send_event(&self, event: Event) {
         if let Some(running) = &self.state.lock().unwrap().running {
-            let _ = running.events.send(event);
+            running.link.events.send(event);
         }
     }
 
-    fn start(&self) -> Result<(), String> {
+    fn start(&self) -> Result<(), ElementError> {
         let settings = self.settings.lock().unwrap().clone();
-        let validated = settings.common.validate(common::DEFAULT_LATENCY_MS)?;
+        let validated = settings
+            .common
+            .validate(common::DEFAULT_LATENCY_MS)
+            .map_err(ElementError::Settings)?;
         let session_config = validated.session;
         let mut state = self.state.lock().unwrap();
         if state.inputs.is_empty() {
-            return Err(
+            return Err(ElementError::Settings(
                 "peersink has no inputs: link something to its video_%u or audio_%u pads".into(),
-            );
+            ));
         }
-        let encoder = settings.encoder()?;
+        let encoder = settings.encoder().map_err(ElementError::Settings)?;
         let streams = state
             .inputs
             .iter()
@@ -402,43 +419,33 @@ impl PeerSink {
                 extra: Default::default(),
             })
             .collect();
-        let (signaller, signaller_events) = signaller::spawn(SignallerConfig {
+        self.signaller.reset_status();
+        let config = SignallerConfig {
             uri: settings.common.uri.clone(),
             peer_id: settings.common.peer_id.clone(),
             meta: validated.meta,
             role: Role::Producer { streams },
             embedded_port: settings.common.port,
             tls_ca_pem: validated.tls_ca_pem,
-        })?;
-
+            protocol: self.signaller.snapshot(),
+            token: settings.common.token.clone(),
+            status: self.signaller.status(),
+        };
         let element = self.obj().downgrade();
-        let event_loop = EventLoop::start(
-            format!("{}-events", self.obj().name()),
-            signaller_events,
-            move |event| {
-                if let Some(element) = element.upgrade() {
-                    element.imp().on_event(event);
-                }
-            },
-        )?;
-        let events = event_loop.sender.clone();
-        let element = self.obj().downgrade();
-        let ticker = Ticker::start(format!("{}-stats", self.obj().name()), TICK, move || {
+        let link = Link::start(self.obj().upcast_ref(), config, TICK, move |event| {
             if let Some(element) = element.upgrade() {
-                element.imp().tick();
+                element.imp().on_event(event);
             }
         })?;
         let now = Instant::now();
         state.running = Some(Running {
-            signaller,
-            events,
-            event_loop,
+            link,
             session_config,
             viewers: HashMap::new(),
             waiting: Vec::new(),
-            ticker: Some(ticker),
             last_adaptation: now,
             last_stats_message: now,
+            webrtc_stats_until: now,
         });
         Ok(())
     }
@@ -446,18 +453,15 @@ impl PeerSink {
     fn stop(&self) {
         let running = self.state.lock().unwrap().running.take();
         let Some(mut running) = running else { return };
-        if let Some(mut ticker) = running.ticker.take() {
-            ticker.stop();
-        }
-        running.event_loop.stop();
+        running.link.stop_events();
         for (session, mut viewer) in running.viewers.drain() {
-            running.signaller.send(SignallerCommand::EndSession {
+            running.link.signaller.send(SignallerCommand::EndSession {
                 session: session.clone(),
                 reason: "the producer stopped".into(),
             });
             viewer.teardown(self.obj().upcast_ref());
         }
-        // Dropping the handle stops the signaller (and any embedded server).
+        // Dropping the link stops the signaller (and any embedded server).
     }
 
     fn on_event(&self, event: Event) {
@@ -489,7 +493,7 @@ impl PeerSink {
                 }
             }
             Event::InputReady => self.start_waiting_sessions(),
-            Event::Stop => {}
+            Event::Tick => self.tick(),
         }
     }
 
@@ -509,14 +513,33 @@ impl PeerSink {
                     embedded,
                 );
             }
-            SignallerEvent::SessionRequested { session, peer } => {
-                self.on_session_requested(session, peer)
-            }
-            SignallerEvent::SessionStarted { session, .. } => {
-                self.signaller_send(SignallerCommand::EndSession {
+            SignallerEvent::SessionStarted {
+                session,
+                peer,
+                negotiation,
+                ice_servers,
+                data_channels,
+            } => {
+                let offer = match negotiation {
+                    Negotiation::Offer => None,
+                    Negotiation::Answer(offer) => Some(offer),
+                    Negotiation::AwaitOffer => {
+                        self.signaller_send(SignallerCommand::EndSession {
+                            session,
+                            reason: "peersink sends: it makes the offer, or answers one carried \
+                                     in the session request"
+                                .into(),
+                        });
+                        return;
+                    }
+                };
+                self.on_session_started(PendingViewer {
                     session,
-                    reason: "peersink only sends".into(),
-                });
+                    peer,
+                    offer,
+                    ice_servers,
+                    data_channels,
+                })
             }
             SignallerEvent::RemoteDescription {
                 session,
@@ -540,20 +563,41 @@ impl PeerSink {
                 self.end_viewer(&session, &reason, false)
             }
             SignallerEvent::Message { from, data } => {
-                gst::debug!(CAT, imp = self, "message from {from}: {data}");
+                common::announce_signalling_message(self.obj().upcast_ref(), &from, &data);
             }
-            SignallerEvent::Warning(text) => {
-                gst::element_imp_warning!(self, gst::ResourceError::Failed, ("{}", text));
+            SignallerEvent::Warning(error) => {
+                ElementError::from(error).post_warning(self.obj().upcast_ref());
             }
-            SignallerEvent::Error(text) => {
-                gst::element_imp_error!(self, gst::ResourceError::OpenReadWrite, ("{}", text));
+            SignallerEvent::Error(error) => {
+                ElementError::from(error).post_error(self.obj().upcast_ref());
             }
         }
     }
 
+    /// `send-message`: an application message through the signalling
+    /// server, to `peer` or the whole room.
+    fn send_message(&self, peer: Option<&str>, json: &str) -> bool {
+        let data = match common::parse_message(json) {
+            Ok(data) => data,
+            Err(err) => {
+                ElementError::Settings(err).post_warning(self.obj().upcast_ref());
+                return false;
+            }
+        };
+        let state = self.state.lock().unwrap();
+        let Some(running) = state.running.as_ref() else {
+            return false;
+        };
+        running.link.signaller.send(SignallerCommand::Message {
+            to: peer.map(str::to_owned),
+            data,
+        });
+        true
+    }
+
     fn signaller_send(&self, command: SignallerCommand) {
         if let Some(running) = &self.state.lock().unwrap().running {
-            running.signaller.send(command);
+            running.link.signaller.send(command);
         }
     }
 
@@ -567,7 +611,7 @@ impl PeerSink {
             .map(|v| v.session.clone())
     }
 
-    fn on_session_requested(&self, session: String, peer: String) {
+    fn on_session_started(&self, pending: PendingViewer) {
         let max_viewers = self.settings.lock().unwrap().max_viewers;
         let mut state = self.state.lock().unwrap();
         let all_ready = state.inputs.iter().all(|input| input.is_ready());
@@ -579,10 +623,11 @@ impl PeerSink {
             gst::info!(
                 CAT,
                 imp = self,
-                "refusing viewer {peer}: {max_viewers} viewers already"
+                "refusing viewer {}: {max_viewers} viewers already",
+                pending.peer
             );
-            running.signaller.send(SignallerCommand::EndSession {
-                session,
+            running.link.signaller.send(SignallerCommand::EndSession {
+                session: pending.session,
                 reason: format!(
                     "this producer accepts at most {max_viewers} viewers and has that many"
                 ),
@@ -590,11 +635,11 @@ impl PeerSink {
             return;
         }
         if !all_ready {
-            running.waiting.push((session, peer));
+            running.waiting.push(pending);
             return;
         }
         drop(state);
-        self.add_viewer(session, peer);
+        self.add_viewer(pending);
     }
 
     fn start_waiting_sessions(&self) {
@@ -608,12 +653,19 @@ impl PeerSink {
                 None => return,
             }
         };
-        for (session, peer) in waiting {
-            self.add_viewer(session, peer);
+        for pending in waiting {
+            self.add_viewer(pending);
         }
     }
 
-    fn add_viewer(&self, session_id: String, peer: String) {
+    fn add_viewer(&self, pending: PendingViewer) {
+        let PendingViewer {
+            session: session_id,
+            peer,
+            offer,
+            ice_servers,
+            data_channels,
+        } = pending;
         let (config, signaller, events, inputs) = {
             let state = self.state.lock().unwrap();
             let Some(running) = state.running.as_ref() else {
@@ -621,17 +673,45 @@ impl PeerSink {
             };
             (
                 running.session_config.clone(),
-                running.signaller.clone(),
-                running.events.clone(),
+                running.link.signaller.clone(),
+                running.link.events.clone(),
                 state.inputs.clone(),
             )
         };
         let on_notice: NoticeHandler = Arc::new(move |session: &str, notice| {
-            let _ = events.send(Event::Session(session.to_owned(), notice));
+            events.send(Event::Session(session.to_owned(), notice));
         });
         let options = self.settings.lock().unwrap().viewer_options();
-        let built = WebRtcSession::new(&session_id, &peer, &config, signaller.clone(), on_notice)
-            .and_then(|session| Viewer::build(self.obj().upcast_ref(), session, &inputs, options));
+        let parsed_offer = match &offer {
+            Some(offer) => match gst_sdp::SDPMessage::parse_buffer(offer.sdp.as_bytes()) {
+                Ok(parsed) => Some(parsed),
+                Err(_) => {
+                    signaller.send(SignallerCommand::EndSession {
+                        session: session_id,
+                        reason: "the viewer's offer is not SDP".into(),
+                    });
+                    return;
+                }
+            },
+            None => None,
+        };
+        let built = WebRtcSession::new(
+            &session_id,
+            &peer,
+            &config,
+            &ice_servers,
+            signaller.clone(),
+            on_notice,
+        )
+        .and_then(|session| {
+            Viewer::build(
+                self.obj().upcast_ref(),
+                session,
+                &inputs,
+                options,
+                parsed_offer.as_ref(),
+            )
+        });
         let viewer = match built {
             Ok(viewer) => viewer,
             Err(err) => {
@@ -651,15 +731,23 @@ impl PeerSink {
             };
             running.viewers.insert(session_id.clone(), viewer);
         }
-        let mut channels = config.data_channels.clone();
+        if let Some(framing) = data_channels.as_ref().and_then(|plan| plan.framing.clone()) {
+            session.channels.set_framing(framing);
+        }
+        let protocol_decides = data_channels.is_some();
+        let mut channels = match data_channels {
+            Some(plan) => plan.open,
+            None => config.data_channels.clone(),
+        };
         let fed = |input: &Arc<Input>| {
             self.obj()
                 .static_pad(&input.pad_name)
                 .is_some_and(|pad| fed_by_audiotap(&pad))
         };
-        if inputs
-            .iter()
-            .any(|input| input.kind == MediaKind::Audio && fed(input))
+        if !protocol_decides
+            && inputs
+                .iter()
+                .any(|input| input.kind == MediaKind::Audio && fed(input))
             && !channels.iter().any(|c| c.label == AUDIOTAP_LABEL)
         {
             // Latest report wins: a late one is worth nothing.
@@ -670,8 +758,23 @@ impl PeerSink {
                 max_packet_lifetime: None,
             });
         }
-        session.create_data_channels(&channels);
-        session.create_offer();
+        match offer {
+            None => {
+                session.create_data_channels(&channels);
+                session.create_offer();
+            }
+            Some(offer) => {
+                // Channels are ours to open only when the offer has room
+                // for them (an m=application section).
+                if offer.sdp.contains("m=application") {
+                    session.create_data_channels(&channels);
+                }
+                if let Err(reason) = session.handle_remote_description(offer) {
+                    self.end_viewer(&session_id, &reason, true);
+                    return;
+                }
+            }
+        }
         gst::info!(
             CAT,
             imp = self,
@@ -687,10 +790,10 @@ impl PeerSink {
             let Some(running) = state.running.as_mut() else {
                 return;
             };
-            running.waiting.retain(|(waiting, _)| waiting != session);
+            running.waiting.retain(|waiting| waiting.session != session);
             let viewer = running.viewers.remove(session);
             if tell_peer {
-                running.signaller.send(SignallerCommand::EndSession {
+                running.link.signaller.send(SignallerCommand::EndSession {
                     session: session.to_owned(),
                     reason: reason.to_owned(),
                 });
@@ -721,9 +824,13 @@ impl PeerSink {
             .unwrap_or_default()
     }
 
-    /// Every viewer's numbers; with webrtcbin's own statistics when
-    /// `with_webrtc` (they cost a round trip to each webrtcbin).
+    /// Every viewer's numbers; with webrtcbin's own statistics as last
+    /// fetched when `with_webrtc` (asking for them keeps them fresh: they
+    /// are fetched on the next ticks, without waiting on webrtcbin here).
     fn stats(&self, with_webrtc: bool) -> gst::Structure {
+        if with_webrtc && let Some(running) = self.state.lock().unwrap().running.as_mut() {
+            running.webrtc_stats_until = Instant::now() + WEBRTC_STATS_KEPT_FRESH;
+        }
         let viewers: Vec<(Arc<WebRtcSession>, Arc<Monitor>)> = {
             let state = self.state.lock().unwrap();
             state
@@ -755,15 +862,25 @@ impl PeerSink {
         builder.build()
     }
 
-    /// Runs every `TICK` on the stats thread: adaptation of every viewer
-    /// once a second, and the stats message at `stats-interval`.
+    /// Runs every `TICK` on the event thread: adaptation of every viewer
+    /// once a second, the stats message at `stats-interval`, and fresh
+    /// webrtcbin statistics while someone reads them.
     fn tick(&self) {
         let interval = self.settings.lock().unwrap().stats_interval_ms;
         let now = Instant::now();
-        let (monitors, post) = {
+        let (monitors, post, fetch) = {
             let mut state = self.state.lock().unwrap();
             let Some(running) = state.running.as_mut() else {
                 return;
+            };
+            let fetch: Vec<Arc<WebRtcSession>> = if now < running.webrtc_stats_until {
+                running
+                    .viewers
+                    .values()
+                    .map(|v| v.session.clone())
+                    .collect()
+            } else {
+                Vec::new()
             };
             let adapt = now >= running.last_adaptation + ADAPTATION_PERIOD;
             let monitors: Vec<Arc<Monitor>> = if adapt {
@@ -781,8 +898,11 @@ impl PeerSink {
             if post {
                 running.last_stats_message = now;
             }
-            (monitors, post)
+            (monitors, post, fetch)
         };
+        for session in fetch {
+            session.refresh_stats();
+        }
         for monitor in monitors {
             monitor.tick(now);
         }

@@ -15,6 +15,12 @@ use crate::common::{self, CommonSettings};
 const DEFAULT_VIDEO_BITRATE: u32 = 2_000_000;
 const DEFAULT_AUDIO_BITRATE: u32 = 64_000;
 const DEFAULT_MIN_KEYFRAME_INTERVAL_MS: u32 = 300;
+/// What `video-layers` accepts for a layer, too (`layers.rs`).
+const MAX_VIDEO_BITRATE: u32 = 50_000_000;
+/// A minute: longer and a joining viewer would wait that long for a picture.
+const MAX_MIN_KEYFRAME_INTERVAL_MS: u32 = 60_000;
+/// An hour.
+const MAX_STATS_INTERVAL_MS: u32 = 3_600_000;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -129,6 +135,7 @@ pub fn properties() -> &'static [glib::ParamSpec] {
                      (when video-layers is unset)",
                 )
                 .minimum(10_000)
+                .maximum(MAX_VIDEO_BITRATE)
                 .default_value(DEFAULT_VIDEO_BITRATE)
                 .mutable_ready()
                 .build(),
@@ -163,6 +170,7 @@ pub fn properties() -> &'static [glib::ParamSpec] {
                     "Milliseconds between keyframes forced, per layer, for joining viewers, \
                      layer switches and PLI/FIR; requests in between are coalesced into one",
                 )
+                .maximum(MAX_MIN_KEYFRAME_INTERVAL_MS)
                 .default_value(DEFAULT_MIN_KEYFRAME_INTERVAL_MS)
                 .mutable_playing()
                 .build(),
@@ -182,6 +190,7 @@ pub fn properties() -> &'static [glib::ParamSpec] {
                     "Milliseconds between peersink-stats element messages on the bus \
                      (per viewer: layer, estimated bandwidth, loss, round trip); 0: none",
                 )
+                .maximum(MAX_STATS_INTERVAL_MS)
                 .mutable_playing()
                 .build(),
             glib::ParamSpecUInt::builder("viewers")

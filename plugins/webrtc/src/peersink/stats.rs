@@ -1,10 +1,5 @@
 //! peersink's statistics as structures (the `stats` property and the
-//! `peersink-stats` bus messages), and the thread that drives adaptation
-//! ticks and periodic messages.
-
-use std::sync::mpsc;
-use std::thread::JoinHandle;
-use std::time::Duration;
+//! `peersink-stats` bus messages).
 
 use super::feedback::ViewerStats;
 use super::layers::LayerSpec;
@@ -47,48 +42,4 @@ pub fn viewer_structure(
         builder = builder.field("remb-bitrate", remb);
     }
     builder
-}
-
-/// A thread calling `tick` every `period` until stopped or dropped.
-pub struct Ticker {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Ticker {
-    pub fn start(
-        name: String,
-        period: Duration,
-        tick: impl Fn() + Send + 'static,
-    ) -> Result<Ticker, String> {
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name(name)
-            .spawn(move || {
-                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(period) {
-                    tick();
-                }
-            })
-            .map_err(|err| format!("cannot start the statistics thread: {err}"))?;
-        Ok(Ticker {
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-
-    /// Stops the thread; safe to call from the tick itself.
-    pub fn stop(&mut self) {
-        self.stop.take();
-        if let Some(thread) = self.thread.take()
-            && thread.thread().id() != std::thread::current().id()
-        {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }

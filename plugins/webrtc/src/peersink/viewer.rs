@@ -46,12 +46,32 @@ const VIEWER_QUEUE_TIME: Duration = Duration::from_millis(400);
 impl Viewer {
     /// Adds the session's webrtcbin and one branch per input to `bin`.
     /// Every input must be ready (its RTP caps known).
+    /// With `answering`, the viewer made the offer: each input goes to an
+    /// m-section of its kind in it, with the payload type the viewer chose.
     pub fn build(
         bin: &gst::Bin,
         session: Arc<WebRtcSession>,
         inputs: &[Arc<Input>],
         options: ViewerOptions,
+        answering: Option<&gst_sdp::SDPMessage>,
     ) -> Result<Viewer, String> {
+        // An offer with no audio or video section at all (a data-only
+        // connection, such as PeerJS's `connect()`) gets a session with
+        // only its data channels.
+        let inputs = match answering {
+            Some(offer) if !offers_media(offer) => &[][..],
+            _ => inputs,
+        };
+        // Which section of the offer each input answers, and how.
+        let mut plans = Vec::with_capacity(inputs.len());
+        let mut taken = Vec::new();
+        for input in inputs {
+            let plan = match answering {
+                None => None,
+                Some(offer) => Some(plan_answer(offer, input, &mut taken)?),
+            };
+            plans.push(plan);
+        }
         let webrtcbin = session.webrtcbin.clone();
         bin.add(&webrtcbin).map_err(|e| e.to_string())?;
         webrtcbin
@@ -76,8 +96,16 @@ impl Viewer {
             branches: Vec::new(),
             failed: Arc::new(AtomicBool::new(false)),
         };
-        for input in inputs {
-            match viewer.add_branch(bin, input, options) {
+        let options = ViewerOptions {
+            // FEC would need payload types of the viewer's choosing too.
+            fec_percentage: if answering.is_some() {
+                0
+            } else {
+                options.fec_percentage
+            },
+        };
+        for (input, plan) in inputs.iter().zip(plans) {
+            match viewer.add_branch(bin, input, options, plan) {
                 Ok(branch) => viewer.branches.push(branch),
                 Err(err) => {
                     viewer.teardown(bin);
@@ -93,9 +121,26 @@ impl Viewer {
         bin: &gst::Bin,
         input: &Arc<Input>,
         options: ViewerOptions,
+        plan: Option<(u32, gst::Caps)>,
     ) -> Result<Branch, String> {
         let codec = input.codec().ok_or("input not ready")?;
-        let rtp_caps = input.rtp_caps().ok_or("input not ready")?;
+        let (payload_type, mut rtp_caps) = match plan {
+            Some(planned) => planned,
+            None => (
+                codec.payload_type(),
+                input.rtp_caps().ok_or("input not ready")?,
+            ),
+        };
+        // The SSRC chosen here, for the payloader and for webrtcbin's SDP
+        // alike: left to itself webrtcbin announces one of its own when the
+        // payloader's caps have not reached it yet (video waits for the
+        // connection), and a browser then drops the stream as unsignalled.
+        let ssrc: u32 = rand::random();
+        rtp_caps
+            .make_mut()
+            .structure_mut(0)
+            .expect("one structure")
+            .set("ssrc", ssrc);
         let prefix = format!("{}-{}", self.session.id, input.pad_name);
 
         let queue = gst::ElementFactory::make("queue")
@@ -106,7 +151,8 @@ impl Viewer {
             .property("max-size-time", VIEWER_QUEUE_TIME.as_nanos() as u64)
             .build()
             .map_err(|e| e.to_string())?;
-        let payloader = make_payloader(codec, &format!("{prefix}-pay"))?;
+        let payloader = make_payloader(codec, payload_type, &format!("{prefix}-pay"))?;
+        payloader.set_property("ssrc", ssrc);
         bin.add_many([&queue, &payloader])
             .map_err(|e| e.to_string())?;
         queue.link(&payloader).map_err(|e| e.to_string())?;
@@ -252,19 +298,78 @@ impl Viewer {
         for branch in &self.branches {
             branch.feed.detach();
         }
+        // webrtcbin first: until its session is negotiated it blocks its
+        // sink pads, and a branch's streaming thread waiting there holds
+        // the lock that stopping the branch's queue needs (a viewer that
+        // left before connecting deadlocked its teardown).
+        discard(bin, &self.session.webrtcbin);
         for branch in self.branches.drain(..) {
             for element in [&branch.queue, &branch.payloader] {
                 discard(bin, element);
             }
         }
-        discard(bin, &self.session.webrtcbin);
     }
 }
 
-fn make_payloader(codec: Codec, name: &str) -> Result<gst::Element, String> {
+/// Whether `offer` has any audio or video section.
+fn offers_media(offer: &gst_sdp::SDPMessage) -> bool {
+    (0..offer.medias_len())
+        .filter_map(|index| offer.media(index))
+        .any(|media| matches!(media.media(), Some("audio" | "video")))
+}
+
+/// The m-section of `offer` that `input` answers (the first of its kind
+/// not `taken`), its payload type and the caps to send with it.
+fn plan_answer(
+    offer: &gst_sdp::SDPMessage,
+    input: &Input,
+    taken: &mut Vec<u32>,
+) -> Result<(u32, gst::Caps), String> {
+    let codec = input.codec().ok_or("input not ready")?;
+    let ours = input.rtp_caps().ok_or("input not ready")?;
+    let kind = codec.kind().as_str();
+    let mut offered = Vec::new();
+    for index in 0..offer.medias_len() {
+        let Some(media) = offer.media(index) else {
+            continue;
+        };
+        if media.media() != Some(kind) || taken.contains(&index) {
+            continue;
+        }
+        if let Some(planned) = codec.offered(offer, index, &ours) {
+            taken.push(index);
+            return Ok(planned);
+        }
+        offered.extend(
+            media
+                .attributes()
+                .filter(|a| a.key() == "rtpmap")
+                .filter_map(|a| a.value())
+                .filter_map(|v| {
+                    v.split_once(' ')
+                        .map(|(_, enc)| enc.split('/').next().unwrap_or(enc).to_owned())
+                }),
+        );
+    }
+    if offered.is_empty() {
+        return Err(format!(
+            "the offer has no {kind} section for {} (this producer sends {kind})",
+            input.pad_name
+        ));
+    }
+    offered.dedup();
+    Err(format!(
+        "no codec in common for {}: the offer takes {}, this producer sends {}",
+        input.pad_name,
+        offered.join(", "),
+        codec.encoding_name()
+    ))
+}
+
+fn make_payloader(codec: Codec, payload_type: u32, name: &str) -> Result<gst::Element, String> {
     let mut builder = gst::ElementFactory::make(codec.payloader())
         .name(name)
-        .property("pt", codec.payload_type())
+        .property("pt", payload_type)
         .property("mtu", 1200u32);
     match codec {
         Codec::Vp8 | Codec::Vp9 => builder = builder.property_from_str("picture-id-mode", "15-bit"),

@@ -5,18 +5,21 @@ use std::time::{Duration, Instant};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use tokio::sync::mpsc;
 
 use super::output::{self, Output};
+use super::settings::{self, Settings};
+use crate::base::{self, Link};
 use crate::codec::MediaKind;
-use crate::common::{self, CommonSettings, DEFAULT_LATENCY_MS, DEFAULT_PRODUCER_TIMEOUT};
+use crate::common;
 use crate::datachannel::Payload;
-use crate::events::{Event, EventLoop};
+use crate::error::ElementError;
+use crate::events::Event;
 use crate::session::{
     NoticeHandler, SessionConfig, SessionNotice, WebRtcSession, discard, is_inside,
 };
+use crate::signaller::settings::SignallerSettings;
 use crate::signaller::{
-    self, Role, SignallerCommand, SignallerConfig, SignallerEvent, SignallerHandle,
+    DataChannelPlan, Negotiation, Role, SignallerCommand, SignallerConfig, SignallerEvent,
 };
 
 pub static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -67,52 +70,50 @@ impl MediaClock {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Settings {
-    common: CommonSettings,
-    producer: Option<String>,
-    decode: bool,
-    latency_ms: u32,
-    producer_timeout: Duration,
-    eos_on_leave: bool,
-}
+/// How often the event thread ticks: the media watchdog and statistics.
+const TICK: Duration = Duration::from_secs(1);
 
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            common: CommonSettings::default(),
-            producer: None,
-            decode: true,
-            latency_ms: DEFAULT_LATENCY_MS,
-            producer_timeout: DEFAULT_PRODUCER_TIMEOUT,
-            eos_on_leave: false,
-        }
-    }
+/// One session peersrc receives: the producer's on our protocol and WHEP,
+/// each caller's with PeerJS.
+struct Receiving {
+    session: Arc<WebRtcSession>,
+    /// Whether we made the offer of this session.
+    offered: bool,
+    /// With eos-on-leave, when this session's media last arrived.
+    media: Option<Arc<MediaClock>>,
+    /// Its tracks, as pads of the element.
+    outputs: Vec<Output>,
+    /// Its streams got their EOS (it left, or its connection died): once only.
+    ended: bool,
 }
 
 struct Running {
-    signaller: SignallerHandle,
-    events: mpsc::UnboundedSender<Event>,
-    event_loop: EventLoop,
+    link: Link,
     session_config: SessionConfig,
-    session: Option<Arc<WebRtcSession>>,
+    /// In the order they started. A new session with the same peer
+    /// replaces its old one; with another peer (PeerJS callers) it is
+    /// added, with pads of its own.
+    sessions: Vec<Receiving>,
+}
+
+impl Running {
+    fn receiving(&mut self, session: &str) -> Option<&mut Receiving> {
+        self.sessions.iter_mut().find(|r| r.session.id == session)
+    }
 }
 
 #[derive(Default)]
 struct State {
     running: Option<Running>,
-    outputs: Vec<Output>,
     next_video: u32,
     next_audio: u32,
-    /// The producer's streams got their EOS (it left, or its connection
-    /// died): once only.
-    streams_ended: bool,
 }
 
 #[derive(Default)]
 pub struct PeerSrc {
     settings: Mutex<Settings>,
     state: Mutex<State>,
+    signaller: SignallerSettings,
 }
 
 #[glib::object_subclass]
@@ -120,104 +121,44 @@ impl ObjectSubclass for PeerSrc {
     const NAME: &'static str = "GstPeerSrc";
     type Type = super::PeerSrc;
     type ParentType = gst::Bin;
+    type Interfaces = (gst::ChildProxy,);
 }
 
 impl ObjectImpl for PeerSrc {
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            let mut properties = common::properties();
-            properties.extend([
-                glib::ParamSpecString::builder("producer")
-                    .nick("Producer")
-                    .blurb("Peer id of the producer to receive; unset: the first producer in the room")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("producer-timeout")
-                    .nick("Producer timeout")
-                    .blurb("Seconds to wait for a named producer to join before failing (0: wait forever)")
-                    .default_value(DEFAULT_PRODUCER_TIMEOUT.as_secs() as u32)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder("eos-on-leave")
-                    .nick("EOS on leave")
-                    .blurb(
-                        "When the producer leaves, its connection dies or its media stops for 10 s, end \
-                         the streams (EOS, so files get finalized) and post a peer-producer-left element \
-                         message, instead of posting an error",
-                    )
-                    .default_value(false)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder("decode")
-                    .nick("Decode")
-                    .blurb("Output raw audio and video; false outputs the depayloaded encoded streams (for recording)")
-                    .default_value(true)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("latency")
-                    .nick("Latency")
-                    .blurb("Jitter buffer length in milliseconds")
-                    .default_value(DEFAULT_LATENCY_MS)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
-                    .nick("Statistics")
-                    .blurb("Producer id and webrtcbin statistics of the session (bitrate, loss, jitter, RTT)")
-                    .read_only()
-                    .build(),
-            ]);
-            properties
-        });
-        PROPERTIES.as_ref()
+        settings::properties()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut settings = self.settings.lock().unwrap();
-        if settings.common.set(pspec.name(), value) {
-            return;
-        }
-        match pspec.name() {
-            "producer" => {
-                settings.producer = value
-                    .get::<Option<String>>()
-                    .expect("type checked upstream")
-                    .filter(|s| !s.is_empty())
-            }
-            "eos-on-leave" => settings.eos_on_leave = value.get().expect("type checked upstream"),
-            "producer-timeout" => {
-                settings.producer_timeout =
-                    Duration::from_secs(value.get::<u32>().expect("type checked upstream") as u64)
-            }
-            "decode" => settings.decode = value.get().expect("type checked upstream"),
-            "latency" => settings.latency_ms = value.get().expect("type checked upstream"),
-            other => unreachable!("unknown property {other}"),
+        if !self.settings.lock().unwrap().set(pspec.name(), value) {
+            unreachable!("unknown property {}", pspec.name());
         }
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        if pspec.name() == "stats" {
-            return self.stats().to_value();
-        }
-        let settings = self.settings.lock().unwrap();
-        if let Some(value) = settings.common.get(pspec.name()) {
-            return value;
-        }
         match pspec.name() {
-            "producer" => settings.producer.to_value(),
-            "producer-timeout" => (settings.producer_timeout.as_secs() as u32).to_value(),
-            "eos-on-leave" => settings.eos_on_leave.to_value(),
-            "decode" => settings.decode.to_value(),
-            "latency" => settings.latency_ms.to_value(),
-            other => unreachable!("unknown property {other}"),
+            "stats" => self.stats().to_value(),
+            "signaller" => self.signaller.to_value(),
+            name => self
+                .settings
+                .lock()
+                .unwrap()
+                .get(name)
+                .unwrap_or_else(|| unreachable!("unknown property {name}")),
         }
     }
 
     fn signals() -> &'static [glib::subclass::Signal] {
         static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
-            common::data_channel_signals(|element, label, peer, payload| {
+            let mut signals = common::data_channel_signals(|element, label, peer, payload| {
                 let element = element.downcast_ref::<super::PeerSrc>().expect("a peersrc");
                 element.imp().send_on_channels(label, peer, &payload)
-            })
+            });
+            signals.extend(common::message_signals(|element, peer, json| {
+                let element = element.downcast_ref::<super::PeerSrc>().expect("a peersrc");
+                element.imp().send_message(peer, json)
+            }));
+            signals
         });
         SIGNALS.as_ref()
     }
@@ -231,6 +172,25 @@ impl ObjectImpl for PeerSrc {
 }
 
 impl GstObjectImpl for PeerSrc {}
+
+/// The `signaller` child, so `signaller::token=...` works in gst-launch
+/// lines; the bin's elements stay reachable by name as before.
+impl ChildProxyImpl for PeerSrc {
+    fn child_by_index(&self, _index: u32) -> Option<glib::Object> {
+        None
+    }
+
+    fn children_count(&self) -> u32 {
+        0
+    }
+
+    fn child_by_name(&self, name: &str) -> Option<glib::Object> {
+        match name {
+            "signaller" => Some(self.signaller.clone().upcast()),
+            _ => self.obj().by_name(name).map(|e| e.upcast()),
+        }
+    }
+}
 
 impl ElementImpl for PeerSrc {
     fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
@@ -248,32 +208,7 @@ impl ElementImpl for PeerSrc {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let video = gst::Caps::builder_full()
-                .structure(gst::Structure::new_empty("video/x-raw"))
-                .structure(gst::Structure::new_empty("video/x-vp8"))
-                .structure(gst::Structure::new_empty("video/x-vp9"))
-                .structure(gst::Structure::new_empty("video/x-h264"))
-                .build();
-            let audio = gst::Caps::builder_full()
-                .structure(gst::Structure::new_empty("audio/x-raw"))
-                .structure(gst::Structure::new_empty("audio/x-opus"))
-                .build();
-            vec![
-                gst::PadTemplate::new(
-                    "video_%u",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Sometimes,
-                    &video,
-                )
-                .expect("valid template"),
-                gst::PadTemplate::new(
-                    "audio_%u",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Sometimes,
-                    &audio,
-                )
-                .expect("valid template"),
-            ]
+            base::pad_templates(gst::PadDirection::Src, gst::PadPresence::Sometimes)
         });
         TEMPLATES.as_ref()
     }
@@ -297,7 +232,7 @@ impl ElementImpl for PeerSrc {
         if transition == gst::StateChange::ReadyToPaused
             && let Err(err) = self.start()
         {
-            gst::element_imp_error!(self, gst::ResourceError::Settings, ("{}", err));
+            err.post_error(self.obj().upcast_ref());
             return Err(gst::StateChangeError);
         }
         let result = self.parent_change_state(transition);
@@ -323,14 +258,16 @@ impl BinImpl for PeerSrc {
             let session = {
                 let state = self.state.lock().unwrap();
                 state.running.as_ref().and_then(|running| {
-                    running.session.clone().map(|s| (s, running.events.clone()))
+                    running
+                        .sessions
+                        .iter()
+                        .find(|r| is_inside(source, &r.session.webrtcbin))
+                        .map(|r| (r.session.clone(), running.link.events.clone()))
                 })
             };
-            if let Some((session, events)) = session
-                && is_inside(source, &session.webrtcbin)
-            {
+            if let Some((session, events)) = session {
                 let reason = format!("{} ({})", error.error(), source.name());
-                let _ = events.send(Event::Session(
+                events.send(Event::Session(
                     session.id.clone(),
                     SessionNotice::Failed(reason),
                 ));
@@ -342,11 +279,14 @@ impl BinImpl for PeerSrc {
 }
 
 impl PeerSrc {
-    fn start(&self) -> Result<(), String> {
+    fn start(&self) -> Result<(), ElementError> {
         let settings = self.settings.lock().unwrap().clone();
-        let validated = settings.common.validate(settings.latency_ms)?;
-        let session_config = validated.session;
-        let (signaller, signaller_events) = signaller::spawn(SignallerConfig {
+        let validated = settings
+            .common
+            .validate(settings.latency_ms)
+            .map_err(ElementError::Settings)?;
+        self.signaller.reset_status();
+        let config = SignallerConfig {
             uri: settings.common.uri.clone(),
             peer_id: settings.common.peer_id.clone(),
             meta: validated.meta,
@@ -356,53 +296,55 @@ impl PeerSrc {
             },
             embedded_port: settings.common.port,
             tls_ca_pem: validated.tls_ca_pem,
-        })?;
-        // Held until `running` is set: the event thread may already have a
-        // session to start, and must find it.
-        let mut state = self.state.lock().unwrap();
+            protocol: self.signaller.snapshot(),
+            token: settings.common.token.clone(),
+            status: self.signaller.status(),
+        };
         let element = self.obj().downgrade();
-        let event_loop = EventLoop::start(
-            format!("{}-events", self.obj().name()),
-            signaller_events,
-            move |event| {
-                if let Some(element) = element.upgrade() {
-                    element.imp().on_event(event);
-                }
-            },
-        )?;
-        let events = event_loop.sender.clone();
+        let link = Link::start(self.obj().upcast_ref(), config, TICK, move |event| {
+            if let Some(element) = element.upgrade() {
+                element.imp().on_event(event);
+            }
+        })?;
+        let mut state = self.state.lock().unwrap();
         state.running = Some(Running {
-            signaller,
-            events,
-            event_loop,
-            session_config,
-            session: None,
+            link,
+            session_config: validated.session,
+            sessions: Vec::new(),
         });
         Ok(())
     }
 
     fn stop(&self) {
-        let (running, outputs) = {
-            let mut state = self.state.lock().unwrap();
-            state.streams_ended = false;
-            (state.running.take(), std::mem::take(&mut state.outputs))
-        };
+        let running = self.state.lock().unwrap().running.take();
         let Some(mut running) = running else { return };
-        running.event_loop.stop();
-        if let Some(session) = running.session.take() {
-            running.signaller.send(SignallerCommand::EndSession {
-                session: session.id.clone(),
+        running.link.stop_events();
+        for receiving in running.sessions.drain(..) {
+            running.link.signaller.send(SignallerCommand::EndSession {
+                session: receiving.session.id.clone(),
                 reason: "the receiver stopped".into(),
             });
-            self.remove_session(&session, outputs);
+            self.remove_session(receiving);
         }
     }
 
-    fn remove_session(&self, session: &Arc<WebRtcSession>, outputs: Vec<Output>) {
-        discard(self.obj().upcast_ref(), &session.webrtcbin);
-        for output in outputs {
+    fn remove_session(&self, receiving: Receiving) {
+        discard(self.obj().upcast_ref(), &receiving.session.webrtcbin);
+        for output in receiving.outputs {
             output.remove(self.obj().upcast_ref());
         }
+    }
+
+    /// The peer of `session` and whether its streams ended already.
+    fn session_peer(&self, session: &str) -> Option<(String, bool)> {
+        let mut state = self.state.lock().unwrap();
+        let receiving = state.running.as_mut()?.receiving(session)?;
+        Some((receiving.session.peer.clone(), receiving.ended))
+    }
+
+    fn find_session(&self, session: &str) -> Option<Arc<WebRtcSession>> {
+        let mut state = self.state.lock().unwrap();
+        Some(state.running.as_mut()?.receiving(session)?.session.clone())
     }
 
     fn on_event(&self, event: Event) {
@@ -412,32 +354,30 @@ impl PeerSrc {
                 gst::info!(CAT, imp = self, "connected to the producer");
             }
             Event::Session(session, SessionNotice::Failed(reason)) => {
-                let producer = self
-                    .current_session()
-                    .filter(|s| s.id == session)
-                    .map(|s| s.peer.clone());
-                if self.state.lock().unwrap().streams_ended {
+                let Some((producer, ended)) = self.session_peer(&session) else {
+                    return;
+                };
+                if ended {
                     // It said goodbye first; its connection closing after
                     // that is no news.
                     return;
                 }
-                match producer {
+                match Some(producer) {
                     // A producer whose connection dies has left as surely
                     // as one that says goodbye (and a browser closing its
                     // connection often says so over UDP before the
                     // goodbye arrives through the server): files are
                     // finalized either way.
                     Some(producer) if self.settings.lock().unwrap().eos_on_leave => {
-                        gst::element_imp_warning!(
-                            self,
-                            gst::ResourceError::Read,
-                            ("the connection with producer \"{producer}\" ended: {reason}")
-                        );
+                        ElementError::Session(format!(
+                            "the connection with producer \"{producer}\" ended: {reason}"
+                        ))
+                        .post_warning(self.obj().upcast_ref());
                         self.signaller_send(SignallerCommand::EndSession {
                             session: session.clone(),
                             reason: reason.clone(),
                         });
-                        self.end_streams(&producer, &reason);
+                        self.end_streams(&session, &producer, &reason);
                     }
                     _ => self.fail(
                         &session,
@@ -446,8 +386,8 @@ impl PeerSrc {
                     ),
                 }
             }
-            Event::Session(_, SessionNotice::Message { label, payload }) => {
-                if let Some(session) = self.current_session() {
+            Event::Session(session, SessionNotice::Message { label, payload }) => {
+                if let Some(session) = self.find_session(&session) {
                     common::announce_message(
                         self.obj().upcast_ref(),
                         &session.peer,
@@ -456,19 +396,86 @@ impl PeerSrc {
                     );
                 }
             }
-            Event::InputReady | Event::Stop => {}
+            Event::Tick => self.tick(),
+            Event::InputReady => {}
         }
     }
 
-    /// Sends on data channel `label` to the producer (`peer`, when given,
-    /// must name it).
-    fn send_on_channels(&self, label: &str, peer: Option<&str>, payload: &Payload) -> bool {
-        match self.current_session() {
-            Some(session) if peer.is_none_or(|peer| session.peer == peer) => {
-                session.channels.send(label, payload)
+    /// Every `TICK`: the media watchdog (see [`MEDIA_TIMEOUT`]) and fresh
+    /// statistics for the `stats` property.
+    fn tick(&self) {
+        let (watched, events) = {
+            let state = self.state.lock().unwrap();
+            let Some(running) = state.running.as_ref() else {
+                return;
+            };
+            let watched: Vec<(Arc<WebRtcSession>, Option<Arc<MediaClock>>)> = running
+                .sessions
+                .iter()
+                .filter(|r| !r.ended)
+                .map(|r| (r.session.clone(), r.media.clone()))
+                .collect();
+            (watched, running.link.events.clone())
+        };
+        for (session, clock) in watched {
+            session.refresh_stats();
+            if clock
+                .and_then(|clock| clock.silent_for())
+                .is_some_and(|silent| silent >= MEDIA_TIMEOUT)
+            {
+                let reason = format!(
+                    "no media from the producer for {} s",
+                    MEDIA_TIMEOUT.as_secs()
+                );
+                events.send(Event::Session(
+                    session.id.clone(),
+                    SessionNotice::Failed(reason),
+                ));
             }
-            _ => false,
         }
+    }
+
+    /// `send-message`: an application message through the signalling
+    /// server, to `peer` or the whole room.
+    fn send_message(&self, peer: Option<&str>, json: &str) -> bool {
+        let data = match common::parse_message(json) {
+            Ok(data) => data,
+            Err(err) => {
+                ElementError::Settings(err).post_warning(self.obj().upcast_ref());
+                return false;
+            }
+        };
+        let state = self.state.lock().unwrap();
+        let Some(running) = state.running.as_ref() else {
+            return false;
+        };
+        running.link.signaller.send(SignallerCommand::Message {
+            to: peer.map(str::to_owned),
+            data,
+        });
+        true
+    }
+
+    /// Sends on data channel `label` to the producer (`peer`, when given,
+    /// must name it; with PeerJS, one of the callers).
+    fn send_on_channels(&self, label: &str, peer: Option<&str>, payload: &Payload) -> bool {
+        let sessions: Vec<Arc<WebRtcSession>> = {
+            let state = self.state.lock().unwrap();
+            let Some(running) = state.running.as_ref() else {
+                return false;
+            };
+            running
+                .sessions
+                .iter()
+                .filter(|r| peer.is_none_or(|peer| r.session.peer == peer))
+                .map(|r| r.session.clone())
+                .collect()
+        };
+        let mut sent = false;
+        for session in sessions {
+            sent |= session.channels.send(label, payload);
+        }
+        sent
     }
 
     fn on_signaller_event(&self, event: SignallerEvent) {
@@ -487,24 +494,40 @@ impl PeerSrc {
                     embedded,
                 );
             }
-            SignallerEvent::SessionStarted { session, peer } => self.start_session(session, peer),
-            SignallerEvent::SessionRequested { session, .. } => {
-                self.signaller_send(SignallerCommand::EndSession {
-                    session,
-                    reason: "peersrc only receives".into(),
-                });
-            }
+            SignallerEvent::SessionStarted {
+                session,
+                peer,
+                negotiation,
+                ice_servers,
+                data_channels,
+            } => self.start_session(session, peer, negotiation, &ice_servers, data_channels),
             SignallerEvent::RemoteDescription {
                 session,
                 description,
             } => {
-                let Some(current) = self.current_session().filter(|s| s.id == session) else {
+                let found = {
+                    let mut state = self.state.lock().unwrap();
+                    state
+                        .running
+                        .as_mut()
+                        .and_then(|running| running.receiving(&session))
+                        .map(|r| (r.session.clone(), r.offered))
+                };
+                let Some((current, offered)) = found else {
                     return;
                 };
-                if description.kind != peer_signalling::protocol::SdpKind::Offer {
+                let expected = if offered {
+                    peer_signalling::protocol::SdpKind::Answer
+                } else {
+                    peer_signalling::protocol::SdpKind::Offer
+                };
+                if description.kind != expected {
                     self.fail(
                         &session,
-                        "the producer sent an answer where an offer was expected",
+                        &format!(
+                            "the producer sent an {:?} where an {expected:?} was expected",
+                            description.kind
+                        ),
                         true,
                     );
                     return;
@@ -512,24 +535,22 @@ impl PeerSrc {
                 if let Err(reason) = current.handle_remote_description(description) {
                     self.fail(
                         &session,
-                        &format!("the producer's offer is unusable: {reason}"),
+                        &format!("the producer's description is unusable: {reason}"),
                         true,
                     );
                 }
             }
             SignallerEvent::RemoteCandidate { session, candidate } => {
-                if let Some(current) = self.current_session().filter(|s| s.id == session) {
+                if let Some(current) = self.find_session(&session) {
                     current.add_remote_candidate(candidate);
                 }
             }
             SignallerEvent::SessionEnded { session, reason } => {
-                let producer = self
-                    .current_session()
-                    .filter(|s| s.id == session)
-                    .map(|s| s.peer.clone());
-                let Some(producer) = producer else { return };
+                let Some((producer, _)) = self.session_peer(&session) else {
+                    return;
+                };
                 if self.settings.lock().unwrap().eos_on_leave {
-                    self.end_streams(&producer, &reason);
+                    self.end_streams(&session, &producer, &reason);
                 } else {
                     self.fail(
                         &session,
@@ -539,28 +560,56 @@ impl PeerSrc {
                 }
             }
             SignallerEvent::Message { from, data } => {
-                gst::debug!(CAT, imp = self, "message from {from}: {data}");
+                common::announce_signalling_message(self.obj().upcast_ref(), &from, &data);
             }
-            SignallerEvent::Warning(text) => {
-                gst::element_imp_warning!(self, gst::ResourceError::Failed, ("{}", text));
+            SignallerEvent::Warning(error) => {
+                ElementError::from(error).post_warning(self.obj().upcast_ref());
             }
-            SignallerEvent::Error(text) => {
-                gst::element_imp_error!(self, gst::ResourceError::OpenReadWrite, ("{}", text));
+            SignallerEvent::Error(error) => {
+                ElementError::from(error).post_error(self.obj().upcast_ref());
             }
         }
     }
 
     fn signaller_send(&self, command: SignallerCommand) {
         if let Some(running) = &self.state.lock().unwrap().running {
-            running.signaller.send(command);
+            running.link.signaller.send(command);
         }
     }
 
+    /// The first session (the producer's, on our protocol and WHEP).
     fn current_session(&self) -> Option<Arc<WebRtcSession>> {
-        self.state.lock().unwrap().running.as_ref()?.session.clone()
+        let state = self.state.lock().unwrap();
+        Some(state.running.as_ref()?.sessions.first()?.session.clone())
     }
 
-    fn start_session(&self, session_id: String, producer: String) {
+    fn start_session(
+        &self,
+        session_id: String,
+        producer: String,
+        negotiation: Negotiation,
+        ice_servers: &[String],
+        data_channels: Option<DataChannelPlan>,
+    ) {
+        // A session that replaces one with the same peer (a WHEP server's
+        // counter-offer starts the session again, a PeerJS caller calls
+        // again): the old one goes quietly.
+        let replaced: Vec<Receiving> = {
+            let mut state = self.state.lock().unwrap();
+            match state.running.as_mut() {
+                Some(running) => {
+                    let (old, kept) = std::mem::take(&mut running.sessions)
+                        .into_iter()
+                        .partition(|r| r.session.peer == producer);
+                    running.sessions = kept;
+                    old
+                }
+                None => Vec::new(),
+            }
+        };
+        for old in replaced {
+            self.remove_session(old);
+        }
         let (config, signaller, events) = {
             let state = self.state.lock().unwrap();
             let Some(running) = state.running.as_ref() else {
@@ -568,21 +617,28 @@ impl PeerSrc {
             };
             (
                 running.session_config.clone(),
-                running.signaller.clone(),
-                running.events.clone(),
+                running.link.signaller.clone(),
+                running.link.events.clone(),
             )
         };
         let on_notice: NoticeHandler = Arc::new(move |session: &str, notice| {
-            let _ = events.send(Event::Session(session.to_owned(), notice));
+            events.send(Event::Session(session.to_owned(), notice));
         });
-        let session =
-            match WebRtcSession::new(&session_id, &producer, &config, signaller, on_notice) {
-                Ok(session) => session,
-                Err(err) => return self.fail(&session_id, &err, true),
-            };
+        let session = match WebRtcSession::new(
+            &session_id,
+            &producer,
+            &config,
+            ice_servers,
+            signaller,
+            on_notice,
+        ) {
+            Ok(session) => session,
+            Err(err) => return self.fail(&session_id, &err, true),
+        };
         let clock = Arc::new(MediaClock::new());
         let element = self.obj().downgrade();
         let probe_clock = clock.clone();
+        let id = session_id.clone();
         session.webrtcbin.connect_pad_added(move |_, pad| {
             if pad.direction() != gst::PadDirection::Src {
                 return;
@@ -596,18 +652,46 @@ impl PeerSrc {
                 },
             );
             if let Some(element) = element.upgrade() {
-                element.imp().add_output(pad);
+                element.imp().add_output(&id, pad);
             }
         });
-        if self.settings.lock().unwrap().eos_on_leave {
-            self.watch_media(&session_id, clock);
-        }
         if let Err(err) = self.obj().add(&session.webrtcbin) {
             return self.fail(&session_id, &err.to_string(), true);
         }
         let _ = session.webrtcbin.sync_state_with_parent();
+        let eos_on_leave = self.settings.lock().unwrap().eos_on_leave;
         if let Some(running) = self.state.lock().unwrap().running.as_mut() {
-            running.session = Some(session);
+            running.sessions.push(Receiving {
+                session: session.clone(),
+                offered: negotiation == Negotiation::Offer,
+                media: eos_on_leave.then_some(clock),
+                outputs: Vec::new(),
+                ended: false,
+            });
+        }
+        if let Some(framing) = data_channels.as_ref().and_then(|plan| plan.framing.clone()) {
+            session.channels.set_framing(framing);
+        }
+        let channels = match data_channels {
+            Some(plan) => plan.open,
+            None => config.data_channels.clone(),
+        };
+        match negotiation {
+            Negotiation::AwaitOffer => {}
+            Negotiation::Offer => {
+                session.add_receive_transceivers();
+                session.create_data_channels(&channels);
+                session.create_offer();
+            }
+            Negotiation::Answer(offer) => {
+                if let Err(reason) = session.handle_remote_description(offer) {
+                    return self.fail(
+                        &session_id,
+                        &format!("the producer's offer is unusable: {reason}"),
+                        true,
+                    );
+                }
+            }
         }
         gst::info!(
             CAT,
@@ -616,49 +700,8 @@ impl PeerSrc {
         );
     }
 
-    /// Ends the session as failed when its media stops for
-    /// [`MEDIA_TIMEOUT`] (see there why); the thread ends with the session.
-    fn watch_media(&self, session_id: &str, clock: Arc<MediaClock>) {
-        let element = self.obj().downgrade();
-        let session_id = session_id.to_owned();
-        let spawned = std::thread::Builder::new()
-            .name("peersrc-media-watch".into())
-            .spawn(move || {
-                loop {
-                    std::thread::sleep(Duration::from_secs(1));
-                    let Some(element) = element.upgrade() else {
-                        return;
-                    };
-                    let imp = element.imp();
-                    let current = imp.current_session().is_some_and(|s| s.id == session_id);
-                    if !current || imp.state.lock().unwrap().streams_ended {
-                        return;
-                    }
-                    if clock
-                        .silent_for()
-                        .is_some_and(|silent| silent >= MEDIA_TIMEOUT)
-                    {
-                        let reason = format!(
-                            "no media from the producer for {} s",
-                            MEDIA_TIMEOUT.as_secs()
-                        );
-                        if let Some(running) = imp.state.lock().unwrap().running.as_ref() {
-                            let _ = running.events.send(Event::Session(
-                                session_id.clone(),
-                                SessionNotice::Failed(reason),
-                            ));
-                        }
-                        return;
-                    }
-                }
-            });
-        if let Err(err) = spawned {
-            gst::warning!(CAT, imp = self, "no media watchdog: {err}");
-        }
-    }
-
     /// A track arrived (streaming thread): expose it as a pad.
-    fn add_output(&self, rtp_pad: &gst::Pad) {
+    fn add_output(&self, session: &str, rtp_pad: &gst::Pad) {
         let decode = self.settings.lock().unwrap().decode;
         let name_for = |kind: MediaKind| {
             let mut state = self.state.lock().unwrap();
@@ -679,12 +722,23 @@ impl PeerSrc {
                     ghost.name(),
                     output.codec
                 );
-                self.state.lock().unwrap().outputs.push(output);
+                {
+                    let mut state = self.state.lock().unwrap();
+                    match state.running.as_mut().and_then(|r| r.receiving(session)) {
+                        Some(receiving) => receiving.outputs.push(output),
+                        // The session ended meanwhile: nothing to expose.
+                        None => {
+                            drop(state);
+                            output.remove(self.obj().upcast_ref());
+                            return;
+                        }
+                    }
+                }
                 let _ = ghost.set_active(true);
                 let _ = self.obj().add_pad(&ghost);
             }
             Err(err) => {
-                gst::element_imp_warning!(self, gst::StreamError::CodecNotFound, ("{}", err));
+                ElementError::MissingElement(err.to_string()).post_warning(self.obj().upcast_ref());
                 // Drain the unusable track so it does not stop the others.
                 if let Ok(sink) = gst::ElementFactory::make("fakesink")
                     .property("async", false)
@@ -702,23 +756,38 @@ impl PeerSrc {
     fn output_entry_pads(&self) -> Vec<gst::Pad> {
         let state = self.state.lock().unwrap();
         state
-            .outputs
+            .running
             .iter()
+            .flat_map(|running| running.sessions.iter())
+            .flat_map(|r| r.outputs.iter())
             .filter_map(|output| output.entry_pad())
             .collect()
     }
 
-    /// The producer left and the streams end here: EOS down every output
-    /// (so muxers finalize their files) and a message saying who left.
-    fn end_streams(&self, producer: &str, reason: &str) {
-        if std::mem::replace(&mut self.state.lock().unwrap().streams_ended, true) {
-            return;
-        }
-        for pad in self.output_entry_pads() {
+    /// A producer (caller) left and its streams end here: EOS down each of
+    /// its outputs (so muxers finalize their files) and a message saying
+    /// who left.
+    fn end_streams(&self, session: &str, producer: &str, reason: &str) {
+        let pads: Vec<gst::Pad> = {
+            let mut state = self.state.lock().unwrap();
+            let Some(receiving) = state.running.as_mut().and_then(|r| r.receiving(session)) else {
+                return;
+            };
+            if std::mem::replace(&mut receiving.ended, true) {
+                return;
+            }
+            receiving
+                .outputs
+                .iter()
+                .filter_map(|output| output.entry_pad())
+                .collect()
+        };
+        for pad in pads {
             pad.send_event(gst::event::Eos::new());
         }
         let structure = gst::Structure::builder("peer-producer-left")
             .field("producer", producer)
+            .field("session", session)
             .field("reason", reason)
             .build();
         let _ = self.obj().post_message(
@@ -737,7 +806,7 @@ impl PeerSrc {
                 reason: reason.to_owned(),
             });
         }
-        gst::element_imp_error!(self, gst::ResourceError::Read, ("{}", reason));
+        ElementError::Session(reason.to_owned()).post_error(self.obj().upcast_ref());
     }
 
     fn stats(&self) -> gst::Structure {

@@ -6,6 +6,7 @@
 
 mod imp;
 mod output;
+mod settings;
 
 use gst::glib;
 use gst::prelude::*;

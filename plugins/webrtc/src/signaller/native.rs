@@ -1,36 +1,57 @@
 //! Our own WebSocket protocol (docs/protocol.md), against a remote
 //! `peer serve` or a server embedded in the element.
+//!
+//! Who offers: a producer offers unless the viewer put its offer in
+//! `start-session` (browsers, WHEP players); a viewer waits for the
+//! producer's offer, or with `viewer-offer` makes one itself and sends it
+//! in `start-session`. In that case the element's session has an id of our
+//! own until the server names the session; ids are translated both ways.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use peer_signalling::client::{self, ClientEvent, ClientSender, RoomAddress};
-use peer_signalling::protocol::{ClientMessage, PeerInfo, ServerMessage};
+use peer_signalling::protocol::{
+    ClientMessage, ErrorCode, IceCandidate, IceServerConfig, PeerInfo, SdpKind, ServerMessage,
+};
 use peer_signalling::server::{self, RunningServer, ServerConfig};
 use serde_json::Value;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{Role, SignallerCommand, SignallerConfig, SignallerEvent};
+use super::{
+    CommandSource, EventSink, Negotiation, Role, SignallerCommand, SignallerConfig, SignallerError,
+    SignallerEvent,
+};
 
-pub enum Address {
+enum Address {
     Embedded { port: u16 },
     Remote(RoomAddress),
 }
 
-impl Address {
-    pub fn from_config(config: &SignallerConfig) -> Result<Self, String> {
+pub fn start(
+    config: SignallerConfig,
+    commands: CommandSource,
+    events: EventSink,
+) -> Result<(), SignallerError> {
+    let address =
         match &config.uri {
-            None => Ok(Address::Embedded {
+            None => Address::Embedded {
                 port: config.embedded_port,
-            }),
-            Some(uri) => RoomAddress::parse(uri).map(Address::Remote),
-        }
-    }
+            },
+            Some(uri) => Address::Remote(RoomAddress::parse(uri).map_err(|reason| {
+                SignallerError::BadUri {
+                    uri: uri.clone(),
+                    reason,
+                }
+            })?),
+        };
+    tokio::spawn(run(config, address, commands, events));
+    Ok(())
 }
 
 /// Starts the embedded server; the default port falls back to the next few
 /// when taken, so two gst-launch lines on one machine both work.
-async fn start_embedded(port: u16) -> Result<RunningServer, String> {
+async fn start_embedded(port: u16) -> Result<RunningServer, SignallerError> {
     let candidates: Vec<u16> = if port == server::DEFAULT_PORT {
         (port..port + 10).collect()
     } else {
@@ -47,14 +68,16 @@ async fn start_embedded(port: u16) -> Result<RunningServer, String> {
             Err(err) => last_error = err.to_string(),
         }
     }
-    Err(format!(
-        "cannot start the embedded signalling server: {last_error}"
-    ))
+    Err(SignallerError::EmbeddedServer(last_error))
 }
+
+/// A session we offer in before the server has named it (viewer-offer).
+const PROVISIONAL: &str = "pending-";
 
 struct Connection {
     client: ClientSender,
     role: Role,
+    viewer_offer: bool,
     room: String,
     http_url: String,
     embedded: bool,
@@ -65,13 +88,20 @@ struct Connection {
     session: Option<String>,
     producer_deadline: Option<Instant>,
     known_producers: Vec<String>,
+    /// Viewer-offer: our id for the session → the server's, once known.
+    named: HashMap<String, String>,
+    /// Viewer-offer: candidates gathered before the server named the session.
+    held_candidates: Vec<Option<IceCandidate>>,
+    /// STUN/TURN servers from `welcome`, in webrtcbin's form, for every
+    /// session.
+    ice_servers: Vec<String>,
 }
 
-pub async fn run(
+async fn run(
     config: SignallerConfig,
     address: Address,
-    mut commands: mpsc::UnboundedReceiver<SignallerCommand>,
-    events: mpsc::UnboundedSender<SignallerEvent>,
+    mut commands: CommandSource,
+    events: EventSink,
 ) {
     let (embedded_server, room_address) = match address {
         Address::Embedded { port } => match start_embedded(port).await {
@@ -92,13 +122,19 @@ pub async fn run(
         match client::connect_trusting(&room_address.ws_url, config.tls_ca_pem.as_deref()).await {
             Ok(connected) => connected,
             Err(err) => {
-                let _ = events.send(SignallerEvent::Error(err.to_string()));
+                let _ = events.send(SignallerEvent::Error(SignallerError::Connect(
+                    err.to_string(),
+                )));
                 return;
             }
         };
     let _ = client.send(ClientMessage::Hello {
         id: config.peer_id.clone(),
         meta: config.meta.clone(),
+        token: config
+            .token
+            .clone()
+            .or_else(|| query_value(&config, "token")),
     });
 
     let producer_deadline = match &config.role {
@@ -111,6 +147,7 @@ pub async fn run(
     let mut connection = Connection {
         client,
         role: config.role.clone(),
+        viewer_offer: config.protocol.viewer_offer || query_flag(&config, "viewer-offer"),
         room: room_address.room.clone(),
         http_url: room_address.http_url.clone(),
         embedded: embedded_server.is_some(),
@@ -120,6 +157,9 @@ pub async fn run(
         session: None,
         producer_deadline,
         known_producers: Vec::new(),
+        named: HashMap::new(),
+        held_candidates: Vec::new(),
+        ice_servers: Vec::new(),
     };
 
     loop {
@@ -143,29 +183,33 @@ pub async fn run(
                     }
                 }
                 Some(ClientEvent::Undecodable(text)) => {
-                    let _ = events.send(SignallerEvent::Warning(format!("undecodable message from the server: {text}")));
+                    let _ = events.send(SignallerEvent::Warning(SignallerError::Protocol(format!(
+                        "undecodable message from the server: {text}"
+                    ))));
                 }
                 Some(ClientEvent::Closed(reason)) => {
-                    let _ = events.send(SignallerEvent::Error(format!("signalling connection lost: {reason}")));
+                    let _ = events.send(SignallerEvent::Error(SignallerError::ConnectionLost(reason)));
                     break;
                 }
                 None => {
-                    let _ = events.send(SignallerEvent::Error("signalling connection lost".into()));
+                    let _ = events.send(SignallerEvent::Error(SignallerError::ConnectionLost(
+                        "the connection ended".into(),
+                    )));
                     break;
                 }
             },
             _ = sleep_until_optional(deadline) => {
                 connection.producer_deadline = None;
-                let wanted = connection.wanted_producer().unwrap_or_default();
                 let others = if connection.known_producers.is_empty() {
                     "none".to_owned()
                 } else {
                     connection.known_producers.join(", ")
                 };
-                let _ = events.send(SignallerEvent::Error(format!(
-                    "producer \"{wanted}\" is not in room \"{}\" (producers there: {others})",
-                    connection.room
-                )));
+                let _ = events.send(SignallerEvent::Error(SignallerError::ProducerAbsent {
+                    wanted: connection.wanted_producer().unwrap_or_default(),
+                    room: connection.room.clone(),
+                    others,
+                }));
                 break;
             }
         }
@@ -173,6 +217,25 @@ pub async fn run(
     if let Some(server) = embedded_server {
         server.stop().await;
     }
+}
+
+/// The value of `name` in the uri's query string.
+fn query_value(config: &SignallerConfig, name: &str) -> Option<String> {
+    let url = url::Url::parse(config.uri.as_deref()?).ok()?;
+    url.query_pairs()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
+/// `name=true` (or `name=1`, or a bare `name`) in the uri's query string.
+fn query_flag(config: &SignallerConfig, name: &str) -> bool {
+    let Some(uri) = config.uri.as_deref() else {
+        return false;
+    };
+    url::Url::parse(uri).is_ok_and(|url| {
+        url.query_pairs()
+            .any(|(key, value)| key == name && matches!(&*value, "" | "1" | "true" | "yes"))
+    })
 }
 
 async fn sleep_until_optional(deadline: Option<Instant>) {
@@ -194,24 +257,65 @@ impl Connection {
         }
     }
 
+    /// The server's id for one of the element's sessions.
+    fn server_id(&self, session: &str) -> Option<String> {
+        if session.starts_with(PROVISIONAL) {
+            self.named.get(session).cloned()
+        } else {
+            Some(session.to_owned())
+        }
+    }
+
+    /// The element's id for one of the server's sessions.
+    fn element_id(&self, session: String) -> String {
+        self.named
+            .iter()
+            .find(|(_, named)| **named == session)
+            .map(|(ours, _)| ours.clone())
+            .unwrap_or(session)
+    }
+
     fn on_command(&mut self, command: SignallerCommand) {
         let message = match command {
             SignallerCommand::Description {
                 session,
                 description,
-            } => ClientMessage::Sdp {
-                session,
-                sdp: description,
+            } => match self.server_id(&session) {
+                Some(session) => ClientMessage::Sdp {
+                    session,
+                    sdp: description,
+                },
+                // Viewer-offer: the offer goes in start-session.
+                None if description.kind == SdpKind::Offer => {
+                    let Some(producer) = self.producer.clone() else {
+                        return;
+                    };
+                    ClientMessage::StartSession {
+                        peer: producer,
+                        wait: false,
+                        offer: Some(description),
+                    }
+                }
+                None => return,
             },
-            SignallerCommand::Candidate { session, candidate } => {
-                ClientMessage::Ice { session, candidate }
-            }
+            SignallerCommand::Candidate { session, candidate } => match self.server_id(&session) {
+                Some(session) => ClientMessage::Ice { session, candidate },
+                None => {
+                    self.held_candidates.push(candidate);
+                    return;
+                }
+            },
             SignallerCommand::EndSession { session, reason } => {
+                let Some(server_id) = self.server_id(&session) else {
+                    // Never named: the server has nothing to end.
+                    self.session = None;
+                    return;
+                };
                 if self.session.as_deref() == Some(session.as_str()) {
                     self.session = None;
                 }
                 ClientMessage::EndSession {
-                    session,
+                    session: server_id,
                     reason: Some(reason),
                 }
             }
@@ -232,7 +336,7 @@ impl Connection {
 
     /// Consumer: start a session with `peer` if it is the one wanted and
     /// none is running yet.
-    fn consider_producer(&mut self, peer: &PeerInfo) {
+    fn consider_producer(&mut self, peer: &PeerInfo, out: &mut Vec<SignallerEvent>) {
         if !peer.is_producer() {
             return;
         }
@@ -250,10 +354,25 @@ impl Connection {
         }
         self.producer = Some(peer.id.clone());
         self.producer_deadline = None;
-        self.send(ClientMessage::StartSession {
-            peer: peer.id.clone(),
-            wait: false,
-        });
+        if self.viewer_offer {
+            // The element makes the offer; it reaches the server in
+            // start-session (see on_command).
+            let session = format!("{PROVISIONAL}{}", peer.id);
+            self.session = Some(session.clone());
+            out.push(SignallerEvent::SessionStarted {
+                session,
+                peer: peer.id.clone(),
+                negotiation: Negotiation::Offer,
+                ice_servers: self.ice_servers.clone(),
+                data_channels: None,
+            });
+        } else {
+            self.send(ClientMessage::StartSession {
+                peer: peer.id.clone(),
+                wait: false,
+                offer: None,
+            });
+        }
     }
 
     fn on_server_message(
@@ -263,8 +382,11 @@ impl Connection {
         out: &mut Vec<SignallerEvent>,
     ) {
         let event = match message {
-            ServerMessage::Welcome { id, .. } => {
+            ServerMessage::Welcome {
+                id, ice_servers, ..
+            } => {
                 self.peer_id = id;
+                self.ice_servers = ice_servers.iter().flat_map(webrtcbin_ice_servers).collect();
                 let streams = match &self.role {
                     Role::Producer { streams } => streams.clone(),
                     Role::Consumer { .. } => Vec::new(),
@@ -285,20 +407,33 @@ impl Connection {
                     embedded: self.embedded,
                 });
                 for peer in &peers {
-                    self.consider_producer(peer);
+                    self.consider_producer(peer, out);
                 }
                 None
             }
             ServerMessage::PeerJoined { peer, .. } | ServerMessage::PeerUpdated { peer, .. } => {
-                self.consider_producer(&peer);
+                self.consider_producer(&peer, out);
                 None
             }
             ServerMessage::PeerLeft { id, .. } => {
                 self.known_producers.retain(|p| *p != id);
                 None
             }
-            ServerMessage::SessionRequested { session, peer } => match self.role {
-                Role::Producer { .. } => Some(SignallerEvent::SessionRequested { session, peer }),
+            ServerMessage::SessionRequested {
+                session,
+                peer,
+                offer,
+            } => match self.role {
+                Role::Producer { .. } => Some(SignallerEvent::SessionStarted {
+                    session,
+                    peer,
+                    negotiation: match offer {
+                        Some(offer) => Negotiation::Answer(offer),
+                        None => Negotiation::Offer,
+                    },
+                    ice_servers: self.ice_servers.clone(),
+                    data_channels: None,
+                }),
                 Role::Consumer { .. } => {
                     self.send(ClientMessage::EndSession {
                         session,
@@ -311,17 +446,42 @@ impl Connection {
                 }
             },
             ServerMessage::SessionStarted { session, peer } => {
-                self.session = Some(session.clone());
-                Some(SignallerEvent::SessionStarted { session, peer })
+                match self.session.clone().filter(|s| s.starts_with(PROVISIONAL)) {
+                    // Our offer is on its way under this name now.
+                    Some(ours) => {
+                        self.named.insert(ours, session.clone());
+                        for candidate in std::mem::take(&mut self.held_candidates) {
+                            self.send(ClientMessage::Ice {
+                                session: session.clone(),
+                                candidate,
+                            });
+                        }
+                        None
+                    }
+                    None => {
+                        self.session = Some(session.clone());
+                        Some(SignallerEvent::SessionStarted {
+                            session,
+                            peer,
+                            negotiation: Negotiation::AwaitOffer,
+                            ice_servers: self.ice_servers.clone(),
+                            data_channels: None,
+                        })
+                    }
+                }
             }
             ServerMessage::Sdp { session, sdp, .. } => Some(SignallerEvent::RemoteDescription {
-                session,
+                session: self.element_id(session),
                 description: sdp,
             }),
             ServerMessage::Ice {
                 session, candidate, ..
-            } => Some(SignallerEvent::RemoteCandidate { session, candidate }),
+            } => Some(SignallerEvent::RemoteCandidate {
+                session: self.element_id(session),
+                candidate,
+            }),
             ServerMessage::SessionEnded { session, reason } => {
+                let session = self.element_id(session);
                 if self.session.as_deref() == Some(session.as_str()) {
                     self.session = None;
                 }
@@ -334,21 +494,32 @@ impl Connection {
                 code,
                 message,
                 request,
-                ..
+                session,
             } => {
-                let text = format!("signalling server: {message} ({code})");
+                let hint = match (code, &config.peer_id) {
+                    (ErrorCode::NameTaken, Some(_)) => {
+                        "; choose another peer-id or leave it unset for a random one"
+                    }
+                    _ => "",
+                };
+                let error = SignallerError::Refused {
+                    code: code.to_string(),
+                    message,
+                    hint: hint.to_owned(),
+                };
                 let during_registration =
                     !self.registered && matches!(request.as_deref(), Some("hello") | Some("join"));
-                if during_registration {
-                    let hint = match (code, &config.peer_id) {
-                        (peer_signalling::protocol::ErrorCode::NameTaken, Some(_)) => {
-                            "; choose another peer-id or leave it unset for a random one"
-                        }
-                        _ => "",
-                    };
-                    Some(SignallerEvent::Error(format!("{text}{hint}")))
-                } else {
-                    Some(SignallerEvent::Warning(text))
+                match (during_registration, session, request.as_deref()) {
+                    (true, _, _) => Some(SignallerEvent::Error(error)),
+                    // A refused viewer-offer: the session never began.
+                    (_, None, Some("start-session")) if self.viewer_offer => self
+                        .session
+                        .take()
+                        .map(|session| SignallerEvent::SessionEnded {
+                            session,
+                            reason: error.to_string(),
+                        }),
+                    _ => Some(SignallerEvent::Warning(error)),
                 }
             }
             ServerMessage::Left { .. }
@@ -357,5 +528,53 @@ impl Connection {
             | ServerMessage::Pong {} => None,
         };
         out.extend(event);
+    }
+}
+
+/// An RTCIceServer as webrtcbin takes it: `stun://host:port`,
+/// `turn://user:password@host:port?transport=udp` (one per URL).
+fn webrtcbin_ice_servers(server: &IceServerConfig) -> Vec<String> {
+    let encode =
+        |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+    server
+        .urls
+        .iter()
+        .filter_map(|url| {
+            let (scheme, rest) = url.split_once(':')?;
+            let rest = rest.trim_start_matches("//");
+            match (scheme, &server.username, &server.credential) {
+                ("stun" | "stuns", _, _) => Some(format!("stun://{rest}")),
+                ("turn" | "turns", Some(user), Some(password)) => Some(format!(
+                    "{scheme}://{}:{}@{rest}",
+                    encode(user),
+                    encode(password)
+                )),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn welcome_ice_servers_become_webrtcbin_urls() {
+        let server = IceServerConfig {
+            urls: vec![
+                "turn:198.18.0.1:3478?transport=udp".into(),
+                "stun:198.18.0.1:3478".into(),
+            ],
+            username: Some("1700003600:cam".into()),
+            credential: Some("a+b/c=".into()),
+        };
+        assert_eq!(
+            webrtcbin_ice_servers(&server),
+            [
+                "turn://1700003600%3Acam:a%2Bb%2Fc%3D@198.18.0.1:3478?transport=udp",
+                "stun://198.18.0.1:3478"
+            ]
+        );
     }
 }

@@ -1,12 +1,13 @@
-//! The little SDP the WHIP adapter has to read and write: checking that a
-//! POST body is an offer worth relaying, announcing its tracks to the room,
-//! putting the receiver's candidates into the answer (WHIP clients need not
-//! trickle, so the answer must carry them), and reading trickle-ice-sdpfrag
-//! bodies. Text in, text out: no SDP library, nothing kept.
+//! The little SDP that WHIP and WHEP, server and client, have to read and
+//! write: checking that an offer is worth relaying, announcing its tracks
+//! to the room, putting candidates into a description (WHIP and WHEP peers
+//! need not trickle, so descriptions carry them), reading and writing
+//! trickle-ice-sdpfrag bodies (RFC 8840) and swapping ICE credentials for
+//! an ICE restart. Text in, text out: no SDP library, nothing kept.
 
 use serde_json::Map;
 
-use crate::protocol::{IceCandidate, StreamInfo};
+use crate::{IceCandidate, StreamInfo};
 
 /// One `m=` section of an offer, as far as the adapter cares.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,8 +16,18 @@ pub struct Section {
     pub mid: Option<String>,
     /// Encoding name of the first payload type (`VP8`, `OPUS`...).
     pub codec: Option<String>,
-    /// `a=recvonly` or `a=inactive`: the publisher sends nothing here.
+    /// `a=recvonly` or `a=inactive`: the offerer sends nothing here.
     pub silent: bool,
+    /// `a=sendonly` or `a=inactive`: the offerer receives nothing here.
+    pub deaf: bool,
+}
+
+/// What an offer must do to be useful: send media (a WHIP publisher) or
+/// receive it (a WHEP player).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Sending,
+    Receiving,
 }
 
 /// What is known about an accepted offer.
@@ -52,7 +63,7 @@ impl Offer {
 
 /// Checks that `text` is an SDP offer a WebRTC receiver can answer; the
 /// error says what is missing, for a 400 a person can act on.
-pub fn parse_offer(text: &str) -> Result<Offer, String> {
+pub fn parse_offer(text: &str, direction: Direction) -> Result<Offer, String> {
     if text.trim().is_empty() {
         return Err("the body is empty; expected an SDP offer".into());
     }
@@ -74,6 +85,7 @@ pub fn parse_offer(text: &str) -> Result<Offer, String> {
                 mid: None,
                 codec: None,
                 silent: false,
+                deaf: false,
             });
             continue;
         }
@@ -92,6 +104,9 @@ pub fn parse_offer(text: &str) -> Result<Offer, String> {
                 section.mid = Some(mid.trim().to_owned());
             } else if attribute == "recvonly" || attribute == "inactive" {
                 section.silent = true;
+                section.deaf |= attribute == "inactive";
+            } else if attribute == "sendonly" {
+                section.deaf = true;
             } else if let Some(rtpmap) = attribute.strip_prefix("rtpmap:")
                 && section.codec.is_none()
             {
@@ -103,14 +118,21 @@ pub fn parse_offer(text: &str) -> Result<Offer, String> {
             }
         }
     }
-    if !sections
-        .iter()
-        .any(|s| !s.silent && (s.kind == "audio" || s.kind == "video"))
-    {
-        return Err(
-            "the offer sends no media: no m=audio or m=video section without recvonly/inactive"
-                .into(),
-        );
+    let media = |s: &&Section| s.kind == "audio" || s.kind == "video";
+    match direction {
+        Direction::Sending if !sections.iter().filter(media).any(|s| !s.silent) => {
+            return Err(
+                "the offer sends no media: no m=audio or m=video section without recvonly/inactive"
+                    .into(),
+            );
+        }
+        Direction::Receiving if !sections.iter().filter(media).any(|s| !s.deaf) => {
+            return Err(
+                "the offer receives no media: no m=audio or m=video section without sendonly/inactive"
+                    .into(),
+            );
+        }
+        _ => {}
     }
     if !session_ufrag && !section_ufrag {
         return Err("the offer has no a=ice-ufrag: it is not a WebRTC (ICE) offer".into());
@@ -198,6 +220,7 @@ pub fn answer_with_candidates(answer: &str, candidates: &[IceCandidate], complet
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Fragment {
     pub ufrag: Option<String>,
+    pub pwd: Option<String>,
     /// Candidates with the mid of the section they followed.
     pub candidates: Vec<(Option<String>, String)>,
     pub end_of_candidates: bool,
@@ -214,6 +237,8 @@ pub fn parse_fragment(text: &str) -> Result<Fragment, String> {
             mid = Some(value.trim().to_owned());
         } else if let Some(value) = line.strip_prefix("a=ice-ufrag:") {
             fragment.ufrag = Some(value.trim().to_owned());
+        } else if let Some(value) = line.strip_prefix("a=ice-pwd:") {
+            fragment.pwd = Some(value.trim().to_owned());
         } else if line.starts_with("a=candidate:") {
             let candidate = line.strip_prefix("a=").expect("checked").to_owned();
             fragment.candidates.push((mid.clone(), candidate));
@@ -225,15 +250,131 @@ pub fn parse_fragment(text: &str) -> Result<Fragment, String> {
             ));
         }
     }
-    if fragment.candidates.is_empty() && !fragment.end_of_candidates {
+    if fragment.candidates.is_empty() && !fragment.end_of_candidates && fragment.ufrag.is_none() {
         return Err("the fragment has no a=candidate and no a=end-of-candidates line".into());
     }
     Ok(fragment)
 }
 
-/// The `a=ice-ufrag` of an offer, to tell a trickle from an ICE restart.
+/// The `a=ice-ufrag` of a description, to tell a trickle from an ICE restart.
 pub fn ufrag(sdp: &str) -> Option<&str> {
-    sdp.lines()
-        .find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
-        .map(str::trim)
+    attribute(sdp, "ice-ufrag")
+}
+
+/// The `a=ice-pwd` of a description.
+pub fn pwd(sdp: &str) -> Option<&str> {
+    attribute(sdp, "ice-pwd")
+}
+
+/// The first value of `a=<name>:` anywhere in `sdp`.
+pub fn attribute<'a>(sdp: &'a str, name: &str) -> Option<&'a str> {
+    sdp.lines().find_map(|line| {
+        line.trim_end()
+            .strip_prefix("a=")?
+            .strip_prefix(name)?
+            .strip_prefix(':')
+            .map(str::trim)
+    })
+}
+
+/// `sdp` with every `a=ice-ufrag` and `a=ice-pwd` set to new credentials
+/// and its candidates dropped: the description of an ICE restart, where
+/// the old candidates belong to the old credentials.
+pub fn with_ice_credentials(sdp: &str, ufrag: &str, pwd: &str) -> String {
+    let newline = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.lines() {
+        let line = line.trim_end();
+        if line.is_empty() || line.starts_with("a=candidate:") || line == "a=end-of-candidates" {
+            continue;
+        }
+        if line.starts_with("a=ice-ufrag:") {
+            out.push_str("a=ice-ufrag:");
+            out.push_str(ufrag);
+        } else if line.starts_with("a=ice-pwd:") {
+            out.push_str("a=ice-pwd:");
+            out.push_str(pwd);
+        } else {
+            out.push_str(line);
+        }
+        out.push_str(newline);
+    }
+    out
+}
+
+/// An `application/trickle-ice-sdpfrag` body (RFC 8840): the credentials
+/// (for an ICE restart's answer), then the candidates under the first
+/// section's mid (with BUNDLE every section shares its transport), then
+/// `a=end-of-candidates` when gathering is over.
+pub fn fragment(
+    credentials: Option<(&str, &str)>,
+    description: &str,
+    candidates: &[IceCandidate],
+    complete: bool,
+) -> String {
+    let mut out = String::new();
+    if let Some((ufrag, pwd)) = credentials {
+        out.push_str(&format!("a=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\n"));
+    }
+    let first_media = description.lines().find(|l| l.starts_with("m="));
+    let mid = attribute_in_first_section(description, "mid");
+    if let Some(media) = first_media {
+        // The section line itself only situates the candidates; RFC 8840
+        // lets it stand with a dummy port and format.
+        let kind = media
+            .trim_start_matches("m=")
+            .split(' ')
+            .next()
+            .unwrap_or("audio");
+        out.push_str(&format!("m={kind} 9 UDP/TLS/RTP/SAVPF 0\r\n"));
+        if let Some(mid) = mid {
+            out.push_str(&format!("a=mid:{mid}\r\n"));
+        }
+    }
+    for candidate in candidates {
+        let text = candidate.candidate.trim();
+        let text = text.strip_prefix("a=").unwrap_or(text);
+        if !text.is_empty() {
+            out.push_str("a=");
+            out.push_str(text);
+            out.push_str("\r\n");
+        }
+    }
+    if complete {
+        out.push_str("a=end-of-candidates\r\n");
+    }
+    out
+}
+
+/// `a=<name>` of the first `m=` section.
+fn attribute_in_first_section<'a>(sdp: &'a str, name: &str) -> Option<&'a str> {
+    let start = sdp.find("m=")?;
+    let section = &sdp[start..];
+    let end = section[2..].find("\nm=").map_or(section.len(), |i| i + 2);
+    attribute(&section[..end], name)
+}
+
+/// The candidates of `sdp` with the index and mid of their section: what a
+/// peer that does not trickle put into its description.
+pub fn candidates(sdp: &str) -> Vec<IceCandidate> {
+    let mut found = Vec::new();
+    let mut index: Option<u32> = None;
+    let mut mid: Option<String> = None;
+    for line in sdp.lines().map(str::trim_end) {
+        if line.starts_with("m=") {
+            index = Some(index.map_or(0, |i| i + 1));
+            mid = None;
+        } else if let Some(value) = line.strip_prefix("a=mid:") {
+            mid = Some(value.trim().to_owned());
+        } else if let Some(candidate) = line.strip_prefix("a=")
+            && candidate.starts_with("candidate:")
+        {
+            found.push(IceCandidate {
+                candidate: candidate.to_owned(),
+                sdp_m_line_index: Some(index.unwrap_or(0)),
+                sdp_mid: mid.clone(),
+            });
+        }
+    }
+    found
 }

@@ -4,7 +4,7 @@
 use super::*;
 use crate::protocol::PeerInfo;
 
-const OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+pub(super) const OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
 a=group:BUNDLE 0 1\r\n\
 m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=ice-ufrag:abcd\r\n\
 a=ice-pwd:0123456789012345678901\r\na=fingerprint:sha-256 AA:BB\r\na=setup:actpass\r\n\
@@ -13,37 +13,83 @@ m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=ice-ufrag:
 a=ice-pwd:0123456789012345678901\r\na=fingerprint:sha-256 AA:BB\r\na=setup:actpass\r\n\
 a=sendonly\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\n";
 
-const ANSWER: &str = "v=0\r\no=- 3 4 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+pub(super) const ANSWER: &str = "v=0\r\no=- 3 4 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
 a=group:BUNDLE 0 1\r\n\
 m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=recvonly\r\n\
 m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=recvonly\r\n";
 
-const CONN: ConnId = 1000;
+pub(super) const CONN: ConnId = 1000;
 
-struct Harness {
-    adapter: WhipAdapter,
-    now: Instant,
-    out: Vec<WhipAction>,
-    next_request: RequestId,
+/// A core with `receivers` peers that publish nothing in room "live" (and
+/// a producer "cam" when `producer`): what the adapter looks at.
+pub(super) fn core_with(receivers: usize, producer: bool) -> SignallingCore {
+    use crate::core::Input;
+    let mut core = SignallingCore::new(crate::core::Limits::default(), 1);
+    let now = Instant::now();
+    let mut out = Vec::new();
+    let mut join = |conn: ConnId, id: String, streams: Vec<crate::protocol::StreamInfo>| {
+        core.handle(now, Input::Connected { conn }, &mut out);
+        for message in [
+            ClientMessage::Hello {
+                id: Some(id),
+                meta: serde_json::Value::Null,
+                token: None,
+            },
+            ClientMessage::Join {
+                room: "live".into(),
+                streams,
+                meta: serde_json::Value::Null,
+            },
+        ] {
+            core.handle(now, Input::Message { conn, message }, &mut out);
+        }
+    };
+    for i in 0..receivers {
+        join(i as ConnId + 1, format!("recorder-{}", i + 1), Vec::new());
+    }
+    if producer {
+        let video = crate::protocol::StreamInfo {
+            kind: "video".into(),
+            codec: Some("VP8".into()),
+            label: None,
+            extra: Default::default(),
+        };
+        join(500, "cam".into(), vec![video]);
+    }
+    core
+}
+
+pub(super) struct Harness {
+    pub adapter: WishAdapter,
+    pub now: Instant,
+    pub out: Vec<AdapterAction>,
+    pub next_request: RequestId,
+    pub core: SignallingCore,
 }
 
 impl Harness {
-    fn new(token: Option<&str>) -> Harness {
+    pub fn new(token: Option<&str>) -> Harness {
+        Harness::of(Kind::Whip, token, core_with(1, false))
+    }
+
+    pub fn of(kind: Kind, token: Option<&str>, core: SignallingCore) -> Harness {
         Harness {
-            adapter: WhipAdapter::new(
-                WhipConfig {
+            adapter: WishAdapter::new(
+                kind,
+                WishConfig {
                     token: token.map(str::to_owned),
-                    ..WhipConfig::default()
+                    ..WishConfig::default()
                 },
-                7,
+                StdRng::seed_from_u64(7),
             ),
             now: Instant::now(),
             out: Vec::new(),
             next_request: 1,
+            core,
         }
     }
 
-    fn request<'a>(
+    pub fn request<'a>(
         &mut self,
         content_type: &'a str,
         auth: Option<&'a str>,
@@ -54,80 +100,92 @@ impl Harness {
             id: self.next_request,
             content_type: Some(content_type),
             authorization: auth,
+            if_match: None,
             body,
         }
     }
 
+    /// POST to room "live" (WHEP: to `producer`, or the first one).
+    pub fn post_to(
+        &mut self,
+        content_type: &str,
+        auth: Option<&str>,
+        body: &str,
+        producer: Option<&str>,
+    ) -> Vec<AdapterAction> {
+        let request = self.request(content_type, auth, body);
+        let endpoint = Endpoint {
+            room: "live",
+            producer,
+        };
+        self.adapter
+            .post(self.now, &self.core, request, endpoint, CONN, &mut self.out);
+        std::mem::take(&mut self.out)
+    }
+
+    /// A WHIP POST with `receivers` receivers in the room.
     fn post(
         &mut self,
         content_type: &str,
         auth: Option<&str>,
         body: &str,
         receivers: usize,
-    ) -> Vec<WhipAction> {
-        let request = self.request(content_type, auth, body);
-        self.adapter.handle(
-            self.now,
-            WhipInput::Post {
-                request,
-                room: "live",
-                conn: CONN,
-                receivers,
-            },
-            &mut self.out,
-        );
-        std::mem::take(&mut self.out)
+    ) -> Vec<AdapterAction> {
+        self.core = core_with(receivers, false);
+        self.post_to(content_type, auth, body, None)
     }
 
-    fn core(&mut self, message: ServerMessage) -> Vec<WhipAction> {
-        self.adapter.handle(
-            self.now,
-            WhipInput::FromCore {
-                conn: CONN,
-                message: &message,
-            },
-            &mut self.out,
-        );
-        std::mem::take(&mut self.out)
-    }
-
-    fn tick(&mut self, after: Duration) -> Vec<WhipAction> {
-        self.now += after;
+    pub fn core(&mut self, message: ServerMessage) -> Vec<AdapterAction> {
         self.adapter
-            .handle(self.now, WhipInput::Tick, &mut self.out);
+            .core_sent(self.now, CONN, &message, &mut self.out);
         std::mem::take(&mut self.out)
     }
 
-    fn patch(&mut self, session: &str, content_type: &str, body: &str) -> Vec<WhipAction> {
-        let request = self.request(content_type, None, body);
-        self.adapter.handle(
+    pub fn tick(&mut self, after: Duration) -> Vec<AdapterAction> {
+        self.now += after;
+        self.adapter.tick(self.now, &mut self.out);
+        std::mem::take(&mut self.out)
+    }
+
+    pub fn patch_with(
+        &mut self,
+        session: &str,
+        content_type: &str,
+        body: &str,
+        if_match: Option<&str>,
+    ) -> Vec<AdapterAction> {
+        let mut request = self.request(content_type, None, body);
+        request.if_match = if_match;
+        self.adapter.patch(
             self.now,
-            WhipInput::Patch {
-                request,
-                room: "live",
-                session,
-            },
+            &self.core,
+            request,
+            "live",
+            session,
             &mut self.out,
         );
         std::mem::take(&mut self.out)
     }
 
-    fn delete(&mut self, session: &str, auth: Option<&str>) -> Vec<WhipAction> {
+    pub fn patch(&mut self, session: &str, content_type: &str, body: &str) -> Vec<AdapterAction> {
+        self.patch_with(session, content_type, body, None)
+    }
+
+    pub fn delete(&mut self, session: &str, auth: Option<&str>) -> Vec<AdapterAction> {
         let request = self.request("", auth, "");
-        self.adapter.handle(
+        self.adapter.delete(
             self.now,
-            WhipInput::Delete {
-                request,
-                room: "live",
-                session,
-            },
+            &self.core,
+            request,
+            "live",
+            session,
             &mut self.out,
         );
         std::mem::take(&mut self.out)
     }
 
     /// POST, a receiver asks, answers and ends gathering: the 201.
-    fn established(&mut self) -> (String, Response) {
+    fn established(&mut self) -> (String, HttpResponse) {
         self.post("application/sdp", None, OFFER, 1);
         self.core(requested());
         self.core(answer());
@@ -144,14 +202,15 @@ impl Harness {
     }
 }
 
-fn requested() -> ServerMessage {
+pub(super) fn requested() -> ServerMessage {
     ServerMessage::SessionRequested {
         session: "s-1".into(),
         peer: "recorder-1".into(),
+        offer: None,
     }
 }
 
-fn answer() -> ServerMessage {
+pub(super) fn answer() -> ServerMessage {
     ServerMessage::Sdp {
         session: "s-1".into(),
         from: "recorder-1".into(),
@@ -162,7 +221,7 @@ fn answer() -> ServerMessage {
     }
 }
 
-fn candidate(text: &str, index: u32) -> ServerMessage {
+pub(super) fn candidate(text: &str, index: u32) -> ServerMessage {
     ServerMessage::Ice {
         session: "s-1".into(),
         from: "recorder-1".into(),
@@ -174,7 +233,7 @@ fn candidate(text: &str, index: u32) -> ServerMessage {
     }
 }
 
-fn end_of_candidates() -> ServerMessage {
+pub(super) fn end_of_candidates() -> ServerMessage {
     ServerMessage::Ice {
         session: "s-1".into(),
         from: "recorder-1".into(),
@@ -182,27 +241,27 @@ fn end_of_candidates() -> ServerMessage {
     }
 }
 
-fn responses(actions: &[WhipAction]) -> Vec<&Response> {
+pub(super) fn responses(actions: &[AdapterAction]) -> Vec<&HttpResponse> {
     actions
         .iter()
         .filter_map(|a| match a {
-            WhipAction::Respond { response, .. } => Some(response),
+            AdapterAction::Respond { response, .. } => Some(response),
             _ => None,
         })
         .collect()
 }
 
-fn single_response(actions: &[WhipAction]) -> Response {
+pub(super) fn single_response(actions: &[AdapterAction]) -> HttpResponse {
     let found = responses(actions);
     assert_eq!(found.len(), 1, "{actions:#?}");
     found[0].clone()
 }
 
-fn to_core(actions: &[WhipAction]) -> Vec<&ClientMessage> {
+pub(super) fn to_core(actions: &[AdapterAction]) -> Vec<&ClientMessage> {
     actions
         .iter()
         .filter_map(|a| match a {
-            WhipAction::ToCore { message, .. } => Some(message),
+            AdapterAction::ToCore { message, .. } => Some(message),
             _ => None,
         })
         .collect()
@@ -213,7 +272,7 @@ fn a_post_joins_the_room_as_a_publisher_of_the_offers_tracks() {
     let mut h = Harness::new(None);
     let actions = h.post("application/sdp; charset=utf-8", None, OFFER, 1);
     assert!(responses(&actions).is_empty(), "waits for a receiver");
-    assert_eq!(actions[0], WhipAction::Connect { conn: CONN });
+    assert_eq!(actions[0], AdapterAction::Connect { conn: CONN });
     let messages = to_core(&actions);
     let ClientMessage::Hello { id: Some(id), .. } = messages[0] else {
         panic!("{messages:?}")
@@ -251,6 +310,7 @@ fn the_offer_goes_to_the_first_receiver_and_the_answer_carries_its_candidates() 
     let second = h.core(ServerMessage::SessionRequested {
         session: "s-2".into(),
         peer: "viewer".into(),
+        offer: None,
     });
     assert!(
         matches!(to_core(&second)[0], ClientMessage::EndSession { session, .. } if session == "s-2")
@@ -356,7 +416,7 @@ fn no_answer_in_time_is_a_504_and_the_publisher_leaves() {
     h.core(requested());
     let actions = h.tick(Duration::from_secs(16));
     assert_eq!(single_response(&actions).status, 504);
-    assert!(actions.contains(&WhipAction::Disconnect { conn: CONN }));
+    assert!(actions.contains(&AdapterAction::Disconnect { conn: CONN }));
     assert_eq!(h.adapter.session_count(), 0);
 }
 
@@ -365,9 +425,8 @@ fn a_client_that_leaves_before_the_answer_leaves_nothing_behind() {
     let mut h = Harness::new(None);
     h.post("application/sdp", None, OFFER, 1);
     let request = h.next_request;
-    h.adapter
-        .handle(h.now, WhipInput::Abandoned { request }, &mut h.out);
-    assert_eq!(h.out, [WhipAction::Disconnect { conn: CONN }]);
+    h.adapter.abandoned(h.now, request, &mut h.out);
+    assert_eq!(h.out, [AdapterAction::Disconnect { conn: CONN }]);
     assert_eq!(h.adapter.session_count(), 0);
 }
 
@@ -402,12 +461,14 @@ fn trickled_candidates_reach_the_receiver_with_their_section() {
     assert_eq!(single_response(&wrong).status, 415);
     let garbage = h.patch(&session, "application/trickle-ice-sdpfrag", "hello");
     assert_eq!(single_response(&garbage).status, 400);
-    let restart = h.patch(
+    let half_restart = h.patch(
         &session,
         "application/trickle-ice-sdpfrag",
         "a=ice-ufrag:zzzz\r\na=candidate:3 1 UDP 1 127.0.0.1 6000 typ host\r\n",
     );
-    assert_eq!(single_response(&restart).status, 422);
+    let response = single_response(&half_restart);
+    assert_eq!(response.status, 400);
+    assert!(response.body.contains("ice-pwd"), "{}", response.body);
     let unknown = h.patch("nope", "application/trickle-ice-sdpfrag", fragment);
     assert_eq!(single_response(&unknown).status, 404);
 }
@@ -419,7 +480,7 @@ fn delete_leaves_the_room_then_the_session_is_gone() {
     let actions = h.delete(&session, None);
     assert_eq!(single_response(&actions).status, 200);
     assert_eq!(to_core(&actions), [&ClientMessage::Leave {}]);
-    assert!(actions.contains(&WhipAction::Disconnect { conn: CONN }));
+    assert!(actions.contains(&AdapterAction::Disconnect { conn: CONN }));
     assert_eq!(single_response(&h.delete(&session, None)).status, 404);
     assert_eq!(single_response(&h.delete("nope", None)).status, 404);
 }
@@ -457,7 +518,7 @@ fn a_receiver_that_ends_the_session_ends_the_publisher() {
         responses(&actions).is_empty(),
         "the POST was answered long ago"
     );
-    assert_eq!(actions, [WhipAction::Disconnect { conn: CONN }]);
+    assert_eq!(actions, [AdapterAction::Disconnect { conn: CONN }]);
     assert_eq!(single_response(&h.delete(&session, None)).status, 404);
 }
 
@@ -492,4 +553,128 @@ fn sdp_helpers_keep_line_endings_and_sections() {
         "v=0\nm=video 9 X 96\na=mid:v\na=candidate:1 1 UDP 1 127.0.0.1 1 typ host\n"
     );
     assert!(sdp::parse_fragment("a=mid:0\r\n").is_err());
+}
+
+#[test]
+fn an_ice_restart_renegotiates_in_the_same_session_and_answers_with_new_credentials() {
+    let mut h = Harness::new(None);
+    let (session, created) = h.established();
+    let etag = created.etag.clone().unwrap();
+    let restart = "a=ice-ufrag:new1\r\na=ice-pwd:newpassword0123456789ab\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:9 1 UDP 1 127.0.0.1 7000 typ host\r\n";
+
+    let stale = h.patch_with(
+        &session,
+        "application/trickle-ice-sdpfrag",
+        restart,
+        Some("\"old\""),
+    );
+    assert_eq!(
+        single_response(&stale).status,
+        412,
+        "a stale ETag is refused"
+    );
+
+    let actions = h.patch_with(
+        &session,
+        "application/trickle-ice-sdpfrag",
+        restart,
+        Some(&etag),
+    );
+    assert!(
+        responses(&actions).is_empty(),
+        "answered once the peer answers"
+    );
+    let ClientMessage::Sdp {
+        session: core_session,
+        sdp,
+    } = to_core(&actions)[0]
+    else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(core_session, "s-1", "the same core session");
+    assert_eq!(sdp.kind, SdpKind::Offer);
+    assert_eq!(sdp::ufrag(&sdp.sdp), Some("new1"));
+    assert_eq!(sdp::pwd(&sdp.sdp), Some("newpassword0123456789ab"));
+    assert!(
+        sdp.sdp
+            .contains("a=candidate:9 1 UDP 1 127.0.0.1 7000 typ host")
+    );
+    assert!(!sdp.sdp.contains("abcd"), "no trace of the old credentials");
+
+    let new_answer = ANSWER.to_string().replace(
+        "a=mid:0\r\n",
+        "a=mid:0\r\na=ice-ufrag:srv2\r\na=ice-pwd:serverpassword0123456789\r\n",
+    );
+    h.core(ServerMessage::Sdp {
+        session: "s-1".into(),
+        from: "recorder-1".into(),
+        sdp: SessionDescription {
+            kind: SdpKind::Answer,
+            sdp: new_answer,
+        },
+    });
+    h.core(candidate("candidate:4 1 UDP 5 127.0.0.1 7100 typ host", 0));
+    let response = single_response(&h.core(end_of_candidates()));
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.content_type,
+        Some("application/trickle-ice-sdpfrag")
+    );
+    assert!(
+        response.body.contains("a=ice-ufrag:srv2\r\n"),
+        "{}",
+        response.body
+    );
+    assert!(
+        response
+            .body
+            .contains("a=ice-pwd:serverpassword0123456789\r\n")
+    );
+    assert!(
+        response
+            .body
+            .contains("a=mid:0\r\na=candidate:4 1 UDP 5 127.0.0.1 7100 typ host\r\n")
+    );
+    assert!(response.body.ends_with("a=end-of-candidates\r\n"));
+    let new_etag = response.etag.unwrap();
+    assert_ne!(new_etag, etag, "a new ETag");
+
+    // Trickle with the new credentials is a trickle, not another restart.
+    let trickle = "a=ice-ufrag:new1\r\na=ice-pwd:newpassword0123456789ab\r\na=candidate:10 1 UDP 1 127.0.0.1 7001 typ host\r\n";
+    let actions = h.patch_with(
+        &session,
+        "application/trickle-ice-sdpfrag",
+        trickle,
+        Some(&new_etag),
+    );
+    assert_eq!(single_response(&actions).status, 204);
+    assert_eq!(single_response(&h.delete(&session, None)).status, 200);
+}
+
+#[test]
+fn the_room_sees_a_peer_id_unrelated_to_the_resource() {
+    let mut h = Harness::new(None);
+    let actions = h.post("application/sdp", None, OFFER, 1);
+    let ClientMessage::Hello {
+        id: Some(peer_id), ..
+    } = to_core(&actions)[0]
+    else {
+        panic!()
+    };
+    h.core(requested());
+    h.core(answer());
+    let response = single_response(&h.core(end_of_candidates()));
+    let resource = response
+        .location
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(resource.len(), 26, "130 bits");
+    let suffix = peer_id.trim_start_matches("whip-");
+    assert!(
+        !resource.contains(suffix) && !suffix.contains(&resource[..8]),
+        "{peer_id} {resource}"
+    );
 }

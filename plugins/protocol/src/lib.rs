@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 mod relay;
+pub mod sdp;
 pub use relay::{Inbound, RelayRequest, decode_inbound, encode_relayed_message};
 
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -67,6 +68,16 @@ pub enum SdpKind {
     Answer,
 }
 
+/// A STUN or TURN server, shaped like the browser's RTCIceServer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IceServerConfig {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
 /// An ICE candidate, shaped like the browser's RTCIceCandidateInit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -89,6 +100,10 @@ pub enum ClientMessage {
         id: Option<PeerId>,
         #[serde(default, skip_serializing_if = "Value::is_null")]
         meta: Value,
+        /// An access token (JWT), when the server requires one (or give
+        /// it as `?token=` on the WebSocket URL).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     Join {
         room: RoomId,
@@ -111,13 +126,16 @@ pub enum ClientMessage {
         room: Option<RoomId>,
     },
     ListRooms {},
-    /// Ask `peer` for a session; by convention the producer sends the offer.
-    /// With `wait`, a peer not yet in the room is waited for instead of
-    /// refused.
+    /// Ask `peer` for a session. Without `offer` the peer asked makes the
+    /// offer (a producer offering its streams); with one, it answers it (a
+    /// viewer that offers, as WHEP players and PeerJS callers do). With
+    /// `wait`, a peer not yet in the room is waited for instead of refused.
     StartSession {
         peer: PeerId,
         #[serde(default)]
         wait: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offer: Option<SessionDescription>,
     },
     Sdp {
         session: SessionId,
@@ -185,6 +203,10 @@ pub enum ServerMessage {
         protocol: u32,
         heartbeat_ms: u64,
         max_message_bytes: usize,
+        /// STUN/TURN servers to use, shaped like RTCIceServer (TURN with
+        /// short-lived credentials for this peer).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServerConfig>,
     },
     Joined {
         room: RoomId,
@@ -218,10 +240,13 @@ pub enum ServerMessage {
         session: SessionId,
         peer: PeerId,
     },
-    /// To the peer asked: `peer` wants a session with it.
+    /// To the peer asked: `peer` wants a session with it. With `offer`,
+    /// answer it; without, make the offer.
     SessionRequested {
         session: SessionId,
         peer: PeerId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offer: Option<SessionDescription>,
     },
     Sdp {
         session: SessionId,
@@ -294,7 +319,10 @@ pub enum ErrorCode {
     SlowConsumer,
     HeartbeatTimeout,
     ServerShutdown,
+    /// No or a bad token (the message says why).
     Unauthorized,
+    /// A good token that does not grant this.
+    Forbidden,
 }
 
 impl ErrorCode {
@@ -324,6 +352,7 @@ impl ErrorCode {
             ErrorCode::HeartbeatTimeout => "heartbeat-timeout",
             ErrorCode::ServerShutdown => "server-shutdown",
             ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
         }
     }
 }
