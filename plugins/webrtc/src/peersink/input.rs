@@ -447,11 +447,15 @@ fn video_encoder_chain(codec: Codec, layer: &LayerSpec, pixels: u64) -> Vec<Stri
         // Dropping a frame when the rate buffer runs low is what holds the
         // rate on hard content: without it vp8enc sends 2 Mbit/s of noise
         // for a 600 kbit/s layer, and a layer is only worth choosing if it
-        // costs what it says. cpu-used=12: at 720p 2 Mbit/s the same luma
-        // PSNR as 8 (27.2 dB, broadcast_bench) for 29% of a core instead
-        // of 38%; 16 made the rate control drop 10% of the frames.
+        // costs what it says. cpu-used is negative, a fixed speed: a
+        // positive one lets libvpx pick a slower speed while a frame takes
+        // less than (16 - n)/16 of its period, so the encoder grows to fill
+        // the idle cores (29-38% of a core at 720p30 for 8 and 12). Fixed
+        // speed 8 encodes every frame of 720p SMPTE bars at 2 Mbit/s (12
+        // and 16 dropped 8-10% of them) for ~16% of a core; webrtcsink
+        // uses -16 without frame dropping.
         Codec::Vp8 => format!(
-            "vp8enc deadline=1 cpu-used=12 end-usage=cbr target-bitrate={bitrate} lag-in-frames=0 \
+            "vp8enc deadline=1 cpu-used=-8 end-usage=cbr target-bitrate={bitrate} lag-in-frames=0 \
              keyframe-max-dist=300 error-resilient=default threads={threads} buffer-size=1000 \
              buffer-initial-size=500 buffer-optimal-size=600 undershoot=95 static-threshold=0 \
              dropframe-threshold=30"

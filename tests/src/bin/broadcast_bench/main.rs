@@ -184,6 +184,15 @@ fn orchestrate(mut options: Options) -> i32 {
         options.kinds.retain(|kind| *kind == Kind::PeerSink);
     }
     options.viewers.retain(|&n| n > 0);
+    if options.latency_seconds > 0 && (options.width as usize) < sender::STAMP_BITS * sender::BLOCK
+    {
+        // The stamps are a row of STAMP_BITS blocks: narrower, no latency.
+        eprintln!(
+            "glass-to-glass latency and PSNR not measured: the picture must be at least {} wide",
+            sender::STAMP_BITS * sender::BLOCK
+        );
+        options.latency_seconds = 0;
+    }
     let _veth = if options.kinds.contains(&Kind::WebRtcSink) {
         match LoopbackVeth::create() {
             Ok(veth) => Some(veth),

@@ -48,9 +48,12 @@ pub fn run(kind: Kind, uri: &str, broadcast: Broadcast) {
         // The same fixed bitrate as peersink, no FEC: like for like. With
         // congestion control disabled webrtcsink encodes at max-bitrate
         // (8 Mbit/s by default, seen), not start-bitrate: both are set.
+        // Its mitigations (half the frame rate under 500 kbit/s, a smaller
+        // picture under 2 Mbit/s) are off: peersink sends what it gets.
         Kind::WebRtcSink => format!(
             "webrtcsink name=sink signaller::uri={uri} congestion-control=disabled \
-             start-bitrate={bitrate} max-bitrate={bitrate} do-fec=false video-caps=video/x-vp8"
+             start-bitrate={bitrate} max-bitrate={bitrate} do-fec=false video-caps=video/x-vp8 \
+             enable-mitigation-modes=none"
         ),
     };
     let pipeline = peer_tests::launch(&format!(
