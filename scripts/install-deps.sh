@@ -8,6 +8,7 @@ packages=(
   build-essential pkg-config git ca-certificates
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
   libnice-dev
+  libssl-dev   # the viewer farm's str0m: DTLS and SRTP through OpenSSL
   # runtime: elements used inside our bins
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-base-apps gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav

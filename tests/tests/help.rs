@@ -1,7 +1,6 @@
 //! Every binary of the workspace answers `--help` with its options and
 //! exits, instead of starting its work (a benchmark ignoring `--help`
-//! once ran for minutes). `broadcast_bench` is left out while it is being
-//! rewritten.
+//! once ran for minutes).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -52,6 +51,12 @@ fn every_binary_prints_its_usage_and_options() {
             &["<FILE>..."],
         ),
         (target.join("record_bench"), vec![], &["[PUBLISHERS]..."]),
+        (
+            target.join("broadcast_bench"),
+            vec![],
+            &["--viewers", "--kinds", "--webrtc-server"],
+        ),
+        (target.join("viewer-farm"), vec![], &["--viewers", "--producer"]),
         (
             target.join("signalling_bench"),
             vec![],

@@ -70,6 +70,11 @@ impl Encoding {
         self.feeds.lock().unwrap().retain(|f| !Arc::ptr_eq(f, feed));
     }
 
+    /// Whether any viewer takes (or is about to take) this encoding.
+    pub fn has_feeds(&self) -> bool {
+        !self.feeds.lock().unwrap().is_empty()
+    }
+
     pub fn viewer_count(&self) -> usize {
         self.feeds
             .lock()

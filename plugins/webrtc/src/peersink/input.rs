@@ -154,7 +154,16 @@ impl Input {
             let branches = settings
                 .video_layers
                 .iter()
-                .map(|layer| (Some(*layer), video_encoder_chain(codec, layer)))
+                .map(|layer| {
+                    let pixels = layer.size.map_or_else(
+                        || {
+                            let dimension = |name| structure.get::<i32>(name).unwrap_or(0).max(0);
+                            dimension("width") as u64 * dimension("height") as u64
+                        },
+                        |(width, height)| width as u64 * height as u64,
+                    );
+                    (Some(*layer), video_encoder_chain(codec, layer, pixels))
+                })
                 .collect();
             (codec, branches)
         } else if name == "audio/x-raw" && self.kind == MediaKind::Audio {
@@ -254,6 +263,9 @@ impl Input {
                 .map_err(|err| format!("cannot link the encoder chain: {err}"))?;
             let limiter = KeyframeLimiter::new(settings.min_keyframe_interval);
             let encoding = Encoding::new(self.kind, index, *layer, output, limiter);
+            if elements.iter().any(is_encoder) {
+                self.skip_when_unwatched(&elements[0], &encoding);
+            }
             if index == 0 && codec == Codec::H264 {
                 self.watch_h264_profile(&encoding);
             }
@@ -269,6 +281,29 @@ impl Input {
         }
         *self.chain.lock().unwrap() = added.clone();
         Ok(())
+    }
+
+    /// Encodes only while someone watches: once the input is ready to
+    /// offer (its encoded caps known), raw buffers for an encoding no
+    /// viewer takes are dropped before they reach its encoder. A viewer
+    /// subscribes before it connects and asks for a keyframe when it does,
+    /// so the encoder is running again by then.
+    fn skip_when_unwatched(self: &Arc<Self>, first: &gst::Element, encoding: &Arc<Encoding>) {
+        let Some(pad) = first.static_pad("sink") else {
+            return;
+        };
+        let input = Arc::downgrade(self);
+        let encoding = Arc::downgrade(encoding);
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            let (Some(input), Some(encoding)) = (input.upgrade(), encoding.upgrade()) else {
+                return gst::PadProbeReturn::Ok;
+            };
+            if !encoding.has_feeds() && input.is_ready() {
+                gst::PadProbeReturn::Drop
+            } else {
+                gst::PadProbeReturn::Ok
+            }
+        });
     }
 
     /// Whether what feeds this input is live (asked upstream).
@@ -396,19 +431,32 @@ pub fn is_encoder(element: &gst::Element) -> bool {
         .is_some_and(|f| f.has_type(gst::ElementFactoryType::ENCODER))
 }
 
-fn video_encoder_chain(codec: Codec, layer: &LayerSpec) -> Vec<String> {
+/// Pictures up to this size are encoded by one VP8 thread: a second one
+/// cost more than it saved (broadcast benchmark, 720p30 on 2 busy cores:
+/// 53% of a core with threads=2, 38% with 1, libvpx's threads spinning
+/// while they wait for each other).
+const ONE_THREAD_PIXELS: u64 = 1920 * 1080;
+
+fn video_encoder_chain(codec: Codec, layer: &LayerSpec, pixels: u64) -> Vec<String> {
     let bitrate = layer.bitrate;
     let kbps = (bitrate / 1000).max(1);
+    let threads = if pixels <= ONE_THREAD_PIXELS { 1 } else { 2 };
     let encoder = match codec {
         // Real-time settings: no look-ahead, constant bitrate, keyframes
         // on request (a long GOP otherwise), error resilience for loss.
         // Dropping a frame when the rate buffer runs low is what holds the
         // rate on hard content: without it vp8enc sends 2 Mbit/s of noise
         // for a 600 kbit/s layer, and a layer is only worth choosing if it
-        // costs what it says.
+        // costs what it says. cpu-used is negative, a fixed speed: a
+        // positive one lets libvpx pick a slower speed while a frame takes
+        // less than (16 - n)/16 of its period, so the encoder grows to fill
+        // the idle cores (29-38% of a core at 720p30 for 8 and 12). Fixed
+        // speed 8 encodes every frame of 720p SMPTE bars at 2 Mbit/s (12
+        // and 16 dropped 8-10% of them) for ~16% of a core; webrtcsink
+        // uses -16 without frame dropping.
         Codec::Vp8 => format!(
-            "vp8enc deadline=1 cpu-used=8 end-usage=cbr target-bitrate={bitrate} lag-in-frames=0 \
-             keyframe-max-dist=300 error-resilient=default threads=2 buffer-size=1000 \
+            "vp8enc deadline=1 cpu-used=-8 end-usage=cbr target-bitrate={bitrate} lag-in-frames=0 \
+             keyframe-max-dist=300 error-resilient=default threads={threads} buffer-size=1000 \
              buffer-initial-size=500 buffer-optimal-size=600 undershoot=95 static-threshold=0 \
              dropframe-threshold=30"
         ),

@@ -1,0 +1,249 @@
+//! The farm: N viewers on a small tokio runtime, started one after another,
+//! and snapshots of their counters and of the farm's own cost.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::FarmError;
+use crate::signal::Target;
+use crate::usage;
+use crate::viewer::{self, Phase, ViewerSetup, ViewerStats};
+
+#[derive(Debug, Clone)]
+pub struct FarmConfig {
+    pub target: Target,
+    pub viewers: usize,
+    /// Local address of the viewers' sockets (their only ICE candidate).
+    pub bind: IpAddr,
+    /// Pause between two viewers' starts: a crowd arriving, not every
+    /// viewer in the same millisecond.
+    pub ramp: Duration,
+    /// Runtime worker threads shared by all viewers.
+    pub threads: usize,
+    /// Signalling + ICE + DTLS deadline per viewer.
+    pub connect_timeout: Duration,
+}
+
+pub struct Farm {
+    runtime: tokio::runtime::Runtime,
+    viewers: Vec<Arc<ViewerStats>>,
+    stop: watch::Sender<bool>,
+    started: Instant,
+}
+
+/// One viewer's counters at one moment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ViewerSnapshot {
+    pub phase: String,
+    /// Frames a decoder would show (complete, chained to a keyframe).
+    pub decodable: u64,
+    pub complete: u64,
+    pub keyframes: u64,
+    pub incomplete: u64,
+    pub skipped: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub nacks: u64,
+    pub plis: u64,
+    /// Start → ICE and DTLS connected.
+    pub connected_ms: Option<f64>,
+    /// Start → first decodable frame.
+    pub first_frame_ms: Option<f64>,
+    pub error: Option<String>,
+}
+
+/// Every viewer plus the farm's own cost, at one moment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Since the farm started.
+    pub seconds: f64,
+    /// The farm process's CPU time so far.
+    pub cpu_seconds: f64,
+    pub rss_kb: u64,
+    pub threads: u64,
+    pub viewers: Vec<ViewerSnapshot>,
+}
+
+impl Snapshot {
+    pub fn receiving(&self) -> usize {
+        self.viewers
+            .iter()
+            .filter(|v| v.phase == Phase::Receiving.name())
+            .count()
+    }
+
+    /// Viewers that failed, with why.
+    pub fn failures(&self) -> Vec<(usize, String)> {
+        self.viewers
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.phase == Phase::Failed.name())
+            .map(|(i, v)| (i, v.error.clone().unwrap_or_default()))
+            .collect()
+    }
+
+    /// Packet and frame counts summed over the viewers, for diagnostics.
+    pub fn totals(&self) -> String {
+        let sum = |f: fn(&ViewerSnapshot) -> u64| self.viewers.iter().map(f).sum::<u64>();
+        format!(
+            "in all: {} packets, {} complete frames, {} keyframes, {} decodable, {} NACKs, {} PLIs",
+            sum(|v| v.packets),
+            sum(|v| v.complete),
+            sum(|v| v.keyframes),
+            sum(|v| v.decodable),
+            sum(|v| v.nacks),
+            sum(|v| v.plis)
+        )
+    }
+
+    /// Phases and how many viewers are in each, e.g. "3 receiving, 1 connecting".
+    pub fn phases(&self) -> String {
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        for viewer in &self.viewers {
+            match counts.iter_mut().find(|(phase, _)| *phase == viewer.phase) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((viewer.phase.clone(), 1)),
+            }
+        }
+        counts
+            .iter()
+            .map(|(phase, n)| format!("{n} {phase}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Decodable frames per second of each viewer between two snapshots.
+pub fn frame_rates(before: &Snapshot, after: &Snapshot) -> Vec<f64> {
+    let seconds = after.seconds - before.seconds;
+    before
+        .viewers
+        .iter()
+        .zip(&after.viewers)
+        .map(|(b, a)| a.decodable.saturating_sub(b.decodable) as f64 / seconds)
+        .collect()
+}
+
+impl Farm {
+    /// Starts the runtime and, in the background, the viewers one by one.
+    pub fn start(config: FarmConfig) -> Result<Farm, FarmError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.threads.max(1))
+            .thread_name("farm")
+            .enable_all()
+            .build()?;
+        let cert = str0m::crypto::from_feature_flags()
+            .dtls_provider
+            .generate_certificate()
+            .ok_or_else(|| FarmError::Certificate("the crypto provider made none".into()))?;
+        let setup = ViewerSetup {
+            target: config.target.clone(),
+            bind: config.bind,
+            cert,
+            connect_timeout: config.connect_timeout,
+        };
+        let viewers: Vec<Arc<ViewerStats>> = (0..config.viewers)
+            .map(|_| Arc::new(ViewerStats::default()))
+            .collect();
+        let (stop, stopped) = watch::channel(false);
+        let launch = viewers.clone();
+        runtime.spawn(async move {
+            for (i, stats) in launch.into_iter().enumerate() {
+                if i > 0 && !config.ramp.is_zero() {
+                    tokio::time::sleep(config.ramp).await;
+                }
+                if *stopped.borrow() {
+                    return;
+                }
+                tokio::spawn(viewer::run(setup.clone(), stats, stopped.clone()));
+            }
+        });
+        Ok(Farm {
+            runtime,
+            viewers,
+            stop,
+            started: Instant::now(),
+        })
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let viewers = self
+            .viewers
+            .iter()
+            .map(|stats| {
+                let ms = |us: u64| (us > 0).then(|| us as f64 / 1000.0);
+                let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+                ViewerSnapshot {
+                    phase: stats.phase().name().to_owned(),
+                    decodable: load(&stats.decodable),
+                    complete: load(&stats.complete),
+                    keyframes: load(&stats.keyframes),
+                    incomplete: load(&stats.incomplete),
+                    skipped: load(&stats.skipped),
+                    packets: load(&stats.packets),
+                    bytes: load(&stats.bytes),
+                    nacks: load(&stats.nacks),
+                    plis: load(&stats.plis),
+                    connected_ms: ms(load(&stats.connected_us)),
+                    first_frame_ms: ms(load(&stats.first_frame_us)),
+                    error: stats.error.lock().unwrap().clone(),
+                }
+            })
+            .collect();
+        Snapshot {
+            seconds: self.started.elapsed().as_secs_f64(),
+            cpu_seconds: usage::cpu_seconds(None),
+            rss_kb: usage::rss_kb(None),
+            threads: usage::threads(None),
+            viewers,
+        }
+    }
+
+    /// Waits until every viewer has a decodable frame. Fails as soon as
+    /// one viewer fails, or at `timeout`, saying which viewers and why.
+    pub fn wait_receiving(&self, timeout: Duration) -> Result<Snapshot, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let snapshot = self.snapshot();
+            let failures = snapshot.failures();
+            if !failures.is_empty() {
+                let list: Vec<String> = failures
+                    .iter()
+                    .take(5)
+                    .map(|(i, why)| format!("viewer {i}: {why}"))
+                    .collect();
+                return Err(format!(
+                    "{} of {} viewers failed ({}); {}",
+                    failures.len(),
+                    snapshot.viewers.len(),
+                    snapshot.phases(),
+                    list.join("; ")
+                ));
+            }
+            if snapshot.receiving() == snapshot.viewers.len() {
+                return Ok(snapshot);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "after {timeout:?} only {} of {} viewers receive ({}; {})",
+                    snapshot.receiving(),
+                    snapshot.viewers.len(),
+                    snapshot.phases(),
+                    snapshot.totals()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops every viewer (their sockets close; the sender sees them go).
+    pub fn stop(self) {
+        let _ = self.stop.send(true);
+        self.runtime.shutdown_timeout(Duration::from_secs(2));
+    }
+}

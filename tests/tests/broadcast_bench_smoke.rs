@@ -1,0 +1,95 @@
+//! A smoke run of the broadcast benchmark (tests/src/bin/broadcast_bench)
+//! and its viewer farm: seconds long, a small broadcast from peersink and
+//! one from gst-plugins-rs's webrtcsink (scripts/test.sh builds it and
+//! passes its plugin directory in GST_PEER_REFERENCE_PLUGINS), each
+//! watched by three farm viewers in the same run. It checks that the
+//! benchmark runs end to end and reports, and that every viewer of both
+//! senders counted decodable frames; not the figures (a debug build on
+//! shared cores).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use peer_tests::process::ChildProcess;
+
+const VIEWERS: &str = "3";
+
+/// gst-plugins-rs's plugin directory and its signalling server.
+fn reference() -> (PathBuf, PathBuf) {
+    let dir = PathBuf::from(std::env::var("GST_PEER_REFERENCE_PLUGINS").unwrap_or_default());
+    assert!(
+        dir.join("libgstrswebrtc.so").exists(),
+        "gst-plugins-rs's webrtc plugin is not built: run `bash scripts/reference-peers.sh` and \
+         set GST_PEER_REFERENCE_PLUGINS to the directory it prints (scripts/test.sh does both); \
+         got {dir:?}"
+    );
+    // reference-peers.sh: <prefix>/lib/gstreamer-1.0 and <prefix>/bin.
+    let server = dir.join("../../bin/gst-webrtc-signalling-server");
+    assert!(server.exists(), "no {server:?} beside the plugin");
+    (dir, server)
+}
+
+/// The slowest viewer's frame rate in a point's row:
+/// `| 1 | KIND | 3 | min / p5 / median | ...`.
+fn slowest(row: &str) -> f64 {
+    assert!(!row.contains("FAILED"), "the point failed: {row}");
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    cells[4]
+        .split('/')
+        .next()
+        .and_then(|min| min.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no fps in {row}"))
+}
+
+#[test]
+fn every_farm_viewer_counts_frames_from_peersink_and_webrtcsink() {
+    peer_tests::require_loopback_only();
+    let (plugins, server) = reference();
+    let path = std::env::var("GST_PLUGIN_PATH").unwrap_or_default();
+    let plugin_path = std::env::join_paths(
+        std::iter::once(plugins).chain(std::env::split_paths(&path).filter(|p| p != Path::new(""))),
+    )
+    .expect("plugin paths join");
+    let mut bench = ChildProcess::spawn(
+        Command::new(env!("CARGO_BIN_EXE_broadcast_bench"))
+            .env("GST_PLUGIN_PATH", plugin_path)
+            .arg("--webrtc-server")
+            .arg(server)
+            .args([
+                "--kinds",
+                "peersink,webrtcsink",
+                "--viewers",
+                VIEWERS,
+                "--rounds",
+                "1",
+                "--seconds",
+                "3",
+                "--baseline-seconds",
+                "1",
+                "--latency-seconds",
+                "0",
+                "--joins",
+                "0",
+                "--width",
+                "320",
+                "--height",
+                "240",
+                "--bitrate",
+                "300000",
+            ]),
+    );
+    for kind in ["peersink", "webrtcsink"] {
+        let row = bench.wait_line(&format!("| 1 | {kind} | {VIEWERS} |"), Duration::from_secs(40));
+        let fps = slowest(&row);
+        assert!(
+            fps > 0.0,
+            "every {kind} viewer counts decodable frames, the slowest got {fps} fps: {row}"
+        );
+    }
+    bench.wait_line("Every point reached every viewer.", Duration::from_secs(20));
+    assert!(
+        bench.wait_exit(Duration::from_secs(20)),
+        "the benchmark ends"
+    );
+}
