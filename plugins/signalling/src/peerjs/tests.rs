@@ -635,3 +635,43 @@ fn ids_are_uuids_and_discovery_is_off_by_default() {
         Some(vec!["alice".to_owned(), "studio".to_owned()])
     );
 }
+
+#[test]
+fn with_tokens_required_the_peerjs_token_is_ours_and_a_bad_one_is_refused_in_words() {
+    use crate::auth::{Authority, Claims, mint};
+    use crate::core::Access;
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+    const UNIX_NOW: u64 = 1_800_000_000;
+    let mut h = Harness::new();
+    h.core.set_clock_base(h.now, UNIX_NOW);
+    h.core.set_access(Access {
+        authority: Some(Authority::hs256(SECRET).unwrap()),
+        turn: None,
+    });
+    let token = |sub: &str| {
+        let claims = Claims {
+            sub: Some(sub.into()),
+            room: "peerjs".into(),
+            grants: vec!["publish".into(), "subscribe".into(), "data".into()],
+            exp: UNIX_NOW + 3600,
+            nbf: None,
+            iat: None,
+        };
+        mint(&claims, "HS256", SECRET).unwrap()
+    };
+    // Its own token: OPEN.
+    let alice = h.open(Some("peerjs"), Some("alice"), Some(&token("alice")));
+    assert_eq!(h.frames(alice), vec![json!({"type": "OPEN"})]);
+    assert!(h.core.has_peer_in("peerjs", "alice"));
+    // PeerJS's own random token, or someone else's: ERROR saying why, closed.
+    for (id, bad) in [("bob", "a-random-peerjs-token".to_owned()), ("mallory", token("alice"))] {
+        let socket = h.open(Some("peerjs"), Some(id), Some(&bad));
+        let frames = h.frames(socket);
+        assert_eq!(frames.len(), 1, "{frames:?}");
+        assert_eq!(frames[0]["type"], "ERROR", "{frames:?}");
+        let message = frames[0]["payload"]["msg"].as_str().unwrap();
+        assert!(!message.is_empty(), "{frames:?}");
+        assert!(h.closed.contains(&socket));
+        assert!(!h.core.has_peer(id));
+    }
+}
