@@ -64,14 +64,21 @@ impl Freezes {
         };
         let now = Instant::now();
         let open_gap = now - last;
-        let frozen = self.frozen + if open_gap > FROZEN_AFTER { open_gap } else { Duration::ZERO };
+        let frozen = self.frozen
+            + if open_gap > FROZEN_AFTER {
+                open_gap
+            } else {
+                Duration::ZERO
+            };
         let watched = (now - since).as_secs_f64().max(1.0);
         frozen.mul_f64(60.0 / watched)
     }
 
     /// The longest gap, the one still open included.
     pub fn longest_gap_now(&self) -> Duration {
-        let open = self.last_frame_at.map_or(Duration::ZERO, |last| last.elapsed());
+        let open = self
+            .last_frame_at
+            .map_or(Duration::ZERO, |last| last.elapsed());
         self.longest_gap.max(open)
     }
 }

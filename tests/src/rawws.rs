@@ -144,8 +144,14 @@ fn parse_server_frame(buffer: &[u8]) -> Option<(Frame, usize)> {
     }
     let opcode = buffer[0] & 0x0f;
     let (len, mut at) = match buffer[1] & 0x7f {
-        126 => (u16::from_be_bytes(buffer.get(2..4)?.try_into().ok()?) as usize, 4),
-        127 => (u64::from_be_bytes(buffer.get(2..10)?.try_into().ok()?) as usize, 10),
+        126 => (
+            u16::from_be_bytes(buffer.get(2..4)?.try_into().ok()?) as usize,
+            4,
+        ),
+        127 => (
+            u64::from_be_bytes(buffer.get(2..10)?.try_into().ok()?) as usize,
+            10,
+        ),
         len => (len as usize, 2),
     };
     if buffer[1] & 0x80 != 0 {

@@ -131,7 +131,10 @@ fn attacker(n: u8) -> Ipv4Addr {
 
 /// Runs `exchange` on the pair every 500 ms while `attack` runs, and
 /// once more after; the slowest exchange.
-async fn exchanges_during<F: std::future::Future>(pair: &mut Pair, attack: F) -> (F::Output, Duration) {
+async fn exchanges_during<F: std::future::Future>(
+    pair: &mut Pair,
+    attack: F,
+) -> (F::Output, Duration) {
     tokio::pin!(attack);
     let mut slowest = Duration::ZERO;
     let mut exchanges = 0;
@@ -145,18 +148,28 @@ async fn exchanges_during<F: std::future::Future>(pair: &mut Pair, attack: F) ->
         }
     };
     slowest = slowest.max(pair.exchange().await);
-    println!("{} exchanges during the attack, slowest {slowest:?}", exchanges + 1);
+    println!(
+        "{} exchanges during the attack, slowest {slowest:?}",
+        exchanges + 1
+    );
     (output, slowest)
 }
 
 /// Opens `count` WebSockets from `source`, `batch` at a time.
-async fn open_sockets(source: Ipv4Addr, port: u16, count: usize, receive_buffer: Option<u32>) -> Vec<RawSocket> {
+async fn open_sockets(
+    source: Ipv4Addr,
+    port: u16,
+    count: usize,
+    receive_buffer: Option<u32>,
+) -> Vec<RawSocket> {
     let mut sockets = Vec::with_capacity(count);
     while sockets.len() < count {
         let batch = (count - sockets.len()).min(200);
         let opened = futures::future::join_all((0..batch).map(|_| async move {
             let stream = rawws::connect_from(source, port, receive_buffer).await;
-            RawSocket::upgrade(stream, "/ws").await.expect("WebSocket upgrade")
+            RawSocket::upgrade(stream, "/ws")
+                .await
+                .expect("WebSocket upgrade")
         }))
         .await;
         sockets.extend(opened);
@@ -193,7 +206,9 @@ async fn a_thousand_clients_that_stop_reading_are_dropped_and_cost_the_others_no
     let mut talkers = Vec::new();
     for room in 0..10 {
         let mut talker = RawPeer::connect(&server.ws_url()).await;
-        talker.join(&format!("talker-{room}"), &format!("crowd-{room}"), false).await;
+        talker
+            .join(&format!("talker-{room}"), &format!("crowd-{room}"), false)
+            .await;
         talkers.push(talker);
     }
     let payload = "x".repeat(8 * 1024);
@@ -211,18 +226,26 @@ async fn a_thousand_clients_that_stop_reading_are_dropped_and_cost_the_others_no
         loop {
             let mut left = 0;
             for room in 0..10 {
-                left += server.peers_in(&format!("crowd-{room}")).await.saturating_sub(1);
+                left += server
+                    .peers_in(&format!("crowd-{room}"))
+                    .await
+                    .saturating_sub(1);
             }
             if left == 0 {
                 break;
             }
-            assert!(Instant::now() < deadline, "{left} non-readers still in after 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "{left} non-readers still in after 30 s"
+            );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     };
     let ((), slowest) = exchanges_during(&mut pair, attack).await;
     let growth = server.peak_mib() - before;
-    println!("non-readers: peak memory {growth:.0} MiB over the {before:.0} MiB before, slowest exchange {slowest:?}");
+    println!(
+        "non-readers: peak memory {growth:.0} MiB over the {before:.0} MiB before, slowest exchange {slowest:?}"
+    );
     assert!(growth < 400.0, "the server grew by {growth:.0} MiB");
     drop(crowd);
 }
@@ -250,7 +273,8 @@ async fn slowloris_requests_are_closed_at_the_header_deadline() {
         let mut extra = rawws::connect_from(attacker(3), port, None).await;
         let mut refusal = String::new();
         use tokio::io::AsyncReadExt;
-        let _ = tokio::time::timeout(Duration::from_secs(5), extra.read_to_string(&mut refusal)).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(5), extra.read_to_string(&mut refusal)).await;
         let opened = Instant::now();
         let mut open = streams.len();
         let mut byte = 0u8;
@@ -280,10 +304,21 @@ async fn slowloris_requests_are_closed_at_the_header_deadline() {
     };
     let ((open, took, refusal), slowest) = exchanges_during(&mut pair, attack).await;
     let growth = server.peak_mib() - before;
-    println!("slowloris: all closed after {took:?}, peak growth {growth:.0} MiB, slowest exchange {slowest:?}");
-    assert!(refusal.starts_with("HTTP/1.1 503"), "the 1,001st connection: {refusal:?}");
-    assert!(refusal.contains("too many connections from your address"), "{refusal}");
-    assert_eq!(open, 0, "{open} slowloris connections still open after {took:?}");
+    println!(
+        "slowloris: all closed after {took:?}, peak growth {growth:.0} MiB, slowest exchange {slowest:?}"
+    );
+    assert!(
+        refusal.starts_with("HTTP/1.1 503"),
+        "the 1,001st connection: {refusal:?}"
+    );
+    assert!(
+        refusal.contains("too many connections from your address"),
+        "{refusal}"
+    );
+    assert_eq!(
+        open, 0,
+        "{open} slowloris connections still open after {took:?}"
+    );
     assert!(took < Duration::from_secs(16), "closed only after {took:?}");
     assert!(growth < 100.0, "the server grew by {growth:.0} MiB");
 }
@@ -300,7 +335,9 @@ async fn ten_thousand_connections_that_never_say_hello_are_closed_with_hello_tim
     let files = raise_file_limit();
     let groups = (10u64).min(files.saturating_sub(500) / 1_000) as u8;
     if groups < 10 {
-        println!("only {files} open files allowed here (ulimit -Hn): {groups},000 attackers, not 10,000");
+        println!(
+            "only {files} open files allowed here (ulimit -Hn): {groups},000 attackers, not 10,000"
+        );
     }
     let opened = Instant::now();
     let mut sockets = Vec::new();
@@ -312,7 +349,9 @@ async fn ten_thousand_connections_that_never_say_hello_are_closed_with_hello_tim
     let extra = rawws::connect_from(attacker(10), port, None).await;
     let refused = RawSocket::upgrade(extra, "/ws").await.err();
     assert!(
-        refused.as_deref().is_some_and(|status| status.starts_with("HTTP/1.1 503")),
+        refused
+            .as_deref()
+            .is_some_and(|status| status.starts_with("HTTP/1.1 503")),
         "the 1,001st WebSocket from one address: {refused:?}"
     );
     let open_mib = server.rss_mib() - before;
@@ -340,8 +379,15 @@ async fn ten_thousand_connections_that_never_say_hello_are_closed_with_hello_tim
     let took = opened.elapsed();
     let hello_timeouts = codes.iter().filter(|c| matches!(c, Ok(Some(4010)))).count();
     let growth = server.peak_mib() - before;
-    println!("never-hello: {hello_timeouts} closed with 4010 after {took:?}, peak growth {growth:.0} MiB, slowest exchange {slowest:?}");
-    assert_eq!(hello_timeouts, sockets_len, "close codes: {:?}", &codes[..5]);
+    println!(
+        "never-hello: {hello_timeouts} closed with 4010 after {took:?}, peak growth {growth:.0} MiB, slowest exchange {slowest:?}"
+    );
+    assert_eq!(
+        hello_timeouts,
+        sockets_len,
+        "close codes: {:?}",
+        &codes[..5]
+    );
     assert!(growth < 400.0, "the server grew by {growth:.0} MiB");
 }
 
@@ -387,8 +433,13 @@ async fn a_flooding_peer_is_rate_limited_and_its_victim_keeps_working() {
         }
     }
     let allowed = 400.0 + 200.0 * (flooding.as_secs_f64() + 1.0);
-    println!("flood: 50,000 sent in {flooding:?}, {spam} reached the viewer (allowed {allowed:.0})");
-    assert!((spam as f64) <= allowed, "{spam} of the flood reached the viewer");
+    println!(
+        "flood: 50,000 sent in {flooding:?}, {spam} reached the viewer (allowed {allowed:.0})"
+    );
+    assert!(
+        (spam as f64) <= allowed,
+        "{spam} of the flood reached the viewer"
+    );
     assert!(spam >= 400, "the burst passes: {spam}");
     pair.exchange().await;
 }
@@ -404,7 +455,10 @@ async fn list_amplification_is_bounded_by_the_meta_limit_and_the_outbox_budget()
         .await;
     let refused = greedy.recv().await;
     assert_eq!(refused["code"], "message-too-large", "{refused}");
-    assert!(refused["message"].as_str().unwrap().contains("meta of"), "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("meta of"),
+        "{refused}"
+    );
     // 150 peers with meta at the limit in room "big" (they read).
     let meta = json!({"blob": "m".repeat(4_000)});
     let mut members = Vec::new();
@@ -444,7 +498,9 @@ async fn list_amplification_is_bounded_by_the_meta_limit_and_the_outbox_budget()
     };
     let ((), slowest) = exchanges_during(&mut pair, attack).await;
     let growth = server.peak_mib() - before;
-    println!("list amplification: peak growth {growth:.0} MiB (each reply ~600 KB), slowest exchange {slowest:?}");
+    println!(
+        "list amplification: peak growth {growth:.0} MiB (each reply ~600 KB), slowest exchange {slowest:?}"
+    );
     assert!(growth < 100.0, "the server grew by {growth:.0} MiB");
     drop(members);
 }
@@ -481,7 +537,10 @@ async fn oversized_invalid_and_binary_frames_get_their_close_codes_or_errors() {
     let mut socket = connect().await;
     let huge = json!({"type": "message", "data": "x".repeat(1 << 20)}).to_string();
     let _ = socket.send_text(&huge).await;
-    assert_eq!(socket.close_code_within(Duration::from_secs(5)).await, Ok(Some(1009)));
+    assert_eq!(
+        socket.close_code_within(Duration::from_secs(5)).await,
+        Ok(Some(1009))
+    );
 
     // A frame announcing 100 MiB: closed with 1009 without the server
     // reading (or holding) it.
@@ -489,7 +548,11 @@ async fn oversized_invalid_and_binary_frames_get_their_close_codes_or_errors() {
     let header = rawws::frame_header(0x1, 100 << 20);
     use tokio::io::AsyncWriteExt;
     socket.stream.write_all(&header).await.unwrap();
-    socket.stream.write_all(&[0x12, 0x34, 0x56, 0x78]).await.unwrap();
+    socket
+        .stream
+        .write_all(&[0x12, 0x34, 0x56, 0x78])
+        .await
+        .unwrap();
     let chunk = vec![b'x'; 1 << 20];
     let mut sent = 0;
     for _ in 0..100 {
@@ -499,12 +562,21 @@ async fn oversized_invalid_and_binary_frames_get_their_close_codes_or_errors() {
         }
     }
     assert!(sent < 100, "the server read all 100 MiB");
-    assert_eq!(socket.close_code_within(Duration::from_secs(5)).await, Ok(Some(1009)));
+    assert_eq!(
+        socket.close_code_within(Duration::from_secs(5)).await,
+        Ok(Some(1009))
+    );
 
     // Text that is not UTF-8: closed with 1007.
     let mut socket = connect().await;
-    socket.send_frame(0x1, b"{\"type\":\"ping\xff\xfe\"}").await.unwrap();
-    assert_eq!(socket.close_code_within(Duration::from_secs(5)).await, Ok(Some(1007)));
+    socket
+        .send_frame(0x1, b"{\"type\":\"ping\xff\xfe\"}")
+        .await
+        .unwrap();
+    assert_eq!(
+        socket.close_code_within(Duration::from_secs(5)).await,
+        Ok(Some(1007))
+    );
 
     let growth = server.peak_mib() - before;
     println!("frames: peak growth {growth:.0} MiB");

@@ -80,7 +80,10 @@ fn every_farm_viewer_counts_frames_from_peersink_and_webrtcsink() {
             ]),
     );
     for kind in ["peersink", "webrtcsink"] {
-        let row = bench.wait_line(&format!("| 1 | {kind} | {VIEWERS} |"), Duration::from_secs(40));
+        let row = bench.wait_line(
+            &format!("| 1 | {kind} | {VIEWERS} |"),
+            Duration::from_secs(40),
+        );
         let fps = slowest(&row);
         assert!(
             fps > 0.0,

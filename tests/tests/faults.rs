@@ -55,20 +55,27 @@ fn the_server_killed_and_restarted_mid_broadcast_freezes_no_viewer() {
     let lost = Instant::now();
     wait_element_message(&sender, "peer-signalling-lost", Duration::from_secs(5));
     for viewer in &viewers {
-        wait_element_message(&viewer.pipeline, "peer-signalling-lost", Duration::from_secs(5));
+        wait_element_message(
+            &viewer.pipeline,
+            "peer-signalling-lost",
+            Duration::from_secs(5),
+        );
     }
     // Two seconds of media while there is no server at all.
     for viewer in &viewers {
         let before = viewer.frames();
-        viewer.wait(Duration::from_secs(10), "frames with the server down", |r| {
-            r.video_frames >= before + 60
-        });
+        viewer.wait(
+            Duration::from_secs(10),
+            "frames with the server down",
+            |r| r.video_frames >= before + 60,
+        );
     }
     let outage = lost.elapsed();
 
     let _server = serve(port);
     let restarted = Instant::now();
-    let restored = wait_element_message(&sender, "peer-signalling-restored", Duration::from_secs(10));
+    let restored =
+        wait_element_message(&sender, "peer-signalling-restored", Duration::from_secs(10));
     let mut back = vec![restarted.elapsed()];
     for viewer in &viewers {
         wait_element_message(
@@ -83,7 +90,10 @@ fn the_server_killed_and_restarted_mid_broadcast_freezes_no_viewer() {
         restored.get::<u64>("after-ms").unwrap()
     );
     for took in &back {
-        assert!(*took < Duration::from_secs(5), "an element came back only after {took:?}");
+        assert!(
+            *took < Duration::from_secs(5),
+            "an element came back only after {took:?}"
+        );
     }
 
     // A viewer that joins the new server gets the broadcast.

@@ -56,7 +56,11 @@ fn every_binary_prints_its_usage_and_options() {
             vec![],
             &["--viewers", "--kinds", "--webrtc-server"],
         ),
-        (target.join("viewer-farm"), vec![], &["--viewers", "--producer"]),
+        (
+            target.join("viewer-farm"),
+            vec![],
+            &["--viewers", "--producer"],
+        ),
         (
             target.join("signalling_bench"),
             vec![],

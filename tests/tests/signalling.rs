@@ -205,7 +205,10 @@ async fn a_lost_peer_resumes_with_its_secret_and_its_session_goes_on() {
     let mut viewer = RawPeer::connect(&url).await;
     viewer.send(json!({"type": "hello", "id": "viewer"})).await;
     let welcome = viewer.recv_type("welcome").await;
-    let secret = welcome["resume"].as_str().expect("a resume secret").to_owned();
+    let secret = welcome["resume"]
+        .as_str()
+        .expect("a resume secret")
+        .to_owned();
     assert!(secret.len() >= 22, "{secret}");
     viewer.send(json!({"type": "join", "room": "demo"})).await;
     viewer.recv_type("joined").await;
@@ -233,8 +236,10 @@ async fn a_lost_peer_resumes_with_its_secret_and_its_session_goes_on() {
     assert_eq!(welcome["resumed"]["room"], "demo", "{welcome}");
     assert_eq!(welcome["resumed"]["sessions"], json!([session]));
     assert_ne!(welcome["resume"], secret, "a fresh secret each time");
-    cam.send(json!({"type": "sdp", "session": session, "sdp": {"type": "offer", "sdp": "v=0\r\n"}}))
-        .await;
+    cam.send(
+        json!({"type": "sdp", "session": session, "sdp": {"type": "offer", "sdp": "v=0\r\n"}}),
+    )
+    .await;
     let sdp = back.recv_type("sdp").await;
     assert_eq!(sdp["session"], session);
     back.send(json!({"type": "list"})).await;

@@ -708,8 +708,6 @@ impl SignallingCore {
             }
         }
     }
-
-
 }
 
 fn send(out: &mut Vec<Action>, conn: ConnId, message: ServerMessage) {

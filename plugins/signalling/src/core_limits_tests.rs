@@ -33,7 +33,11 @@ fn a_flood_is_cut_to_the_rate_with_one_named_error_per_second() {
     assert_eq!(relayed, 18, "the burst passes, the rest is dropped");
     assert_eq!(limited.len(), 1, "told once, not per message: {limited:?}");
     assert_eq!(limited[0].0, ErrorCode::RateLimited);
-    assert!(limited[0].1.contains("10 messages per second"), "{}", limited[0].1);
+    assert!(
+        limited[0].1.contains("10 messages per second"),
+        "{}",
+        limited[0].1
+    );
     // The bystander is not limited by the flooder.
     let effects = h.text(2, json!({"type": "message", "to": "flooder", "data": "hi"}));
     assert_eq!(effects.to(1).len(), 1);
@@ -48,7 +52,15 @@ fn a_flood_is_cut_to_the_rate_with_one_named_error_per_second() {
     h.now += Duration::from_millis(600);
     let told_again = (0..30)
         .flat_map(|_| h.text(1, json!({"type": "ping"})).sent)
-        .filter(|(_, m)| matches!(m, ServerMessage::Error { code: ErrorCode::RateLimited, .. }))
+        .filter(|(_, m)| {
+            matches!(
+                m,
+                ServerMessage::Error {
+                    code: ErrorCode::RateLimited,
+                    ..
+                }
+            )
+        })
         .count();
     assert_eq!(told_again, 1);
 }
@@ -76,15 +88,24 @@ fn meta_over_the_limit_is_refused_with_its_size_wherever_it_comes() {
     let mut h = Harness::new();
     let big = "x".repeat(h.core.limits().max_meta_bytes);
     h.run(Input::Connected { conn: 1 });
-    let effects = h.text(1, json!({"type": "hello", "id": "a", "meta": {"name": big}}));
+    let effects = h.text(
+        1,
+        json!({"type": "hello", "id": "a", "meta": {"name": big}}),
+    );
     let (code, message) = effects.error_to(1);
     assert_eq!(code, ErrorCode::MessageTooLarge);
     assert!(message.contains("meta of 4107 bytes"), "{message}");
     // Still usable: a hello with small meta works.
     h.connect(1, "a");
-    let effects = h.text(1, json!({"type": "join", "room": "r", "meta": {"name": big}}));
+    let effects = h.text(
+        1,
+        json!({"type": "join", "room": "r", "meta": {"name": big}}),
+    );
     assert_eq!(effects.error_to(1).0, ErrorCode::MessageTooLarge);
-    h.text(1, json!({"type": "join", "room": "r", "meta": {"name": "ok"}}));
+    h.text(
+        1,
+        json!({"type": "join", "room": "r", "meta": {"name": "ok"}}),
+    );
     let effects = h.text(1, json!({"type": "update", "meta": {"name": big}}));
     assert_eq!(effects.error_to(1).0, ErrorCode::MessageTooLarge);
     let small = "y".repeat(4000);

@@ -40,7 +40,12 @@ fn a_lost_socket_holds_the_peer_for_the_window_then_forgets_it() {
     h.now += Duration::from_millis(1);
     let effects = h.run(Input::Tick);
     assert!(effects.to(1).iter().any(|m| matches!(m, ServerMessage::SessionEnded { session: s, reason } if *s == session && reason == "peer-disconnected")));
-    assert!(effects.to(1).iter().any(|m| matches!(m, ServerMessage::PeerLeft { id, .. } if id == "viewer")));
+    assert!(
+        effects
+            .to(1)
+            .iter()
+            .any(|m| matches!(m, ServerMessage::PeerLeft { id, .. } if id == "viewer"))
+    );
     assert!(!h.core.has_peer("viewer"));
 }
 
@@ -49,7 +54,12 @@ fn a_clean_close_forgets_at_once() {
     let mut h = Harness::new();
     pair(&mut h);
     let effects = h.run(Input::Disconnected { conn: 2 });
-    assert!(effects.to(1).iter().any(|m| matches!(m, ServerMessage::PeerLeft { .. })));
+    assert!(
+        effects
+            .to(1)
+            .iter()
+            .any(|m| matches!(m, ServerMessage::PeerLeft { .. }))
+    );
 }
 
 #[test]
@@ -58,9 +68,15 @@ fn the_secret_takes_the_peer_back_with_room_and_sessions() {
     let (session, secret) = pair(&mut h);
     h.run(Input::SocketLost { conn: 2 });
     h.run(Input::Connected { conn: 3 });
-    let wrong = h.text(3, json!({"type": "hello", "id": "viewer", "resume": "x".repeat(26)}));
+    let wrong = h.text(
+        3,
+        json!({"type": "hello", "id": "viewer", "resume": "x".repeat(26)}),
+    );
     assert_eq!(wrong.error_to(3).0, ErrorCode::NameTaken);
-    let effects = h.text(3, json!({"type": "hello", "id": "viewer", "resume": secret}));
+    let effects = h.text(
+        3,
+        json!({"type": "hello", "id": "viewer", "resume": secret}),
+    );
     let ServerMessage::Welcome {
         resumed: Some(resumed),
         resume: Some(fresh),
@@ -74,10 +90,18 @@ fn the_secret_takes_the_peer_back_with_room_and_sessions() {
     assert_ne!(*fresh, secret);
     assert!(effects.to(1).is_empty(), "the camera is told nothing");
     // The session relays to the new connection, both ways.
-    let sdp = json!({"type": "sdp", "session": session, "sdp": {"type": "offer", "sdp": "v=0\r\n"}});
-    assert!(matches!(h.text(1, sdp).only_to(3), ServerMessage::Sdp { .. }));
-    let answer = json!({"type": "sdp", "session": session, "sdp": {"type": "answer", "sdp": "v=0\r\n"}});
-    assert!(matches!(h.text(3, answer).only_to(1), ServerMessage::Sdp { .. }));
+    let sdp =
+        json!({"type": "sdp", "session": session, "sdp": {"type": "offer", "sdp": "v=0\r\n"}});
+    assert!(matches!(
+        h.text(1, sdp).only_to(3),
+        ServerMessage::Sdp { .. }
+    ));
+    let answer =
+        json!({"type": "sdp", "session": session, "sdp": {"type": "answer", "sdp": "v=0\r\n"}});
+    assert!(matches!(
+        h.text(3, answer).only_to(1),
+        ServerMessage::Sdp { .. }
+    ));
     // The window passing now changes nothing.
     h.now += h.core.limits().resume_window * 2;
     h.run(Input::Alive { conn: 1 });
@@ -91,9 +115,18 @@ fn resuming_over_a_live_connection_closes_it_as_replaced() {
     let mut h = Harness::new();
     let (_, secret) = pair(&mut h);
     h.run(Input::Connected { conn: 3 });
-    let effects = h.text(3, json!({"type": "hello", "id": "viewer", "resume": secret}));
+    let effects = h.text(
+        3,
+        json!({"type": "hello", "id": "viewer", "resume": secret}),
+    );
     assert_eq!(effects.closed, vec![(2, ErrorCode::Replaced)]);
-    assert!(matches!(effects.only_to(3), ServerMessage::Welcome { resumed: Some(_), .. }));
+    assert!(matches!(
+        effects.only_to(3),
+        ServerMessage::Welcome {
+            resumed: Some(_),
+            ..
+        }
+    ));
     // The old connection's late goodbye does not touch the resumed peer.
     let effects = h.run(Input::Disconnected { conn: 2 });
     assert!(effects.sent.is_empty());
@@ -106,7 +139,11 @@ fn secrets_differ_between_peers_and_a_zero_window_disables_resume() {
     let (_, secret) = pair(&mut h);
     h.run(Input::Connected { conn: 5 });
     let effects = h.text(5, json!({"type": "hello", "id": "other"}));
-    let ServerMessage::Welcome { resume: Some(other), .. } = effects.only_to(5) else {
+    let ServerMessage::Welcome {
+        resume: Some(other),
+        ..
+    } = effects.only_to(5)
+    else {
         panic!()
     };
     assert_ne!(*other, secret);
@@ -117,8 +154,19 @@ fn secrets_differ_between_peers_and_a_zero_window_disables_resume() {
     });
     let (_, secret) = pair(&mut h);
     let effects = h.run(Input::SocketLost { conn: 2 });
-    assert!(effects.to(1).iter().any(|m| matches!(m, ServerMessage::PeerLeft { .. })));
+    assert!(
+        effects
+            .to(1)
+            .iter()
+            .any(|m| matches!(m, ServerMessage::PeerLeft { .. }))
+    );
     h.run(Input::Connected { conn: 3 });
-    let effects = h.text(3, json!({"type": "hello", "id": "viewer", "resume": secret}));
-    assert!(matches!(effects.only_to(3), ServerMessage::Welcome { resumed: None, .. }));
+    let effects = h.text(
+        3,
+        json!({"type": "hello", "id": "viewer", "resume": secret}),
+    );
+    assert!(matches!(
+        effects.only_to(3),
+        ServerMessage::Welcome { resumed: None, .. }
+    ));
 }

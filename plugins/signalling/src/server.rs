@@ -30,8 +30,8 @@ mod socket;
 pub use hub::Hub;
 pub use listen::ConnectionLimits;
 pub use socket::OutboxBudget;
-pub(crate) use socket::{Outbox, close_on_error, hard_frame_cap, write_batch};
 use socket::WsQuery;
+pub(crate) use socket::{Outbox, close_on_error, hard_frame_cap, write_batch};
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -248,4 +248,3 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         task: Some(task),
     })
 }
-

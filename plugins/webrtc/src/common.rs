@@ -288,7 +288,11 @@ pub fn announce_signalling_lost(element: &gst::Element, reason: &str) {
     let structure = gst::Structure::builder("peer-signalling-lost")
         .field("reason", reason)
         .build();
-    let _ = element.post_message(gst::message::Element::builder(structure).src(element).build());
+    let _ = element.post_message(
+        gst::message::Element::builder(structure)
+            .src(element)
+            .build(),
+    );
     gst::warning!(
         gst::CAT_DEFAULT,
         obj = element,
@@ -302,7 +306,11 @@ pub fn announce_signalling_restored(element: &gst::Element, after: std::time::Du
     let structure = gst::Structure::builder("peer-signalling-restored")
         .field("after-ms", after.as_millis() as u64)
         .build();
-    let _ = element.post_message(gst::message::Element::builder(structure).src(element).build());
+    let _ = element.post_message(
+        gst::message::Element::builder(structure)
+            .src(element)
+            .build(),
+    );
     gst::info!(
         gst::CAT_DEFAULT,
         obj = element,

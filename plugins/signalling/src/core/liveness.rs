@@ -19,7 +19,12 @@ impl SignallingCore {
     /// Takes one message from the connection's allowance (the token
     /// bucket of [`Limits::message_rate`]); false, with a `rate-limited`
     /// error at most once a second, when there is none left.
-    pub(super) fn within_rate(&mut self, conn: ConnId, now: Instant, out: &mut Vec<Action>) -> bool {
+    pub(super) fn within_rate(
+        &mut self,
+        conn: ConnId,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> bool {
         let (rate, burst) = (self.limits.message_rate, self.limits.message_burst);
         let Some(connection) = self.connections.get_mut(&conn) else {
             return false;

@@ -179,7 +179,12 @@ impl SignallingCore {
         }
     }
 
-    pub(super) fn list(&mut self, conn: ConnId, room: Option<RoomId>, out: &mut Vec<Action>) -> Outcome {
+    pub(super) fn list(
+        &mut self,
+        conn: ConnId,
+        room: Option<RoomId>,
+        out: &mut Vec<Action>,
+    ) -> Outcome {
         let own = self.peer(conn).and_then(|p| p.room.clone());
         let room = match room.or_else(|| own.clone()) {
             Some(room) => room,
@@ -256,5 +261,4 @@ impl SignallingCore {
         }
         Ok(())
     }
-
 }

@@ -68,11 +68,10 @@ impl Harness {
                         .or_default()
                         .push(serde_json::from_str(&text).expect("JSON frames")),
                     AdapterAction::CloseSocket { socket, .. } => self.closed.push(socket),
-                    AdapterAction::Vouch { conn, grants, room } => self.core.handle(
-                        now,
-                        Input::Vouch { conn, grants, room },
-                        &mut core_out,
-                    ),
+                    AdapterAction::Vouch { conn, grants, room } => {
+                        self.core
+                            .handle(now, Input::Vouch { conn, grants, room }, &mut core_out)
+                    }
                     AdapterAction::Respond { .. } => {}
                 }
             }
@@ -664,7 +663,10 @@ fn with_tokens_required_the_peerjs_token_is_ours_and_a_bad_one_is_refused_in_wor
     assert_eq!(h.frames(alice), vec![json!({"type": "OPEN"})]);
     assert!(h.core.has_peer_in("peerjs", "alice"));
     // PeerJS's own random token, or someone else's: ERROR saying why, closed.
-    for (id, bad) in [("bob", "a-random-peerjs-token".to_owned()), ("mallory", token("alice"))] {
+    for (id, bad) in [
+        ("bob", "a-random-peerjs-token".to_owned()),
+        ("mallory", token("alice")),
+    ] {
         let socket = h.open(Some("peerjs"), Some(id), Some(&bad));
         let frames = h.frames(socket);
         assert_eq!(frames.len(), 1, "{frames:?}");

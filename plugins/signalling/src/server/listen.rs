@@ -153,14 +153,20 @@ pub async fn serve(
         tokio::spawn(async move {
             match acceptor {
                 None => {
-                    let stream = Counted { stream, _admitted: admitted };
+                    let stream = Counted {
+                        stream,
+                        _admitted: admitted,
+                    };
                     serve_http(stream, app, &limits, stop, remote).await
                 }
                 Some(acceptor) => {
                     let handshake = acceptor.accept(stream);
                     match tokio::time::timeout(limits.tls_handshake_timeout, handshake).await {
                         Ok(Ok(stream)) => {
-                            let stream = Counted { stream, _admitted: admitted };
+                            let stream = Counted {
+                                stream,
+                                _admitted: admitted,
+                            };
                             serve_http(stream, app, &limits, stop, remote).await
                         }
                         Ok(Err(err)) => tracing::debug!(%remote, %err, "TLS handshake failed"),

@@ -377,7 +377,9 @@ impl WishAdapter {
         let mut links = self.links();
         // Named after the room's peer id, never the resource id: TURN
         // usernames cross the network in clear and fill coturn's logs.
-        let turn_name = peer_id.clone().unwrap_or_else(|| self.kind.path().to_owned());
+        let turn_name = peer_id
+            .clone()
+            .unwrap_or_else(|| self.kind.path().to_owned());
         if let Some(turn) = core.turn_credentials(now, &turn_name) {
             links.extend(turn_links(&turn));
         }

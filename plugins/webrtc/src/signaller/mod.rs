@@ -161,9 +161,13 @@ pub enum SignallerEvent {
     },
     /// The connection to the signalling server was lost; the signaller
     /// reconnects, and sessions already up keep their media meanwhile.
-    SignallingLost { reason: String },
+    SignallingLost {
+        reason: String,
+    },
     /// Back on a server, under the same peer id, after `SignallingLost`.
-    SignallingRestored { after: Duration },
+    SignallingRestored {
+        after: Duration,
+    },
     /// Something the user should know that does not stop the element.
     Warning(SignallerError),
     /// The element cannot go on (server unreachable, name taken, producer gone).

@@ -233,7 +233,9 @@ async fn run(
         let timeout = config.protocol.reconnect_timeout;
         let ever_registered = connection.registered || connection.lost_at.is_some();
         if connection.embedded || !ever_registered || timeout.is_zero() {
-            let _ = events.send(SignallerEvent::Error(SignallerError::ConnectionLost(reason)));
+            let _ = events.send(SignallerEvent::Error(SignallerError::ConnectionLost(
+                reason,
+            )));
             break;
         }
         // Lost again before registering: wait before the next attempt.
@@ -246,7 +248,16 @@ async fn run(
         });
         connection.registered = false;
         let deadline = lost_at + timeout;
-        match reconnect(&room_address.ws_url, &config, &mut commands, deadline, &mut connection.backoff, again).await {
+        match reconnect(
+            &room_address.ws_url,
+            &config,
+            &mut commands,
+            deadline,
+            &mut connection.backoff,
+            again,
+        )
+        .await
+        {
             Reconnected::Connected(client, receiver) => {
                 incoming = receiver;
                 connection.client = client;
@@ -294,7 +305,10 @@ fn query_flag(config: &SignallerConfig, name: &str) -> bool {
 }
 
 enum Reconnected {
-    Connected(ClientSender, tokio::sync::mpsc::UnboundedReceiver<ClientEvent>),
+    Connected(
+        ClientSender,
+        tokio::sync::mpsc::UnboundedReceiver<ClientEvent>,
+    ),
     GaveUp,
     Stopping,
 }
