@@ -85,7 +85,7 @@ fn device_shape(node: &Node, path: &Path) -> DeviceShape {
     let transform = placement(node);
     let fill = node.fill.and_then(|_| match fill_primitive(node) {
         Some(shape) => Some(DeviceFill::Primitive(shape)),
-        None => path.clone().transform(transform).map(DeviceFill::Path),
+        None => in_device_range(path.clone().transform(transform)).map(DeviceFill::Path),
     });
     let stroke = node.stroke.filter(|s| s.width > 0.0).and_then(|s| {
         let style = tiny_skia::Stroke {
@@ -96,24 +96,44 @@ fn device_shape(node: &Node, path: &Path) -> DeviceShape {
         };
         if let Some(coverage) = hairline_coverage(s.width, transform) {
             // Thin strokes keep tiny-skia's hairlines.
-            return path
-                .clone()
-                .transform(transform)
-                .map(|path| DeviceStroke::Hairline {
+            return in_device_range(path.clone().transform(transform)).map(|path| {
+                DeviceStroke::Hairline {
                     path,
                     cap: s.cap,
                     coverage,
-                });
+                }
+            });
         }
         if let Some(shape) = stroke_primitive(node, s) {
             return Some(DeviceStroke::Primitive(shape));
         }
         let res_scale = PathStroker::compute_resolution_scale(&transform);
-        path.stroke(&style, res_scale)
-            .and_then(|outline| outline.transform(transform))
-            .map(DeviceStroke::Outline)
+        in_device_range(
+            path.stroke(&style, res_scale)
+                .and_then(|outline| outline.transform(transform)),
+        )
+        .map(DeviceStroke::Outline)
     });
     DeviceShape { fill, stroke }
+}
+
+/// How far from the frame's origin, in pixels, a path may reach and still
+/// be drawn. tiny-skia rasterizes in fixed point after clipping in `f32`;
+/// with coordinates in the millions that clipping loses the precision its
+/// scanline fill relies on, and its own assertions fail (found by fuzzing:
+/// fuzz/corpus/canvas_scene/regression-*). No frame is this large, so a
+/// path that reaches that far is a mistake or an attack: it is not drawn.
+const DEVICE_RANGE: f32 = 32_768.0;
+
+fn in_device_range(path: Option<Path>) -> Option<Path> {
+    let path = path?;
+    let b = path.bounds();
+    // Written so that NaN bounds count as out of range.
+    let inside = b.left() >= -DEVICE_RANGE
+        && b.top() >= -DEVICE_RANGE
+        && b.right() <= DEVICE_RANGE
+        && b.bottom() <= DEVICE_RANGE;
+    inside.then_some(path)
 }
 
 /// How much a rectangle or circle that is not turned is stretched along
@@ -450,5 +470,40 @@ mod tests {
         let mut px = [10u8, 20, 30, 40];
         convert_pixels(&mut px, PixelLayout::Bgrx);
         assert_eq!(px, [30, 20, 10, 40]);
+    }
+
+    /// Inputs the fuzzer found (fuzz/findings/canvas_scene): paths with
+    /// coordinates in the millions or billions made tiny-skia's scanline
+    /// fill fail its own assertion. They must draw (or not) without panic.
+    #[test]
+    fn paths_far_outside_the_frame_do_not_break_the_rasterizer() {
+        let scenes = [
+            r##"[{"type":"path","d":"M0 0 L-1 2 75 4 0 1848495929T47 4 0 0 C 1 2-5 4 5 6 Z","fill":"rgba(1,3.3,0.5)"}]"##,
+            r##"[{"type":"path","d":"M0 0 L-1 2 T33399999999999999999999327539395676799 4 0 0 C 1 2-5 2 5 6 Z","fill":"white","stroke":"rgba(1,3.3,0.5)"}]"##,
+            r##"[{"type":"path","d":"V0 0 V-1 2 98266963 1 0 C 1 7-4 4 5 6 Z","fill":"white","stroke":"rgba(1,3.3,0.2)","x":43,"y":25,"rotation":80}]"##,
+            r##"[{"type":"path","d":"M0 0 L-1 2 7985837 0 L-1998585298 5 1 0 C 3 8-50.2 4 5 6 Z","fill":"white","stroke":"rgba(1,3.3,0.2)","x":32,"y":66,"rotation":30}]"##,
+            r##"[{"type":"path","d":"V0 0 V-1 2 98284422 5 1 0 C 1 7-4 4 5 6 Z","fill":"white","stroke":"rgba(1,3.3,0.2)","x":43,"y":25,"rotation":80}]"##,
+            r##"[{"type":"path","d":"M0 0 L 10 10 L 0 20 Z","fill":"white","x":30,"y":20,"scale":[3e7,2e9],"rotation":45}]"##,
+            r##"[{"type":"line","points":[[0,0],[1e9,3],[-2e9,7]],"stroke":"white","stroke_width":3}]"##,
+            r##"[{"type":"line","points":[[0,0],[1e9,3],[-2e9,7]],"stroke":"white","stroke_width":0.5}]"##,
+            r##"[{"type":"rect","x":-1e9,"y":3e9,"width":4e9,"height":1e9,"fill":"white","stroke":"red","stroke_width":9}]"##,
+            r##"[{"type":"circle","x":-1e9,"y":3,"radius":4e9,"fill":"white","stroke":"red","stroke_width":9,"rotation":3}]"##,
+        ];
+        let mut fonts = FontBook::default();
+        let mut drawn = 0;
+        for json in scenes {
+            // A marker drawn after the far shape: the frame still comes out.
+            let marker = r##",{"type":"rect","x":60,"y":0,"width":4,"height":4,"fill":"#ff0000"}]"##;
+            let json = format!("{}{marker}", json.strip_suffix(']').unwrap());
+            let mut resources = Resources::new(&mut fonts, true);
+            let Ok(scene) = parse_scene(&json, &mut resources) else {
+                continue;
+            };
+            let mut pixmap = Pixmap::new(64, 48).unwrap();
+            render(&scene, &mut pixmap.as_mut());
+            assert_eq!(rgba(&pixmap, 62, 2), [255, 0, 0, 255], "{json}");
+            drawn += 1;
+        }
+        assert!(drawn >= 8, "only {drawn} of the scenes parsed");
     }
 }
