@@ -444,6 +444,62 @@ async fn a_flooding_peer_is_rate_limited_and_its_victim_keeps_working() {
     pair.exchange().await;
 }
 
+/// One keep-alive-free client POSTing WHIP offers as fast as it can: each
+/// POST would make the server hold a peer, so new sessions are rated per
+/// address (`--session-rate`, 5/s in bursts of 20).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_post_flood_from_one_address_gets_429_and_others_still_get_in() {
+    let server = Server::start(&[]);
+    let mut pair = Pair::join(&server, "w").await;
+    let offer = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n";
+    let headers = [("Content-Type", "application/sdp")];
+    let flood = async {
+        let started = Instant::now();
+        let (mut admitted, mut refused) = (0u32, Vec::new());
+        for _ in 0..300 {
+            let response = peer_tests::http::request_from(
+                attacker(20),
+                server.port,
+                "POST",
+                "/whip/flooded",
+                &headers,
+                offer.as_bytes(),
+            )
+            .await;
+            if response.status == 429 {
+                refused.push(response);
+            } else {
+                admitted += 1;
+            }
+        }
+        (admitted, refused, started.elapsed())
+    };
+    let ((admitted, refused, took), _) = exchanges_during(&mut pair, flood).await;
+    let allowed = 20.0 + 5.0 * (took.as_secs_f64() + 1.0);
+    println!("WHIP flood: 300 POSTs in {took:?}, {admitted} admitted (allowed {allowed:.0}), {} refused", refused.len());
+    assert!(f64::from(admitted) <= allowed, "{admitted} POSTs admitted");
+    assert!(admitted >= 20, "the burst is admitted: {admitted}");
+    let first = refused.first().expect("some POSTs refused");
+    assert!(first.body.contains("rate-limited"), "{}", first.body);
+    let retry: u32 = first
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After on a 429");
+    assert!((1..=5).contains(&retry), "Retry-After {retry}");
+    // Another address is not held back by the flooder.
+    let other = peer_tests::http::request_from(
+        attacker(21),
+        server.port,
+        "POST",
+        "/whip/flooded",
+        &headers,
+        offer.as_bytes(),
+    )
+    .await;
+    assert_ne!(other.status, 429, "{}", other.body);
+    pair.exchange().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_amplification_is_bounded_by_the_meta_limit_and_the_outbox_budget() {
     let server = Server::start(&[]);

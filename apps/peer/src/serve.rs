@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use peer_signalling::core::Limits;
 use peer_signalling::peerjs::PeerJsConfig;
+use peer_signalling::request_rate::RateLimit;
 use peer_signalling::tls;
 use peer_signalling::wish::WishConfig;
 
@@ -47,6 +48,10 @@ pub struct Args {
     /// Most open connections from one IP address.
     #[arg(long, default_value_t = ConnectionLimits::default().max_connections_per_ip)]
     max_connections_per_ip: usize,
+    /// New WHIP/WHEP sessions (POSTs) one IP address may start per second,
+    /// in bursts of four times as many; beyond, 429 with Retry-After. 0: no limit.
+    #[arg(long, default_value_t = RateLimit::default().per_second)]
+    session_rate: f64,
     /// Also broadcast a demo (moving test pattern and a tone) as producer
     /// "demo" in room "demo", to watch from the page.
     #[arg(long)]
@@ -155,17 +160,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let demo_trust = tls
         .as_ref()
         .map(|identity| identity.certificate_pem.clone());
+    let session_rate = RateLimit {
+        per_second: args.session_rate,
+        burst: args.session_rate * 4.0,
+    };
     let config = ServerConfig {
         bind: SocketAddr::new(args.host, args.port),
         limits,
         tls: tls.map(|identity| identity.config),
         whip: WishConfig {
             token: args.whip_token.clone(),
+            session_requests: session_rate,
             max_bitrate: args.max_bitrate,
             ..WishConfig::default()
         },
         whep: WishConfig {
             token: args.whep_token.clone(),
+            session_requests: session_rate,
             ..WishConfig::default()
         },
         access,

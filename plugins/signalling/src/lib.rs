@@ -9,6 +9,7 @@ pub mod auth;
 pub mod client;
 pub mod core;
 pub mod peerjs;
+pub mod request_rate;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]

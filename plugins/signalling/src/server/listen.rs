@@ -274,6 +274,8 @@ async fn serve_http<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // Handlers that limit by address (WHIP/WHEP POSTs) read it here.
+    let app = app.layer(axum::Extension(axum::extract::ConnectInfo(remote)));
     let service = TowerToHyperService::new(app);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder

@@ -12,35 +12,52 @@
 //!   (the `Location` of the 201);
 //! - `OPTIONS` on both: CORS preflight, `Accept-Post`, ICE servers.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{options, post};
+use axum::Extension;
 use tokio::sync::oneshot;
 
 use super::{Endpoint, Kind, Request, WishAdapter};
 use crate::adapter::{HttpResponse, RequestId};
+use crate::request_rate::{RateLimit, RequestRate};
 use crate::server::Hub;
 
 #[derive(Clone)]
 struct Shell {
     hub: Arc<Hub>,
     kind: Kind,
+    /// POSTs by address (the listener puts the peer's address in each
+    /// request's extensions).
+    session_requests: Arc<Mutex<RequestRate>>,
 }
 
+/// The peer's address, as the listener records it on every request.
+type Remote = Option<Extension<ConnectInfo<SocketAddr>>>;
+
 pub fn router(hub: Arc<Hub>, kind: Kind) -> Router {
-    let limit = hub.with_adapter::<WishAdapter, _>(
+    let (limit, rate) = hub.with_adapter::<WishAdapter, _>(
         |a| a.kind() == kind,
-        |adapter| adapter.map_or(60 * 1024, |a| a.config().max_body_bytes),
+        |adapter| {
+            adapter.map_or((60 * 1024, RateLimit::default()), |a| {
+                (a.config().max_body_bytes, a.config().session_requests)
+            })
+        },
     );
-    let shell = Shell { hub, kind };
+    let shell = Shell {
+        hub,
+        kind,
+        session_requests: Arc::new(Mutex::new(RequestRate::new(rate))),
+    };
     let base = format!("/{}", kind.path());
     let router = Router::new().route(
         &format!("{base}/{{room}}"),
@@ -68,29 +85,51 @@ pub fn router(hub: Arc<Hub>, kind: Kind) -> Router {
 
 async fn create(
     State(shell): State<Shell>,
+    remote: Remote,
     Path(room): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    post_offer(shell, room, None, headers, body).await
+    post_offer(shell, remote, room, None, headers, body).await
 }
 
 async fn create_for_producer(
     State(shell): State<Shell>,
+    remote: Remote,
     Path((room, producer)): Path<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    post_offer(shell, room, Some(producer), headers, body).await
+    post_offer(shell, remote, room, Some(producer), headers, body).await
 }
 
 async fn post_offer(
     shell: Shell,
+    remote: Remote,
     room: String,
     producer: Option<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    if let Some(Extension(ConnectInfo(remote))) = remote {
+        let admitted = shell
+            .session_requests
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .admit(remote.ip(), Instant::now());
+        if let Err(wait) = admitted {
+            tracing::debug!(%remote, protocol = shell.kind.path(), "session request rate exceeded");
+            let seconds = wait.as_secs_f64().ceil().max(1.0) as u32;
+            let mut response = HttpResponse::text(
+                StatusCode::TOO_MANY_REQUESTS.as_u16(),
+                &format!(
+                    "rate-limited: too many new sessions from this address; retry after {seconds} s"
+                ),
+            );
+            response.retry_after = Some(seconds);
+            return convert(response);
+        }
+    }
     let body = match text(body) {
         Ok(body) => body,
         Err((status, reason)) => return plain(status, &reason),

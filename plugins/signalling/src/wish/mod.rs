@@ -121,6 +121,9 @@ pub struct WishConfig {
     /// receiver's job (peersrc `max-bitrate`): the server is not in the
     /// media path.
     pub max_bitrate: Option<u32>,
+    /// POSTs (new sessions) one IP address may make, per second and in a
+    /// burst; beyond, 429 with `Retry-After`.
+    pub session_requests: crate::request_rate::RateLimit,
 }
 
 impl Default for WishConfig {
@@ -136,6 +139,7 @@ impl Default for WishConfig {
             ice_servers: Vec::new(),
             retry_after_secs: 5,
             max_bitrate: None,
+            session_requests: crate::request_rate::RateLimit::default(),
         }
     }
 }
