@@ -476,7 +476,10 @@ async fn a_whip_post_flood_from_one_address_gets_429_and_others_still_get_in() {
     };
     let ((admitted, refused, took), _) = exchanges_during(&mut pair, flood).await;
     let allowed = 20.0 + 5.0 * (took.as_secs_f64() + 1.0);
-    println!("WHIP flood: 300 POSTs in {took:?}, {admitted} admitted (allowed {allowed:.0}), {} refused", refused.len());
+    println!(
+        "WHIP flood: 300 POSTs in {took:?}, {admitted} admitted (allowed {allowed:.0}), {} refused",
+        refused.len()
+    );
     assert!(f64::from(admitted) <= allowed, "{admitted} POSTs admitted");
     assert!(admitted >= 20, "the burst is admitted: {admitted}");
     let first = refused.first().expect("some POSTs refused");

@@ -2,8 +2,11 @@
 //! the socket into a sender of [`ClientMessage`]s and a stream of
 //! [`ClientEvent`]s.
 
-use async_tungstenite::tokio::connect_async_with_tls_connector;
+use std::time::Duration;
+
+use async_tungstenite::tokio::connect_async_with_tls_connector_and_config;
 use async_tungstenite::tungstenite::Message;
+use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
@@ -39,6 +42,18 @@ impl ClientSender {
     }
 }
 
+/// How long opening the connection (TCP, TLS, the WebSocket upgrade) may
+/// take: a server that does not answer (a dropped SYN, a half-open
+/// proxy) must not hold the elements' reconnect loop for the kernel's
+/// two-minute TCP timeout.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest message or frame accepted from the server. Our server sends
+/// nothing near this (its own limit is 64 KiB a message, `list` replies
+/// being the largest); a server that sends more is broken or hostile and
+/// the connection ends rather than the element buffering it.
+pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
+
 /// Connects to `url` (`ws://host:port/ws`) and starts the reader and writer
 /// tasks on the current tokio runtime.
 pub async fn connect(
@@ -53,60 +68,30 @@ pub async fn connect_trusting(
     url: &str,
     extra_roots_pem: Option<&[u8]>,
 ) -> Result<(ClientSender, mpsc::UnboundedReceiver<ClientEvent>), ClientError> {
-    let connect_error = |reason: String| ClientError::Connect {
-        url: url.to_owned(),
-        reason,
-    };
-    let connector = match extra_roots_pem {
-        Some(pem) => Some(tls_connector(pem).map_err(connect_error)?),
-        None => None,
-    };
-    let (socket, _response) = connect_async_with_tls_connector(url, connector)
-        .await
-        .map_err(|err| connect_error(err.to_string()))?;
-    let (mut sink, mut stream) = socket.split();
-    let (outgoing, mut outgoing_rx) = mpsc::unbounded_channel::<ClientMessage>();
-    let (events, events_rx) = mpsc::unbounded_channel::<ClientEvent>();
-
+    let (outgoing, events_rx) = open(
+        url,
+        extra_roots_pem,
+        |text: &str| match protocol::decode_server_message(text) {
+            Ok(message) => ClientEvent::Message(message),
+            Err(err) => ClientEvent::Undecodable(format!("{err}: {text}")),
+        },
+        |why| ClientEvent::Closed(format!("signalling {why}")),
+    )
+    .await?;
+    // Encoding happens on the caller's side of the channel, so the
+    // socket's writer is the same for every dialect.
+    let (typed, mut typed_rx) = mpsc::unbounded_channel::<ClientMessage>();
     tokio::spawn(async move {
-        while let Some(message) = outgoing_rx.recv().await {
-            let text = protocol::encode_client_message(&message);
-            if sink.send(Message::Text(text.into())).await.is_err() {
+        while let Some(message) = typed_rx.recv().await {
+            if outgoing
+                .send(protocol::encode_client_message(&message))
+                .is_err()
+            {
                 return;
             }
         }
-        let _ = sink.close(None).await;
     });
-
-    tokio::spawn(async move {
-        let reason = loop {
-            match stream.next().await {
-                Some(Ok(Message::Text(text))) => {
-                    let event = match protocol::decode_server_message(text.as_str()) {
-                        Ok(message) => ClientEvent::Message(message),
-                        Err(err) => ClientEvent::Undecodable(format!("{err}: {}", text.as_str())),
-                    };
-                    if events.send(event).is_err() {
-                        return;
-                    }
-                }
-                Some(Ok(Message::Close(frame))) => {
-                    break match frame {
-                        Some(frame) if !frame.reason.is_empty() => {
-                            format!("server closed the connection: {}", frame.reason)
-                        }
-                        _ => "server closed the connection".to_owned(),
-                    };
-                }
-                Some(Ok(_)) => {}
-                Some(Err(err)) => break format!("signalling connection failed: {err}"),
-                None => break "signalling connection ended".to_owned(),
-            }
-        };
-        let _ = events.send(ClientEvent::Closed(reason));
-    });
-
-    Ok((ClientSender { outgoing }, events_rx))
+    Ok((ClientSender { outgoing: typed }, events_rx))
 }
 
 /// What a WebSocket in another protocol's dialect says (see [`connect_text`]).
@@ -130,6 +115,26 @@ pub async fn connect_text(
     ),
     ClientError,
 > {
+    open(
+        url,
+        extra_roots_pem,
+        |text: &str| TextEvent::Text(text.to_owned()),
+        TextEvent::Closed,
+    )
+    .await
+}
+
+/// Opens the WebSocket (within [`CONNECT_TIMEOUT`], frames bounded by
+/// [`MAX_MESSAGE_BYTES`]) and starts its writer and reader tasks: text
+/// sent on the returned sender is written in order (dropping it closes the
+/// connection); each text frame read becomes `event(text)`, and the end of
+/// the connection `closed(why)`, once.
+async fn open<E: Send + 'static>(
+    url: &str,
+    extra_roots_pem: Option<&[u8]>,
+    event: impl Fn(&str) -> E + Send + 'static,
+    closed: impl FnOnce(String) -> E + Send + 'static,
+) -> Result<(mpsc::UnboundedSender<String>, mpsc::UnboundedReceiver<E>), ClientError> {
     let connect_error = |reason: String| ClientError::Connect {
         url: url.to_owned(),
         reason,
@@ -138,12 +143,17 @@ pub async fn connect_text(
         Some(pem) => Some(tls_connector(pem).map_err(connect_error)?),
         None => None,
     };
-    let (socket, _response) = connect_async_with_tls_connector(url, connector)
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_MESSAGE_BYTES));
+    let opening = connect_async_with_tls_connector_and_config(url, connector, Some(config));
+    let (socket, _response) = tokio::time::timeout(CONNECT_TIMEOUT, opening)
         .await
+        .map_err(|_| connect_error(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())))?
         .map_err(|err| connect_error(err.to_string()))?;
     let (mut sink, mut stream) = socket.split();
     let (outgoing, mut outgoing_rx) = mpsc::unbounded_channel::<String>();
-    let (events, events_rx) = mpsc::unbounded_channel::<TextEvent>();
+    let (events, events_rx) = mpsc::unbounded_channel::<E>();
     tokio::spawn(async move {
         while let Some(text) = outgoing_rx.recv().await {
             if sink.send(Message::Text(text.into())).await.is_err() {
@@ -156,10 +166,7 @@ pub async fn connect_text(
         let reason = loop {
             match stream.next().await {
                 Some(Ok(Message::Text(text))) => {
-                    if events
-                        .send(TextEvent::Text(text.as_str().to_owned()))
-                        .is_err()
-                    {
+                    if events.send(event(text.as_str())).is_err() {
                         return;
                     }
                 }
@@ -176,7 +183,7 @@ pub async fn connect_text(
                 None => break "connection ended".to_owned(),
             }
         };
-        let _ = events.send(TextEvent::Closed(reason));
+        let _ = events.send(closed(reason));
     });
     Ok((outgoing, events_rx))
 }
@@ -287,5 +294,52 @@ mod tests {
                 .unwrap_err()
                 .contains("a/b")
         );
+    }
+}
+
+#[cfg(test)]
+mod connection_tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A server that takes the TCP connection and then says nothing.
+    #[tokio::test(start_paused = true)]
+    async fn a_server_that_never_answers_fails_the_connect_at_the_deadline() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+        let _held = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            std::future::pending::<()>().await;
+            drop(socket);
+        });
+        let started = tokio::time::Instant::now();
+        let err = connect(&url).await.expect_err("no answer, no connection");
+        assert_eq!(started.elapsed(), CONNECT_TIMEOUT);
+        assert!(err.to_string().contains("no answer within 10 s"), "{err}");
+    }
+
+    /// A server that sends more than any message of ours could be.
+    #[tokio::test]
+    async fn an_oversized_message_from_the_server_ends_the_connection_saying_why() {
+        use futures::SinkExt;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let mut ws = async_tungstenite::tokio::accept_async(socket)
+                .await
+                .unwrap();
+            let huge = "x".repeat(MAX_MESSAGE_BYTES + 1);
+            let _ = ws.send(Message::Text(huge.into())).await;
+            let _ = ws.send(Message::Text("after".into())).await;
+            std::future::pending::<()>().await;
+        });
+        let (_sender, mut events) = connect(&url).await.unwrap();
+        match events.recv().await {
+            Some(ClientEvent::Closed(why)) => {
+                assert!(why.contains("too long") || why.contains("too big"), "{why}")
+            }
+            other => panic!("expected the connection to end, got {other:?}"),
+        }
     }
 }

@@ -163,6 +163,9 @@ mod tests {
             rate.admit(ip(n), t0 - Duration::from_secs(10)).unwrap();
         }
         rate.admit(ip(500), t0).unwrap();
-        assert!(rate.admit(ip(0), t0).is_err(), "the flooder got its burst back");
+        assert!(
+            rate.admit(ip(0), t0).is_err(),
+            "the flooder got its burst back"
+        );
     }
 }

@@ -493,7 +493,8 @@ mod tests {
         let mut drawn = 0;
         for json in scenes {
             // A marker drawn after the far shape: the frame still comes out.
-            let marker = r##",{"type":"rect","x":60,"y":0,"width":4,"height":4,"fill":"#ff0000"}]"##;
+            let marker =
+                r##",{"type":"rect","x":60,"y":0,"width":4,"height":4,"fill":"#ff0000"}]"##;
             let json = format!("{}{marker}", json.strip_suffix(']').unwrap());
             let mut resources = Resources::new(&mut fonts, true);
             let Ok(scene) = parse_scene(&json, &mut resources) else {
