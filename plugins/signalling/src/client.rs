@@ -321,7 +321,6 @@ mod connection_tests {
     /// A server that sends more than any message of ours could be.
     #[tokio::test]
     async fn an_oversized_message_from_the_server_ends_the_connection_saying_why() {
-        use futures::SinkExt;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("ws://{}/ws", listener.local_addr().unwrap());
         tokio::spawn(async move {
