@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::protocol::PeerInfo;
+use std::time::Duration;
 
 pub(super) const OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
 a=group:BUNDLE 0 1\r\n\
