@@ -129,3 +129,70 @@ fn the_server_killed_and_restarted_mid_broadcast_freezes_no_viewer() {
     }
     let _ = sender.set_state(gst::State::Null);
 }
+
+/// The same outage for PeerJS peers: a pipeline that called another
+/// (`?call=`) keeps its call, and both attach again to the restarted
+/// PeerServer under their ids.
+#[test]
+fn a_peerjs_call_survives_the_peer_server_restarting() {
+    peer_tests::init();
+    peer_tests::require_loopback_only();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = serve(port);
+    let booth = Receiver::start(&format!("uri=peerjs://127.0.0.1:{port}/booth"));
+    let caller = peer_tests::sender(
+        &format!("uri=\"peerjs://127.0.0.1:{port}/cam?call=booth\""),
+        320,
+        240,
+        0xff2050d0,
+        440.0,
+    );
+    play(&caller);
+    booth.wait(Duration::from_secs(30), "the call's frames", |r| {
+        r.video_frames >= 30
+    });
+    booth.reset_freezes();
+
+    server.kill();
+    wait_element_message(&caller, "peer-signalling-lost", Duration::from_secs(5));
+    wait_element_message(
+        &booth.pipeline,
+        "peer-signalling-lost",
+        Duration::from_secs(5),
+    );
+    let before = booth.frames();
+    booth.wait(Duration::from_secs(10), "frames with no PeerServer", |r| {
+        r.video_frames >= before + 60
+    });
+
+    let _server = serve(port);
+    let restarted = Instant::now();
+    wait_element_message(&caller, "peer-signalling-restored", Duration::from_secs(10));
+    wait_element_message(
+        &booth.pipeline,
+        "peer-signalling-restored",
+        Duration::from_secs(10),
+    );
+    let back = restarted.elapsed();
+    assert!(back < Duration::from_secs(5), "back only after {back:?}");
+
+    let before = booth.frames();
+    let received = booth.wait(Duration::from_secs(10), "frames after the restart", |r| {
+        r.video_frames >= before + 30
+    });
+    println!(
+        "PeerJS: back after {back:?}; longest gap {:?}",
+        received.freezes.longest_gap_now()
+    );
+    assert!(
+        received.freezes.longest_gap_now() < Duration::from_secs(1),
+        "the call froze for {:?}",
+        received.freezes.longest_gap_now()
+    );
+    assert_eq!((received.width, received.height), (320, 240));
+    let _ = caller.set_state(gst::State::Null);
+}

@@ -17,6 +17,7 @@
 mod http;
 mod native;
 mod peerjs;
+mod reconnect;
 pub mod settings;
 mod wish;
 
@@ -56,7 +57,7 @@ pub struct ProtocolSettings {
     /// Our protocol: the viewer (peersrc) makes the offer instead of the
     /// producer.
     pub viewer_offer: bool,
-    /// Our protocol: how long to keep reconnecting to a server that went
+    /// Our protocol and PeerJS: how long to keep reconnecting to a server that went
     /// away; zero: the element fails at once.
     pub reconnect_timeout: Duration,
 }

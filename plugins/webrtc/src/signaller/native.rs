@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use super::reconnect::{FIRST_BACKOFF, Reconnected, reconnect};
 use peer_signalling::client::{self, ClientEvent, ClientSender, RoomAddress};
 use peer_signalling::protocol::{
     ClientMessage, ErrorCode, IceCandidate, IceServerConfig, PeerInfo, SdpKind, ServerMessage,
@@ -248,9 +249,10 @@ async fn run(
         });
         connection.registered = false;
         let deadline = lost_at + timeout;
+        let url = &room_address.ws_url;
+        let ca = config.tls_ca_pem.as_deref();
         match reconnect(
-            &room_address.ws_url,
-            &config,
+            || client::connect_trusting(url, ca),
             &mut commands,
             deadline,
             &mut connection.backoff,
@@ -258,7 +260,7 @@ async fn run(
         )
         .await
         {
-            Reconnected::Connected(client, receiver) => {
+            Reconnected::Connected((client, receiver)) => {
                 incoming = receiver;
                 connection.client = client;
                 // Our id back: the token's subject, or the id we had.
@@ -302,60 +304,6 @@ fn query_flag(config: &SignallerConfig, name: &str) -> bool {
         url.query_pairs()
             .any(|(key, value)| key == name && matches!(&*value, "" | "1" | "true" | "yes"))
     })
-}
-
-enum Reconnected {
-    Connected(
-        ClientSender,
-        tokio::sync::mpsc::UnboundedReceiver<ClientEvent>,
-    ),
-    GaveUp,
-    Stopping,
-}
-
-/// First retry after this; doubled up to `MAX_BACKOFF`, with ±25% jitter so
-/// that every peer of a restarted server does not knock at once.
-const FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(250);
-const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Connects again until `deadline`. Commands from the element meanwhile
-/// (candidates, descriptions of sessions the new server does not know)
-/// are dropped: sessions already up need none of them.
-/// `backoff` carries over between calls until registration succeeds, so a
-/// server that takes the connection but refuses the hello is not hammered.
-async fn reconnect(
-    url: &str,
-    config: &SignallerConfig,
-    commands: &mut CommandSource,
-    deadline: Instant,
-    backoff: &mut std::time::Duration,
-    wait_first: bool,
-) -> Reconnected {
-    let mut first = !wait_first;
-    loop {
-        if !first {
-            let jitter = rand::random_range(0.75..1.25);
-            let wait = Instant::now() + backoff.mul_f64(jitter);
-            *backoff = (*backoff * 2).min(MAX_BACKOFF);
-            loop {
-                tokio::select! {
-                    command = commands.recv() => if command.is_none() {
-                        return Reconnected::Stopping;
-                    },
-                    _ = tokio::time::sleep_until(wait.min(deadline)) => break,
-                }
-            }
-        }
-        first = false;
-        let attempt = client::connect_trusting(url, config.tls_ca_pem.as_deref());
-        let attempt = tokio::time::timeout_at(deadline.max(Instant::now()) + MAX_BACKOFF, attempt);
-        if let Ok(Ok((client, receiver))) = attempt.await {
-            return Reconnected::Connected(client, receiver);
-        }
-        if Instant::now() >= deadline {
-            return Reconnected::GaveUp;
-        }
-    }
 }
 
 async fn sleep_until_optional(deadline: Option<Instant>) {

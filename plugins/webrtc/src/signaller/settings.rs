@@ -23,7 +23,7 @@ pub const SUMMARY: &str = "Protocol settings, set as signaller::NAME=VALUE: \
     timeout (seconds an HTTP request may take, default 15), \
     gathering-timeout (ms to gather ICE candidates before posting an offer, default 1000), \
     viewer-offer (our protocol: peersrc makes the offer, default false), \
-    reconnect-timeout (our protocol: seconds to keep reconnecting to a lost server, default 60, 0 = never); \
+    reconnect-timeout (our protocol and PeerJS: seconds to keep reconnecting to a lost server, default 60, 0 = never); \
     read-only: protocol (native, whip, whep, peerjs), resource-url (WHIP/WHEP session URL: it grants \
     control of the session, keep it private)";
 
@@ -66,8 +66,8 @@ mod imp {
 
     impl ObjectImpl for SignallerSettings {
         fn properties() -> &'static [glib::ParamSpec] {
-            static PROPERTIES: std::sync::LazyLock<Vec<glib::ParamSpec>> =
-                std::sync::LazyLock::new(|| {
+            static PROPERTIES: std::sync::LazyLock<Vec<glib::ParamSpec>> = std::sync::LazyLock::new(
+                || {
                     vec![
                         glib::ParamSpecString::builder("token")
                             .nick("Token")
@@ -103,7 +103,7 @@ mod imp {
                         glib::ParamSpecUInt::builder("reconnect-timeout")
                             .nick("Reconnect timeout")
                             .blurb(
-                                "Our protocol: seconds to keep reconnecting (with backoff) to a \
+                                "Our protocol and PeerJS: seconds to keep reconnecting (with backoff) to a \
                                  server that went away, media flowing meanwhile; 0: the element \
                                  fails at once",
                             )
@@ -127,7 +127,8 @@ mod imp {
                             .read_only()
                             .build(),
                     ]
-                });
+                },
+            );
             PROPERTIES.as_ref()
         }
 

@@ -33,6 +33,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use url::Url;
 
+use super::reconnect::{FIRST_BACKOFF, Reconnected, reconnect};
 use super::{
     CommandSource, DataChannelPlan, EventSink, Negotiation, Role, SignallerCommand,
     SignallerConfig, SignallerError, SignallerEvent,
@@ -211,6 +212,9 @@ async fn run(
         links: HashMap::new(),
         recall_at: None,
         warned_messages: false,
+        opened: false,
+        lost_at: None,
+        backoff: FIRST_BACKOFF,
     };
     let mut heartbeat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
     loop {
@@ -226,8 +230,10 @@ async fn run(
                     }
                 }
                 Some(TextEvent::Closed(reason)) => {
-                    peer.emit(SignallerEvent::Error(SignallerError::ConnectionLost(reason)));
-                    break;
+                    match peer.reconnect(reason, &url, &config, &mut commands).await {
+                        Some(receiver) => incoming = receiver,
+                        None => break,
+                    }
                 }
                 None => break,
             },
@@ -282,12 +288,70 @@ struct Peer {
     links: HashMap<String, Link>,
     recall_at: Option<Instant>,
     warned_messages: bool,
+    /// The server said OPEN on the current connection.
+    opened: bool,
+    /// When the server was lost, until it says OPEN again.
+    lost_at: Option<Instant>,
+    /// The next wait between reconnection attempts.
+    backoff: Duration,
 }
 
 /// The element must stop (the server refused us).
 struct Fatal;
 
 impl Peer {
+    /// The PeerServer went away: attach again with the same id and token
+    /// (a PeerServer that still holds them takes the socket back; a
+    /// restarted one registers us afresh). Calls already up keep their
+    /// media: it does not pass through the server. `None`: give up.
+    async fn reconnect(
+        &mut self,
+        reason: String,
+        url: &str,
+        config: &SignallerConfig,
+        commands: &mut CommandSource,
+    ) -> Option<mpsc::UnboundedReceiver<TextEvent>> {
+        let timeout = config.protocol.reconnect_timeout;
+        let ever_opened = self.opened || self.lost_at.is_some();
+        if !ever_opened || timeout.is_zero() {
+            self.emit(SignallerEvent::Error(SignallerError::ConnectionLost(
+                reason,
+            )));
+            return None;
+        }
+        // Lost again before OPEN: wait before the next attempt.
+        let again = self.lost_at.is_some();
+        let lost_at = *self.lost_at.get_or_insert_with(Instant::now);
+        if !again {
+            self.emit(SignallerEvent::SignallingLost {
+                reason: reason.clone(),
+            });
+        }
+        self.opened = false;
+        let ca = config.tls_ca_pem.as_deref();
+        match reconnect(
+            || client::connect_text(url, ca),
+            commands,
+            lost_at + timeout,
+            &mut self.backoff,
+            again,
+        )
+        .await
+        {
+            Reconnected::Connected((socket, receiver)) => {
+                self.socket = socket;
+                Some(receiver)
+            }
+            Reconnected::GaveUp => {
+                self.emit(SignallerEvent::Error(SignallerError::ConnectionLost(
+                    format!("{reason}; no PeerServer to reconnect to for {timeout:?}"),
+                )));
+                None
+            }
+            Reconnected::Stopping => None,
+        }
+    }
+
     fn send(&self, message: Value) {
         let _ = self.socket.send(message.to_string());
     }
@@ -334,12 +398,19 @@ impl Peer {
         let payload = &message["payload"];
         match kind {
             "OPEN" => {
-                self.emit(SignallerEvent::Ready {
-                    peer_id: self.me.clone(),
-                    room: self.address.key.clone(),
-                    watch_url: None,
-                    embedded: false,
-                });
+                self.opened = true;
+                self.backoff = FIRST_BACKOFF;
+                match self.lost_at.take() {
+                    Some(lost_at) => self.emit(SignallerEvent::SignallingRestored {
+                        after: lost_at.elapsed(),
+                    }),
+                    None => self.emit(SignallerEvent::Ready {
+                        peer_id: self.me.clone(),
+                        room: self.address.key.clone(),
+                        watch_url: None,
+                        embedded: false,
+                    }),
+                }
                 self.place_call();
             }
             "ERROR" | "ID-TAKEN" | "INVALID-KEY" => {
