@@ -107,6 +107,13 @@ fn device_shape(node: &Node, path: &Path) -> DeviceShape {
         if let Some(shape) = stroke_primitive(node, s) {
             return Some(DeviceStroke::Primitive(shape));
         }
+        // A stroke reaching beyond the drawing range is not drawn: skip
+        // the stroker's work for it too (a scaled-up wide stroke of a
+        // curve costs it dearly).
+        let (sx, sy) = (node.scale.0.abs(), node.scale.1.abs());
+        if s.width * sx.max(sy) > DEVICE_RANGE {
+            return None;
+        }
         let res_scale = PathStroker::compute_resolution_scale(&transform);
         in_device_range(
             path.stroke(&style, res_scale)
@@ -488,6 +495,7 @@ mod tests {
             r##"[{"type":"line","points":[[0,0],[1e9,3],[-2e9,7]],"stroke":"white","stroke_width":0.5}]"##,
             r##"[{"type":"rect","x":-1e9,"y":3e9,"width":4e9,"height":1e9,"fill":"white","stroke":"red","stroke_width":9}]"##,
             r##"[{"type":"circle","x":-1e9,"y":3,"radius":4e9,"fill":"white","stroke":"red","stroke_width":9,"rotation":3}]"##,
+            r##"[{"type":"rect","x":5,"y":5,"width":10,"height":10,"radius":3,"stroke":"white","stroke_width":9000,"scale":1000}]"##,
         ];
         let mut fonts = FontBook::default();
         let mut drawn = 0;

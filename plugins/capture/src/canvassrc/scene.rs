@@ -16,6 +16,7 @@ use super::text::{Align, DEFAULT_FONT, FontBook, layout};
 pub const MAX_NODES: usize = 10_000;
 const MAX_TEXT_CHARS: usize = 10_000;
 const MAX_POINTS: usize = 100_000;
+const MAX_STROKE_WIDTH: f32 = 10_000.0;
 const MAX_IMAGE_BYTES: usize = 32 << 20;
 /// Default largest image side, in pixels (`max-image-size`).
 pub const DEFAULT_MAX_IMAGE_SIDE: u32 = 4096;
@@ -412,7 +413,17 @@ pub fn build_node(spec: Map<String, Value>, resources: &mut Resources) -> Result
         None => None,
         Some(color) => Some(Stroke {
             color,
-            width: fields.number("stroke_width")?.unwrap_or(1.0).max(0.0),
+            width: match fields.number("stroke_width")?.unwrap_or(1.0).max(0.0) {
+                // Stroking a curve this wide takes tiny-skia a quarter
+                // of a second (found by fuzzing), and draws nothing a
+                // frame could show.
+                width if width > MAX_STROKE_WIDTH => {
+                    return Err(format!(
+                        "stroke_width {width} is out of range (at most {MAX_STROKE_WIDTH})"
+                    ));
+                }
+                width => width,
+            },
             cap: match fields.string("line_cap")? {
                 None | Some("butt") => LineCap::Butt,
                 Some("round") => LineCap::Round,
@@ -762,6 +773,10 @@ mod tests {
             error(r#"[{"type":"image","src":"data:image/png;base64,AAAA"}]"#).contains("not a PNG")
         );
         assert!(error("[1, 2").starts_with("invalid JSON at line 1 column 5"));
+        assert!(
+            error(r#"[{"type":"rect","width":1,"height":1,"stroke":"red","stroke_width":2e9}]"#)
+                .contains("stroke_width 2000000000 is out of range (at most 10000)")
+        );
     }
 
     #[test]
