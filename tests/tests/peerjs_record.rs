@@ -152,11 +152,12 @@ fn reference_peerserver() -> PathBuf {
 fn callers_through_the_reference_peerserver_are_recorded() {
     init();
     let port = free_port();
-    let _reference = ChildProcess::spawn(
-        Command::new("node")
-            .arg(reference_peerserver())
-            .args(["--port", &port.to_string(), "--host", "127.0.0.1"]),
-    );
+    let _reference = ChildProcess::spawn(Command::new("node").arg(reference_peerserver()).args([
+        "--port",
+        &port.to_string(),
+        "--host",
+        "127.0.0.1",
+    ]));
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(

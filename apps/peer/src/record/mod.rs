@@ -361,11 +361,7 @@ async fn record(args: RecorderArgs) -> anyhow::Result<()> {
             };
             let running = server::start(config).await?;
             let base = format!("ws://{}", running.local_addr());
-            println!(
-                "publish at {}publish?room={}",
-                running.http_url(),
-                room
-            );
+            println!("publish at {}publish?room={}", running.http_url(), room);
             println!(
                 "WHIP publishers (OBS...): {}whip/{}",
                 running.http_url(),

@@ -297,7 +297,10 @@ fn start_receiver(
     let source = pipeline.by_name("src").expect("named src");
     source.connect_pad_added(move |_, pad| {
         let Some(owner) = owners.lock().unwrap().remove(pad.name().as_str()) else {
-            eprintln!("peerjs: track {} of an unknown caller is dropped", pad.name());
+            eprintln!(
+                "peerjs: track {} of an unknown caller is dropped",
+                pad.name()
+            );
             return;
         };
         // Held until the main loop has a file for it: nothing is lost,
@@ -415,7 +418,11 @@ fn link_track(
     .build();
     ghost.set_active(true)?;
     bin.add_pad(&ghost)?;
-    pad.link(&proxysink.static_pad("sink").expect("proxysink has a sink pad"))?;
+    pad.link(
+        &proxysink
+            .static_pad("sink")
+            .expect("proxysink has a sink pad"),
+    )?;
     Ok(proxysink)
 }
 
@@ -468,7 +475,11 @@ mod tests {
             uri("https://peers.example/").unwrap(),
             "peerjs://peers.example/booth?key=peerjs&secure=1 peerjs"
         );
-        assert!(uri("peerjs://h:9000/studio").unwrap_err().contains("--peerjs"));
+        assert!(
+            uri("peerjs://h:9000/studio")
+                .unwrap_err()
+                .contains("--peerjs")
+        );
         assert!(uri("ftp://h/").unwrap_err().contains("not ftp://"));
     }
 }

@@ -120,7 +120,14 @@ impl Recording {
             description.push_str(&format!(" token={}", quote(token)));
         }
         let pipeline = crate::pipeline::launch(&description)?;
-        Self::run(pipeline, settings, publisher, expected_tracks, generation, events)
+        Self::run(
+            pipeline,
+            settings,
+            publisher,
+            expected_tracks,
+            generation,
+            events,
+        )
     }
 
     /// A recording whose tracks come from elsewhere (a PeerJS caller's
@@ -135,7 +142,14 @@ impl Recording {
     ) -> anyhow::Result<Recording> {
         let pipeline = gst::Pipeline::new();
         pipeline.add(&gst::Bin::with_name("src"))?;
-        Self::run(pipeline, settings, publisher, expected_tracks, generation, events)
+        Self::run(
+            pipeline,
+            settings,
+            publisher,
+            expected_tracks,
+            generation,
+            events,
+        )
     }
 
     /// The bin a fed recording's tracks are added to.
