@@ -1,19 +1,26 @@
 //! Benchmark of the PeerServer front end of `peer serve` against the
 //! reference PeerServer (npm `peer` 1.0.2, run by node), side by side in
 //! one run: memory of many idle PeerJS clients, relay latency of ~1 KB
-//! CANDIDATE messages at a given rate, and the rate at which relaying
-//! saturates.
+//! CANDIDATE messages at a given rate (every message must arrive, or the
+//! run fails), and the rate at which relaying saturates.
 //!
-//!   cargo build --release -p peer -p peer-tests --bin peerjs_bench
+//!   cargo build --release --locked -p peer --bin peer -p peer-tests --bin peerjs_bench
 //!   unshare -n sh -c 'ip link set lo up && target/release/peerjs_bench'
 //!
-//! The reference server is found in the npm cache scripts/install-deps.sh
-//! fills (GST_PEER_NPM_DIR, default ~/.cache/gst-peer/npm).
+//! Clients connect from 127.0.0.2 and up (200 clients per address), so
+//! neither ephemeral ports nor per-address limits bound them. `peer serve`
+//! runs with its per-connection message rate limit, connection caps and
+//! heartbeat raised out of the way (the reference server has none of
+//! those); otherwise both run with their defaults. The reference server
+//! is found in the npm cache scripts/install-deps.sh fills
+//! (GST_PEER_NPM_DIR, default ~/.cache/gst-peer/npm). Results:
+//! docs/benchmarks/peerjs.md.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tokio::client_async;
@@ -91,10 +98,12 @@ fn main() {
             Phase::Saturate { seconds: 10 },
         ],
     };
+    println!("{}", machine());
+    let mut failures = Vec::new();
     for phase in phases {
         for &which in &servers {
             // A runtime per run: dropping it ends the tasks it spawned.
-            tokio::runtime::Builder::new_multi_thread()
+            let outcome = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()
@@ -106,19 +115,66 @@ fn main() {
                         Phase::Saturate { seconds } => saturate(which, seconds).await,
                     }
                 });
+            if let Err(failure) = outcome {
+                println!("FAILED [{}]: {failure}", which.name());
+                failures.push(failure);
+            }
         }
+    }
+    if !failures.is_empty() {
+        std::process::exit(1);
     }
 }
 
+/// The machine, for the record: CPU model and count, memory, kernel, node.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .map(|m| m.trim().to_owned())
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let node = Command::new("node")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    format!(
+        "machine: {model}, {cpus} CPUs available, {memory} RAM, Linux {}, node {node}",
+        kernel.trim()
+    )
+}
+
+/// A socket per client here, and one per client in the server (which
+/// inherits the limit): 10,000 clients need more than the usual 1024.
 fn raise_file_limit() {
-    let limit = libc::rlimit {
-        rlim_cur: 200_000,
-        rlim_max: 200_000,
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
     };
-    // SAFETY: setrlimit with a valid struct; failure leaves the old limit.
+    // SAFETY: getrlimit/setrlimit with valid structs; a failure leaves the
+    // old limit, which is then reported.
     unsafe {
-        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        let wanted = libc::rlimit {
+            rlim_cur: 200_000,
+            rlim_max: limit.rlim_max.max(200_000),
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
     }
+    println!("open files allowed: {}", limit.rlim_cur);
 }
 
 struct Server {
@@ -159,6 +215,14 @@ fn start(which: Which) -> Server {
                         "200000",
                         "--peerjs-concurrent-limit",
                         "100000",
+                    ])
+                    .args([
+                        "--max-connections",
+                        "200000",
+                        "--max-connections-per-ip",
+                        "200000",
+                        "--message-rate",
+                        "1000000000",
                     ])
                     .args(["--peerjs-alive-timeout", "600000", "--heartbeat", "600"])
                     .env("PEER_LOG", "warn"),
@@ -207,9 +271,26 @@ type Socket = async_tungstenite::WebSocketStream<
     async_tungstenite::tokio::TokioAdapter<tokio::net::TcpStream>,
 >;
 
+/// Clients per source address (127.0.0.2 and up).
+const CLIENTS_PER_ADDRESS: usize = 200;
+
+static NEXT_CLIENT: AtomicU64 = AtomicU64::new(0);
+
 /// A PeerJS client with `id`, once it got OPEN.
 async fn open(port: u16, id: &str) -> Socket {
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    let n = NEXT_CLIENT.fetch_add(1, Ordering::Relaxed) as usize;
+    let source = Ipv4Addr::new(
+        127,
+        0,
+        (2 + n / CLIENTS_PER_ADDRESS / 250) as u8,
+        (2 + n / CLIENTS_PER_ADDRESS % 250) as u8,
+    );
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(SocketAddr::from((source, 0)))
+        .unwrap_or_else(|err| panic!("bind {source}: {err}"));
+    let tcp = socket
+        .connect(SocketAddr::from(([127, 0, 0, 1], port)))
         .await
         .expect("connect");
     tcp.set_nodelay(true).expect("TCP_NODELAY");
@@ -225,27 +306,38 @@ async fn open(port: u16, id: &str) -> Socket {
     }
 }
 
-async fn idle(which: Which, count: usize) {
+/// Connections opened at once while the idle clients connect.
+const OPENING_AT_ONCE: usize = 64;
+
+async fn idle(which: Which, count: usize) -> Result<(), String> {
     let server = start(which);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let before = rss_kib(server.process.id());
-    let mut sockets = Vec::with_capacity(count);
     let started = Instant::now();
-    for i in 0..count {
-        sockets.push(open(server.port, &format!("idle{i}")).await);
-    }
+    let port = server.port;
+    let sockets: Vec<Socket> = futures::stream::iter(0..count)
+        .map(|i| async move { open(port, &format!("idle{i}")).await })
+        .buffer_unordered(OPENING_AT_ONCE)
+        .collect()
+        .await;
     let connect_time = started.elapsed();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Settled: RSS taken 5 s after the last OPEN (node's heap grows and
+    // is collected meanwhile), and every client still connected.
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let after = rss_kib(server.process.id());
     println!(
-        "idle [{}]: {count} clients got OPEN in {:.1} s; server RSS {:.1} MB before, {:.1} MB with them ({:.2} KB per client)",
+        "idle [{}]: {count} clients got OPEN in {:.1} s; server RSS {:.1} MB before, {:.1} MB with them: {:.1} MB for the clients, {:.2} KB per client",
         which.name(),
         connect_time.as_secs_f64(),
         before as f64 / 1024.0,
         after as f64 / 1024.0,
+        after.saturating_sub(before) as f64 / 1024.0,
         after.saturating_sub(before) as f64 / count as f64,
     );
-    drop(sockets);
+    if sockets.len() != count {
+        return Err(format!("{} of {count} clients connected", sockets.len()));
+    }
+    Ok(())
 }
 
 const PAIRS: usize = 50;
@@ -296,13 +388,18 @@ fn sent_time(text: &str) -> Option<f64> {
         .ok()
 }
 
-async fn relay(which: Which, rate: u64, seconds: u64) {
+/// How long the last messages of a relay run may take to arrive.
+const DRAIN_WAIT: Duration = Duration::from_secs(10);
+
+async fn relay(which: Which, rate: u64, seconds: u64) -> Result<(), String> {
     let server = start(which);
+    let closed = Arc::new(AtomicBool::new(false));
     let origin = Instant::now();
     let (latencies_tx, mut latencies_rx) = mpsc::unbounded_channel::<f64>();
     let mut senders = Vec::new();
     for (sender, mut receiver) in pairs(server.port).await {
         let tx = latencies_tx.clone();
+        let closed = closed.clone();
         tokio::spawn(async move {
             while let Some(frame) = receiver.next().await {
                 let text = match frame {
@@ -314,6 +411,7 @@ async fn relay(which: Which, rate: u64, seconds: u64) {
                     let _ = tx.send(origin.elapsed().as_secs_f64() * 1000.0 - sent);
                 }
             }
+            closed.store(true, Ordering::Relaxed);
         });
         senders.push(sender);
     }
@@ -353,13 +451,18 @@ async fn relay(which: Which, rate: u64, seconds: u64) {
     for task in tasks {
         _keep.push(task.await.unwrap());
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = total.load(Ordering::Relaxed);
+    // Every message must arrive: wait for the last ones, then count.
+    let mut latencies = Vec::with_capacity(sent as usize);
+    let drained_by = tokio::time::Instant::now() + DRAIN_WAIT;
+    while (latencies.len() as u64) < sent {
+        match tokio::time::timeout_at(drained_by, latencies_rx.recv()).await {
+            Ok(Some(latency)) => latencies.push(latency),
+            _ => break,
+        }
+    }
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = (cpu_seconds(server.process.id()) - cpu_before) / elapsed;
-    let mut latencies = Vec::new();
-    while let Ok(latency) = latencies_rx.try_recv() {
-        latencies.push(latency);
-    }
     latencies.sort_by(f64::total_cmp);
     let pick = |q: f64| {
         latencies
@@ -367,7 +470,6 @@ async fn relay(which: Which, rate: u64, seconds: u64) {
             .copied()
             .unwrap_or(f64::NAN)
     };
-    let sent = total.load(Ordering::Relaxed);
     println!(
         "relay [{}]: {sent} CANDIDATEs of ~1 KB at {:.0}/s sent, {} delivered; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; server CPU {:.0}% of a core ({:.1} µs per message)",
         which.name(),
@@ -379,20 +481,36 @@ async fn relay(which: Which, rate: u64, seconds: u64) {
         cpu * 100.0,
         cpu * elapsed * 1e6 / latencies.len().max(1) as f64
     );
+    let delivered = latencies.len() as u64;
+    if delivered != sent || closed.load(Ordering::Relaxed) {
+        return Err(format!(
+            "relay at {rate}/s lost {} of {sent} messages{}",
+            sent.saturating_sub(delivered),
+            if closed.load(Ordering::Relaxed) {
+                " (the server closed a receiver)"
+            } else {
+                ""
+            }
+        ));
+    }
+    Ok(())
 }
 
-async fn saturate(which: Which, seconds: u64) {
+async fn saturate(which: Which, seconds: u64) -> Result<(), String> {
     let server = start(which);
     let delivered = Arc::new(AtomicU64::new(0));
+    let closed = Arc::new(AtomicU64::new(0));
     let mut senders = Vec::new();
     for (sender, mut receiver) in pairs(server.port).await {
         let delivered = delivered.clone();
+        let closed = closed.clone();
         tokio::spawn(async move {
             while let Some(Ok(message)) = receiver.next().await {
                 if message.is_text() {
                     delivered.fetch_add(1, Ordering::Relaxed);
                 }
             }
+            closed.fetch_add(1, Ordering::Relaxed);
         });
         senders.push(sender);
     }
@@ -427,11 +545,13 @@ async fn saturate(which: Which, seconds: u64) {
     let elapsed = started.elapsed().as_secs_f64();
     let count = delivered.load(Ordering::Relaxed) - counted_from;
     let cpu = (cpu_seconds(server.process.id()) - cpu_before) / elapsed;
+    let closed = closed.load(Ordering::Relaxed);
     println!(
-        "saturate [{}]: {:.0} CANDIDATEs/s delivered over {seconds} s; server CPU {:.0}% of a core ({:.1} µs per message)",
+        "saturate [{}]: {:.0} CANDIDATEs/s delivered over {seconds} s; server CPU {:.0}% of a core ({:.1} µs per message); {closed} of {PAIRS} receivers closed by the server",
         which.name(),
         count as f64 / elapsed,
         cpu * 100.0,
         cpu * elapsed * 1e6 / count.max(1) as f64
     );
+    Ok(())
 }

@@ -4,6 +4,7 @@
 
 mod composite;
 mod naming;
+mod peerjs;
 mod recording;
 mod remux;
 mod repair;
@@ -61,9 +62,16 @@ struct RepairArgs {
 
 #[derive(clap::Args)]
 struct RecorderArgs {
-    /// Room whose publishers are recorded.
-    #[arg(long, default_value = "default")]
-    room: String,
+    /// Room whose publishers are recorded [default: default].
+    #[arg(long)]
+    room: Option<String>,
+    /// Record every caller of this PeerJS id instead of a room's
+    /// publishers: browser apps call it with `peer.call(ID, stream)`
+    /// (docs/peerjs.md). The PeerServer is the one started here, or
+    /// --server: `peer serve`'s address, `peerjs://HOST:PORT/?key=KEY`,
+    /// or `http(s)://HOST:PORT/PATH` of any PeerServer (npm `peer`).
+    #[arg(long, value_name = "ID")]
+    peerjs: Option<String>,
     /// Directory the recordings go to (created if missing).
     #[arg(long, default_value = ".")]
     dir: PathBuf,
@@ -126,6 +134,11 @@ impl Args {
     /// says why, and what to do instead.
     pub fn conflict(&self) -> Option<String> {
         let recorder = &self.recorder;
+        if let Some(id) = &recorder.peerjs
+            && let Some(conflict) = recorder.peerjs_conflict(id)
+        {
+            return Some(conflict);
+        }
         let server = recorder.server.as_deref()?;
         if recorder.whip_token.is_some() {
             return Some(format!(
@@ -139,6 +152,41 @@ impl Args {
                 "--port cannot be used with --server: it is the port of the server \
                  `peer record` starts itself when it joins none ({server} is used instead)"
             ));
+        }
+        None
+    }
+}
+
+impl RecorderArgs {
+    fn room(&self) -> String {
+        self.room.clone().unwrap_or_else(|| "default".to_owned())
+    }
+
+    /// Options that mean nothing with --peerjs.
+    fn peerjs_conflict(&self, id: &str) -> Option<String> {
+        if self.room.is_some() {
+            return Some(format!(
+                "--room cannot be used with --peerjs: PeerJS callers of \"{id}\" are not in a \
+                 room of ours; their key is the room (in --server peerjs://HOST:PORT/?key=KEY, \
+                 default peerjs)"
+            ));
+        }
+        if self.id != "recorder" {
+            return Some(format!(
+                "--id cannot be used with --peerjs: the recorder's PeerJS id is \"{id}\" itself"
+            ));
+        }
+        if self.composite.is_some() {
+            return Some(
+                "--composite cannot be used with --peerjs yet: PeerJS callers are recorded \
+                 each to a file of their own only"
+                    .to_owned(),
+            );
+        }
+        if let Some(server) = &self.server
+            && let Err(problem) = peerjs::peerjs_uri(server, id)
+        {
+            return Some(problem);
         }
         None
     }
@@ -208,7 +256,10 @@ fn run_recorder(args: RecorderArgs) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(record(args))
+    match args.peerjs.clone() {
+        Some(id) => runtime.block_on(peerjs::record(args, id)),
+        None => runtime.block_on(record(args)),
+    }
 }
 
 struct Recorder {
@@ -289,6 +340,7 @@ impl Recorder {
 }
 
 async fn record(args: RecorderArgs) -> anyhow::Result<()> {
+    let room = args.room();
     let (embedded, base) = match &args.server {
         Some(server) => (
             None,
@@ -309,20 +361,16 @@ async fn record(args: RecorderArgs) -> anyhow::Result<()> {
             };
             let running = server::start(config).await?;
             let base = format!("ws://{}", running.local_addr());
-            println!(
-                "publish at {}publish?room={}",
-                running.http_url(),
-                args.room
-            );
+            println!("publish at {}publish?room={}", running.http_url(), room);
             println!(
                 "WHIP publishers (OBS...): {}whip/{}",
                 running.http_url(),
-                args.room
+                room
             );
             (Some(running), base)
         }
     };
-    let room_uri = format!("{base}/{}", args.room);
+    let room_uri = format!("{base}/{room}");
     let address = client::RoomAddress::parse(&room_uri).map_err(anyhow::Error::msg)?;
     let trust = match &args.tls_ca_file {
         Some(path) => Some(std::fs::read(path).with_context(|| format!("cannot read {path}"))?),
@@ -338,7 +386,7 @@ async fn record(args: RecorderArgs) -> anyhow::Result<()> {
         resume: None,
     })?;
     signalling.send(ClientMessage::Join {
-        room: args.room.clone(),
+        room: room.clone(),
         streams: Vec::new(),
         meta: serde_json::Value::Null,
     })?;
@@ -346,7 +394,7 @@ async fn record(args: RecorderArgs) -> anyhow::Result<()> {
     let (events, mut recorder_events) = mpsc::unbounded_channel();
     let mut recorder = Recorder {
         settings: Settings {
-            room: args.room.clone(),
+            room: room.clone(),
             room_uri,
             dir: args.dir.clone(),
             template: args.template.clone(),
@@ -369,11 +417,7 @@ async fn record(args: RecorderArgs) -> anyhow::Result<()> {
         events,
         finished: 0,
     };
-    println!(
-        "recording room \"{}\" into {}",
-        args.room,
-        args.dir.display()
-    );
+    println!("recording room \"{room}\" into {}", args.dir.display());
 
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
     let mut last_summary = Instant::now();
@@ -403,20 +447,7 @@ async fn record(args: RecorderArgs) -> anyhow::Result<()> {
                 None => break,
             },
             Some(event) = recorder_events.recv() => recorder.on_event(event),
-            _ = ticker.tick() => {
-                for recording in recorder.recordings.values() {
-                    recording.check_waiting_tracks();
-                }
-                if args.summary_interval > 0 && last_summary.elapsed() >= Duration::from_secs(args.summary_interval) {
-                    last_summary = Instant::now();
-                    println!("{}", recorder.summary());
-                    for recording in recorder.recordings.values() {
-                        if let Some(line) = recording.progress() {
-                            println!("  {line}");
-                        }
-                    }
-                }
-            }
+            _ = ticker.tick() => tick(&recorder, args.summary_interval, &mut last_summary),
             _ = &mut shutdown => break,
         }
     }
@@ -425,6 +456,23 @@ async fn record(args: RecorderArgs) -> anyhow::Result<()> {
         server.stop().await;
     }
     outcome
+}
+
+/// Every 250 ms: tracks waited for long enough start their file; every
+/// `summary_interval` seconds, a summary.
+fn tick(recorder: &Recorder, summary_interval: u64, last_summary: &mut Instant) {
+    for recording in recorder.recordings.values() {
+        recording.check_waiting_tracks();
+    }
+    if summary_interval > 0 && last_summary.elapsed() >= Duration::from_secs(summary_interval) {
+        *last_summary = Instant::now();
+        println!("{}", recorder.summary());
+        for recording in recorder.recordings.values() {
+            if let Some(line) = recording.progress() {
+                println!("  {line}");
+            }
+        }
+    }
 }
 
 /// Ends every recording cleanly: EOS down each, then each is closed when its

@@ -120,6 +120,51 @@ impl Recording {
             description.push_str(&format!(" token={}", quote(token)));
         }
         let pipeline = crate::pipeline::launch(&description)?;
+        Self::run(
+            pipeline,
+            settings,
+            publisher,
+            expected_tracks,
+            generation,
+            events,
+        )
+    }
+
+    /// A recording whose tracks come from elsewhere (a PeerJS caller's
+    /// pads of a shared peersrc): the caller adds them as pads of
+    /// [`Self::source_bin`], named `video_…` / `audio_…` as peersrc's.
+    pub fn start_fed(
+        settings: &Settings,
+        publisher: &str,
+        expected_tracks: usize,
+        generation: u64,
+        events: mpsc::UnboundedSender<RecorderEvent>,
+    ) -> anyhow::Result<Recording> {
+        let pipeline = gst::Pipeline::new();
+        pipeline.add(&gst::Bin::with_name("src"))?;
+        Self::run(
+            pipeline,
+            settings,
+            publisher,
+            expected_tracks,
+            generation,
+            events,
+        )
+    }
+
+    /// The bin a fed recording's tracks are added to.
+    pub fn source_bin(&self) -> Option<gst::Bin> {
+        self.pipeline.by_name("src")?.downcast().ok()
+    }
+
+    fn run(
+        pipeline: gst::Pipeline,
+        settings: &Settings,
+        publisher: &str,
+        expected_tracks: usize,
+        generation: u64,
+        events: mpsc::UnboundedSender<RecorderEvent>,
+    ) -> anyhow::Result<Recording> {
         let shared = Arc::new(Shared {
             settings: settings.clone(),
             publisher: publisher.to_owned(),
@@ -230,6 +275,8 @@ impl Recording {
     /// lines: `cam: video VP8 1280x720 30 fps 1450 kbit/s, audio OPUS 33 kbit/s`.
     pub fn progress(&self) -> Option<String> {
         let source = self.pipeline.by_name("src")?;
+        // A fed recording's source is a plain bin: no figures of its own.
+        source.find_property("stats")?;
         let stats = source.property::<gst::Structure>("stats");
         let tracks = stats.get::<gst::Structure>("tracks").ok()?;
         let described: Vec<String> = tracks

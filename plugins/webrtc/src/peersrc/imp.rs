@@ -752,6 +752,10 @@ impl PeerSrc {
                     }
                 }
                 let _ = ghost.set_active(true);
+                // Posted before the pad appears, so a bus sync handler
+                // knows whose track a `pad-added` pad is (PeerJS callers
+                // share the element) and how many tracks to wait for.
+                self.announce_track(session, ghost.upcast_ref());
                 let _ = self.obj().add_pad(&ghost);
             }
             Err(err) => {
@@ -768,6 +772,30 @@ impl PeerSrc {
                 }
             }
         }
+    }
+
+    /// `peer-producer-track` (fields `producer`, `session`, `pad`,
+    /// `tracks`: the audio and video tracks the producer's description
+    /// sends, so a recorder knows when it has them all).
+    fn announce_track(&self, session: &str, pad: &gst::Pad) {
+        let Some(receiving) = self.find_session(session) else {
+            return;
+        };
+        let sent_tracks = receiving
+            .webrtcbin
+            .property::<Option<gst_webrtc::WebRTCSessionDescription>>("remote-description")
+            .map_or(0, |description| sent_media_count(description.sdp()));
+        let structure = gst::Structure::builder("peer-producer-track")
+            .field("producer", receiving.peer.as_str())
+            .field("session", session)
+            .field("pad", pad.name().as_str())
+            .field("tracks", sent_tracks)
+            .build();
+        let _ = self.obj().post_message(
+            gst::message::Element::builder(structure)
+                .src(&*self.obj())
+                .build(),
+        );
     }
 
     fn output_entry_pads(&self) -> Vec<gst::Pad> {
@@ -869,4 +897,17 @@ impl PeerSrc {
         }
         tracks.build()
     }
+}
+
+/// Audio and video sections a remote description sends on (not
+/// `recvonly` or `inactive`, not rejected with port 0).
+fn sent_media_count(sdp: &gst_sdp::SDPMessageRef) -> u32 {
+    sdp.medias()
+        .filter(|media| matches!(media.media(), Some("audio" | "video")) && media.port() != 0)
+        .filter(|media| {
+            !media
+                .attributes()
+                .any(|a| matches!(a.key(), "recvonly" | "inactive"))
+        })
+        .count() as u32
 }
