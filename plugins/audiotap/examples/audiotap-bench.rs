@@ -50,6 +50,16 @@ struct Case {
     element: String,
 }
 
+/// FFT lengths compared at equal work, with the interval (ns) that is
+/// exactly one FFT length of frames at 48 kHz (rounded up a hair, so
+/// both elements count that many frames and not one fewer).
+const EQUAL_WORK: [(u32, u64); 2] = [(2048, 42_666_667), (256, 5_333_334)];
+
+/// A case name built at run time, kept for the run.
+fn leak(name: String) -> &'static str {
+    Box::leak(name.into_boxed_str())
+}
+
 fn audiotap(only: &[&str], extra: &str) -> String {
     let all = [
         "level", "loudness", "spectrum", "waveform", "pitch", "onsets", "voice",
@@ -230,7 +240,49 @@ fn main() {
             name: "spectrum (bands=128)",
             element: "spectrum bands=128 interval=100000000".into(),
         },
+        // bands=129: FFT 256 (spectrum's FFT is 2 × bands − 2), a power of
+        // two, where 254 = 2 × 127 is a slow size; same reports.
+        Case {
+            name: "spectrum (bands=129)",
+            element: "spectrum bands=129 interval=100000000".into(),
+        },
     ];
+    // Equal work: both elements run one FFT of the same length per hop of
+    // that many frames and report after each (an interval of exactly one
+    // FFT length), with the same number of bands; with messages (audiotap
+    // without its JSON, which spectrum has no counterpart of) and without.
+    for (fft, interval) in EQUAL_WORK {
+        let bands = fft / 2 + 1;
+        cases.extend([
+            Case {
+                name: leak(format!("equal work {fft}: spectrum bands={bands}")),
+                element: format!("spectrum bands={bands} interval={interval}"),
+            },
+            Case {
+                name: leak(format!("equal work {fft}: audiotap spectrum")),
+                element: audiotap(
+                    &["spectrum"],
+                    &format!(
+                        "spectrum-size={fft} spectrum-bands={bands} interval={interval} json=false"
+                    ),
+                ),
+            },
+            Case {
+                name: leak(format!("equal work {fft}, no messages: spectrum")),
+                element: format!("spectrum bands={bands} interval={interval} post-messages=false"),
+            },
+            Case {
+                name: leak(format!("equal work {fft}, no messages: audiotap")),
+                element: audiotap(
+                    &["spectrum"],
+                    &format!(
+                        "spectrum-size={fft} spectrum-bands={bands} interval={interval} \
+                         post-messages=false json=false"
+                    ),
+                ),
+            },
+        ]);
+    }
     if has_ebur128level {
         cases.push(Case {
             name: "ebur128level (all modes)",
@@ -344,6 +396,33 @@ fn main() {
                 level + spectrum + ebur,
                 ours_all / (level + spectrum + ebur)
             );
+        }
+        let spectrum129 = cost_of("spectrum (bands=129)").unwrap();
+        let ours_spectrum = cost_of("audiotap spectrum").unwrap();
+        println!(
+            "- spectrum as offered (reports every 100 ms): audiotap spectrum {ours_spectrum:.1} vs spectrum bands=128 {spectrum:.1} (ratio {:.3}) and bands=129 {spectrum129:.1} ns/frame (ratio {:.3})",
+            ours_spectrum / spectrum,
+            ours_spectrum / spectrum129
+        );
+        for (fft, _) in EQUAL_WORK {
+            for quiet_case in ["", ", no messages"] {
+                let (theirs, ours) = if quiet_case.is_empty() {
+                    (
+                        cost_of(&format!("equal work {fft}: spectrum bands={}", fft / 2 + 1)),
+                        cost_of(&format!("equal work {fft}: audiotap spectrum")),
+                    )
+                } else {
+                    (
+                        cost_of(&format!("equal work {fft}, no messages: spectrum")),
+                        cost_of(&format!("equal work {fft}, no messages: audiotap")),
+                    )
+                };
+                let (theirs, ours) = (theirs.unwrap(), ours.unwrap());
+                println!(
+                    "- equal work, FFT {fft} every {fft} frames{quiet_case}: audiotap {ours:.1} vs spectrum {theirs:.1} ns/frame: ratio {:.3}",
+                    ours / theirs
+                );
+            }
         }
         if messages > 0 {
             let per_message_us = (ours_all - quiet) * frames as f64 / messages as f64 / 1000.0;

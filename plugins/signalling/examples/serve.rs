@@ -5,6 +5,7 @@
 //!
 //!   cargo build --release -p peer-signalling --example serve
 //!   target/release/examples/serve [--port N] [--max-peers-per-room N]
+//!     [--max-connections N] [--max-connections-per-ip N] [--message-rate R]
 
 use peer_signalling::server::{self, ServerConfig};
 
@@ -22,6 +23,16 @@ struct Cli {
     /// Peers a room may hold.
     #[arg(long)]
     max_peers_per_room: Option<usize>,
+    /// Open connections at once (as `peer serve --max-connections`).
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Open connections from one address (as `peer serve`'s option).
+    #[arg(long)]
+    max_connections_per_ip: Option<usize>,
+    /// Messages per second one connection may send, bursts of twice as
+    /// many (as `peer serve --message-rate`).
+    #[arg(long)]
+    message_rate: Option<f64>,
 }
 
 fn main() {
@@ -30,6 +41,16 @@ fn main() {
     config.bind.set_port(cli.port);
     if let Some(max) = cli.max_peers_per_room {
         config.limits.max_peers_per_room = max;
+    }
+    if let Some(max) = cli.max_connections {
+        config.connections.max_connections = max;
+    }
+    if let Some(max) = cli.max_connections_per_ip {
+        config.connections.max_connections_per_ip = max;
+    }
+    if let Some(rate) = cli.message_rate {
+        config.limits.message_rate = rate;
+        config.limits.message_burst = rate * 2.0;
     }
     tokio::runtime::Runtime::new()
         .expect("tokio runtime")

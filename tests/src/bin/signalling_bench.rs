@@ -5,7 +5,8 @@
 //!   cargo build --release -p peer -p peer-tests --bin signalling_bench
 //!   unshare -n sh -c 'ip link set lo up && target/release/signalling_bench'
 //!
-//! Subcommands: `idle N` (default 10000), `relay RATE SECONDS` (default
+//! Subcommands: `idle N [--per-room 10000,100] [--server BIN]...
+//! [--rounds R]` (default 10000 peers, one room and rooms of 100), `relay RATE SECONDS` (default
 //! 10000 msg/s for 10 s), `saturate SECONDS`; no argument runs all three.
 
 use std::sync::Arc;
@@ -68,11 +69,25 @@ fn token_for(id: &str) -> String {
 
 #[derive(clap::Subcommand)]
 enum Phase {
-    /// Server memory (RSS) with PEERS idle WebSocket peers.
+    /// Server memory (RSS) with PEERS idle WebSocket peers, for each room
+    /// shape and each server, in rounds (a fresh server each time).
     Idle {
         /// Peers connected, each joined to a room.
         #[arg(default_value_t = 10_000)]
         peers: usize,
+        /// Peers per room: the room shapes to measure (10000: one room of
+        /// all of them; 100: rooms of 100). The server's per-room cap is
+        /// lifted to 100 000 (`--max-peers-per-room`; its default is 1 000).
+        #[arg(long = "per-room", value_delimiter = ',', default_values_t = [10_000, 100])]
+        per_room: Vec<usize>,
+        /// Server binaries to measure side by side (`peer`, or
+        /// peer-signalling's example `serve`); by default
+        /// SIGNALLING_BENCH_SERVER or the `peer` beside this benchmark.
+        #[arg(long = "server")]
+        servers: Vec<std::path::PathBuf>,
+        /// Rounds over every shape and server.
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
     },
     /// Relay latency (p50, p99) of 1 KB messages sent at RATE per second.
     Relay {
@@ -108,11 +123,32 @@ fn main() {
             .block_on(phase)
     };
     match cli.phase {
-        Some(Phase::Idle { peers }) => run(Box::pin(idle(peers))),
+        Some(Phase::Idle {
+            peers,
+            per_room,
+            servers,
+            rounds,
+        }) => {
+            let servers = if servers.is_empty() {
+                vec![default_server()]
+            } else {
+                servers
+            };
+            for round in 1..=rounds {
+                for &size in &per_room {
+                    for server in &servers {
+                        print!("round {round}, {}: ", server.display());
+                        run(Box::pin(idle(server.clone(), peers, size)));
+                    }
+                }
+            }
+        }
         Some(Phase::Relay { rate, seconds }) => run(Box::pin(relay(rate, seconds))),
         Some(Phase::Saturate { seconds }) => run(Box::pin(saturate(seconds))),
         None => {
-            run(Box::pin(idle(10_000)));
+            for size in [10_000, 100] {
+                run(Box::pin(idle(default_server(), 10_000, size)));
+            }
             run(Box::pin(relay(10_000, 10)));
             run(Box::pin(saturate(10)));
         }
@@ -144,17 +180,24 @@ struct Server {
     port: u16,
 }
 
+/// The server measured unless told otherwise: SIGNALLING_BENCH_SERVER
+/// (another build, e.g. peer-signalling's example `serve`), or `peer`.
+fn default_server() -> std::path::PathBuf {
+    std::env::var_os("SIGNALLING_BENCH_SERVER")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(peer_tests::peer_binary)
+}
+
 fn start_server() -> Server {
+    start_server_binary(default_server())
+}
+
+fn start_server_binary(binary: std::path::PathBuf) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    // Another build of the server (e.g. `peer-signalling`'s example
-    // `serve`, or an older `peer`) when named, for side-by-side runs.
-    let binary = std::env::var_os("SIGNALLING_BENCH_SERVER")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(peer_tests::peer_binary);
     let mut command = std::process::Command::new(binary);
     command
         .args([
@@ -231,35 +274,59 @@ async fn join(port: u16, id: &str, room: &str) -> Socket {
     socket
 }
 
-async fn idle(count: usize) {
-    let server = start_server();
+/// `count` peers in rooms of `per_room`, idle once joined. Each keeps
+/// reading what the server sends it (as a real client would: in one big
+/// room every join is announced to everyone, and a peer that stopped
+/// reading would be closed as a slow consumer); all must still be
+/// connected when the memory is read, or the run fails.
+async fn idle(binary: std::path::PathBuf, count: usize, per_room: usize) {
+    let server = start_server_binary(binary);
     let before = rss_kib(server.process.id());
-    let mut sockets = Vec::with_capacity(count);
+    let closed = Arc::new(AtomicU64::new(0));
+    let frames = Arc::new(AtomicU64::new(0));
+    let mut readers = Vec::with_capacity(count);
     let started = Instant::now();
     for i in 0..count {
-        // Rooms of 100, so join announcements stay realistic.
-        sockets.push(
-            join(
-                server.port,
-                &format!("idle{i}"),
-                &format!("room{}", i / 100),
-            )
-            .await,
-        );
+        let mut socket = join(
+            server.port,
+            &format!("idle{i}"),
+            &format!("room{}", i / per_room.max(1)),
+        )
+        .await;
+        let (closed, frames) = (closed.clone(), frames.clone());
+        readers.push(tokio::spawn(async move {
+            // Text only: the heartbeat's pings keep coming.
+            while let Some(Ok(frame)) = socket.next().await {
+                if frame.is_text() {
+                    frames.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            closed.fetch_add(1, Ordering::Relaxed);
+        }));
     }
     let connect_time = started.elapsed();
-    // Let the server settle (queued announcements delivered, buffers freed).
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Let the server settle: announcements delivered (the frame count
+    // stops moving), buffers freed.
+    let mut seen = u64::MAX;
+    while frames.load(Ordering::Relaxed) != seen {
+        seen = frames.load(Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
     let after = rss_kib(server.process.id());
+    let lost = closed.load(Ordering::Relaxed);
+    assert_eq!(lost, 0, "{lost} of {count} idle peers were disconnected");
+    let rooms = count.div_ceil(per_room.max(1));
     println!(
-        "idle: {count} peers joined in {:.1} s; server RSS {:.1} MB before, {:.1} MB with them: {:.2} KB per peer, {:.1} MB in all",
+        "idle: {count} peers in {rooms} room(s) of {per_room} joined in {:.1} s ({seen} frames announced to them); server RSS {:.1} MB before, {:.1} MB with them: {:.2} KB per peer, {:.1} MB in all",
         connect_time.as_secs_f64(),
         before as f64 / 1024.0,
         after as f64 / 1024.0,
         (after - before) as f64 / count as f64,
         after as f64 / 1024.0
     );
-    drop(sockets);
+    for reader in readers {
+        reader.abort();
+    }
 }
 
 /// Pairs of peers; each sender sends 1 KB messages carrying the send time
