@@ -68,6 +68,7 @@ impl Hub {
                 room: "live".into(),
                 streams,
                 meta: Value::Null,
+                presence: true,
             },
         ] {
             hub.core.handle(

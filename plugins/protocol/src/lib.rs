@@ -116,6 +116,13 @@ pub enum ClientMessage {
         streams: Vec<StreamInfo>,
         #[serde(default, skip_serializing_if = "Value::is_null")]
         meta: Value,
+        /// `false`: this peer is not told who joins, updates or leaves the
+        /// room (no `peer-joined`, `peer-updated`, `peer-left`; `joined`
+        /// lists nobody), so joining a big room costs O(1), not O(room).
+        /// For audiences that need no roster, and for protocols without
+        /// presence (PeerJS). `list` still answers. Others see it as usual.
+        #[serde(default = "presence_default", skip_serializing_if = "is_true")]
+        presence: bool,
     },
     /// Change what this peer publishes or its meta; the room is told.
     Update {
@@ -163,6 +170,14 @@ pub enum ClientMessage {
         data: Value,
     },
     Ping {},
+}
+
+fn presence_default() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 impl ClientMessage {

@@ -222,6 +222,9 @@ impl Peer {
 struct Room {
     /// In order of joining, so listings are stable.
     members: Vec<ConnId>,
+    /// The members that joined with presence: told of joins, updates
+    /// and departures. A subset of `members`, in the same order.
+    watchers: Vec<ConnId>,
 }
 
 struct Session {
@@ -559,7 +562,8 @@ impl SignallingCore {
                 room,
                 streams,
                 meta,
-            } => self.join(conn, room, streams, meta, out),
+                presence,
+            } => self.join(conn, room, streams, meta, presence, out),
             ClientMessage::Update { streams, meta } => self.update(conn, streams, meta, out),
             ClientMessage::Leave {} => self.leave(conn, out),
             ClientMessage::List { room } => self.list(conn, room, out),

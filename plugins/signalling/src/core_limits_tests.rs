@@ -164,3 +164,72 @@ fn awaited_sessions_are_indexed_by_room_and_peer_and_cleaned_up() {
     assert!(h.core.awaited_deadlines.is_empty());
     assert_eq!(h.core.session_count(), 1);
 }
+
+/// `presence: false`: the peer is told nothing of the room's comings and
+/// goings, and its own join costs nothing per member; those who watch see
+/// it as usual; `list` still answers it; a resumed peer keeps its choice.
+#[test]
+fn a_peer_without_presence_is_not_told_of_the_room_and_costs_no_roster() {
+    let mut h = Harness::new();
+    h.connect(1, "cam");
+    h.join(1, "demo", true);
+    h.connect(2, "quiet");
+    let effects = h.text(
+        2,
+        json!({"type": "join", "room": "demo", "presence": false}),
+    );
+    let ServerMessage::Joined { peers, .. } = effects.only_to(2) else {
+        panic!("{effects:?}")
+    };
+    assert!(peers.is_empty(), "no roster without presence: {peers:?}");
+    // The watcher (cam) sees it join.
+    assert!(
+        matches!(effects.only_to(1), ServerMessage::PeerJoined { peer, .. } if peer.id == "quiet")
+    );
+
+    h.connect(3, "late");
+    let effects = h.join(3, "demo", false);
+    assert!(effects.to(2).is_empty(), "told of a join: {effects:?}");
+    assert!(matches!(
+        effects.only_to(1),
+        ServerMessage::PeerJoined { .. }
+    ));
+    let ServerMessage::Joined { peers, .. } = effects.only_to(3) else {
+        panic!()
+    };
+    // A watcher's roster lists everyone, the quiet peer included.
+    let ids: Vec<_> = peers.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, ["cam", "quiet"]);
+
+    let effects = h.text(1, json!({"type": "update", "meta": {"title": "x"}}));
+    assert!(effects.to(2).is_empty(), "told of an update: {effects:?}");
+    assert!(matches!(
+        effects.only_to(3),
+        ServerMessage::PeerUpdated { .. }
+    ));
+
+    let effects = h.text(2, json!({"type": "list"}));
+    let ServerMessage::Peers { peers, .. } = effects.only_to(2) else {
+        panic!("{effects:?}")
+    };
+    // Everyone else in the room.
+    assert_eq!(peers.len(), 2);
+
+    // Its own departure is told to those who watch.
+    let effects = h.run(Input::Disconnected { conn: 2 });
+    assert!(matches!(effects.only_to(1), ServerMessage::PeerLeft { id, .. } if id == "quiet"));
+    assert!(matches!(effects.only_to(3), ServerMessage::PeerLeft { .. }));
+    let effects = h.run(Input::Disconnected { conn: 3 });
+    assert!(matches!(effects.only_to(1), ServerMessage::PeerLeft { id, .. } if id == "late"));
+}
+
+#[test]
+fn presence_is_on_unless_said_otherwise_and_not_written_when_on() {
+    let join: ClientMessage =
+        protocol::decode_client_message(r#"{"type":"join","room":"r"}"#).unwrap();
+    assert!(matches!(join, ClientMessage::Join { presence: true, .. }));
+    assert_eq!(
+        protocol::encode_client_message(&join),
+        r#"{"type":"join","room":"r"}"#
+    );
+}

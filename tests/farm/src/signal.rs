@@ -70,6 +70,8 @@ impl Signal {
                         room: address.room,
                         streams: Vec::new(),
                         meta: Value::Null,
+                        // As peersrc joins (it reads the roster).
+                        presence: true,
                     })
                     .map_err(signalling)?;
                 // `wait`: a viewer may come before its producer.

@@ -389,6 +389,7 @@ async fn record(args: RecorderArgs) -> anyhow::Result<()> {
         room: room.clone(),
         streams: Vec::new(),
         meta: serde_json::Value::Null,
+        presence: true,
     })?;
 
     let (events, mut recorder_events) = mpsc::unbounded_channel();

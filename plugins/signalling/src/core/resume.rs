@@ -48,7 +48,12 @@ impl SignallingCore {
             return;
         };
         if let Some(room) = peer.room.as_ref().and_then(|room| self.rooms.get_mut(room)) {
-            for member in room.members.iter_mut().filter(|m| **m == old) {
+            for member in room
+                .members
+                .iter_mut()
+                .chain(room.watchers.iter_mut())
+                .filter(|m| **m == old)
+            {
                 *member = conn;
             }
         }

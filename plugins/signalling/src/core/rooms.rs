@@ -11,6 +11,7 @@ impl SignallingCore {
         room: RoomId,
         streams: Vec<StreamInfo>,
         meta: Value,
+        presence: bool,
         out: &mut Vec<Action>,
     ) -> Outcome {
         if !protocol::is_valid_name(&room) {
@@ -62,11 +63,18 @@ impl SignallingCore {
         let info = peer.info();
         let id = info.id.clone();
 
-        let members = &mut self.rooms.entry(room.clone()).or_default().members;
-        let others = members.clone();
-        members.push(conn);
+        let entry = self.rooms.entry(room.clone()).or_default();
+        // Only those who watch the room are told; without presence a join
+        // touches nothing per member.
+        let others = entry.watchers.clone();
+        let roster = presence.then(|| entry.members.clone());
+        entry.members.push(conn);
+        if presence {
+            entry.watchers.push(conn);
+        }
 
-        let peers = others
+        let peers = roster
+            .unwrap_or_default()
             .iter()
             .filter_map(|other| self.peer(*other))
             .map(Peer::info)
@@ -119,7 +127,7 @@ impl SignallingCore {
         }
         let info = peer.info();
         if let Some(room) = peer.room.clone() {
-            let others = self.room_members_except(&room, conn);
+            let others = self.room_watchers_except(&room, conn);
             if !others.is_empty() {
                 out.push(Action::Send {
                     to: others,
@@ -128,6 +136,13 @@ impl SignallingCore {
             }
         }
         Ok(())
+    }
+
+    fn room_watchers_except(&self, room: &str, conn: ConnId) -> Vec<ConnId> {
+        self.rooms
+            .get(room)
+            .map(|r| r.watchers.iter().copied().filter(|m| *m != conn).collect())
+            .unwrap_or_default()
     }
 
     pub(super) fn room_members_except(&self, room: &str, conn: ConnId) -> Vec<ConnId> {
@@ -165,11 +180,12 @@ impl SignallingCore {
         let id = peer.id.clone();
         if let Some(room) = self.rooms.get_mut(&room_name) {
             room.members.retain(|m| *m != conn);
+            room.watchers.retain(|m| *m != conn);
             if room.members.is_empty() {
                 self.rooms.remove(&room_name);
-            } else {
+            } else if !room.watchers.is_empty() {
                 out.push(Action::Send {
-                    to: room.members.clone(),
+                    to: room.watchers.clone(),
                     message: Arc::new(ServerMessage::PeerLeft {
                         room: room_name,
                         id,

@@ -351,6 +351,10 @@ impl PeerJsAdapter {
                 room: room.to_string(),
                 streams: Vec::new(),
                 meta: Value::Null,
+                // PeerJS has no presence, but `peer-joined` is how the
+                // adapter learns that a native peer messages were held
+                // for has come (its own clients release on `joined`).
+                presence: true,
             },
         });
     }

@@ -188,6 +188,7 @@ impl Harness {
                 room: room.into(),
                 streams: Vec::new(),
                 meta: Value::Null,
+                presence: true,
             },
         ] {
             self.native_says(conn, message);

@@ -252,6 +252,9 @@ impl WishAdapter {
                 room: room.to_owned(),
                 streams,
                 meta: serde_json::Value::Null,
+                // Nothing here reads the roster: a WHIP or WHEP session
+                // joining a big room costs it nothing per member.
+                presence: false,
             },
         });
         let stage = match target {

@@ -41,6 +41,7 @@ pub(super) fn core_with(receivers: usize, producer: bool) -> SignallingCore {
                 room: "live".into(),
                 streams,
                 meta: serde_json::Value::Null,
+                presence: true,
             },
         ] {
             core.handle(now, Input::Message { conn, message }, &mut out);

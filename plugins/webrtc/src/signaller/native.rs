@@ -493,6 +493,7 @@ impl Connection {
                     room: self.room.clone(),
                     streams,
                     meta: Value::Null,
+                    presence: true,
                 });
                 None
             }
