@@ -13,7 +13,7 @@
 //! browser tab does. The peersink is in this process, which is measured:
 //! nothing else runs here meanwhile (the two tests take turns).
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -98,29 +98,29 @@ fn cycles(ci: usize) -> usize {
 /// The two tests take turns: the viewer test measures this process.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-/// `rounds` rounds of `viewers` farm viewers that connect, receive a
-/// decodable frame each, and go.
+/// `viewers` farm viewers that connect, each receive a decodable frame,
+/// and go (their process ends: sockets closed, as a closed tab's).
 fn viewer_round(uri: &str, viewers: usize) {
+    use std::io::{BufRead, BufReader, Write};
     let farm = peer_tests::target_dir().join("viewer-farm");
-    let output = Command::new(&farm)
+    let mut child = Command::new(&farm)
         .args(["--uri", uri, "--producer", "cam", "--viewers"])
         .arg(viewers.to_string())
-        .args([
-            "--ramp-ms",
-            "5",
-            "--seconds",
-            "0",
-            "--connect-timeout",
-            "20",
-        ])
-        .output()
+        .args(["--ramp-ms", "5", "--connect-timeout", "20", "--serve"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
         .unwrap_or_else(|err| panic!("cannot run {}: {err}", farm.display()));
-    assert!(
-        output.status.success(),
-        "viewer farm: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let mut input = child.stdin.take().unwrap();
+    let mut output = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = || output.next().and_then(Result::ok).unwrap_or_default();
+    assert_eq!(next(), "started");
+    writeln!(input, "wait 30").unwrap();
+    let answer = next();
+    assert_eq!(answer, "receiving", "viewer farm: {answer}");
+    writeln!(input, "quit").unwrap();
+    drop(input);
+    assert!(child.wait().unwrap().success(), "the viewer farm failed");
 }
 
 #[test]
@@ -192,7 +192,7 @@ fn publishers_joining_and_leaving_peer_record_leave_nothing_behind() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     init();
     let total = cycles(CI_PUBLISHER_CYCLES);
-    let mut recorder = Recorder::start_with("churn", &["--summary-interval", "0"]);
+    let mut recorder = Recorder::start("churn");
     let uri = recorder.room_uri("churn");
     let pid = recorder.process.id();
     let started = Instant::now();
