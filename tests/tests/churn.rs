@@ -9,7 +9,7 @@
 //! has the command and the figures).
 //!
 //! Viewers are the viewer farm's (str0m: real ICE, DTLS-SRTP, RTCP), in
-//! processes of their own, ten at a time; they leave by closing, as a
+//! processes of their own, 25 at a time; they leave by closing, as a
 //! browser tab does. The peersink is in this process, which is measured:
 //! nothing else runs here meanwhile (the two tests take turns).
 
@@ -22,13 +22,15 @@ use peer_tests::process::ChildProcess;
 use peer_tests::recorder::{Recorder, free_port};
 use peer_tests::{init, play, wait_until};
 
-const CI_VIEWER_CYCLES: usize = 300;
+const CI_VIEWER_CYCLES: usize = 200;
 const CI_PUBLISHER_CYCLES: usize = 150;
 /// Cycles before the first measurement: caches, pools and lazily
 /// started threads have reached their working size by then.
 const WARM_UP: usize = 50;
-/// Viewers that come and go together.
-const VIEWERS_AT_ONCE: usize = 10;
+/// Viewers that come and go together. They vanish without a goodbye (a
+/// closed tab), so the server ends their sessions after its resume window
+/// (10 s): a round lasts about that long, whatever its size.
+const VIEWERS_AT_ONCE: usize = 25;
 /// Publishers that come and go together.
 const PUBLISHERS_AT_ONCE: usize = 5;
 
@@ -87,6 +89,34 @@ impl Held {
     }
 }
 
+/// The threads of `pid` by name (digits folded), most common first: what
+/// a leak leaves running says where it comes from.
+fn thread_names(pid: u32) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let name: String = name
+            .trim()
+            .chars()
+            .map(|c| if c.is_ascii_digit() { 'N' } else { c })
+            .collect();
+        match counts.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((name, 1)),
+        }
+    }
+    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts
+        .iter()
+        .take(8)
+        .map(|(name, count)| format!("{count} {name}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn cycles(ci: usize) -> usize {
     std::env::var("CHURN_CYCLES")
         .ok()
@@ -141,6 +171,13 @@ fn viewers_joining_and_leaving_a_peersink_leave_nothing_behind() {
          videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 \
          ! sink.video_0"
     ));
+    // Read, as any application reads its bus: an unread bus keeps every
+    // message, and each message its source element (whole webrtcbins,
+    // their threads and sockets, were kept alive that way).
+    sender
+        .bus()
+        .unwrap()
+        .set_sync_handler(|_, _| gst::BusSyncReply::Drop);
     play(&sender);
     let sink = sender.by_name("sink").unwrap();
     let me = std::process::id();
@@ -170,6 +207,7 @@ fn viewers_joining_and_leaving_a_peersink_leave_nothing_behind() {
          {total}: {server_after:?}",
         started.elapsed().as_secs_f64()
     );
+    eprintln!("threads of the peersink's process: {}", thread_names(me));
     after.assert_within(&baseline, "the peersink's process");
     server_after.assert_within(&server_baseline, "peer serve");
     let _ = sender.set_state(gst::State::Null);
