@@ -42,9 +42,15 @@ sleep 1
 "$BIN/peer" send --server "ws://127.0.0.1:$PORT" --room soak --id cam \
   --width 1280 --height 720 --fps 30 --bitrate 2000000 >"$OUT/send.log" 2>&1 &
 SEND=$!
-"$BIN/peer" record --server "ws://127.0.0.1:$PORT" --room soak --dir "$OUT/rec" \
-  --summary-interval 60 >"$OUT/record.log" 2>&1 &
-RECORD=$!
+# `peer record --server` exits when it loses the server (it does not
+# reconnect yet): restarted here as a service manager would, and counted.
+record() {
+  "$BIN/peer" record --server "ws://127.0.0.1:$PORT" --room soak --dir "$OUT/rec" \
+    --summary-interval 60 >>"$OUT/record.log" 2>&1 &
+  RECORD=$!
+}
+record
+RECORDER_RESTARTS=0
 
 START=$(date +%s)
 END=$((START + MINUTES * 60))
@@ -79,6 +85,11 @@ sample() {
 NEXT_RESTART=$((START + RESTART_MINUTES * 60))
 while [ "$(date +%s)" -lt "$END" ]; do
   sample
+  if ! kill -0 "$RECORD" 2>/dev/null; then
+    RECORDER_RESTARTS=$((RECORDER_RESTARTS + 1))
+    echo "$(date -u +%T) peer record exited; started again" | tee -a "$OUT/restarts.log"
+    record
+  fi
   if [ "$(date +%s)" -ge "$NEXT_RESTART" ]; then
     echo "$(date -u +%T) restarting peer serve" | tee -a "$OUT/restarts.log"
     kill -TERM "$(cat "$OUT/serve.pid")"; wait "$(cat "$OUT/serve.pid")" 2>/dev/null || true
@@ -114,7 +125,7 @@ cat "$OUT"/viewers/slot*.log | sed -n 's/.*fps per viewer min \([0-9.]*\).*/\1/p
   awk '{v[NR] = $1} END { if (NR) printf "session fps: lowest %.1f, 5th percentile %.1f, median %.1f\n", v[1], v[int(NR * 0.05) + 1], v[int(NR / 2) + 1] }'
 
 echo
-echo "## Recordings"
+echo "## Recordings (peer record was started again $RECORDER_RESTARTS time(s))"
 total=0
 for file in "$OUT"/rec/*.webm "$OUT"/rec/*.mkv; do
   [ -e "$file" ] || continue

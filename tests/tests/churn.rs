@@ -184,6 +184,7 @@ fn viewers_joining_and_leaving_a_peersink_leave_nothing_behind() {
     let started = Instant::now();
     let mut baseline = None;
     let mut server_baseline = None;
+    let mut series = Vec::new();
     let mut done = 0;
     while done < total {
         let viewers = VIEWERS_AT_ONCE.min(total - done);
@@ -197,7 +198,14 @@ fn viewers_joining_and_leaving_a_peersink_leave_nothing_behind() {
             baseline = Some(Held::of(me));
             server_baseline = Some(Held::of(server.id()));
         }
+        if done % 100 == 0 {
+            series.push(format!("{done}: {} KiB", Held::of(me).rss_kib));
+        }
     }
+    eprintln!(
+        "the peersink's process, resident memory by cycles: {}",
+        series.join(", ")
+    );
     let (baseline, server_baseline) = (baseline.unwrap(), server_baseline.unwrap());
     let after = Held::of(me);
     let server_after = Held::of(server.id());
@@ -233,6 +241,7 @@ fn publishers_joining_and_leaving_peer_record_leave_nothing_behind() {
     let mut recorder = Recorder::start("churn");
     let uri = recorder.room_uri("churn");
     let pid = recorder.process.id();
+    let mut series = Vec::new();
     let started = Instant::now();
     let mut baseline = None;
     let mut done = 0;
@@ -255,7 +264,14 @@ fn publishers_joining_and_leaving_peer_record_leave_nothing_behind() {
         if done == WARM_UP {
             baseline = Some(Held::of(pid));
         }
+        if done % 100 == 0 {
+            series.push(format!("{done}: {} KiB", Held::of(pid).rss_kib));
+        }
     }
+    eprintln!(
+        "peer record, resident memory by cycles: {}",
+        series.join(", ")
+    );
     let baseline = baseline.unwrap();
     let after = Held::of(pid);
     let files = std::fs::read_dir(&recorder.dir)
