@@ -22,7 +22,7 @@ use peer_tests::process::ChildProcess;
 use peer_tests::recorder::{Recorder, free_port};
 use peer_tests::{init, play, wait_until};
 
-const CI_VIEWER_CYCLES: usize = 200;
+const CI_VIEWER_CYCLES: usize = 300;
 const CI_PUBLISHER_CYCLES: usize = 150;
 /// Cycles before the first measurement: caches, pools and lazily
 /// started threads have reached their working size by then.
@@ -65,8 +65,10 @@ impl Held {
     /// Within the margins of `baseline`: resident memory grows by at most
     /// 16 MiB or 10 %, whichever is more (allocator arenas and caches
     /// settle slowly; a session's worth per cycle would be far more);
-    /// threads and descriptors by at most 2 (a pool's idle worker).
-    fn assert_within(&self, baseline: &Held, what: &str) {
+    /// descriptors by at most 2, threads by at most 2 + `idle_threads`
+    /// (streaming threads of the last round's sessions wait idle in
+    /// GStreamer's task pool for a while after their sessions ended).
+    fn assert_within(&self, baseline: &Held, idle_threads: u64, what: &str) {
         let rss_margin = (16 * 1024).max(baseline.rss_kib / 10);
         assert!(
             self.rss_kib <= baseline.rss_kib + rss_margin,
@@ -75,7 +77,7 @@ impl Held {
             self.rss_kib
         );
         assert!(
-            self.threads <= baseline.threads + 2,
+            self.threads <= baseline.threads + 2 + idle_threads,
             "{what}: threads grew from {} to {}",
             baseline.threads,
             self.threads
@@ -159,11 +161,11 @@ fn viewers_joining_and_leaving_a_peersink_leave_nothing_behind() {
     init();
     let total = cycles(CI_VIEWER_CYCLES);
     let port = free_port();
-    let mut server = ChildProcess::spawn(Command::new(peer_tests::peer_binary()).args([
-        "serve",
-        "--port",
-        &port.to_string(),
-    ]));
+    let mut server = ChildProcess::spawn(
+        Command::new(peer_tests::peer_binary())
+            .args(["serve", "--port", &port.to_string()])
+            .env("PEER_LOG", "warn"),
+    );
     server.wait_line("gst-peer signalling on", Duration::from_secs(20));
     let uri = format!("ws://127.0.0.1:{port}/churn");
     let sender = peer_tests::launch(&format!(
@@ -216,15 +218,25 @@ fn viewers_joining_and_leaving_a_peersink_leave_nothing_behind() {
         started.elapsed().as_secs_f64()
     );
     eprintln!("threads of the peersink's process: {}", thread_names(me));
-    after.assert_within(&baseline, "the peersink's process");
-    server_after.assert_within(&server_baseline, "peer serve");
+    // Seven streaming threads per viewer's webrtcbin (nicesrc, dtlsenc,
+    // sctpenc, ...), the last round's possibly still idle in the pool.
+    after.assert_within(
+        &baseline,
+        7 * VIEWERS_AT_ONCE as u64,
+        "the peersink's process",
+    );
+    server_after.assert_within(&server_baseline, 0, "peer serve");
     let _ = sender.set_state(gst::State::Null);
 }
 
-/// A publisher of a small picture and a tone, as `id`.
+/// A publisher of a small picture and a tone, as `id`. Without data
+/// channels: with them, one publisher in ~1,000 hung in set_state(NULL)
+/// (GStreamer 1.22's sctpenc: its src task waits in gst_data_queue_pop
+/// while its pad is removed and joined; docs/reliability.md, "Open
+/// findings"). This test is about what `peer record` holds.
 fn publisher(uri: &str, id: &str) -> gst::Pipeline {
     let publisher = peer_tests::launch(&format!(
-        "peersink name=sink uri={uri} peer-id={id} video-bitrate=200000 \
+        "peersink name=sink uri={uri} peer-id={id} video-bitrate=200000 data-channels=\"\" \
          videotestsrc is-live=true pattern=ball ! video/x-raw,width=160,height=120,framerate=30/1 \
            ! sink.video_0 \
          audiotestsrc is-live=true wave=sine freq=440 ! sink.audio_0"
@@ -285,6 +297,6 @@ fn publishers_joining_and_leaving_peer_record_leave_nothing_behind() {
         started.elapsed().as_secs_f64()
     );
     assert_eq!(files, total, "one recording per publisher");
-    after.assert_within(&baseline, "peer record");
+    after.assert_within(&baseline, 0, "peer record");
     recorder.interrupt();
 }
