@@ -14,6 +14,8 @@ pub struct Received {
     pub height: u32,
     /// RGB of the centre pixel of the last frame.
     pub centre_rgb: [u8; 3],
+    /// RGB of the centre pixel of every frame, in decoding order.
+    pub centres: Vec<[u8; 3]>,
     /// The last frame, packed RGB rows of `width` pixels.
     pub last_frame: Vec<u8>,
     /// One frame per second of media time (its timestamp and packed RGB).
@@ -310,6 +312,8 @@ fn video_checker(shared: Arc<Shared>) -> gst::Element {
                 received.width = info.width();
                 received.height = info.height();
                 received.centre_rgb = [data[offset], data[offset + 1], data[offset + 2]];
+                let centre = received.centre_rgb;
+                received.centres.push(centre);
                 let row = info.width() as usize * 3;
                 received.last_frame.clear();
                 for y in 0..info.height() as usize {

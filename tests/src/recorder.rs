@@ -131,3 +131,52 @@ pub fn sidecar(path: &Path) -> Value {
         .expect("a sidecar next to the file");
     serde_json::from_str(&text).unwrap()
 }
+
+impl Recorder {
+    /// Records `room` into a tmpfs of `size_kib` KiB mounted on a fresh
+    /// directory in a mount namespace of the recorder's own (`unshare -m`,
+    /// as root or in the tests' user namespace): a disk that fills up,
+    /// seen by nobody else. The test reaches the files through
+    /// [`Recorder::seen_path`]; the tmpfs goes with the process.
+    pub fn start_on_tmpfs(room: &str, size_kib: u64, options: &[&str]) -> Recorder {
+        let dir = fresh_dir("tmpfs");
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = free_port();
+        let mut process = ChildProcess::spawn(
+            Command::new("unshare")
+                .args(["-m", "--", "sh", "-c"])
+                .arg(format!(
+                    "mount -t tmpfs -o size={size_kib}k gst-peer-test \"$0\" && exec \"$@\""
+                ))
+                .arg(&dir)
+                .arg(crate::peer_binary())
+                .args([
+                    "record",
+                    "--room",
+                    room,
+                    "--port",
+                    &port.to_string(),
+                    "--summary-interval",
+                    "1",
+                ])
+                .args(options)
+                .arg("--dir")
+                .arg(&dir),
+        );
+        process.wait_line("publish at", Duration::from_secs(20));
+        Recorder::adopt(process, port, dir)
+    }
+
+    /// `path` (in the recorder's directory) as this process reaches it
+    /// when the recorder has a mount namespace of its own: through
+    /// /proc/PID/root.
+    pub fn seen_path(&self, path: &Path) -> PathBuf {
+        let relative = path.strip_prefix("/").unwrap_or(path);
+        PathBuf::from(format!("/proc/{}/root", self.process.id())).join(relative)
+    }
+
+    /// Whether the recorder process is still running.
+    pub fn running(&mut self) -> bool {
+        !self.process.wait_exit(Duration::ZERO)
+    }
+}

@@ -192,10 +192,11 @@ impl Recording {
 
         let bus = pipeline.bus().expect("pipelines have a bus");
         let name = publisher.to_owned();
+        let dir = settings.dir.clone();
         bus.set_sync_handler(move |_, message| {
             let outcome = match message.view() {
                 gst::MessageView::Eos(_) => Some(Outcome::Finished),
-                gst::MessageView::Error(err) => Some(Outcome::Failed(err.error().to_string())),
+                gst::MessageView::Error(err) => Some(Outcome::Failed(failure_text(&err, &dir))),
                 _ => None,
             };
             if let Some(outcome) = outcome {
@@ -235,7 +236,7 @@ impl Recording {
                 self.publisher, present, self.shared.expected_tracks
             );
             if let Err(err) = open_output(&self.pipeline, &self.shared) {
-                eprintln!("recording {}: {err:#}", self.publisher);
+                could_not_open(&self.pipeline, &self.shared, &err);
             }
         }
     }
@@ -404,7 +405,7 @@ fn add_track(pipeline: &gst::Pipeline, shared: &Arc<Shared>, pad: &gst::Pad) -> 
                 tracks.len() >= shared.expected_tracks && tracks.iter().all(|t| t.codec.is_some())
             };
             if ready && let Err(err) = open_output(&pipeline, &shared) {
-                eprintln!("recording {}: {err:#}", shared.publisher);
+                could_not_open(&pipeline, &shared, &err);
             }
             gst::PadProbeReturn::Ok
         });
@@ -415,6 +416,24 @@ fn add_track(pipeline: &gst::Pipeline, shared: &Arc<Shared>, pad: &gst::Pad) -> 
         .unwrap()
         .get_or_insert_with(Instant::now);
     Ok(())
+}
+
+/// A recording whose file could not be opened (or its sidecar written)
+/// ends with the reason, rather than waiting with its tracks blocked.
+fn could_not_open(pipeline: &gst::Pipeline, shared: &Shared, err: &anyhow::Error) {
+    eprintln!("recording {}: {err:#}", shared.publisher);
+    let full = err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull)
+    });
+    let kind = if full {
+        gst::ResourceError::NoSpaceLeft
+    } else {
+        gst::ResourceError::OpenWrite
+    };
+    let message = gst::message::Error::builder(kind, &format!("{err:#}")).build();
+    let _ = pipeline.post_message(message);
 }
 
 /// Creates the muxer and file for the tracks present and lets them flow.
@@ -464,6 +483,11 @@ fn open_output(pipeline: &gst::Pipeline, shared: &Arc<Shared>) -> anyhow::Result
         .property("location", path.to_string_lossy().as_ref())
         .property("sync", false)
         .property("async", false)
+        // Every block goes to the kernel as the muxer makes it: a killed
+        // recorder loses nothing it had muxed (however low the bitrate),
+        // and a full disk is seen at the block that does not fit.
+        .property_from_str("buffer-mode", "unbuffered")
+        .property("enable-last-sample", false)
         .build()?;
     pipeline.add_many([&mux, &sink])?;
     mux.link(&sink)?;
@@ -531,6 +555,20 @@ fn open_output(pipeline: &gst::Pipeline, shared: &Arc<Shared>) -> anyhow::Result
         .with_context(|| format!("cannot write the sidecar of {}", path.display()))?;
     println!("recording {} → {}", shared.publisher, path.display());
     Ok(())
+}
+
+/// The reason a recording failed, for its `finished` line and sidecar:
+/// a full disk is named as such, with the directory to free space in.
+fn failure_text(err: &gst::message::Error, dir: &std::path::Path) -> String {
+    if err.error().matches(gst::ResourceError::NoSpaceLeft) {
+        format!(
+            "disk full: no space left in {}; the recording ends here, its file plays up to \
+             this point, and new recordings start once there is space",
+            dir.display()
+        )
+    } else {
+        err.error().to_string()
+    }
 }
 
 /// Decodes a track into the composite's inter-element channel; leaky, so
