@@ -422,12 +422,16 @@ fn their_webrtcsink_ramps_and_backs_off_on_our_transport_cc_feedback() {
         .local_addr()
         .unwrap()
         .port();
-    // Noise: every bit the estimate allows is spent, as with a busy camera.
+    // A moving zone plate: detail enough that vp8enc spends what the
+    // estimate allows (~2.8 Mbit/s at a 3 Mbit/s target) and still meets
+    // a low target (~360 kbit/s at 300k). Noise (pattern=snow) cannot be
+    // squeezed below ~1 Mbit/s at this size: under the limit it drowned
+    // the link whatever the target.
     let description = format!(
         "whepserversink name=s stun-server=\"\" congestion-control=homegrown enable-mitigation-modes=none \
          start-bitrate={start} min-bitrate=100000 max-bitrate={max} video-caps=video/x-vp8 \
          signaller::host-addr=http://{far}:{port} signaller::stun-server=\"\" \
-         videotestsrc is-live=true pattern=snow ! \
+         videotestsrc is-live=true pattern=zone-plate kx2=20 ky2=20 kt=1 ! \
          video/x-raw,width=640,height=360,framerate=30/1 ! videoconvert ! queue ! s.",
         start = START_KBITS as u32 * 1000,
         max = MAX_KBITS as u32 * 1000,
@@ -467,10 +471,16 @@ fn their_webrtcsink_ramps_and_backs_off_on_our_transport_cc_feedback() {
 
     // A free link: the estimate grows on our feedback.
     let free = sender_samples(&mut sender, 20.0);
-    let frames_before_limit = receiver.frames();
+    // Their uplink limited: the estimate comes down, then holds; the
+    // last LAST_SECONDS are measured.
     host.limit_outgoing_rate(LINK_KBITS as u32);
-    let limited = sender_samples(&mut sender, 25.0);
-    let frames_under_limit = receiver.frames() - frames_before_limit;
+    let mut limited = sender_samples(&mut sender, 20.0);
+    let frames_before = receiver.frames();
+    receiver.reset_freezes();
+    let settled = sender_samples(&mut sender, LAST_SECONDS);
+    let received = receiver.snapshot();
+    let frames_settled = received.video_frames - frames_before;
+    limited.extend(settled.iter().copied());
     println!(
         "{}",
         sender_table("webrtcsink (homegrown) → peersrc, free link", &free)
@@ -482,7 +492,6 @@ fn their_webrtcsink_ramps_and_backs_off_on_our_transport_cc_feedback() {
             &limited
         )
     );
-    let received = receiver.snapshot();
     drop(receiver);
     sender.kill();
 
@@ -503,14 +512,42 @@ fn their_webrtcsink_ramps_and_backs_off_on_our_transport_cc_feedback() {
         end_limited.feedback > end_free.feedback,
         "feedback stopped under the limit"
     );
-    assert!(
-        end_limited.encoder_bitrate < LINK_KBITS * 1000.0,
-        "under a {LINK_KBITS} kbit/s uplink the sender still aims at {:.0} kbit/s",
-        end_limited.encoder_bitrate / 1000.0
+    let mean = |samples: &[SenderSample], value: fn(&SenderSample) -> f64| {
+        samples.iter().map(value).sum::<f64>() / samples.len().max(1) as f64
+    };
+    let (target, loss) = (
+        mean(&settled, |s| s.encoder_bitrate),
+        mean(&settled, |s| s.loss_pct),
     );
+    let longest_gap = received.freezes.longest_gap_now();
+    println!(
+        "last {LAST_SECONDS} s under the limit: target {:.0} kbit/s on average, {loss:.1}% lost \
+         (their feedback), {frames_settled} frames at peersrc, longest gap {longest_gap:?}",
+        target / 1000.0
+    );
+    assert!(
+        target < LINK_KBITS * 1000.0,
+        "under a {LINK_KBITS} kbit/s uplink the sender aims at {:.0} kbit/s on average",
+        target / 1000.0
+    );
+    // The picture keeps coming, at its size.
     assert_eq!((received.width, received.height), (640, 360));
     assert!(
-        frames_under_limit as f64 >= 25.0 * 10.0,
-        "{frames_under_limit} frames in 25 s under the limit"
+        frames_settled as f64 >= LAST_SECONDS * 15.0,
+        "{frames_settled} frames in the last {LAST_SECONDS} s under the limit (30 fps sent)"
+    );
+    assert!(
+        longest_gap <= Duration::from_secs(1),
+        "the picture froze for {longest_gap:?} in the last {LAST_SECONDS} s under the limit"
+    );
+    // Homegrown probes: it raises its target by 3 % per report until
+    // the feedback shows loss, then cuts it (516 → 1318 → 926 kbit/s
+    // within 10 s in one run), so a few percent of loss on average is
+    // how it keeps finding the link (5 % measured). Congestion it did
+    // not back off from loses far more: 75 % when its encoder could
+    // not meet the target (pattern=snow).
+    assert!(
+        loss <= 10.0,
+        "last {LAST_SECONDS} s under the limit: {loss:.1}% lost on average, as their feedback says"
     );
 }
