@@ -298,13 +298,33 @@ fn a_publisher_on_a_one_megabit_uplink_settles_below_it() {
         rate < LINK_KBITS as f64,
         "last {LAST_SECONDS} s: {rate:.0} kbit/s over a {LINK_KBITS} kbit/s link"
     );
-    let lost = thin.lost_share_of_last(LAST_SECONDS);
+    // Loss as our receiver saw it: every gap in the sequence numbers
+    // makes its jitter buffer send a NACK, which the browser counts.
+    let nacked = thin.nacked_share_of_last(LAST_SECONDS);
+    println!(
+        "last {LAST_SECONDS} s: {:.2} NACKs per 100 video packets",
+        nacked * 100.0
+    );
     assert!(
-        lost <= LOST_SHARE,
-        "last {LAST_SECONDS} s: {:.1}% of the video lost (allowed {:.0}%)",
-        lost * 100.0,
+        nacked <= LOST_SHARE,
+        "last {LAST_SECONDS} s: {:.1} NACKs per 100 video packets (allowed {:.0})",
+        nacked * 100.0,
         LOST_SHARE * 100.0
     );
+    // And as our receiver reports tell it (after retransmissions), when
+    // the browser shows them: it showed no `remote-inbound-rtp` for
+    // peer record in one run (15:10 UTC), so this is not required.
+    if thin.last().loss_reported {
+        let lost = thin.lost_share_of_last(LAST_SECONDS);
+        assert!(
+            lost <= LOST_SHARE,
+            "last {LAST_SECONDS} s: {:.1}% of the video lost (allowed {:.0}%)",
+            lost * 100.0,
+            LOST_SHARE * 100.0
+        );
+    } else {
+        println!("the browser shows no receiver report from peer record (remote-inbound-rtp)");
+    }
     // The recording keeps playing: frames all through its last seconds,
     // no long freeze among them.
     let times = ramp::decoded_video_times(&path);
