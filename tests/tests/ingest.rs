@@ -313,7 +313,7 @@ fn a_publisher_on_a_one_megabit_uplink_settles_below_it() {
     );
     // And as our receiver reports tell it (after retransmissions), when
     // the browser shows them: it showed no `remote-inbound-rtp` for
-    // peer record in one run (15:10 UTC), so this is not required.
+    // peer record at the end of one run of two, so this is not required.
     if thin.last().loss_reported {
         let lost = thin.lost_share_of_last(LAST_SECONDS);
         assert!(
