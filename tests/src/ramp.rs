@@ -28,6 +28,9 @@ pub struct RampSample {
     /// Video packets the receiver reported lost so far (its receiver
     /// reports, as the browser's `remote-inbound-rtp` shows them).
     pub lost: u64,
+    /// Whether the browser had a receiver report to read `lost` from
+    /// (without one, `lost` is 0 for want of news, not for want of loss).
+    pub loss_reported: bool,
     /// The browser's own bandwidth estimate (bit/s), when it has one.
     pub available_outgoing_bitrate: Option<f64>,
     /// What holds the picture back: "bandwidth", "cpu", "none", ...
@@ -55,7 +58,7 @@ pub fn start_sampling(browser: &Browser, connection: &str) {
           const pc = connection();
           if (!pc) return;
           const report = await pc.getStats();
-          const sample = {{ videoBytes: 0, audioBytes: 0, videoPackets: 0, nacks: 0, framesSent: 0 }};
+          const sample = {{ videoBytes: 0, audioBytes: 0, videoPackets: 0, nacks: 0, framesSent: 0, lost: 0, lossReports: 0 }};
           report.forEach((s) => {{
             if (s.type === 'outbound-rtp' && s.kind === 'video') {{
               sample.width = s.frameWidth || 0;
@@ -69,6 +72,7 @@ pub fn start_sampling(browser: &Browser, connection: &str) {
             }}
             if (s.type === 'remote-inbound-rtp' && s.kind === 'video') {{
               sample.lost += Math.max(0, s.packetsLost || 0);
+              sample.lossReports += 1;
             }}
             if (s.type === 'outbound-rtp' && s.kind === 'audio') {{
               sample.audioBytes += (s.bytesSent || 0) + (s.headerBytesSent || 0);
@@ -127,6 +131,7 @@ impl Ramp {
                 video_packets: number(s, "videoPackets") as u64,
                 nacks: number(s, "nacks") as u64,
                 lost: number(s, "lost") as u64,
+                loss_reported: number(s, "lossReports") > 0.0,
                 available_outgoing_bitrate: s["available"].as_f64(),
                 limitation: s["limitation"].as_str().unwrap_or_default().to_owned(),
             })
@@ -195,9 +200,15 @@ impl Ramp {
 
     /// Share of the video packets sent over the last `seconds` that the
     /// receiver reported lost (after retransmissions it got, as its
-    /// receiver reports count them).
+    /// receiver reports count them). Panics when the receiver sent no
+    /// report over that time: there would be nothing to measure.
     pub fn lost_share_of_last(&self, seconds: f64) -> f64 {
         let end = self.last();
+        assert!(
+            end.loss_reported,
+            "the browser shows no receiver report (remote-inbound-rtp) at {:.1} s",
+            end.at
+        );
         let start = self.sample_near(end.at - seconds);
         let packets = end.video_packets.saturating_sub(start.video_packets);
         if packets == 0 {
@@ -262,6 +273,7 @@ impl Ramp {
                     "at": s.at, "width": s.width, "height": s.height, "fps": s.frames_per_second,
                     "videoBytes": s.video_bytes, "audioBytes": s.audio_bytes,
                     "videoPackets": s.video_packets, "nacks": s.nacks, "lost": s.lost,
+                    "lossReports": u32::from(s.loss_reported),
                     "available": s.available_outgoing_bitrate, "limitation": s.limitation,
                 }))
                 .collect::<Vec<_>>()
@@ -362,6 +374,99 @@ pub fn stop_whip(browser: &Browser) {
     );
 }
 
+/// The presentation time (seconds) of every video frame of a recorded
+/// file that decodes, in order: what a player would show, and when.
+pub fn decoded_video_times(path: &std::path::Path) -> Vec<f64> {
+    use gst::prelude::*;
+    use std::sync::{Arc, Mutex};
+
+    let pipeline = gst::Pipeline::new();
+    let source = gst::ElementFactory::make("filesrc")
+        .property("location", path.to_string_lossy().as_ref())
+        .build()
+        .expect("filesrc");
+    let decode = gst::ElementFactory::make("decodebin")
+        .build()
+        .expect("decodebin");
+    pipeline.add_many([&source, &decode]).unwrap();
+    source.link(&decode).unwrap();
+    let times = Arc::new(Mutex::new(Vec::new()));
+    let weak = pipeline.downgrade();
+    let pad_times = times.clone();
+    decode.connect_pad_added(move |_, pad| {
+        let Some(pipeline) = weak.upgrade() else {
+            return;
+        };
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        let video = caps
+            .structure(0)
+            .is_some_and(|s| s.name().starts_with("video"));
+        let sink = if video {
+            let times = pad_times.clone();
+            gst_app::AppSink::builder()
+                .sync(false)
+                .callbacks(
+                    gst_app::AppSinkCallbacks::builder()
+                        .new_sample(move |sink| {
+                            let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                            if let Some(pts) = sample.buffer().and_then(|b| b.pts()) {
+                                times.lock().unwrap().push(pts.seconds_f64());
+                            }
+                            Ok(gst::FlowSuccess::Ok)
+                        })
+                        .build(),
+                )
+                .build()
+                .upcast::<gst::Element>()
+        } else {
+            gst::ElementFactory::make("fakesink")
+                .property("sync", false)
+                .build()
+                .unwrap()
+        };
+        pipeline.add(&sink).unwrap();
+        sink.sync_state_with_parent().unwrap();
+        let _ = pad.link(&sink.static_pad("sink").unwrap());
+    });
+    pipeline
+        .set_state(gst::State::Playing)
+        .expect("the file can be played");
+    let end = pipeline.bus().unwrap().timed_pop_filtered(
+        gst::ClockTime::from_seconds(60),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    let _ = pipeline.set_state(gst::State::Null);
+    match end.as_ref().map(|m| m.view()) {
+        Some(gst::MessageView::Eos(_)) => {}
+        Some(gst::MessageView::Error(err)) => {
+            panic!("{} does not play: {}", path.display(), err.error())
+        }
+        _ => panic!("{} did not finish decoding within 60 s", path.display()),
+    }
+    let mut times = times.lock().unwrap().clone();
+    times.sort_by(f64::total_cmp);
+    times
+}
+
+/// Of frame times (seconds, sorted), those of the last `seconds`: how
+/// many frames, and the longest time between two of them (the longest a
+/// player shows one picture).
+pub fn frames_and_longest_gap_of_last(times: &[f64], seconds: f64) -> (usize, f64) {
+    let Some(&end) = times.last() else {
+        return (0, f64::INFINITY);
+    };
+    let last: Vec<f64> = times
+        .iter()
+        .copied()
+        .filter(|&t| t >= end - seconds)
+        .collect();
+    let longest = last
+        .windows(2)
+        .map(|pair| pair[1] - pair[0])
+        .fold(0.0, f64::max);
+    (last.len(), longest)
+}
+
 /// The connection of the publish page (`/publish`) to its one viewer.
 pub const PUBLISH_PAGE_CONNECTION: &str = "[...window.peerPage.publisher.sessions.values()][0].pc";
 
@@ -380,9 +485,19 @@ mod tests {
             video_packets: bytes / 1000,
             nacks: 0,
             lost: 0,
+            loss_reported: true,
             available_outgoing_bitrate: None,
             limitation: "bandwidth".into(),
         }
+    }
+
+    #[test]
+    fn frames_and_gaps_of_the_last_seconds() {
+        let times = [0.0, 1.0, 2.0, 2.1, 2.2, 3.5, 3.6];
+        let (frames, gap) = frames_and_longest_gap_of_last(&times, 1.5);
+        assert_eq!(frames, 4);
+        assert!((gap - 1.3).abs() < 1e-9, "{gap}");
+        assert_eq!(frames_and_longest_gap_of_last(&[], 10.0).0, 0);
     }
 
     #[test]

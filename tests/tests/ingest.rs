@@ -29,6 +29,8 @@ const LAST_SECONDS: f64 = 10.0;
 /// How far below the browser-to-browser bitrate the recording's may be:
 /// two runs of the same call on this machine differ by about this much.
 const BITRATE_TOLERANCE: f64 = 0.15;
+/// The transport-wide congestion control header extension.
+const TWCC_URI: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 
 /// One browser publishing at a time: these tests measure rates on 2 cores.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -252,6 +254,13 @@ fn a_publisher_on_a_one_megabit_uplink_settles_below_it() {
     /// link costs a few packets now and then; congestion it does not
     /// back off from costs many more.
     const LOST_SHARE: f64 = 0.03;
+    /// Chromium's fake camera sends about 20 fps on this 2-core machine
+    /// while a browser and a recorder run; half of that is a picture that
+    /// keeps moving.
+    const MIN_FPS: f64 = 10.0;
+    /// A lost keyframe costs a PLI (at most one per 500 ms) and a new
+    /// keyframe across a link with a 50 ms queue: well under a second.
+    const MAX_GAP_SECONDS: f64 = 1.0;
     let host = IsolatedHost::create();
     let server = TestServer::start_with(ServerConfig {
         bind: "0.0.0.0:0".parse().unwrap(),
@@ -289,12 +298,49 @@ fn a_publisher_on_a_one_megabit_uplink_settles_below_it() {
         rate < LINK_KBITS as f64,
         "last {LAST_SECONDS} s: {rate:.0} kbit/s over a {LINK_KBITS} kbit/s link"
     );
-    let lost = thin.lost_share_of_last(LAST_SECONDS);
+    // Loss as our receiver saw it: every gap in the sequence numbers
+    // makes its jitter buffer send a NACK, which the browser counts.
+    let nacked = thin.nacked_share_of_last(LAST_SECONDS);
+    println!(
+        "last {LAST_SECONDS} s: {:.2} NACKs per 100 video packets",
+        nacked * 100.0
+    );
     assert!(
-        lost <= LOST_SHARE,
-        "last {LAST_SECONDS} s: {:.1}% of the video lost (allowed {:.0}%)",
-        lost * 100.0,
+        nacked <= LOST_SHARE,
+        "last {LAST_SECONDS} s: {:.1} NACKs per 100 video packets (allowed {:.0})",
+        nacked * 100.0,
         LOST_SHARE * 100.0
+    );
+    // And as our receiver reports tell it (after retransmissions), when
+    // the browser shows them: it showed no `remote-inbound-rtp` for
+    // peer record at the end of one run of two, so this is not required.
+    if thin.last().loss_reported {
+        let lost = thin.lost_share_of_last(LAST_SECONDS);
+        assert!(
+            lost <= LOST_SHARE,
+            "last {LAST_SECONDS} s: {:.1}% of the video lost (allowed {:.0}%)",
+            lost * 100.0,
+            LOST_SHARE * 100.0
+        );
+    } else {
+        println!("the browser shows no receiver report from peer record (remote-inbound-rtp)");
+    }
+    // The recording keeps playing: frames all through its last seconds,
+    // no long freeze among them.
+    let times = ramp::decoded_video_times(&path);
+    let (frames, longest_gap) = ramp::frames_and_longest_gap_of_last(&times, LAST_SECONDS);
+    println!(
+        "recording, last {LAST_SECONDS} s: {frames} frames, longest gap {:.0} ms",
+        longest_gap * 1000.0
+    );
+    assert!(
+        frames as f64 >= LAST_SECONDS * MIN_FPS,
+        "the recording's last {LAST_SECONDS} s hold {frames} frames (at least {:.0} wanted)",
+        LAST_SECONDS * MIN_FPS
+    );
+    assert!(
+        longest_gap <= MAX_GAP_SECONDS,
+        "the recording's last {LAST_SECONDS} s freeze for {longest_gap:.2} s"
     );
     // The recording holds the whole run, decodable to its end.
     let recorded = decode_file(&path);
@@ -313,4 +359,215 @@ fn a_publisher_on_a_one_megabit_uplink_settles_below_it() {
         recorded.video_frames
     );
     recorder.interrupt();
+}
+
+/// gst-plugins-rs's reference plugin directory (scripts/test.sh sets it).
+fn reference_plugins() -> String {
+    let dir = std::env::var("GST_PEER_REFERENCE_PLUGINS").unwrap_or_default();
+    assert!(
+        std::path::Path::new(&dir)
+            .join("libgstrswebrtc.so")
+            .exists(),
+        "gst-plugins-rs's webrtc plugin is not built: run `bash scripts/reference-peers.sh` and \
+         set GST_PEER_REFERENCE_PLUGINS to the directory it prints (scripts/test.sh does both); \
+         got {dir:?}"
+    );
+    dir
+}
+
+/// What `reference_sender` says its sender saw, one line every 500 ms.
+#[derive(Debug, Clone, Copy)]
+struct SenderSample {
+    at: f64,
+    /// Transport-cc feedback reports its RTP session processed so far.
+    feedback: u64,
+    /// The target bitrate its congestion control gave the encoder.
+    encoder_bitrate: f64,
+    /// Loss over the last feedback interval, as the feedback tells it.
+    loss_pct: f64,
+}
+
+/// Reads `reference_sender`'s lines for `seconds`.
+fn sender_samples(sender: &mut ChildProcess, seconds: f64) -> Vec<SenderSample> {
+    let start = std::time::Instant::now();
+    let mut samples = Vec::new();
+    while start.elapsed().as_secs_f64() < seconds {
+        let line = sender.wait_line("\"at\":", Duration::from_secs(5));
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        let number = |key: &str| value[key].as_f64().unwrap_or(0.0);
+        samples.push(SenderSample {
+            at: number("at"),
+            feedback: number("feedback") as u64,
+            encoder_bitrate: number("encoder_bitrate"),
+            loss_pct: number("loss_pct"),
+        });
+    }
+    samples
+}
+
+fn sender_table(label: &str, samples: &[SenderSample]) -> String {
+    let mut text = format!("{label}\n  t (s)  target kbit/s  feedback  loss %\n");
+    let mut next = 0.0;
+    for sample in samples {
+        if sample.at >= next {
+            text += &format!(
+                "  {:>5.1}  {:>13.0}  {:>8}  {:>6.1}\n",
+                sample.at,
+                sample.encoder_bitrate / 1000.0,
+                sample.feedback,
+                sample.loss_pct
+            );
+            next = sample.at + 5.0;
+        }
+    }
+    text
+}
+
+/// A second sender stack, GStreamer's own (gst-plugins-rs 0.15's
+/// whepserversink, its "homegrown" congestion control, which runs only on
+/// transport-cc feedback), sending to peersrc over WHEP, peersrc
+/// offering: our offer asks for transport-cc, the sender's RTP session
+/// gets our feedback, its estimate ramps up on a free link and backs off
+/// under a 1 Mbit/s limit on its uplink, and the picture keeps arriving.
+#[test]
+fn their_webrtcsink_ramps_and_backs_off_on_our_transport_cc_feedback() {
+    let _serial = serial();
+    init();
+    const START_KBITS: f64 = 300.0;
+    const MAX_KBITS: f64 = 3000.0;
+    const LINK_KBITS: f64 = 1000.0;
+    let host = IsolatedHost::create();
+    let port = std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // A moving zone plate: detail enough that vp8enc spends what the
+    // estimate allows (~2.8 Mbit/s at a 3 Mbit/s target) and still meets
+    // a low target (~360 kbit/s at 300k). Noise (pattern=snow) cannot be
+    // squeezed below ~1 Mbit/s at this size: under the limit it drowned
+    // the link whatever the target.
+    let description = format!(
+        "whepserversink name=s stun-server=\"\" congestion-control=homegrown enable-mitigation-modes=none \
+         start-bitrate={start} min-bitrate=100000 max-bitrate={max} video-caps=video/x-vp8 \
+         signaller::host-addr=http://{far}:{port} signaller::stun-server=\"\" \
+         videotestsrc is-live=true pattern=zone-plate kx2=20 ky2=20 kt=1 ! \
+         video/x-raw,width=640,height=360,framerate=30/1 ! videoconvert ! queue ! s.",
+        start = START_KBITS as u32 * 1000,
+        max = MAX_KBITS as u32 * 1000,
+        far = host.far_address,
+    );
+    let mut sender = ChildProcess::spawn(
+        host.command(env!("CARGO_BIN_EXE_reference_sender"))
+            .env("GST_PLUGIN_PATH", reference_plugins())
+            .env("GST_DEBUG", "*:1")
+            .arg(&description)
+            .stdin(std::process::Stdio::null()),
+    );
+    peer_tests::wait_until(Duration::from_secs(30), "their WHEP server", || {
+        std::net::TcpStream::connect((host.far_address.as_str(), port))
+            .ok()
+            .map(|_| ())
+    });
+    let receiver = peer_tests::Receiver::start(&format!(
+        "uri=whep+http://{}:{port}/whep/endpoint ice-addresses={}",
+        host.far_address, host.near_address
+    ));
+    receiver.wait(Duration::from_secs(30), "their first frames", |r| {
+        r.video_frames >= 10
+    });
+
+    let offer = sender.wait_line("\"offer\":", Duration::from_secs(5));
+    let offer: serde_json::Value = serde_json::from_str(&offer).unwrap();
+    let offer = offer["offer"].as_str().unwrap_or_default().to_owned();
+    let video = offer
+        .split("m=")
+        .find(|section| section.starts_with("video"))
+        .unwrap_or_default();
+    assert!(
+        video.contains(&format!("a=extmap:3 {TWCC_URI}")) && video.contains(" transport-cc"),
+        "our offer's video section asks for transport-cc:\n{offer}"
+    );
+
+    // A free link: the estimate grows on our feedback.
+    let free = sender_samples(&mut sender, 20.0);
+    // Their uplink limited: the estimate comes down, then holds; the
+    // last LAST_SECONDS are measured.
+    host.limit_outgoing_rate(LINK_KBITS as u32);
+    let mut limited = sender_samples(&mut sender, 20.0);
+    let frames_before = receiver.frames();
+    receiver.reset_freezes();
+    let settled = sender_samples(&mut sender, LAST_SECONDS);
+    let received = receiver.snapshot();
+    let frames_settled = received.video_frames - frames_before;
+    limited.extend(settled.iter().copied());
+    println!(
+        "{}",
+        sender_table("webrtcsink (homegrown) → peersrc, free link", &free)
+    );
+    println!(
+        "{}",
+        sender_table(
+            "webrtcsink (homegrown) → peersrc, 1 Mbit/s uplink",
+            &limited
+        )
+    );
+    drop(receiver);
+    sender.kill();
+
+    let end_free = free.last().expect("samples");
+    assert!(
+        end_free.feedback >= 20,
+        "the sender processed {} transport-cc feedback reports in {:.0} s",
+        end_free.feedback,
+        end_free.at
+    );
+    assert!(
+        end_free.encoder_bitrate >= 3.0 * START_KBITS * 1000.0,
+        "the sender's estimate went from {START_KBITS} to {:.0} kbit/s on a free link",
+        end_free.encoder_bitrate / 1000.0
+    );
+    let end_limited = limited.last().expect("samples");
+    assert!(
+        end_limited.feedback > end_free.feedback,
+        "feedback stopped under the limit"
+    );
+    let mean = |samples: &[SenderSample], value: fn(&SenderSample) -> f64| {
+        samples.iter().map(value).sum::<f64>() / samples.len().max(1) as f64
+    };
+    let (target, loss) = (
+        mean(&settled, |s| s.encoder_bitrate),
+        mean(&settled, |s| s.loss_pct),
+    );
+    let longest_gap = received.freezes.longest_gap_now();
+    println!(
+        "last {LAST_SECONDS} s under the limit: target {:.0} kbit/s on average, {loss:.1}% lost \
+         (their feedback), {frames_settled} frames at peersrc, longest gap {longest_gap:?}",
+        target / 1000.0
+    );
+    assert!(
+        target < LINK_KBITS * 1000.0,
+        "under a {LINK_KBITS} kbit/s uplink the sender aims at {:.0} kbit/s on average",
+        target / 1000.0
+    );
+    // The picture keeps coming, at its size.
+    assert_eq!((received.width, received.height), (640, 360));
+    assert!(
+        frames_settled as f64 >= LAST_SECONDS * 15.0,
+        "{frames_settled} frames in the last {LAST_SECONDS} s under the limit (30 fps sent)"
+    );
+    assert!(
+        longest_gap <= Duration::from_secs(1),
+        "the picture froze for {longest_gap:?} in the last {LAST_SECONDS} s under the limit"
+    );
+    // Homegrown probes: it raises its target by 3 % per report until
+    // the feedback shows loss, then cuts it (516 → 1318 → 926 kbit/s
+    // within 10 s in one run), so a few percent of loss on average is
+    // how it keeps finding the link (5 % measured). Congestion it did
+    // not back off from loses far more: 75 % when its encoder could
+    // not meet the target (pattern=snow).
+    assert!(
+        loss <= 10.0,
+        "last {LAST_SECONDS} s under the limit: {loss:.1}% lost on average, as their feedback says"
+    );
 }

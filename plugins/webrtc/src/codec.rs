@@ -3,6 +3,12 @@
 
 use gst::glib;
 
+use crate::receive::TWCC_URI;
+
+/// The transport-cc extension's id in our own offers (the one Chromium
+/// picks too).
+pub const OFFER_TWCC_ID: u32 = 3;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, glib::Enum)]
 #[enum_type(name = "GstPeerVideoCodec")]
 pub enum VideoCodec {
@@ -186,13 +192,23 @@ impl Codec {
 
 impl Codec {
     /// Every codec of `kind` a receiver can take, as one caps with a
-    /// structure per codec (the transceiver of an offer to receive).
+    /// structure per codec (the transceiver of an offer to receive). Each
+    /// asks for transport-wide congestion control: the header extension
+    /// (`extmap-N`, which webrtcbin 1.22 turns into `a=extmap`) and its
+    /// feedback (`rtcp-fb-transport-cc`), so that a sender answering our
+    /// offer can run its bandwidth estimate on our RTP session's feedback.
     pub fn receivable(kind: MediaKind) -> gst::Caps {
         let mut caps = gst::Caps::new_empty();
         let caps_mut = caps.get_mut().expect("new caps are writable");
         for codec in [Codec::Vp8, Codec::Vp9, Codec::H264, Codec::Opus] {
             if codec.kind() == kind {
-                caps_mut.append(codec.rtp_caps(None));
+                let mut rtp = codec.rtp_caps(None);
+                {
+                    let structure = rtp.make_mut().structure_mut(0).expect("one structure");
+                    structure.set(format!("extmap-{OFFER_TWCC_ID}").as_str(), TWCC_URI);
+                    structure.set("rtcp-fb-transport-cc", true);
+                }
+                caps_mut.append(rtp);
             }
         }
         caps
@@ -268,6 +284,20 @@ mod tests {
                 Codec::from_encoding_name(codec.encoding_name()),
                 Some(codec)
             );
+        }
+    }
+
+    #[test]
+    fn receivable_caps_ask_for_transport_cc() {
+        gst::init().unwrap();
+        for kind in [MediaKind::Video, MediaKind::Audio] {
+            let caps = Codec::receivable(kind);
+            assert!(!caps.is_empty());
+            for structure in caps.iter() {
+                let extmap = format!("extmap-{OFFER_TWCC_ID}");
+                assert_eq!(structure.get::<&str>(extmap.as_str()).unwrap(), TWCC_URI);
+                assert!(structure.get::<bool>("rtcp-fb-transport-cc").unwrap());
+            }
         }
     }
 }

@@ -8,7 +8,9 @@
 //! webrtcbin 1.22 answers an offer with the offer's own RTCP feedback
 //! lines but without its header extensions, so the transport-cc
 //! extension never gets negotiated when it answers; our answers get it
-//! here. When the answer carries it, webrtcbin hands the extension to its RTP session through the payload
+//! here; our offers ask for it through the transceivers' caps
+//! (`Codec::receivable`). When the negotiated descriptions carry it,
+//! webrtcbin hands the extension to its RTP session through the payload
 //! type's caps, and the RTP session then sends transport-cc feedback by
 //! itself.
 
@@ -108,9 +110,8 @@ pub fn shape_answer(
     }
 }
 
-/// Our offer to receive, with the cap of `policy` announced. Our offers
-/// do not ask for transport-cc yet: with it in the transceivers' caps
-/// gst-plugins-rs 0.15's whepserversink sent no media.
+/// Our offer to receive, with the cap of `policy` announced (transport-cc
+/// is already in it, from the transceivers' caps).
 pub fn shape_offer(offer: &mut gst_sdp::SDPMessageRef, policy: &ReceivePolicy) {
     for media in offer.medias_mut() {
         if is_rtp_media(media) {

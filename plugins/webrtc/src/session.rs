@@ -526,9 +526,6 @@ impl WebRtcSession {
     /// (the WHEP player's offer, peersrc with viewer-offer).
     pub fn add_receive_transceivers(&self) {
         for kind in [MediaKind::Video, MediaKind::Audio] {
-            // Without the transport-cc extension for now: with it in
-            // these caps gst-plugins-rs 0.15's whepserversink sent no
-            // media (tests/tests/interop.rs). Our answers do carry it.
             let caps = Codec::receivable(kind);
             let transceiver = self
                 .webrtcbin
