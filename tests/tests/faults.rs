@@ -196,3 +196,107 @@ fn a_peerjs_call_survives_the_peer_server_restarting() {
     assert_eq!((received.width, received.height), (320, 240));
     let _ = caller.set_state(gst::State::Null);
 }
+
+/// `peer record --server`: the server restarts under a recording. The
+/// recording goes on (one continuous file, no gap), the recorder gets
+/// back on the new server by itself, and a publisher that joins after the
+/// restart is recorded too.
+#[test]
+fn peer_record_rides_out_a_server_restart_and_records_newcomers() {
+    use peer_tests::recorder::{Recorder, fresh_dir};
+    peer_tests::init();
+    peer_tests::require_loopback_only();
+    let port = peer_tests::recorder::free_port();
+    let mut server = serve(port);
+    let dir = fresh_dir("restart");
+    let mut process = ChildProcess::spawn(
+        Command::new(peer_tests::peer_binary())
+            .args(["record", "--room", "live", "--summary-interval", "1"])
+            .args(["--server", &format!("ws://127.0.0.1:{port}")])
+            .arg("--dir")
+            .arg(&dir),
+    );
+    process.wait_line("recording room", Duration::from_secs(20));
+    let mut recorder = Recorder::adopt(process, port, dir.clone());
+    let uri = format!("ws://127.0.0.1:{port}/live");
+    let first = peer_tests::sender(
+        &format!("uri={uri} peer-id=cam1"),
+        320,
+        240,
+        0xff2050d0,
+        440.0,
+    );
+    play(&first);
+    let path = recorder.started("cam1");
+    let progress = |recorder: &mut Recorder, publisher: &str, reports: usize| {
+        for _ in 0..reports {
+            recorder
+                .process
+                .wait_line(&format!("  {publisher}: "), Duration::from_secs(10));
+        }
+    };
+    progress(&mut recorder, "cam1", 2);
+
+    server.kill();
+    recorder
+        .process
+        .wait_line("lost the signalling server", Duration::from_secs(10));
+    // Recording with no server at all.
+    progress(&mut recorder, "cam1", 2);
+
+    let _server = serve(port);
+    let restarted = Instant::now();
+    recorder
+        .process
+        .wait_line("back on the signalling server", Duration::from_secs(10));
+    let back = restarted.elapsed();
+    assert!(back < Duration::from_secs(5), "back only after {back:?}");
+
+    let second = peer_tests::sender(
+        &format!("uri={uri} peer-id=cam2"),
+        320,
+        240,
+        0xff20d050,
+        660.0,
+    );
+    play(&second);
+    let newcomer = recorder.started("cam2");
+    progress(&mut recorder, "cam2", 2);
+    let lines = recorder.interrupt();
+    let _ = first.set_state(gst::State::Null);
+    let _ = second.set_state(gst::State::Null);
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.contains("finished cam1") || !l.contains("error")),
+        "{lines:?}"
+    );
+
+    let cam1_files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("cam1") && !name.ends_with(".json"))
+        .collect();
+    assert_eq!(cam1_files.len(), 1, "one continuous file: {cam1_files:?}");
+    let times = peer_tests::ramp::decoded_video_times(&path);
+    let longest = times.windows(2).map(|w| w[1] - w[0]).fold(0.0f64, f64::max);
+    let span = times.last().copied().unwrap_or(0.0) - times.first().copied().unwrap_or(0.0);
+    println!(
+        "cam1: {} frames over {span:.1} s, longest gap {longest:.3} s; back after {back:?}",
+        times.len()
+    );
+    assert!(span >= 5.0, "the recording spans only {span:.1} s");
+    assert!(longest < 1.0, "a {longest:.2} s gap in the recording");
+    assert!(
+        times.len() as f64 >= span * 20.0,
+        "{} frames over {span:.1} s",
+        times.len()
+    );
+    let newcomer_frames = peer_tests::ramp::decoded_video_times(&newcomer).len();
+    assert!(
+        newcomer_frames >= 30,
+        "the newcomer: {newcomer_frames} frames"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

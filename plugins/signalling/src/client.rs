@@ -54,6 +54,38 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// the connection ends rather than the element buffering it.
 pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
 
+/// Waits between attempts to reach a server that went away: from 250 ms,
+/// doubling up to 5 s, each with ±25% jitter so that every peer of a
+/// restarted server does not knock at once.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    pub const FIRST: Duration = Duration::from_millis(250);
+    pub const MAX: Duration = Duration::from_secs(5);
+
+    /// The wait before the next attempt (and the one after grows).
+    pub fn next_wait(&mut self) -> Duration {
+        use rand::Rng;
+        let wait = self.next.mul_f64(rand::rng().random_range(0.75..1.25));
+        self.next = (self.next * 2).min(Self::MAX);
+        wait
+    }
+
+    /// Back to the first wait, once connected and registered again.
+    pub fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { next: Self::FIRST }
+    }
+}
+
 /// Connects to `url` (`ws://host:port/ws`) and starts the reader and writer
 /// tasks on the current tokio runtime.
 pub async fn connect(

@@ -92,6 +92,10 @@ struct RecorderArgs {
     /// Seconds between progress summaries (0: none).
     #[arg(long, default_value_t = 10)]
     summary_interval: u64,
+    /// With --server: seconds to keep reconnecting to a server that went
+    /// away (recordings go on meanwhile; 0: exit at once).
+    #[arg(long, default_value_t = 60)]
+    reconnect_timeout: u64,
     /// Jitter buffer of the recording sessions, in milliseconds: how long
     /// a late or lost packet is waited for (retransmissions included)
     /// before the file goes on without it. Recording is not live viewing:
@@ -376,21 +380,31 @@ async fn record(args: RecorderArgs) -> anyhow::Result<()> {
         Some(path) => Some(std::fs::read(path).with_context(|| format!("cannot read {path}"))?),
         None => None,
     };
-    let (signalling, mut incoming) =
+    let (mut signalling, mut incoming) =
         client::connect_trusting(&address.ws_url, trust.as_deref()).await?;
-    signalling.send(ClientMessage::Hello {
-        // A token names its own peer (or none): our id is then its.
-        id: args.token.is_none().then(|| args.id.clone()),
-        meta: serde_json::json!({"role": "recorder"}),
-        token: args.token.clone(),
-        resume: None,
-    })?;
-    signalling.send(ClientMessage::Join {
-        room: room.clone(),
-        streams: Vec::new(),
-        meta: serde_json::Value::Null,
-        presence: true,
-    })?;
+    let register = |signalling: &client::ClientSender, id: Option<String>, resume| {
+        signalling.send(ClientMessage::Hello {
+            // A token names its own peer (or none): our id is then its.
+            id: args
+                .token
+                .is_none()
+                .then(|| id.unwrap_or_else(|| args.id.clone())),
+            meta: serde_json::json!({"role": "recorder"}),
+            token: args.token.clone(),
+            resume,
+        })?;
+        signalling.send(ClientMessage::Join {
+            room: room.clone(),
+            streams: Vec::new(),
+            meta: serde_json::Value::Null,
+            presence: true,
+        })
+    };
+    register(&signalling, None, None)?;
+    // Our id and resume secret from the last welcome: a server that only
+    // lost the link takes us back; a restarted one gets a fresh join.
+    let mut welcome: (Option<String>, Option<String>) = (None, None);
+    let mut backoff = client::Backoff::default();
 
     let (events, mut recorder_events) = mpsc::unbounded_channel();
     let mut recorder = Recorder {
@@ -429,7 +443,11 @@ async fn record(args: RecorderArgs) -> anyhow::Result<()> {
         tokio::select! {
             event = incoming.recv() => match event {
                 Some(ClientEvent::Message(message)) => match message {
-                    ServerMessage::Joined { peers, .. } => peers.iter().for_each(|peer| recorder.consider(peer)),
+                    ServerMessage::Welcome { id, resume, .. } => welcome = (Some(id), resume),
+                    ServerMessage::Joined { peers, .. } => {
+                        backoff.reset();
+                        peers.iter().for_each(|peer| recorder.consider(peer))
+                    }
                     ServerMessage::PeerJoined { peer, .. } | ServerMessage::PeerUpdated { peer, .. } => recorder.consider(&peer),
                     ServerMessage::Error { message, request, .. } => {
                         if matches!(request.as_deref(), Some("hello") | Some("join")) {
@@ -442,8 +460,27 @@ async fn record(args: RecorderArgs) -> anyhow::Result<()> {
                 },
                 Some(ClientEvent::Undecodable(text)) => eprintln!("signalling: undecodable message {text}"),
                 Some(ClientEvent::Closed(reason)) => {
-                    outcome = Err(anyhow::anyhow!("lost the signalling server: {reason}"));
-                    break;
+                    // Recordings do not need the server: their media and
+                    // their own signalling (which reconnects) go on.
+                    let timeout = Duration::from_secs(args.reconnect_timeout);
+                    if embedded.is_some() || timeout.is_zero() {
+                        outcome = Err(anyhow::anyhow!("lost the signalling server: {reason}"));
+                        break;
+                    }
+                    eprintln!("lost the signalling server ({reason}); reconnecting for up to {timeout:?}");
+                    match reconnect(&address.ws_url, trust.as_deref(), timeout, &mut backoff).await {
+                        Some((sender, receiver)) => {
+                            (signalling, incoming) = (sender, receiver);
+                            register(&signalling, welcome.0.clone(), welcome.1.take())?;
+                            println!("back on the signalling server");
+                        }
+                        None => {
+                            outcome = Err(anyhow::anyhow!(
+                                "lost the signalling server: {reason}; no server to reconnect to for {timeout:?}"
+                            ));
+                            break;
+                        }
+                    }
                 }
                 None => break,
             },
@@ -457,6 +494,25 @@ async fn record(args: RecorderArgs) -> anyhow::Result<()> {
         server.stop().await;
     }
     outcome
+}
+
+/// Connects again, waiting `backoff` between attempts, for up to `timeout`.
+async fn reconnect(
+    url: &str,
+    trust: Option<&[u8]>,
+    timeout: Duration,
+    backoff: &mut client::Backoff,
+) -> Option<(client::ClientSender, mpsc::UnboundedReceiver<ClientEvent>)> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        tokio::time::sleep(backoff.next_wait()).await;
+        if let Ok(connected) = client::connect_trusting(url, trust).await {
+            return Some(connected);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+    }
 }
 
 /// Every 250 ms: tracks waited for long enough start their file; every

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use super::reconnect::{FIRST_BACKOFF, Reconnected, reconnect};
+use super::reconnect::{Reconnected, reconnect};
 use peer_signalling::client::{self, ClientEvent, ClientSender, RoomAddress};
 use peer_signalling::protocol::{
     ClientMessage, ErrorCode, IceCandidate, IceServerConfig, PeerInfo, SdpKind, ServerMessage,
@@ -87,7 +87,7 @@ struct Connection {
     /// When the server was lost, while reconnecting and re-registering.
     lost_at: Option<Instant>,
     /// The next wait between reconnection attempts.
-    backoff: std::time::Duration,
+    backoff: client::Backoff,
     /// The server's secret for taking our peer back after a lost connection.
     resume: Option<String>,
     /// Consumer: the producer chosen and the session with it.
@@ -163,7 +163,7 @@ async fn run(
         peer_id: String::new(),
         registered: false,
         lost_at: None,
-        backoff: FIRST_BACKOFF,
+        backoff: client::Backoff::default(),
         resume: None,
         producer: None,
         session: None,
@@ -477,7 +477,7 @@ impl Connection {
                 if resumed.is_some() {
                     // Still in the room with our sessions: nothing to redo.
                     self.registered = true;
-                    self.backoff = FIRST_BACKOFF;
+                    self.backoff.reset();
                     if let Some(lost_at) = self.lost_at.take() {
                         out.push(SignallerEvent::SignallingRestored {
                             after: lost_at.elapsed(),
@@ -499,7 +499,7 @@ impl Connection {
             }
             ServerMessage::Joined { room, id, peers } => {
                 self.registered = true;
-                self.backoff = FIRST_BACKOFF;
+                self.backoff.reset();
                 if let Some(lost_at) = self.lost_at.take() {
                     out.push(SignallerEvent::SignallingRestored {
                         after: lost_at.elapsed(),

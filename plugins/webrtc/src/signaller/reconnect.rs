@@ -3,16 +3,11 @@
 //! spaced by an exponential backoff with jitter, until a deadline.
 
 use std::future::Future;
-use std::time::Duration;
 
+use peer_signalling::client::Backoff;
 use tokio::time::Instant;
 
 use super::CommandSource;
-
-/// First retry after this; doubled up to `MAX_BACKOFF`, with ±25% jitter so
-/// that every peer of a restarted server does not knock at once.
-pub(super) const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 pub(super) enum Reconnected<T> {
     Connected(T),
@@ -31,7 +26,7 @@ pub(super) async fn reconnect<T, E, F, Fut>(
     mut connect: F,
     commands: &mut CommandSource,
     deadline: Instant,
-    backoff: &mut Duration,
+    backoff: &mut Backoff,
     wait_first: bool,
 ) -> Reconnected<T>
 where
@@ -41,9 +36,7 @@ where
     let mut first = !wait_first;
     loop {
         if !first {
-            let jitter = rand::random_range(0.75..1.25);
-            let wait = Instant::now() + backoff.mul_f64(jitter);
-            *backoff = (*backoff * 2).min(MAX_BACKOFF);
+            let wait = Instant::now() + backoff.next_wait();
             loop {
                 tokio::select! {
                     command = commands.recv() => if command.is_none() {
@@ -55,7 +48,7 @@ where
         }
         first = false;
         let attempt =
-            tokio::time::timeout_at(deadline.max(Instant::now()) + MAX_BACKOFF, connect());
+            tokio::time::timeout_at(deadline.max(Instant::now()) + Backoff::MAX, connect());
         if let Ok(Ok(connected)) = attempt.await {
             return Reconnected::Connected(connected);
         }

@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use url::Url;
 
-use super::reconnect::{FIRST_BACKOFF, Reconnected, reconnect};
+use super::reconnect::{Reconnected, reconnect};
 use super::{
     CommandSource, DataChannelPlan, EventSink, Negotiation, Role, SignallerCommand,
     SignallerConfig, SignallerError, SignallerEvent,
@@ -214,7 +214,7 @@ async fn run(
         warned_messages: false,
         opened: false,
         lost_at: None,
-        backoff: FIRST_BACKOFF,
+        backoff: client::Backoff::default(),
     };
     let mut heartbeat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
     loop {
@@ -293,7 +293,7 @@ struct Peer {
     /// When the server was lost, until it says OPEN again.
     lost_at: Option<Instant>,
     /// The next wait between reconnection attempts.
-    backoff: Duration,
+    backoff: client::Backoff,
 }
 
 /// The element must stop (the server refused us).
@@ -399,7 +399,7 @@ impl Peer {
         match kind {
             "OPEN" => {
                 self.opened = true;
-                self.backoff = FIRST_BACKOFF;
+                self.backoff.reset();
                 match self.lost_at.take() {
                     Some(lost_at) => self.emit(SignallerEvent::SignallingRestored {
                         after: lost_at.elapsed(),
