@@ -10,7 +10,9 @@
 //!   at most [`Config::max_silence`] (15 s). A receiver gets media every
 //!   few milliseconds; a sender hears only RTCP, which GStreamer receivers
 //!   send every 1–5 s, hence the limit that follows what the peer does
-//!   (until three gaps have been seen, the 15 s maximum).
+//!   (until three gaps have been seen, at least 8 s: a peer that reports
+//!   every 5 s, randomized by ±50% as RFC 3550 asks, is not taken for
+//!   dead).
 //!   GStreamer 1.22's libnice runs no consent checks, so for a path that
 //!   drops packets the silence is usually the first sign.
 //! - **Attempts.** The side that made the offer restarts: an attempt
@@ -33,6 +35,8 @@ const GAPS_TO_LEARN: u32 = 3;
 pub struct Config {
     pub disconnected_grace: Duration,
     pub min_silence: Duration,
+    /// The least silence limit while the peer's rhythm is being learnt.
+    pub learning_silence: Duration,
     pub max_silence: Duration,
     pub attempt_timeout: Duration,
     pub first_backoff: Duration,
@@ -46,6 +50,7 @@ impl Default for Config {
         Config {
             disconnected_grace: Duration::from_secs(2),
             min_silence: Duration::from_secs(3),
+            learning_silence: Duration::from_secs(8),
             max_silence: Duration::from_secs(15),
             attempt_timeout: Duration::from_secs(3),
             first_backoff: Duration::from_millis(250),
@@ -164,7 +169,10 @@ impl RestartPolicy {
     /// How long the peer may be silent before its path is held broken.
     pub fn silence_limit(&self) -> Duration {
         if self.gaps_seen < GAPS_TO_LEARN {
-            return self.config.max_silence;
+            return self
+                .usual_gap
+                .mul_f64(2.5)
+                .clamp(self.config.learning_silence, self.config.max_silence);
         }
         self.usual_gap
             .mul_f64(2.5)
@@ -404,6 +412,18 @@ mod tests {
             now += 250 * MS;
         }
         actions
+    }
+
+    #[test]
+    fn an_unknown_rhythm_gets_a_longer_limit() {
+        let (mut policy, start) = connected(true);
+        policy.on_arrival(start);
+        policy.on_arrival(start + 1000 * MS);
+        assert_eq!(policy.silence_limit(), 8000 * MS);
+        // A report 7 s late while learning is no outage.
+        policy.on_arrival(start + 8000 * MS);
+        assert!(policy.tick(start + 8000 * MS).is_none());
+        assert_eq!(policy.silence_limit(), 15000 * MS);
     }
 
     #[test]

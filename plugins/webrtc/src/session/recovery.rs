@@ -48,6 +48,12 @@ impl WebRtcSession {
                 }
             }
             Some(Action::Healed { attempts, after }) => {
+                gst::info!(
+                    gst::CAT_DEFAULT,
+                    "session {} with {}: healed after {attempts} ICE restart(s), {after:?}",
+                    self.id,
+                    self.peer
+                );
                 self.notify(SessionNotice::IceRestart(RestartNotice::Succeeded {
                     attempts,
                     after,
