@@ -4,9 +4,10 @@
 //!
 //! peersink runs in gst-launch-1.0 in a namespace of its own, joined to the
 //! test's namespace by a veth pair; the viewer (peersrc, in this process)
-//! is in the test's namespace, where iptables drops its UDP on that link:
-//! the media path, not the signalling (TCP), as when a NAT binding or a
-//! UDP path is lost while the signalling connection survives.
+//! is in the test's namespace, where iptables drops everything on that
+//! link but the signalling server's TCP: the media path goes (UDP and
+//! ICE-TCP), the signalling connection survives, as when a NAT binding or
+//! a radio link is lost for a while.
 
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -23,20 +24,28 @@ const OUTAGE: Duration = Duration::from_secs(5);
 /// From the issue: media resumes within this long of the path's return.
 const RESUME_WITHIN: Duration = Duration::from_secs(3);
 
-/// Drops every UDP packet in and out of `interface` (this namespace's
-/// end of the pair) while it lives.
-struct UdpBlocked {
+/// Drops every packet in and out of `interface` (this namespace's end of
+/// the pair) but the signalling server's TCP, while it lives: UDP and
+/// ICE-TCP alike, so no other media path is left.
+struct PathBlocked {
     interface: String,
+    server_port: u16,
 }
 
-impl UdpBlocked {
-    fn rules(interface: &str) -> [Vec<String>; 2] {
-        let rule = |chain: &str, direction: &str| {
-            [chain, direction, interface, "-p", "udp", "-j", "DROP"]
-                .map(str::to_owned)
-                .to_vec()
-        };
-        [rule("INPUT", "-i"), rule("OUTPUT", "-o")]
+impl PathBlocked {
+    fn rules(&self) -> [Vec<String>; 4] {
+        let (interface, port) = (self.interface.as_str(), self.server_port.to_string());
+        let rule = |parts: &[&str]| parts.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        [
+            rule(&[
+                "INPUT", "-i", interface, "-p", "tcp", "--dport", &port, "-j", "ACCEPT",
+            ]),
+            rule(&["INPUT", "-i", interface, "-j", "DROP"]),
+            rule(&[
+                "OUTPUT", "-o", interface, "-p", "tcp", "--sport", &port, "-j", "ACCEPT",
+            ]),
+            rule(&["OUTPUT", "-o", interface, "-j", "DROP"]),
+        ]
     }
 
     fn iptables(action: &str, rule: &[String]) -> bool {
@@ -47,19 +56,21 @@ impl UdpBlocked {
             .is_ok_and(|status| status.success())
     }
 
-    fn block(interface: &str) -> UdpBlocked {
-        for rule in Self::rules(interface) {
-            assert!(Self::iptables("-I", &rule), "iptables -I {rule:?} failed");
-        }
-        UdpBlocked {
+    fn block(interface: &str, server_port: u16) -> PathBlocked {
+        let blocked = PathBlocked {
             interface: interface.to_owned(),
+            server_port,
+        };
+        for rule in blocked.rules() {
+            assert!(Self::iptables("-A", &rule), "iptables -A {rule:?} failed");
         }
+        blocked
     }
 }
 
-impl Drop for UdpBlocked {
+impl Drop for PathBlocked {
     fn drop(&mut self) {
-        for rule in Self::rules(&self.interface) {
+        for rule in self.rules() {
             Self::iptables("-D", &rule);
         }
     }
@@ -133,8 +144,9 @@ fn a_viewer_path_dropped_for_five_seconds_heals_in_the_same_session() {
     });
     let session = session_of(&viewer).expect("the viewer's stats name its session");
 
-    let blocked = UdpBlocked::block(&host.near_interface);
+    let blocked = PathBlocked::block(&host.near_interface, server.port());
     let dropped = Instant::now();
+    let frames_at_drop = viewer.frames();
     // The sender finds the path broken (nothing from the viewer) and
     // starts restarting while it is still down.
     let started = sender.wait_line("peer-ice-restart-started", OUTAGE);
@@ -147,6 +159,11 @@ fn a_viewer_path_dropped_for_five_seconds_heals_in_the_same_session() {
     std::thread::sleep(OUTAGE.saturating_sub(dropped.elapsed()));
     let frames_at_return = viewer.frames();
     drop(blocked);
+    assert!(
+        frames_at_return <= frames_at_drop + 10,
+        "{} frames arrived while the path was down: the test left another path open",
+        frames_at_return - frames_at_drop
+    );
     let returned = Instant::now();
 
     let resumed = viewer.wait(RESUME_WITHIN, "frames after the path came back", |r| {

@@ -21,12 +21,45 @@
 //!   (3 s) the next comes after a backoff of 250 ms doubling to 4 s, up to
 //!   [`Config::max_attempts`] (6, about 26 s after the first); then the
 //!   session is given up.
+//! - **Protocols** ([`Triggers`]): all of the above on our protocol; only
+//!   the ICE state with WHIP/WHEP (a server may refuse the PATCH); never
+//!   with PeerJS, which has no renegotiation.
 //! - **The answering side** does not restart by itself; a restart offer
 //!   from the peer opens a window ([`Config::answer_window`], 10 s, renewed
 //!   by each offer) in which ICE `failed` is expected and ignored (checks
 //!   with the new credentials fail while the path is still down).
 
 use std::time::{Duration, Instant};
+
+/// What may start a restart, by signalling protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Triggers {
+    /// ICE state and silence: our protocol, where the peer (an element or
+    /// a page) answers a re-offer in the same session.
+    #[default]
+    All,
+    /// ICE `failed` or `disconnected` only: a WHIP/WHEP server may refuse
+    /// the restart PATCH (an error for the element), so a mere silence
+    /// does not risk it.
+    IceState,
+    /// Never: PeerJS has no renegotiation.
+    Never,
+}
+
+impl Triggers {
+    /// For an element's `uri` (an invalid one fails elsewhere first).
+    pub fn for_uri(uri: Option<&str>) -> Triggers {
+        Self::for_protocol(crate::signaller::protocol_name(uri).unwrap_or("native"))
+    }
+
+    pub fn for_protocol(protocol: &str) -> Triggers {
+        match protocol {
+            "native" => Triggers::All,
+            "whip" | "whep" => Triggers::IceState,
+            _ => Triggers::Never,
+        }
+    }
+}
 
 /// Gaps between arrivals to see before the silence limit follows them.
 const GAPS_TO_LEARN: u32 = 3;
@@ -43,6 +76,7 @@ pub struct Config {
     pub max_backoff: Duration,
     pub max_attempts: u32,
     pub answer_window: Duration,
+    pub triggers: Triggers,
 }
 
 impl Default for Config {
@@ -57,6 +91,7 @@ impl Default for Config {
             max_backoff: Duration::from_secs(4),
             max_attempts: 6,
             answer_window: Duration::from_secs(10),
+            triggers: Triggers::All,
         }
     }
 }
@@ -234,7 +269,7 @@ impl RestartPolicy {
     pub fn tolerates_failure(&self) -> bool {
         match self.phase {
             Phase::Attempting { .. } | Phase::Backoff { .. } | Phase::Answering { .. } => true,
-            Phase::Healthy => self.offerer,
+            Phase::Healthy => self.offerer && self.config.triggers != Triggers::Never,
             Phase::NotConnected | Phase::GaveUp => false,
         }
     }
@@ -253,7 +288,7 @@ impl RestartPolicy {
         match self.phase.clone() {
             Phase::NotConnected | Phase::GaveUp => None,
             Phase::Healthy => {
-                if !self.offerer {
+                if !self.offerer || config.triggers == Triggers::Never {
                     return None;
                 }
                 let trigger = match self.ice {
@@ -263,7 +298,8 @@ impl RestartPolicy {
                     {
                         Some(Trigger::Disconnected)
                     }
-                    _ if self.last_arrival.is_some()
+                    _ if config.triggers == Triggers::All
+                        && self.last_arrival.is_some()
                         && self.silent_for(now) >= self.silence_limit() =>
                     {
                         Some(Trigger::Silent(self.silent_for(now)))
@@ -530,6 +566,44 @@ mod tests {
                 trigger: Trigger::Disconnected
             })
         );
+    }
+
+    #[test]
+    fn protocols_without_renegotiation_restart_less_or_never() {
+        let start = Instant::now();
+        for (protocol, restarts_on_silence, restarts_on_failure) in [
+            ("native", true, true),
+            ("whip", false, true),
+            ("whep", false, true),
+            ("peerjs", false, false),
+        ] {
+            let config = Config {
+                triggers: Triggers::for_protocol(protocol),
+                ..Config::default()
+            };
+            let mut silent = RestartPolicy::new(start, true, config);
+            silent.on_ice(start, IceHealth::Connected);
+            silent.on_arrival(start);
+            let later = start + 20 * 1000 * MS;
+            assert_eq!(
+                silent.tick(later).is_some(),
+                restarts_on_silence,
+                "{protocol}"
+            );
+            let mut failed = RestartPolicy::new(start, true, config);
+            failed.on_ice(start, IceHealth::Connected);
+            failed.on_ice(start, IceHealth::Failed);
+            assert_eq!(
+                failed.tolerates_failure(),
+                restarts_on_failure,
+                "{protocol}"
+            );
+            assert_eq!(
+                failed.tick(later).is_some(),
+                restarts_on_failure,
+                "{protocol}"
+            );
+        }
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub struct SessionConfig {
     pub latency_ms: u32,
     /// Only relayed candidate pairs (through TURN).
     pub relay_only: bool,
+    /// What may start an ICE restart (by the signalling protocol).
+    pub ice_restarts: ice_restart::Triggers,
 }
 
 /// What a session reports to its element.
@@ -174,7 +176,10 @@ impl WebRtcSession {
             recovery: Mutex::new(RestartPolicy::new(
                 Instant::now(),
                 false,
-                ice_restart::Config::default(),
+                ice_restart::Config {
+                    triggers: config.ice_restarts,
+                    ..ice_restart::Config::default()
+                },
             )),
             arrivals: Arc::new(ArrivalClock::new()),
             arrivals_watched: AtomicBool::new(false),

@@ -16,6 +16,7 @@ use crate::common;
 use crate::datachannel::{ChannelSpec, Payload};
 use crate::error::ElementError;
 use crate::events::Event;
+use crate::ice_restart::Triggers;
 use crate::session::{
     NoticeHandler, SessionConfig, SessionNotice, WebRtcSession, announce_restart,
 };
@@ -404,7 +405,8 @@ impl PeerSink {
             .common
             .validate(common::DEFAULT_LATENCY_MS)
             .map_err(ElementError::Settings)?;
-        let session_config = validated.session;
+        let mut session_config = validated.session;
+        session_config.ice_restarts = Triggers::for_uri(settings.common.uri.as_deref());
         let mut state = self.state.lock().unwrap();
         if state.inputs.is_empty() {
             return Err(ElementError::Settings(

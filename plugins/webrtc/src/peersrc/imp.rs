@@ -14,6 +14,7 @@ use crate::common;
 use crate::datachannel::Payload;
 use crate::error::ElementError;
 use crate::events::Event;
+use crate::ice_restart::Triggers;
 use crate::receive::ReceivePolicy;
 use crate::session::{
     NoticeHandler, SessionConfig, SessionNotice, WebRtcSession, announce_restart, discard,
@@ -311,7 +312,10 @@ impl PeerSrc {
         let mut state = self.state.lock().unwrap();
         state.running = Some(Running {
             link,
-            session_config: validated.session,
+            session_config: SessionConfig {
+                ice_restarts: Triggers::for_uri(settings.common.uri.as_deref()),
+                ..validated.session
+            },
             sessions: Vec::new(),
         });
         Ok(())
