@@ -264,12 +264,17 @@ impl RestartPolicy {
         }
     }
 
-    /// Whether an ICE `failed` now is expected (a restart is under way)
-    /// rather than the end of the session.
+    /// Whether the connection failing now is expected (a restart is under
+    /// way or due) rather than the end of the session.
     pub fn tolerates_failure(&self) -> bool {
         match self.phase {
             Phase::Attempting { .. } | Phase::Backoff { .. } | Phase::Answering { .. } => true,
-            Phase::Healthy => self.offerer && self.config.triggers != Triggers::Never,
+            // ICE itself still connected: DTLS failed, which no restart heals.
+            Phase::Healthy => {
+                self.offerer
+                    && self.config.triggers != Triggers::Never
+                    && self.ice != IceHealth::Connected
+            }
             Phase::NotConnected | Phase::GaveUp => false,
         }
     }
@@ -604,6 +609,12 @@ mod tests {
                 "{protocol}"
             );
         }
+    }
+
+    #[test]
+    fn a_dtls_failure_with_ice_connected_is_not_healed() {
+        let (policy, _) = connected(true);
+        assert!(!policy.tolerates_failure());
     }
 
     #[test]
