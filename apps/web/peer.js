@@ -214,6 +214,10 @@ function describeStreams(stream) {
   });
 }
 
+/** How long an answering session waits, once its connection failed, for
+ * the offering peer's ICE restart (the elements wait as long). */
+const RESTART_WAIT_MS = 10000;
+
 /** One WebRTC connection with one peer. `stream` holds what it receives.
  * Events: `track` (detail: MediaStreamTrack), `message` (detail: {label,
  * data}), `channel-open` (detail: label), `state` (detail: connection
@@ -251,8 +255,22 @@ export class Session extends EventTarget {
     this.pc.onconnectionstatechange = () => {
       const state = this.pc.connectionState;
       this.dispatchEvent(new CustomEvent('state', { detail: state }));
-      if (state === 'failed') this.close('the connection failed');
+      if (state === 'failed') this._failed();
     };
+  }
+
+  /** A failed connection ends the session, except where the peer offered:
+   * it heals a broken path by ICE restart, a new offer in this session
+   * (docs/elements.md, "ICE restarts"), which is waited for a while. */
+  _failed() {
+    if (this.offerer) {
+      this.close('the connection failed');
+      return;
+    }
+    clearTimeout(this._restartWait);
+    this._restartWait = setTimeout(() => {
+      if (this.pc.connectionState === 'failed') this.close('the connection failed and the peer did not restart ICE');
+    }, RESTART_WAIT_MS);
   }
 
   /** The server named the session we offered in. */
@@ -343,6 +361,8 @@ export class Session extends EventTarget {
         const answer = await this.pc.createAnswer();
         await this.pc.setLocalDescription(answer);
         this.client._send({ type: 'sdp', session: this.id, sdp: { type: answer.type, sdp: answer.sdp } });
+        // A restart offer: its checks get the whole wait again.
+        if (this.pc.connectionState === 'failed') this._failed();
       }
     } catch (err) {
       this.close(`cannot use the peer's description: ${err.message}`);
@@ -358,6 +378,7 @@ export class Session extends EventTarget {
   _ended(reason) {
     if (this.ended) return;
     this.ended = true;
+    clearTimeout(this._restartWait);
     this.client.sessions.delete(this.id);
     this.pc.close();
     this.dispatchEvent(new CustomEvent('ended', { detail: reason }));

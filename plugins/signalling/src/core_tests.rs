@@ -361,6 +361,42 @@ fn sdp_and_ice_are_relayed_to_the_other_party() {
     ));
 }
 
+/// Renegotiation (an ICE restart): a session that is up takes new offers
+/// and answers, from either party, each relayed as the first ones were.
+#[test]
+fn an_established_session_relays_new_offers_and_answers_either_way() {
+    let mut h = Harness::new();
+    let session = h.session();
+    let answer = json!({"type": "answer", "sdp": "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n"});
+    let restart =
+        json!({"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\na=ice-ufrag:new\r\n"});
+    let exchanges = [
+        (1, 2, offer(), "cam"),
+        (2, 1, answer.clone(), "viewer"),
+        (1, 2, restart.clone(), "cam"),
+        (2, 1, answer.clone(), "viewer"),
+        (2, 1, restart, "viewer"),
+        (1, 2, answer, "cam"),
+    ];
+    for (by, to, sdp, name) in exchanges {
+        let effects = h.text(by, json!({"type": "sdp", "session": session, "sdp": sdp}));
+        let ServerMessage::Sdp {
+            session: relayed,
+            from,
+            sdp: relayed_sdp,
+        } = effects.only_to(to)
+        else {
+            panic!("{effects:?}")
+        };
+        assert_eq!((relayed, from.as_str()), (&session, name));
+        assert_eq!(relayed_sdp.sdp, sdp["sdp"].as_str().unwrap());
+        assert!(
+            effects.to(by).is_empty(),
+            "no error to the sender: {effects:?}"
+        );
+    }
+}
+
 #[test]
 fn session_errors_name_the_session() {
     let mut h = Harness::new();

@@ -262,6 +262,7 @@ impl CommonSettings {
             ice_addresses: ice::addresses_to_use(&explicit),
             latency_ms,
             relay_only: self.relay_only,
+            ice_restarts: Default::default(),
         };
         let tls_ca_pem = match &self.tls_ca_file {
             Some(path) => {

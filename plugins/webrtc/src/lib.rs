@@ -10,6 +10,7 @@ mod datachannel;
 mod error;
 mod events;
 pub mod ice;
+mod ice_restart;
 pub mod keyframe;
 pub mod peersink;
 pub mod peersrc;

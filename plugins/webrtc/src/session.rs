@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use gst::glib;
 use gst::prelude::*;
@@ -14,8 +15,13 @@ use peer_signalling::protocol::{IceCandidate, SdpKind, SessionDescription};
 use crate::codec::{Codec, MediaKind};
 use crate::datachannel::{self, ChannelSpec, Channels, Payload};
 use crate::ice;
+use crate::ice_restart::{self, Action, IceHealth, RestartPolicy};
 use crate::receive::{self, ReceivePolicy};
 use crate::signaller::{SignallerCommand, SignallerHandle};
+
+mod recovery;
+use recovery::ArrivalClock;
+pub use recovery::announce_restart;
 
 /// Stands for end-of-candidates among held (m-line, candidate) pairs.
 const END_OF_CANDIDATES: u32 = u32::MAX;
@@ -31,6 +37,8 @@ pub struct SessionConfig {
     pub latency_ms: u32,
     /// Only relayed candidate pairs (through TURN).
     pub relay_only: bool,
+    /// What may start an ICE restart (by the signalling protocol).
+    pub ice_restarts: ice_restart::Triggers,
 }
 
 /// What a session reports to its element.
@@ -43,6 +51,28 @@ pub enum SessionNotice {
     Message {
         label: String,
         payload: Payload,
+    },
+    /// Healing the media path by ICE restart (`ice_restart.rs`).
+    IceRestart(RestartNotice),
+}
+
+/// What the element posts on the bus about an ICE restart.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RestartNotice {
+    /// `by_peer`: the peer's offer restarted ICE; we answered it.
+    Started {
+        attempt: u32,
+        reason: String,
+        by_peer: bool,
+    },
+    Succeeded {
+        attempts: u32,
+        after: Duration,
+    },
+    /// The session is ended right after (a `Failed` notice follows).
+    Failed {
+        attempts: u32,
+        reason: String,
     },
 }
 
@@ -70,8 +100,13 @@ pub struct WebRtcSession {
     restart: Mutex<Option<ice::Restarted>>,
     /// We made the offer of this session (so a restart is ours to make).
     offered: AtomicBool,
-    /// A failed connection was given its one ICE restart.
-    restarted_after_failure: AtomicBool,
+    /// When to restart ICE, and when to give up (`ice_restart.rs`).
+    recovery: Mutex<RestartPolicy>,
+    /// When something last arrived from the peer (any packet past ICE:
+    /// media, RTCP, DTLS, SCTP), for `recovery`.
+    arrivals: Arc<ArrivalClock>,
+    /// The probe feeding `arrivals` is on webrtcbin's nicesrc.
+    arrivals_watched: AtomicBool,
     /// Set when this session receives media: what our descriptions ask
     /// of the sender (congestion feedback, a bitrate cap).
     receiving: Mutex<Option<ReceivePolicy>>,
@@ -138,7 +173,16 @@ impl WebRtcSession {
             stats: Mutex::new(None),
             restart: Mutex::new(None),
             offered: AtomicBool::new(false),
-            restarted_after_failure: AtomicBool::new(false),
+            recovery: Mutex::new(RestartPolicy::new(
+                Instant::now(),
+                false,
+                ice_restart::Config {
+                    triggers: config.ice_restarts,
+                    ..ice_restart::Config::default()
+                },
+            )),
+            arrivals: Arc::new(ArrivalClock::new()),
+            arrivals_watched: AtomicBool::new(false),
             receiving: Mutex::new(None),
             relay_only: config.relay_only,
             relayed: AtomicBool::new(false),
@@ -202,6 +246,26 @@ impl WebRtcSession {
         });
 
         let weak = Arc::downgrade(&session);
+        webrtcbin.connect_notify(Some("ice-connection-state"), move |bin, _| {
+            let Some(session) = weak.upgrade() else {
+                return;
+            };
+            use gst_webrtc::WebRTCICEConnectionState as State;
+            let health = match bin.property::<State>("ice-connection-state") {
+                State::Connected | State::Completed => IceHealth::Connected,
+                State::Disconnected => IceHealth::Disconnected,
+                State::Failed => IceHealth::Failed,
+                State::New | State::Checking => IceHealth::Checking,
+                _ => return,
+            };
+            session
+                .recovery
+                .lock()
+                .unwrap()
+                .on_ice(Instant::now(), health);
+        });
+
+        let weak = Arc::downgrade(&session);
         webrtcbin.connect_notify(Some("connection-state"), move |bin, _| {
             let Some(session) = weak.upgrade() else {
                 return;
@@ -209,16 +273,20 @@ impl WebRtcSession {
             let state = bin.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
             match state {
                 gst_webrtc::WebRTCPeerConnectionState::Connected => {
+                    session.watch_arrivals();
                     session.notify(SessionNotice::Connected)
                 }
                 gst_webrtc::WebRTCPeerConnectionState::Failed => {
-                    // The offerer may heal a failed path once, in the same
-                    // session, by restarting ICE (a WHIP/WHEP client's
-                    // PATCH, a re-offer on our protocol).
-                    if session.offered.load(Ordering::Acquire)
-                        && !session.restarted_after_failure.swap(true, Ordering::AcqRel)
-                        && session.restart_ice().is_ok()
-                    {
+                    // Once connected, a failure is the path's, and the
+                    // recovery policy heals it by ICE restart (or ends the
+                    // session when it cannot); before, the negotiation
+                    // failed and there is nothing to heal.
+                    if session.recovery.lock().unwrap().tolerates_failure() {
+                        gst::info!(
+                            gst::CAT_DEFAULT,
+                            "session {}: connection failed; ICE restart under way or due",
+                            session.id
+                        );
                         return;
                     }
                     session.notify(SessionNotice::Failed(
@@ -310,6 +378,7 @@ impl WebRtcSession {
     /// Offerer: creates the offer, sends it, then applies it locally.
     pub fn create_offer(self: &Arc<Self>) {
         self.offered.store(true, Ordering::Release);
+        self.recovery.lock().unwrap().set_offerer(true);
         let weak = Arc::downgrade(self);
         let promise = gst::Promise::with_change_func(move |reply| {
             let Some(session) = weak.upgrade() else {
@@ -415,6 +484,18 @@ impl WebRtcSession {
             let restarted = ice::restart(&self.webrtcbin)
                 .map_err(|err| format!("cannot restart ICE: {err}"))?;
             *self.restart.lock().unwrap() = Some(restarted);
+            let started = self
+                .recovery
+                .lock()
+                .unwrap()
+                .on_remote_restart(Instant::now());
+            if let Some(Action::Restart { attempt, trigger }) = started {
+                self.notify(SessionNotice::IceRestart(RestartNotice::Started {
+                    attempt,
+                    reason: trigger.to_string(),
+                    by_peer: true,
+                }));
+            }
         }
         if is_offer {
             self.request_retransmissions();

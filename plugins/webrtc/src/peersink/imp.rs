@@ -7,12 +7,8 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use peer_signalling::protocol::{SessionDescription, StreamInfo};
 
-use super::encoding::Encoding;
-use super::feedback::Monitor;
 use super::input::Input;
-use super::layers::LayerSpec;
 use super::settings::{self, Settings};
-use super::stats;
 use super::viewer::Viewer;
 use crate::base::{self, Link};
 use crate::codec::MediaKind;
@@ -20,11 +16,16 @@ use crate::common;
 use crate::datachannel::{ChannelSpec, Payload};
 use crate::error::ElementError;
 use crate::events::Event;
-use crate::session::{NoticeHandler, SessionConfig, SessionNotice, WebRtcSession};
+use crate::ice_restart::Triggers;
+use crate::session::{
+    NoticeHandler, SessionConfig, SessionNotice, WebRtcSession, announce_restart,
+};
 use crate::signaller::settings::SignallerSettings;
 use crate::signaller::{
     DataChannelPlan, Negotiation, Role, SignallerCommand, SignallerConfig, SignallerEvent,
 };
+
+mod periodic;
 
 pub static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -404,7 +405,8 @@ impl PeerSink {
             .common
             .validate(common::DEFAULT_LATENCY_MS)
             .map_err(ElementError::Settings)?;
-        let session_config = validated.session;
+        let mut session_config = validated.session;
+        session_config.ice_restarts = Triggers::for_uri(settings.common.uri.as_deref());
         let mut state = self.state.lock().unwrap();
         if state.inputs.is_empty() {
             return Err(ElementError::Settings(
@@ -484,6 +486,11 @@ impl PeerSink {
             }
             Event::Session(session, SessionNotice::Failed(reason)) => {
                 self.end_viewer(&session, &reason, true)
+            }
+            Event::Session(session, SessionNotice::IceRestart(notice)) => {
+                if let Some(viewer) = self.viewer_session(&session) {
+                    announce_restart(self.obj().upcast_ref(), &session, &viewer.peer, &notice);
+                }
             }
             Event::Session(session, SessionNotice::Message { label, payload }) => {
                 if let Some(viewer_session) = self.viewer_session(&session) {
@@ -820,139 +827,6 @@ impl PeerSink {
             );
             self.obj()
                 .emit_by_name::<()>("viewer-removed", &[&session, &peer, &reason]);
-        }
-    }
-
-    /// Ends the sessions of viewers that did not connect within `timeout`
-    /// (never answered, or never finished ICE), freeing their webrtcbins.
-    fn end_silent_viewers(&self, now: Instant, timeout: Duration) {
-        let expired: Vec<String> = {
-            let state = self.state.lock().unwrap();
-            let Some(running) = state.running.as_ref() else {
-                return;
-            };
-            running
-                .viewers
-                .iter()
-                .filter(|(_, viewer)| viewer.timed_out(now, timeout))
-                .map(|(session, _)| session.clone())
-                .collect()
-        };
-        for session in expired {
-            let reason = format!(
-                "{VIEWER_TIMEOUT}: the viewer did not connect within {} s (viewer-timeout)",
-                timeout.as_secs()
-            );
-            self.end_viewer(&session, &reason, true);
-        }
-    }
-
-    /// Encodings (layers) of the first video input, best first.
-    fn video_encodings(&self) -> Vec<Arc<Encoding>> {
-        let state = self.state.lock().unwrap();
-        state
-            .inputs
-            .iter()
-            .find(|input| input.kind == MediaKind::Video)
-            .map(|input| input.encodings())
-            .unwrap_or_default()
-    }
-
-    /// Every viewer's numbers; with webrtcbin's own statistics as last
-    /// fetched when `with_webrtc` (asking for them keeps them fresh: they
-    /// are fetched on the next ticks, without waiting on webrtcbin here).
-    fn stats(&self, with_webrtc: bool) -> gst::Structure {
-        if with_webrtc && let Some(running) = self.state.lock().unwrap().running.as_mut() {
-            running.webrtc_stats_until = Instant::now() + WEBRTC_STATS_KEPT_FRESH;
-        }
-        let viewers: Vec<(Arc<WebRtcSession>, Arc<Monitor>)> = {
-            let state = self.state.lock().unwrap();
-            state
-                .running
-                .as_ref()
-                .map(|running| {
-                    running
-                        .viewers
-                        .values()
-                        .map(|v| (v.session.clone(), v.monitor.clone()))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let encodings = self.video_encodings();
-        let layers: Vec<LayerSpec> = encodings.iter().filter_map(|e| e.spec).collect();
-        let per_layer = gst::Array::new(encodings.iter().map(|e| e.viewer_count() as u32));
-        let mut builder = gst::Structure::builder("peersink-stats")
-            .field("viewers", viewers.len() as u32)
-            .field("layers", layers.len().max(1) as u32)
-            .field("layer-viewers", per_layer);
-        for (session, monitor) in viewers {
-            let mut viewer = stats::viewer_structure(&session.peer, &monitor.snapshot(), &layers);
-            if with_webrtc && let Some(webrtc) = session.stats() {
-                viewer = viewer.field("webrtc", webrtc);
-            }
-            builder = builder.field(session.id.as_str(), viewer.build());
-        }
-        builder.build()
-    }
-
-    /// Runs every `TICK` on the event thread: adaptation of every viewer
-    /// once a second, the stats message at `stats-interval`, and fresh
-    /// webrtcbin statistics while someone reads them.
-    fn tick(&self) {
-        let (interval, timeout) = {
-            let settings = self.settings.lock().unwrap();
-            (settings.stats_interval_ms, settings.viewer_timeout())
-        };
-        let now = Instant::now();
-        if let Some(timeout) = timeout {
-            self.end_silent_viewers(now, timeout);
-        }
-        let (monitors, post, fetch) = {
-            let mut state = self.state.lock().unwrap();
-            let Some(running) = state.running.as_mut() else {
-                return;
-            };
-            let fetch: Vec<Arc<WebRtcSession>> = if now < running.webrtc_stats_until {
-                running
-                    .viewers
-                    .values()
-                    .map(|v| v.session.clone())
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            let adapt = now >= running.last_adaptation + ADAPTATION_PERIOD;
-            let monitors: Vec<Arc<Monitor>> = if adapt {
-                running.last_adaptation = now;
-                running
-                    .viewers
-                    .values()
-                    .map(|v| v.monitor.clone())
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            let post = interval > 0
-                && now >= running.last_stats_message + Duration::from_millis(interval as u64);
-            if post {
-                running.last_stats_message = now;
-            }
-            (monitors, post, fetch)
-        };
-        for session in fetch {
-            session.refresh_stats();
-        }
-        for monitor in monitors {
-            monitor.tick(now);
-        }
-        if post {
-            let structure = self.stats(false);
-            let _ = self.obj().post_message(
-                gst::message::Element::builder(structure)
-                    .src(&*self.obj())
-                    .build(),
-            );
         }
     }
 

@@ -14,9 +14,11 @@ use crate::common;
 use crate::datachannel::Payload;
 use crate::error::ElementError;
 use crate::events::Event;
+use crate::ice_restart::Triggers;
 use crate::receive::ReceivePolicy;
 use crate::session::{
-    NoticeHandler, SessionConfig, SessionNotice, WebRtcSession, discard, is_inside,
+    NoticeHandler, SessionConfig, SessionNotice, WebRtcSession, announce_restart, discard,
+    is_inside,
 };
 use crate::signaller::settings::SignallerSettings;
 use crate::signaller::{
@@ -310,7 +312,10 @@ impl PeerSrc {
         let mut state = self.state.lock().unwrap();
         state.running = Some(Running {
             link,
-            session_config: validated.session,
+            session_config: SessionConfig {
+                ice_restarts: Triggers::for_uri(settings.common.uri.as_deref()),
+                ..validated.session
+            },
             sessions: Vec::new(),
         });
         Ok(())
@@ -387,6 +392,11 @@ impl PeerSrc {
                     ),
                 }
             }
+            Event::Session(session, SessionNotice::IceRestart(notice)) => {
+                if let Some(found) = self.find_session(&session) {
+                    announce_restart(self.obj().upcast_ref(), &session, &found.peer, &notice);
+                }
+            }
             Event::Session(session, SessionNotice::Message { label, payload }) => {
                 if let Some(session) = self.find_session(&session) {
                     common::announce_message(
@@ -402,8 +412,9 @@ impl PeerSrc {
         }
     }
 
-    /// Every `TICK`: the media watchdog (see [`MEDIA_TIMEOUT`]) and fresh
-    /// statistics for the `stats` property.
+    /// Every `TICK`: the media watchdog (see [`MEDIA_TIMEOUT`]), each
+    /// session's ICE restart policy, and fresh statistics for the `stats`
+    /// property.
     fn tick(&self) {
         let (watched, events) = {
             let state = self.state.lock().unwrap();
@@ -424,6 +435,7 @@ impl PeerSrc {
         };
         for (session, clock) in watched {
             session.refresh_stats();
+            session.tick_recovery();
             if clock
                 .and_then(|clock| clock.silent_for())
                 .is_some_and(|silent| silent >= MEDIA_TIMEOUT)
