@@ -55,7 +55,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
 
 /// Waits between attempts to reach a server that went away: from 250 ms,
-/// doubling up to 5 s, each with ±25% jitter so that every peer of a
+/// doubling up to 2 s (a restarted server is found within 2.5 s of
+/// coming back), each with ±25% jitter so that every peer of a
 /// restarted server does not knock at once.
 #[derive(Debug, Clone)]
 pub struct Backoff {
@@ -64,7 +65,7 @@ pub struct Backoff {
 
 impl Backoff {
     pub const FIRST: Duration = Duration::from_millis(250);
-    pub const MAX: Duration = Duration::from_secs(5);
+    pub const MAX: Duration = Duration::from_secs(2);
 
     /// The wait before the next attempt (and the one after grows).
     pub fn next_wait(&mut self) -> Duration {
@@ -348,6 +349,20 @@ mod connection_tests {
         let err = connect(&url).await.expect_err("no answer, no connection");
         assert_eq!(started.elapsed(), CONNECT_TIMEOUT);
         assert!(err.to_string().contains("no answer within 10 s"), "{err}");
+    }
+
+    #[test]
+    fn backoff_doubles_to_its_cap_with_jitter_and_resets() {
+        let mut backoff = Backoff::default();
+        for base_ms in [250.0, 500.0, 1000.0, 2000.0, 2000.0, 2000.0] {
+            let wait = backoff.next_wait().as_secs_f64() * 1000.0;
+            assert!(
+                (base_ms * 0.75..=base_ms * 1.25).contains(&wait),
+                "{wait} ms for {base_ms}"
+            );
+        }
+        backoff.reset();
+        assert!(backoff.next_wait() <= Backoff::FIRST.mul_f64(1.25));
     }
 
     /// A server that sends more than any message of ours could be.

@@ -404,7 +404,10 @@ async fn record(args: RecorderArgs) -> anyhow::Result<()> {
     // Our id and resume secret from the last welcome: a server that only
     // lost the link takes us back; a restarted one gets a fresh join.
     let mut welcome: (Option<String>, Option<String>) = (None, None);
-    let mut backoff = client::Backoff::default();
+    // While the server is away: the attempts to get back, polled in the
+    // loop below so that recordings keep being served meanwhile.
+    let mut reconnecting: Option<Reconnecting> = None;
+    let mut lost_reason = String::new();
 
     let (events, mut recorder_events) = mpsc::unbounded_channel();
     let mut recorder = Recorder {
@@ -441,13 +444,10 @@ async fn record(args: RecorderArgs) -> anyhow::Result<()> {
     let mut outcome = Ok(());
     loop {
         tokio::select! {
-            event = incoming.recv() => match event {
+            event = incoming.recv(), if reconnecting.is_none() => match event {
                 Some(ClientEvent::Message(message)) => match message {
                     ServerMessage::Welcome { id, resume, .. } => welcome = (Some(id), resume),
-                    ServerMessage::Joined { peers, .. } => {
-                        backoff.reset();
-                        peers.iter().for_each(|peer| recorder.consider(peer))
-                    }
+                    ServerMessage::Joined { peers, .. } => peers.iter().for_each(|peer| recorder.consider(peer)),
                     ServerMessage::PeerJoined { peer, .. } | ServerMessage::PeerUpdated { peer, .. } => recorder.consider(&peer),
                     ServerMessage::Error { message, request, .. } => {
                         if matches!(request.as_deref(), Some("hello") | Some("join")) {
@@ -468,22 +468,28 @@ async fn record(args: RecorderArgs) -> anyhow::Result<()> {
                         break;
                     }
                     eprintln!("lost the signalling server ({reason}); reconnecting for up to {timeout:?}");
-                    match reconnect(&address.ws_url, trust.as_deref(), timeout, &mut backoff).await {
-                        Some((sender, receiver)) => {
-                            (signalling, incoming) = (sender, receiver);
-                            register(&signalling, welcome.0.clone(), welcome.1.take())?;
-                            println!("back on the signalling server");
-                        }
-                        None => {
-                            outcome = Err(anyhow::anyhow!(
-                                "lost the signalling server: {reason}; no server to reconnect to for {timeout:?}"
-                            ));
-                            break;
-                        }
-                    }
+                    reconnecting = Some(Box::pin(reconnect(address.ws_url.clone(), trust.clone(), timeout)));
+                    lost_reason = reason;
                 }
                 None => break,
             },
+            connected = async { reconnecting.as_mut().expect("guarded").await }, if reconnecting.is_some() => {
+                reconnecting = None;
+                match connected {
+                    Some((sender, receiver)) => {
+                        (signalling, incoming) = (sender, receiver);
+                        register(&signalling, welcome.0.clone(), welcome.1.take())?;
+                        println!("back on the signalling server");
+                    }
+                    None => {
+                        let timeout = Duration::from_secs(args.reconnect_timeout);
+                        outcome = Err(anyhow::anyhow!(
+                            "lost the signalling server: {lost_reason}; no server to reconnect to for {timeout:?}"
+                        ));
+                        break;
+                    }
+                }
+            }
             Some(event) = recorder_events.recv() => recorder.on_event(event),
             _ = ticker.tick() => tick(&recorder, args.summary_interval, &mut last_summary),
             _ = &mut shutdown => break,
@@ -496,17 +502,16 @@ async fn record(args: RecorderArgs) -> anyhow::Result<()> {
     outcome
 }
 
-/// Connects again, waiting `backoff` between attempts, for up to `timeout`.
-async fn reconnect(
-    url: &str,
-    trust: Option<&[u8]>,
-    timeout: Duration,
-    backoff: &mut client::Backoff,
-) -> Option<(client::ClientSender, mpsc::UnboundedReceiver<ClientEvent>)> {
+type Connected = (client::ClientSender, mpsc::UnboundedReceiver<ClientEvent>);
+type Reconnecting = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Connected>> + Send>>;
+
+/// Connects again, with backoff between attempts, for up to `timeout`.
+async fn reconnect(url: String, trust: Option<Vec<u8>>, timeout: Duration) -> Option<Connected> {
     let deadline = tokio::time::Instant::now() + timeout;
+    let mut backoff = client::Backoff::default();
     loop {
         tokio::time::sleep(backoff.next_wait()).await;
-        if let Ok(connected) = client::connect_trusting(url, trust).await {
+        if let Ok(connected) = client::connect_trusting(&url, trust.as_deref()).await {
             return Some(connected);
         }
         if tokio::time::Instant::now() >= deadline {
