@@ -25,11 +25,7 @@ fn serve(port: u16) -> ChildProcess {
 fn the_server_killed_and_restarted_mid_broadcast_freezes_no_viewer() {
     peer_tests::init();
     peer_tests::require_loopback_only();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = peer_tests::recorder::free_port();
     let uri = format!("ws://127.0.0.1:{port}/live");
     let mut server = serve(port);
     let sender = peer_tests::sender(
@@ -137,11 +133,7 @@ fn the_server_killed_and_restarted_mid_broadcast_freezes_no_viewer() {
 fn a_peerjs_call_survives_the_peer_server_restarting() {
     peer_tests::init();
     peer_tests::require_loopback_only();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = peer_tests::recorder::free_port();
     let mut server = serve(port);
     let booth = Receiver::start(&format!("uri=peerjs://127.0.0.1:{port}/booth"));
     let caller = peer_tests::sender(
