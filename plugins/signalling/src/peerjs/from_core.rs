@@ -251,6 +251,9 @@ impl PeerJsAdapter {
         let Some(client) = self.clients.remove(&conn) else {
             return;
         };
+        if self.watchers.get(&client.room) == Some(&conn) {
+            self.watchers.remove(&client.room);
+        }
         if self.by_socket.get(&client.socket) == Some(&conn) {
             self.by_socket.remove(&client.socket);
         }

@@ -190,6 +190,12 @@ pub struct PeerJsAdapter {
     by_id: HashMap<PeerId, ConnId>,
     offers: HashMap<SessionId, Offered>,
     held: HashMap<(Arc<str>, PeerId), Held>,
+    /// Per key, the one client that joined its room with presence: through
+    /// it the adapter learns that a native peer messages are held for has
+    /// come. Every other client joins without presence, so a join costs
+    /// O(1), not O(clients of the key). Gone with that client; the next
+    /// client to connect takes its place.
+    watchers: HashMap<Arc<str>, ConnId>,
     /// Keys as rooms, shared by their clients.
     rooms: Vec<Arc<str>>,
     /// A CSPRNG: ids handed out by `GET /id` must not be guessable.
@@ -207,6 +213,7 @@ impl PeerJsAdapter {
             by_id: HashMap::new(),
             offers: HashMap::new(),
             held: HashMap::new(),
+            watchers: HashMap::new(),
             rooms,
             rng,
         }
@@ -345,16 +352,20 @@ impl PeerJsAdapter {
                 resume: None,
             },
         });
+        // PeerJS has no presence; our own clients release what is held
+        // for them on their `joined`, and one watcher per key sees native
+        // peers come (`watchers`).
+        let watch = !self.watchers.contains_key(&room);
+        if watch {
+            self.watchers.insert(room.clone(), conn);
+        }
         out.push(AdapterAction::ToCore {
             conn,
             message: ClientMessage::Join {
                 room: room.to_string(),
                 streams: Vec::new(),
                 meta: Value::Null,
-                // PeerJS has no presence, but `peer-joined` is how the
-                // adapter learns that a native peer messages were held
-                // for has come (its own clients release on `joined`).
-                presence: true,
+                presence: watch,
             },
         });
     }

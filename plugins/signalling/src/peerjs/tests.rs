@@ -678,3 +678,57 @@ fn with_tokens_required_the_peerjs_token_is_ours_and_a_bad_one_is_refused_in_wor
         assert!(!h.core.has_peer(id));
     }
 }
+
+/// Only one client per key watches the room (so 1 000 joins are not a
+/// million announcements), and through it a message held for a native
+/// peer that has not come yet still reaches it when it joins — also after
+/// the first watcher left.
+#[test]
+fn one_watcher_per_key_sees_native_peers_come_for_held_messages() {
+    let mut h = Harness::new();
+    let first = h.client("first");
+    let others: Vec<_> = (0..20).map(|i| h.client(&format!("c{i}"))).collect();
+    let mut out = Vec::new();
+    h.adapter.socket_closed(first, &mut out);
+    h.run(out);
+    // The next client to come watches in its place.
+    let late = h.client("late");
+    let alice = others[3];
+    h.send(alice, offer("booth", "mc_1"));
+    assert!(h.frames(alice).is_empty(), "held, not expired");
+    // The native peer comes (as `native_peer` does, keeping what it gets).
+    let booth = h.fresh();
+    let mut out = Vec::new();
+    h.core
+        .handle(h.now, Input::Connected { conn: booth }, &mut out);
+    h.native_says(
+        booth,
+        ClientMessage::Hello {
+            id: Some("booth".into()),
+            meta: Value::Null,
+            token: None,
+            resume: None,
+        },
+    );
+    h.native_says(
+        booth,
+        ClientMessage::Join {
+            room: "peerjs".into(),
+            streams: Vec::new(),
+            meta: Value::Null,
+            presence: true,
+        },
+    );
+    let requested = h
+        .native
+        .get(&booth)
+        .into_iter()
+        .flatten()
+        .any(|m| matches!(m, ServerMessage::SessionRequested { peer, .. } if peer == "c3"));
+    assert!(
+        requested,
+        "the held offer reached the native peer: {:?}",
+        h.native
+    );
+    assert!(h.frames(late).is_empty());
+}
