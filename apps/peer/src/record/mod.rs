@@ -354,15 +354,7 @@ async fn record(args: RecorderArgs) -> anyhow::Result<()> {
                 .to_owned(),
         ),
         None => {
-            let config = ServerConfig {
-                bind: SocketAddr::from(([127, 0, 0, 1], args.port.unwrap_or(server::DEFAULT_PORT))),
-                whip: WishConfig {
-                    token: args.whip_token.clone(),
-                    max_bitrate: args.max_bitrate,
-                    ..WishConfig::default()
-                },
-                ..ServerConfig::default()
-            };
+            let config = embedded_server_config(&args);
             let running = server::start(config).await?;
             let base = format!("ws://{}", running.local_addr());
             println!("publish at {}publish?room={}", running.http_url(), room);
@@ -504,6 +496,20 @@ async fn record(args: RecorderArgs) -> anyhow::Result<()> {
 
 type Connected = (client::ClientSender, mpsc::UnboundedReceiver<ClientEvent>);
 type Reconnecting = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Connected>> + Send>>;
+
+/// The server `peer record` runs itself without `--server`: on loopback
+/// only (so open, like `peer serve` there), with its WHIP options.
+fn embedded_server_config(args: &RecorderArgs) -> ServerConfig {
+    ServerConfig {
+        bind: SocketAddr::from(([127, 0, 0, 1], args.port.unwrap_or(server::DEFAULT_PORT))),
+        whip: WishConfig {
+            token: args.whip_token.clone(),
+            max_bitrate: args.max_bitrate,
+            ..WishConfig::default()
+        },
+        ..ServerConfig::default()
+    }
+}
 
 /// Connects again, with backoff between attempts, for up to `timeout`.
 async fn reconnect(url: String, trust: Option<Vec<u8>>, timeout: Duration) -> Option<Connected> {

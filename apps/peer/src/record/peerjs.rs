@@ -10,14 +10,12 @@
 //! which finalizes its file.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use gst::prelude::*;
-use peer_signalling::server::{self, ServerConfig};
-use peer_signalling::wish::WishConfig;
+use peer_signalling::server;
 use tokio::sync::mpsc;
 use url::Url;
 
@@ -129,15 +127,7 @@ pub(super) async fn record(args: RecorderArgs, id: String) -> anyhow::Result<()>
             (None, uri, key)
         }
         None => {
-            let config = ServerConfig {
-                bind: SocketAddr::from(([127, 0, 0, 1], args.port.unwrap_or(server::DEFAULT_PORT))),
-                whip: WishConfig {
-                    token: args.whip_token.clone(),
-                    max_bitrate: args.max_bitrate,
-                    ..WishConfig::default()
-                },
-                ..ServerConfig::default()
-            };
+            let config = super::embedded_server_config(&args);
             let key = config.peerjs.keys[0].clone();
             let path = config.peerjs.normalized_path();
             let running = server::start(config).await?;
@@ -244,15 +234,7 @@ fn start_receiver(
         quote(&settings.room_uri),
         settings.latency_ms
     );
-    if let Some(ca) = &settings.tls_ca_file {
-        description.push_str(&format!(" tls-ca-file={}", quote(ca)));
-    }
-    if let Some(max_bitrate) = settings.max_bitrate {
-        description.push_str(&format!(" max-bitrate={max_bitrate}"));
-    }
-    if let Some(token) = &settings.token {
-        description.push_str(&format!(" token={}", quote(token)));
-    }
+    description.push_str(&settings.peersrc_options());
     let pipeline = crate::pipeline::launch(&description)?;
     let owners: Arc<Mutex<HashMap<String, Owner>>> = Arc::default();
 

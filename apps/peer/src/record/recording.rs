@@ -41,6 +41,24 @@ pub struct Settings {
     pub token: Option<String>,
 }
 
+impl Settings {
+    /// peersrc properties every recording's source gets from the command
+    /// line: trust, the publishers' bitrate cap, the access token.
+    pub fn peersrc_options(&self) -> String {
+        let mut options = String::new();
+        if let Some(ca) = &self.tls_ca_file {
+            options.push_str(&format!(" tls-ca-file={}", quote(ca)));
+        }
+        if let Some(max_bitrate) = self.max_bitrate {
+            options.push_str(&format!(" max-bitrate={max_bitrate}"));
+        }
+        if let Some(token) = &self.token {
+            options.push_str(&format!(" token={}", quote(token)));
+        }
+        options
+    }
+}
+
 #[derive(Debug)]
 pub enum Outcome {
     /// Every track reached the end (the publisher left or we stopped).
@@ -110,15 +128,7 @@ impl Recording {
             quote(publisher),
             settings.latency_ms
         );
-        if let Some(ca) = &settings.tls_ca_file {
-            description.push_str(&format!(" tls-ca-file={}", quote(ca)));
-        }
-        if let Some(max_bitrate) = settings.max_bitrate {
-            description.push_str(&format!(" max-bitrate={max_bitrate}"));
-        }
-        if let Some(token) = &settings.token {
-            description.push_str(&format!(" token={}", quote(token)));
-        }
+        description.push_str(&settings.peersrc_options());
         let pipeline = crate::pipeline::launch(&description)?;
         Self::run(
             pipeline,
