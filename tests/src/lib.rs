@@ -30,6 +30,14 @@ static INIT: Once = Once::new();
 pub fn init() {
     INIT.call_once(|| {
         require_loopback_only();
+        // `PEER_LOG=debug` (an EnvFilter) shows the elements' and the
+        // server's tracing on stderr, for diagnosing a stalled test.
+        if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("PEER_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .try_init();
+        }
         gst::init().expect("GStreamer initializes");
         gstpeer::plugin_register_static().expect("the peer plugin registers");
         gstpeercapture::plugin_register_static().expect("the capture plugin registers");
@@ -162,11 +170,65 @@ pub fn first_error(pipeline: &gst::Pipeline, timeout: Duration) -> Option<String
     let message = bus.timed_pop_filtered(
         gst::ClockTime::from_nseconds(timeout.as_nanos() as u64),
         &[gst::MessageType::Error],
-    )?;
+    );
+    let Some(message) = message else {
+        dump_threads(&format!(
+            "no error on the bus\n{}",
+            element_states(pipeline)
+        ));
+        return None;
+    };
     match message.view() {
         gst::MessageView::Error(err) => Some(format!("{} ({:?})", err.error(), err.debug())),
         _ => None,
     }
+}
+
+/// Every element of `pipeline` with its current and pending state, one per
+/// line: an element stuck below its parent's state shows here.
+pub fn element_states(pipeline: &gst::Pipeline) -> String {
+    let mut lines = Vec::new();
+    for element in pipeline.iterate_recurse().into_iter().flatten() {
+        let (_, current, pending) = element.state(gst::ClockTime::ZERO);
+        lines.push(format!(
+            "{} {current:?} (pending {pending:?})",
+            element.path_string()
+        ));
+    }
+    lines.join("\n")
+}
+
+/// With `GST_PEER_DUMP_STACKS=DIR` set, writes every thread's stack of this
+/// process to DIR (through gdb) when a wait times out: a stalled session
+/// shows where it is stuck.
+pub fn dump_threads(why: &str) {
+    let Some(dir) = std::env::var_os("GST_PEER_DUMP_STACKS") else {
+        return;
+    };
+    let pid = std::process::id();
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let file = PathBuf::from(dir).join(format!("stacks-{pid}-{stamp}.txt"));
+    let _ = std::fs::write(&file, format!("{why}\n"));
+    // gdb writes to the file itself: this thread is stopped while gdb
+    // runs, so it could not drain a pipe.
+    let Ok(out) = std::fs::OpenOptions::new().append(true).open(&file) else {
+        return;
+    };
+    let _ = std::process::Command::new("gdb")
+        .args([
+            "-p",
+            &pid.to_string(),
+            "-batch",
+            "-ex",
+            "thread apply all bt",
+        ])
+        .stdout(out)
+        .stderr(std::process::Stdio::null())
+        .status();
+    eprintln!("thread stacks in {}", file.display());
 }
 
 /// Waits for an element message named `name` on the bus.

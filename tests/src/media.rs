@@ -244,6 +244,10 @@ impl Receiver {
             }
             let now = Instant::now();
             if now >= deadline {
+                crate::dump_threads(&format!(
+                    "{what}\n{}",
+                    crate::element_states(&self.pipeline)
+                ));
                 panic!(
                     "timed out after {timeout:?} waiting for {what}; received {} frames {}x{}, {} audio buffers, pads {:?}",
                     received.video_frames,

@@ -49,6 +49,7 @@ pub struct Link {
 
 impl Link {
     /// Starts the signaller and the element's event thread, named after it.
+    /// The thread handles nothing until [`Link::release_events`].
     pub fn start(
         element: &gst::Element,
         config: SignallerConfig,
@@ -69,6 +70,12 @@ impl Link {
             events: event_loop.sender(),
             event_loop,
         })
+    }
+
+    /// Lets the event thread handle events: call once the link is stored
+    /// where the handler looks for it.
+    pub fn release_events(&mut self) {
+        self.event_loop.release();
     }
 
     /// Stops the event thread; dropping the link then stops the signaller

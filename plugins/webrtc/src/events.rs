@@ -41,13 +41,19 @@ impl EventSender {
 
 pub struct EventLoop {
     sender: mpsc::Sender<Message>,
+    /// Holds the thread before its first event until [`EventLoop::release`]:
+    /// the signaller may answer before the element has stored what its
+    /// handler looks up (a refused WHEP endpoint answers at once), and an
+    /// event handled then would be dropped as "not running".
+    gate: Option<mpsc::SyncSender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl EventLoop {
     /// Starts the thread, feeding it the signaller's events, whatever is
     /// sent through [`EventLoop::sender`] and a [`Event::Tick`] every
-    /// `tick`, until [`EventLoop::stop`].
+    /// `tick`, from [`EventLoop::release`] until [`EventLoop::stop`].
+    /// Events sent before the release wait for it, in order.
     pub fn start(
         name: String,
         mut signaller_events: tokio::sync::mpsc::UnboundedReceiver<SignallerEvent>,
@@ -66,7 +72,12 @@ impl EventLoop {
                 }
             }
         });
+        let (gate, gate_opened) = mpsc::sync_channel::<()>(1);
         let thread = std::thread::Builder::new().name(name).spawn(move || {
+            // Stopped before it was released: nothing to handle.
+            if gate_opened.recv().is_err() {
+                return;
+            }
             let mut next_tick = Instant::now() + tick;
             loop {
                 let wait = next_tick.saturating_duration_since(Instant::now());
@@ -83,8 +94,17 @@ impl EventLoop {
         })?;
         Ok(EventLoop {
             sender,
+            gate: Some(gate),
             thread: Some(thread),
         })
+    }
+
+    /// Lets the thread handle events; call once the handler can find what
+    /// it needs (the element's running state is stored).
+    pub fn release(&mut self) {
+        if let Some(gate) = self.gate.take() {
+            let _ = gate.send(());
+        }
     }
 
     pub fn sender(&self) -> EventSender {
@@ -93,6 +113,8 @@ impl EventLoop {
 
     /// Stops the thread after the event it is handling; safe to call from it.
     pub fn stop(&mut self) {
+        // Never released: dropping the gate ends the thread unstarted.
+        self.gate = None;
         let _ = self.sender.send(Message::Stop);
         if let Some(thread) = self.thread.take()
             && thread.thread().id() != std::thread::current().id()
@@ -105,5 +127,77 @@ impl EventLoop {
 impl Drop for EventLoop {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signaller_events() -> (
+        tokio::sync::mpsc::UnboundedSender<SignallerEvent>,
+        tokio::sync::mpsc::UnboundedReceiver<SignallerEvent>,
+    ) {
+        tokio::sync::mpsc::unbounded_channel()
+    }
+
+    #[test]
+    fn events_wait_for_the_release_and_keep_their_order() {
+        let (to_loop, from_signaller) = signaller_events();
+        let (seen, handled) = mpsc::channel::<String>();
+        let mut event_loop = EventLoop::start(
+            "events-test".into(),
+            from_signaller,
+            Duration::from_secs(3600),
+            move |event| {
+                if let Event::Signaller(SignallerEvent::SignallingLost { reason }) = event {
+                    let _ = seen.send(reason);
+                }
+            },
+        )
+        .unwrap();
+        for reason in ["first", "second"] {
+            to_loop
+                .send(SignallerEvent::SignallingLost {
+                    reason: reason.into(),
+                })
+                .unwrap();
+        }
+        // Both are queued (the forwarder runs on the runtime) but nothing
+        // is handled before the release.
+        assert!(handled.recv_timeout(Duration::from_millis(200)).is_err());
+        event_loop.release();
+        assert_eq!(
+            handled.recv_timeout(Duration::from_secs(5)).unwrap(),
+            "first"
+        );
+        assert_eq!(
+            handled.recv_timeout(Duration::from_secs(5)).unwrap(),
+            "second"
+        );
+        event_loop.stop();
+    }
+
+    #[test]
+    fn a_loop_stopped_before_its_release_handles_nothing_and_ends() {
+        let (to_loop, from_signaller) = signaller_events();
+        let (seen, handled) = mpsc::channel::<()>();
+        let mut event_loop = EventLoop::start(
+            "events-test".into(),
+            from_signaller,
+            Duration::from_secs(3600),
+            move |_| {
+                let _ = seen.send(());
+            },
+        )
+        .unwrap();
+        to_loop
+            .send(SignallerEvent::SignallingLost {
+                reason: "lost".into(),
+            })
+            .unwrap();
+        // Returns: the thread ended without waiting for a release.
+        event_loop.stop();
+        assert!(handled.try_recv().is_err());
     }
 }

@@ -452,6 +452,9 @@ impl PeerSink {
             last_stats_message: now,
             webrtc_stats_until: now,
         });
+        if let Some(running) = state.running.as_mut() {
+            running.link.release_events();
+        }
         Ok(())
     }
 

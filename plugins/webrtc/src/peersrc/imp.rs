@@ -318,6 +318,9 @@ impl PeerSrc {
             },
             sessions: Vec::new(),
         });
+        if let Some(running) = state.running.as_mut() {
+            running.link.release_events();
+        }
         Ok(())
     }
 

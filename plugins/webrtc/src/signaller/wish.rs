@@ -159,6 +159,7 @@ impl Client {
 
     async fn run(mut self, mut commands: CommandSource) {
         let ice_servers = self.endpoint.discover_ice_servers().await;
+        tracing::debug!(kind = self.kind.name(), ?ice_servers, "OPTIONS answered");
         self.emit(SignallerEvent::Ready {
             peer_id: self.kind.name().to_lowercase(),
             room: super::http::redact(self.endpoint.url.as_str()),
@@ -199,6 +200,7 @@ impl Client {
                 session,
                 description,
             } if session == self.session => {
+                tracing::debug!(session = %self.session, "our description, gathering");
                 self.offer = Some(description);
                 self.gathered = false;
                 self.gather_deadline =
@@ -269,6 +271,7 @@ impl Client {
     }
 
     async fn post(&mut self, offer: String) -> Result<(), SignallerError> {
+        tracing::debug!(kind = self.kind.name(), session = %self.session, "posting the offer");
         let Posted {
             status,
             resource,
