@@ -248,8 +248,6 @@ fn publisher(uri: &str, id: &str) -> gst::Pipeline {
 }
 
 #[test]
-#[ignore = "open finding (docs/reliability.md): about once in 160 joins a publisher is never \
-            recorded (its peersrc gets no track and says nothing); run with --ignored"]
 fn publishers_joining_and_leaving_peer_record_leave_nothing_behind() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     init();
