@@ -54,6 +54,10 @@ pub struct ViewerSnapshot {
     pub connected_ms: Option<f64>,
     /// Start → first decodable frame.
     pub first_frame_ms: Option<f64>,
+    /// The signalling connection went away with the media flowing; the
+    /// viewer watched on without it.
+    #[serde(default)]
+    pub signalling_lost: bool,
     pub error: Option<String>,
 }
 
@@ -191,6 +195,7 @@ impl Farm {
                     plis: load(&stats.plis),
                     connected_ms: ms(load(&stats.connected_us)),
                     first_frame_ms: ms(load(&stats.first_frame_us)),
+                    signalling_lost: load(&stats.signalling_lost) != 0,
                     error: stats.error.lock().unwrap().clone(),
                 }
             })

@@ -77,6 +77,9 @@ pub struct ViewerStats {
     pub connected_us: AtomicU64,
     /// Start of the viewer → first decodable frame, µs; 0 until then.
     pub first_frame_us: AtomicU64,
+    /// 1 once the signalling connection was lost with the media flowing
+    /// (a server restart): the viewer goes on watching without it.
+    pub signalling_lost: AtomicU64,
     pub error: Mutex<Option<String>>,
 }
 
@@ -143,6 +146,10 @@ async fn watch(
     };
     session.drain()?;
     let mut buf = vec![0u8; 2048];
+    // Media does not pass through the server: once connected, a lost
+    // signalling connection (the server restarted) leaves the session as
+    // it is, as it leaves a browser's.
+    let mut signalling_up = true;
     loop {
         let timeout = session.drain()?;
         if session.stats.phase() == Phase::Connecting && tokio::time::Instant::now() > deadline {
@@ -164,11 +171,20 @@ async fn watch(
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(timeout)) => {
                 session.rtc.handle_input(Input::Timeout(Instant::now()))?;
             }
-            event = signal.next() => match event? {
-                SignalEvent::Candidate(line) => session.add_remote_candidate(&line)?,
-                SignalEvent::Offer(_) => return Err(FarmError::Signalling("a second offer".into())),
-                SignalEvent::EndOfCandidates => {}
-                SignalEvent::Ended(reason) => return Err(FarmError::SessionEnded(reason)),
+            event = signal.next(), if signalling_up => match event {
+                Ok(SignalEvent::Candidate(line)) => session.add_remote_candidate(&line)?,
+                Ok(SignalEvent::Offer(_)) => {
+                    return Err(FarmError::Signalling("a second offer".into()));
+                }
+                Ok(SignalEvent::EndOfCandidates) => {}
+                Ok(SignalEvent::Ended(reason)) => return Err(FarmError::SessionEnded(reason)),
+                Err(FarmError::Signalling(_))
+                    if matches!(session.stats.phase(), Phase::Connected | Phase::Receiving) =>
+                {
+                    signalling_up = false;
+                    session.stats.signalling_lost.store(1, Ordering::Relaxed);
+                }
+                Err(err) => return Err(err),
             },
             _ = stop.changed() => {
                 session.rtc.disconnect();
