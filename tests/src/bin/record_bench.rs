@@ -324,7 +324,7 @@ fn publish(count: usize, uri: &str, first: usize) {
             .expect("peersink's video pad");
         pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
             if closed.load(Ordering::Relaxed) {
-                return gst::PadProbeReturn::Drop;
+                return gst::PadProbeReturn::Handled; // freed by gstreamer-rs
             }
             sent[index].fetch_add(1, Ordering::Relaxed);
             gst::PadProbeReturn::Ok

@@ -363,7 +363,8 @@ impl PeerSink {
                     }
                     Err(err) => {
                         ElementError::Format(err).post_error(element.upcast_ref());
-                        gst::PadProbeReturn::Drop
+                        // Handled: freed by gstreamer-rs (see input.rs).
+                        gst::PadProbeReturn::Handled
                     }
                 }
             });

@@ -299,7 +299,11 @@ impl Input {
                 return gst::PadProbeReturn::Ok;
             };
             if !encoding.has_feeds() && input.is_ready() {
-                gst::PadProbeReturn::Drop
+                // Handled, not Drop: gstreamer-rs has already taken the
+                // buffer out of the probe info and frees it; with Drop,
+                // GStreamer 1.22 then unrefs the emptied info and logs a
+                // CRITICAL for every frame skipped.
+                gst::PadProbeReturn::Handled
             } else {
                 gst::PadProbeReturn::Ok
             }

@@ -99,7 +99,9 @@ pub fn build(
     last_src.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
         move |_, _| match weak_ghost.upgrade() {
-            Some(ghost) if !ghost.is_linked() => gst::PadProbeReturn::Drop,
+            // Handled: the buffer is freed by gstreamer-rs (see
+            // peersink's skip_when_unwatched for why not Drop).
+            Some(ghost) if !ghost.is_linked() => gst::PadProbeReturn::Handled,
             _ => gst::PadProbeReturn::Ok,
         },
     );
