@@ -159,6 +159,7 @@ impl WebRtcSession {
             }
         }
         ice::configure_agent(&webrtcbin, &config.ice_addresses)?;
+        keep_sctpenc_stopping(&webrtcbin);
 
         let session = Arc::new(WebRtcSession {
             id: id.to_owned(),
@@ -691,6 +692,44 @@ pub fn discard(bin: &gst::Bin, element: &gst::Element) {
     element.set_locked_state(true);
     let _ = element.set_state(gst::State::Null);
     let _ = bin.remove(element);
+}
+
+/// GStreamer 1.22's `sctpenc` restarts its src task on a RECONFIGURE
+/// event and unflushes its queue; one arriving while the element stops
+/// leaves that task waiting in its queue with nothing to wake it, and the
+/// state change joining it hangs for ever (seen once in ~65 publisher
+/// teardowns with data channels). Nothing is reconfigured on the way
+/// down; running, a RECONFIGURE does what sctpenc means it to.
+fn keep_sctpenc_stopping(webrtcbin: &gst::Element) {
+    let Some(bin) = webrtcbin.downcast_ref::<gst::Bin>() else {
+        return;
+    };
+    bin.connect_deep_element_added(|_, _, element| {
+        let is_sctpenc = element
+            .factory()
+            .is_some_and(|factory| factory.name() == "sctpenc");
+        let Some(src) = is_sctpenc.then(|| element.static_pad("src")).flatten() else {
+            return;
+        };
+        let sctpenc = element.downgrade();
+        src.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+            let reconfigure = info
+                .event()
+                .is_some_and(|event| event.type_() == gst::EventType::Reconfigure);
+            let stopping = sctpenc.upgrade().is_none_or(|sctpenc| {
+                matches!(
+                    sctpenc.pending_state(),
+                    gst::State::Ready | gst::State::Null
+                ) || sctpenc.current_state() <= gst::State::Ready
+            });
+            if reconfigure && stopping {
+                // Handled: gstreamer-rs frees the event.
+                gst::PadProbeReturn::Handled
+            } else {
+                gst::PadProbeReturn::Ok
+            }
+        });
+    });
 }
 
 /// True when `element` is `ancestor` or inside it, to tell which session a
