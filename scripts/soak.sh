@@ -42,8 +42,8 @@ sleep 1
 "$BIN/peer" send --server "ws://127.0.0.1:$PORT" --room soak --id cam \
   --width 1280 --height 720 --fps 30 --bitrate 2000000 >"$OUT/send.log" 2>&1 &
 SEND=$!
-# `peer record --server` exits when it loses the server (it does not
-# reconnect yet): restarted here as a service manager would, and counted.
+# `peer record --server` reconnects to a restarted server by itself; should
+# it exit, it is restarted here as a service manager would, and counted.
 record() {
   "$BIN/peer" record --server "ws://127.0.0.1:$PORT" --room soak --dir "$OUT/rec" \
     --summary-interval 60 >>"$OUT/record.log" 2>&1 &
