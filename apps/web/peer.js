@@ -1,5 +1,8 @@
 // gst-peer browser client: signalling (docs/protocol.md) and WebRTC
-// sessions, with no dependencies. Documented in docs/web.md.
+// sessions, with no dependencies but its ICE restart policy
+// (ice-restart.js). Documented in docs/web.md.
+
+import { RestartPolicy } from './ice-restart.js';
 
 export function defaultServerUrl() {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -382,17 +385,11 @@ function describeStreams(stream) {
   });
 }
 
-/** ICE restarts, as the elements do them (docs/elements.md, "ICE
- * restarts"): the side that made the first offer restarts once the
- * session has been connected, on ICE `disconnected` for 2 s or `failed`;
- * an attempt that has not reconnected within 3 s is followed, after 250 ms
- * doubling to 4 s, by the next, 6 at most. The answering side answers the
- * new offer, and once its connection failed waits 10 s for one. */
-const ICE_DISCONNECTED_MS = 2000;
-const RESTART_ATTEMPT_MS = 3000;
-const RESTART_FIRST_WAIT_MS = 250;
-const RESTART_MAX_WAIT_MS = 4000;
-const RESTART_ATTEMPTS = 6;
+/** How often a session samples what arrived from its peer and lets its
+ * ICE restart policy (ice-restart.js) decide. */
+const RECOVERY_TICK_MS = 500;
+/** How long an answering session waits, once its connection failed, for
+ * the offering peer's ICE restart (the elements wait as long). */
 const RESTART_WAIT_MS = 10000;
 
 /** The `a=ice-ufrag` of a description: a new one means an ICE restart. */
@@ -402,10 +399,12 @@ function iceUfrag(sdp) {
 }
 
 /** One WebRTC connection with one peer. `stream` holds what it receives.
- * Events: `track` (detail: MediaStreamTrack), `message` (detail: {label,
- * data}), `channel-open` (detail: label), `state` (detail: connection
- * state), `ice-restart-started` (detail: {attempt, reason, byPeer}),
- * `ice-restart-succeeded` (detail: {attempts, afterMs}),
+ * A broken media path heals by ICE restart in the same session, as the
+ * elements do it (ice-restart.js). Events: `track` (detail:
+ * MediaStreamTrack), `message` (detail: {label, data}), `channel-open`
+ * (detail: label), `state` (detail: connection state),
+ * `ice-restart-started` (detail: {attempt, reason, byPeer}),
+ * `ice-restart-succeeded` (detail: {attempts, afterMs, byPeer}),
  * `ice-restart-failed` (detail: {attempts, reason}), `ended` (detail:
  * reason). */
 export class Session extends EventTarget {
@@ -420,10 +419,9 @@ export class Session extends EventTarget {
     this.channels = new Map();
     this._earlyCandidates = [];
     this._lastStats = null;
-    /** Once ICE connected: only then is a broken path worth a restart. */
-    this._wasConnected = false;
-    /** The restart under way: {attempts, startedAt, reason, byPeer}. */
-    this._restart = null;
+    this._recovery = new RestartPolicy(performance.now(), offerer);
+    /** Bytes received on the transport at the last sample. */
+    this._bytesReceived = 0;
     this._remoteUfrag = null;
     /** An offer of ours is out: only then is an answer applied. */
     this._awaitingAnswer = false;
@@ -450,89 +448,72 @@ export class Session extends EventTarget {
       this.dispatchEvent(new CustomEvent('state', { detail: state }));
       if (state === 'failed') this._failed();
     };
-    this.pc.oniceconnectionstatechange = () => this._onIceState(this.pc.iceConnectionState);
+    this.pc.oniceconnectionstatechange = () => {
+      this._recovery.onIce(performance.now(), this.pc.iceConnectionState);
+      if (this.pc.iceConnectionState === 'connected') clearTimeout(this._restartWait);
+    };
+    this._ticker = setInterval(() => this._tickRecovery(), RECOVERY_TICK_MS);
   }
 
-  _onIceState(state) {
-    if (this.ended) return;
-    if (state === 'connected' || state === 'completed') {
-      this._wasConnected = true;
-      clearTimeout(this._disconnectedTimer);
-      clearTimeout(this._restartWait);
-      if (this._restart) this._restartSucceeded();
-      return;
+  /** Samples what arrived (the transport's received bytes: media, RTCP,
+   * DTLS, SCTP, STUN) and carries out what the policy decides. */
+  async _tickRecovery() {
+    if (this.ended || this._sampling) return;
+    this._sampling = true;
+    try {
+      const report = await this.pc.getStats();
+      let received = 0;
+      report.forEach((entry) => {
+        if (entry.type === 'transport') received += entry.bytesReceived || 0;
+      });
+      const now = performance.now();
+      if (received > this._bytesReceived) {
+        this._bytesReceived = received;
+        this._recovery.onArrival(now);
+      }
+      if (!this.ended) this._act(this._recovery.tick(now));
+    } catch {
+      // Closed meanwhile.
+    } finally {
+      this._sampling = false;
     }
-    if (!this.offerer || !this._wasConnected || this._restart) return;
-    if (state === 'failed') {
-      this._restartIce('ICE failed');
-    } else if (state === 'disconnected') {
-      clearTimeout(this._disconnectedTimer);
-      this._disconnectedTimer = setTimeout(() => {
-        if (!this._restart && this.pc.iceConnectionState === 'disconnected') this._restartIce('ICE disconnected');
-      }, ICE_DISCONNECTED_MS);
+  }
+
+  _act(action) {
+    if (!action || this.ended) return;
+    if (action.restart) {
+      this.dispatchEvent(new CustomEvent('ice-restart-started', { detail: action.restart }));
+      // A new offer with new ICE credentials in this session (only the
+      // side that made the first offer restarts: no glare).
+      if (!action.restart.byPeer) this._offer({ iceRestart: true }).catch((err) => this.close(`cannot make an ICE restart offer: ${err.message}`));
+    } else if (action.healed) {
+      this.dispatchEvent(new CustomEvent('ice-restart-succeeded', { detail: action.healed }));
+    } else if (action.giveUp) {
+      this.dispatchEvent(new CustomEvent('ice-restart-failed', { detail: action.giveUp }));
+      this.close(action.giveUp.reason);
     }
   }
 
-  /** The offering side: a new offer with new ICE credentials in this
-   * session, or the end once the attempts are spent. */
-  _restartIce(reason) {
-    if (this.ended) return;
-    if (!this._restart) this._restart = { attempts: 0, startedAt: performance.now(), reason, byPeer: false };
-    const restart = this._restart;
-    clearTimeout(restart.timer);
-    if (restart.attempts >= RESTART_ATTEMPTS) {
-      const why = `the connection broke (${restart.reason}) and ${restart.attempts} ICE restarts did not bring it back`;
-      this.dispatchEvent(new CustomEvent('ice-restart-failed', { detail: { attempts: restart.attempts, reason: why } }));
-      this.close(why);
-      return;
-    }
-    restart.attempts += 1;
-    this.dispatchEvent(new CustomEvent('ice-restart-started', { detail: { attempt: restart.attempts, reason, byPeer: false } }));
-    this._offer({ iceRestart: true }).catch((err) => this.close(`cannot make an ICE restart offer: ${err.message}`));
-    restart.timer = setTimeout(() => {
-      const wait = Math.min(RESTART_FIRST_WAIT_MS * 2 ** (restart.attempts - 1), RESTART_MAX_WAIT_MS);
-      restart.timer = setTimeout(() => this._restartIce(restart.reason), wait);
-    }, RESTART_ATTEMPT_MS);
-  }
-
-  _restartSucceeded() {
-    const restart = this._restart;
-    this._restart = null;
-    clearTimeout(restart.timer);
-    const afterMs = Math.round(performance.now() - restart.startedAt);
-    this.dispatchEvent(new CustomEvent('ice-restart-succeeded', { detail: { attempts: restart.attempts, afterMs, byPeer: restart.byPeer } }));
-  }
-
-  /** The peer's offer changed its ICE credentials: it restarts ICE and we
-   * answer (told once per outage). */
-  _restartedByPeer() {
-    if (this._restart) {
-      this._restart.attempts += 1;
-      return;
-    }
-    this._restart = { attempts: 1, startedAt: performance.now(), reason: 'the peer restarts ICE', byPeer: true };
-    this.dispatchEvent(new CustomEvent('ice-restart-started', { detail: { attempt: 1, reason: 'the peer restarts ICE', byPeer: true } }));
-  }
-
-  /** A failed connection that was never up ends the session. One that
-   * was: the offering side restarts ICE (see `_onIceState`), the
-   * answering side waits a while for the peer's restart offer. */
+  /** A failed connection ends the session unless a restart is under way
+   * or due (ice-restart.js); the answering side waits a while for the
+   * peer's restart offer. */
   _failed() {
-    if (this.offerer) {
-      if (!this._wasConnected) this.close('the connection failed');
-      else if (!this._restart) this._restartIce('the connection failed');
+    if (this._recovery.toleratesFailure()) return;
+    if (this.offerer || this._recovery.phase.name === 'notConnected') {
+      this.close('the connection failed');
       return;
     }
     clearTimeout(this._restartWait);
     this._restartWait = setTimeout(() => {
-      if (this.pc.connectionState === 'failed') this.close('the connection failed and the peer did not restart ICE');
+      if (this.pc.connectionState === 'failed' && !this._recovery.toleratesFailure()) this.close('the connection failed and the peer did not restart ICE');
     }, RESTART_WAIT_MS);
   }
 
   /** The server refused something about this session: one it no longer
    * knows (it restarted) cannot be renegotiated through it. */
   _onServerError(error) {
-    if (this._restart && !this._restart.byPeer && (error.code === 'unknown-session' || error.code === 'not-in-session')) {
+    const restarting = ['attempting', 'backoff'].includes(this._recovery.phase.name);
+    if (restarting && (error.code === 'unknown-session' || error.code === 'not-in-session')) {
       this.close(`cannot restart ICE: the signalling server no longer knows this session (${error.message})`);
       return;
     }
@@ -628,7 +609,10 @@ export class Session extends EventTarget {
       this._awaitingAnswer = false;
     }
     const ufrag = iceUfrag(description.sdp);
-    if (description.type === 'offer' && this._remoteUfrag && ufrag && ufrag !== this._remoteUfrag) this._restartedByPeer();
+    if (description.type === 'offer' && this._remoteUfrag && ufrag && ufrag !== this._remoteUfrag) {
+      clearTimeout(this._restartWait);
+      this._act(this._recovery.onRemoteRestart(performance.now()));
+    }
     if (ufrag) this._remoteUfrag = ufrag;
     try {
       await this.pc.setRemoteDescription(description);
@@ -637,8 +621,6 @@ export class Session extends EventTarget {
         const answer = await this.pc.createAnswer();
         await this.pc.setLocalDescription(answer);
         this.client._send({ type: 'sdp', session: this.id, sdp: { type: answer.type, sdp: answer.sdp } });
-        // A restart offer: its checks get the whole wait again.
-        if (this.pc.connectionState === 'failed') this._failed();
       }
     } catch (err) {
       this.close(`cannot use the peer's description: ${err.message}`);
@@ -655,8 +637,7 @@ export class Session extends EventTarget {
     if (this.ended) return;
     this.ended = true;
     clearTimeout(this._restartWait);
-    clearTimeout(this._disconnectedTimer);
-    if (this._restart) clearTimeout(this._restart.timer);
+    clearInterval(this._ticker);
     this.client.sessions.delete(this.id);
     this.pc.close();
     this.dispatchEvent(new CustomEvent('ended', { detail: reason }));

@@ -12,7 +12,13 @@ use crate::browser::Browser;
 /// Installs `window.frameMonitor` on the page's `peerPage.session`.
 const FRAME_MONITOR: &str = r#"
     if (window.frameMonitor) return true;
-    const monitor = (window.frameMonitor = { frames: 0, lastAt: null, longestGap: 0 });
+    const monitor = (window.frameMonitor = { frames: 0, lastAt: null, longestGap: 0, iceStates: [], born: performance.now() });
+    // ICE states with their times, for a test's report.
+    const pc = window.peerPage.session.pc;
+    monitor.log = (what) => monitor.iceStates.push(`${Math.round(performance.now() - monitor.born)} ms ${what}`);
+    const logState = () => monitor.log(`${pc.iceConnectionState}/${pc.connectionState}`);
+    pc.addEventListener('iceconnectionstatechange', logState);
+    pc.addEventListener('connectionstatechange', logState);
     monitor.gapNow = () => Math.max(monitor.longestGap, monitor.lastAt === null ? 0 : performance.now() - monitor.lastAt);
     setInterval(async () => {
       const session = window.peerPage && window.peerPage.session;
@@ -76,6 +82,19 @@ pub fn wait_frames(browser: &Browser, from: u64, more: u64, timeout: Duration) -
         )
         .as_u64()
         .unwrap_or(0)
+}
+
+/// Marks `what` (the test's own doing) among the logged ICE states.
+pub fn mark(browser: &Browser, what: &str) {
+    browser.eval(
+        "window.frameMonitor.log(arguments[0]); return true;",
+        vec![Value::String(what.to_owned())],
+    );
+}
+
+/// The session's ICE and connection states so far, with their times.
+pub fn ice_states(browser: &Browser) -> Value {
+    browser.eval("return window.frameMonitor.iceStates;", vec![])
 }
 
 /// `peerPage[list]` (the events a page recorded), as JSON values.

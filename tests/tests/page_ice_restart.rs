@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use peer_signalling::server::ServerConfig;
 use peer_tests::browser::Browser;
 use peer_tests::netns::{IsolatedHost, PathBlocked};
-use peer_tests::pages::{frames, monitor_frames, recorded, wait_frames};
+use peer_tests::pages::{frames, ice_states, mark, monitor_frames, recorded, wait_frames};
 use peer_tests::process::ChildProcess;
 use peer_tests::{TestServer, init, target_dir};
 use serde_json::Value;
@@ -114,6 +114,7 @@ fn break_and_heal(
 
     let blocked = PathBlocked::block(&host.near_interface, server.port());
     let dropped = Instant::now();
+    mark(&browser, "path dropped");
     let frames_at_drop = frames(&browser).decoded;
     // The offering side finds the path broken and starts restarting while
     // it is still down.
@@ -130,6 +131,10 @@ fn break_and_heal(
     let frames_at_return = frames(&browser).decoded;
     drop(blocked);
     let returned = Instant::now();
+    browser.eval(
+        "window.frameMonitor.iceStates.push(`path back`); return 1;",
+        vec![],
+    );
     assert!(
         frames_at_return <= frames_at_drop + 10,
         "{} frames arrived while the path was down: the test left another path open",
@@ -143,6 +148,7 @@ fn break_and_heal(
         vec![],
     );
     assert_eq!(picture, serde_json::json!([320, 240]));
+    println!("ICE states: {}", ice_states(&browser));
     browser.wait_for(
         "(window.peerPage.iceRestarts || []).find(e => e.event === 'ice-restart-succeeded')",
         Duration::from_secs(5),
