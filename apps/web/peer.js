@@ -179,10 +179,23 @@ export class PeerClient extends EventTarget {
       for (const session of [...this.sessions.values()]) {
         if (session.id !== null && !kept.has(session.id)) session._ended('the session ended while signalling was lost');
       }
-      if (this.room) await this._refreshPeers();
+      // Best effort: back in the room whatever its answer.
+      if (this.room) await this._refreshPeers().catch(() => {});
     } else if (this.room) {
-      await this._join(this.room, this.publisher ? describeStreams(this.publisher.stream) : this._joinStreams, this._joinMeta);
+      try {
+        await this._join(this.room, this.publisher ? describeStreams(this.publisher.stream) : this._joinStreams, this._joinMeta);
+      } catch (err) {
+        // Registered but not back in the room: this connection goes (the
+        // server knows none of our sessions, so a clean close costs
+        // nothing) and the next attempt does not find our id held by it.
+        const socket = this._socket;
+        this._socket = null;
+        if (socket) socket.close(1000, 'retrying');
+        throw err;
+      }
     }
+    // Lost again meanwhile: the loop that called us tries again.
+    if (!this._socket || this._socket.readyState !== WebSocket.OPEN) throw new PeerError('closed', 'the signalling connection closed while re-registering');
     const afterMs = Math.round(performance.now() - this._lostAt);
     this._lostAt = null;
     this._nextWaitMs = RECONNECT_FIRST_WAIT_MS;

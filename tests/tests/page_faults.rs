@@ -221,3 +221,94 @@ fn a_publish_page_sends_through_a_server_restart_and_newcomers_get_in() {
     assert!(gap < LONGEST_GAP, "the first viewer froze for {gap:?}");
     assert_eq!((received.width, received.height), (640, 360));
 }
+
+/// The server stays, the page's connection to it dies (reset, no close
+/// frame: a network drop). The page resumes with the secret of its last
+/// `welcome`: same id, room and session, nobody in the room told anything.
+#[test]
+fn a_watch_page_whose_connection_drops_resumes_its_peer() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    peer_tests::init();
+    peer_tests::require_loopback_only();
+    let port = free_port();
+    let _server = serve(port);
+    let sender = peer_tests::sender(
+        &format!("uri=ws://127.0.0.1:{port}/live peer-id=cam"),
+        320,
+        240,
+        0xff2050d0,
+        440.0,
+    );
+    play(&sender);
+    let browser = Browser::start(&[]);
+    browser.goto(&format!(
+        "http://127.0.0.1:{port}/watch?room=live&producer=cam&id=fan"
+    ));
+    browser.wait_for(
+        "window.peerPage.state === 'playing'",
+        Duration::from_secs(30),
+    );
+    monitor_frames(&browser);
+    let start = frames(&browser).decoded;
+    wait_frames(&browser, start, 30, Duration::from_secs(10));
+    reset_gaps(&browser);
+    let session = text(&browser, "window.peerPage.session.id");
+
+    // Every connection to the server's port is destroyed on this side
+    // (the kernel resets it): the server sees the peers vanish and holds
+    // them for a resume.
+    let killed = Command::new("ss")
+        .args(["-K", "dst", "127.0.0.1", "dport", "=", &port.to_string()])
+        .output()
+        .expect("ss runs");
+    assert!(killed.status.success(), "ss -K failed: {killed:?}");
+    browser.wait_for(
+        "window.peerPage.signalling.some(e => e.event === 'lost')",
+        Duration::from_secs(5),
+    );
+    browser.wait_for(
+        "window.peerPage.client.signalling === 'connected'",
+        BACK_WITHIN,
+    );
+    let events = recorded(&browser, "signalling");
+    println!("watch page across a dropped connection: {events:?}");
+    let restored = events
+        .iter()
+        .find(|e| e["event"] == "restored")
+        .expect("restored");
+    assert_eq!(restored["resumed"], Value::Bool(true), "{events:?}");
+    assert_eq!(restored["id"].as_str(), Some("fan"), "{events:?}");
+    assert_eq!(text(&browser, "window.peerPage.client.room"), "live");
+
+    // The session goes on: the pictures keep coming, the same session.
+    let before = frames(&browser).decoded;
+    wait_frames(&browser, before, 30, Duration::from_secs(10));
+    let seen = frames(&browser);
+    println!("longest gap {:?}", seen.longest_gap);
+    assert!(
+        seen.longest_gap < LONGEST_GAP,
+        "froze for {:?}",
+        seen.longest_gap
+    );
+    assert_eq!(text(&browser, "window.peerPage.session.id"), session);
+    assert_eq!(text(&browser, "window.peerPage.session.ended"), "false");
+    // The server talks to the page's new connection: a newcomer is
+    // announced to it, and is served alongside.
+    browser.eval(
+        &format!(
+            "const frame = document.createElement('iframe'); frame.id = 'newcomer'; \
+             frame.src = 'http://127.0.0.1:{port}/watch?room=live&producer=cam&id=newcomer'; \
+             document.body.append(frame); return true;"
+        ),
+        vec![],
+    );
+    browser.wait_for(
+        "document.getElementById('newcomer').contentWindow.peerPage.state === 'playing'",
+        Duration::from_secs(20),
+    );
+    browser.wait_for(
+        "window.peerPage.client.peers.has('newcomer')",
+        Duration::from_secs(5),
+    );
+    let _ = sender.set_state(gst::State::Null);
+}
