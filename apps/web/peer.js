@@ -1,5 +1,8 @@
 // gst-peer browser client: signalling (docs/protocol.md) and WebRTC
-// sessions, with no dependencies. Documented in docs/web.md.
+// sessions, with no dependencies but its ICE restart policy
+// (ice-restart.js). Documented in docs/web.md.
+
+import { RestartPolicy } from './ice-restart.js';
 
 export function defaultServerUrl() {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -15,30 +18,67 @@ export class PeerError extends Error {
   }
 }
 
+/** How long a lost signalling connection is retried (the elements'
+ * `signaller::reconnect-timeout`), and the waits between attempts: 250 ms
+ * doubling to 2 s, ±25% jitter (the elements' `client::Backoff`). */
+const RECONNECT_TIMEOUT_MS = 60000;
+const RECONNECT_FIRST_WAIT_MS = 250;
+const RECONNECT_MAX_WAIT_MS = 2000;
+
+/** Close codes after which reconnecting is no use: the token was refused,
+ * or another connection resumed this peer (docs/protocol.md). */
+const FINAL_CLOSE_CODES = new Set([4001, 4003, 4011]);
+/** Refusals of a `hello` that another attempt will not change. */
+const FINAL_HELLO_ERRORS = new Set(['unauthorized', 'forbidden', 'invalid-name', 'already-registered']);
+
 /** A connection to the signalling server: one peer, in at most one room.
+ * A connection lost once registered is taken up again by itself (backoff
+ * with jitter, for `reconnectTimeout` ms): the same id, the same room,
+ * sessions untouched (their media never passed through the server).
  * Events: `peer-joined`, `peer-updated`, `peer-left` (detail: peer info or
  * id), `message` (detail: {from, data}), `error` (detail: PeerError),
- * `close` (detail: reason). */
+ * `signalling-lost` (detail: {reason}), `signalling-restored` (detail:
+ * {afterMs, resumed}), `close` (detail: reason; given up, or closed). */
 export class PeerClient extends EventTarget {
-  constructor({ url = defaultServerUrl(), id, meta, iceServers = [], token, iceTransportPolicy = 'all' } = {}) {
+  constructor({ url = defaultServerUrl(), id, meta, iceServers = [], token, iceTransportPolicy = 'all', reconnectTimeout = RECONNECT_TIMEOUT_MS } = {}) {
     super();
     this.iceTransportPolicy = iceTransportPolicy;
     this.url = url;
     this.requestedId = id;
     this.meta = meta;
     this.iceServers = iceServers;
+    this._ownIceServers = iceServers.length > 0;
     this.token = token;
+    this.reconnectTimeout = reconnectTimeout;
     this.id = null;
     this.room = null;
     this.peers = new Map();
     this.sessions = new Map();
     this.publisher = null;
+    /** `connecting`, `connected`, `lost` (reconnecting) or `closed`. */
+    this.signalling = 'connecting';
     this._waiters = [];
     this._socket = null;
+    this._resume = null;
+    this._joinMeta = undefined;
+    this._joinStreams = [];
+    this._lostAt = null;
+    this._reconnecting = false;
+    this._closing = false;
+    this._nextWaitMs = RECONNECT_FIRST_WAIT_MS;
   }
 
-  /** Opens the connection and registers; resolves with our peer id. */
-  connect() {
+  /** Opens the connection and registers; resolves with our peer id. A
+   * server that never took us is not retried. */
+  async connect() {
+    const welcome = await this._open();
+    this.signalling = 'connected';
+    return welcome.id;
+  }
+
+  /** One WebSocket and its `hello`; resolves with the `welcome`. Asks for
+   * the id we had (or were given), with the secret that resumes it. */
+  _open() {
     return new Promise((resolve, reject) => {
       let socket;
       try {
@@ -50,29 +90,157 @@ export class PeerClient extends EventTarget {
       this._socket = socket;
       let welcomed = false;
       socket.onopen = () => {
-        this._send({ type: 'hello', id: this.requestedId, meta: this.meta, token: this.token });
+        this._send({ type: 'hello', id: this.id || this.requestedId, meta: this.meta, token: this.token, resume: this._resume || undefined });
         this._expect(['welcome'], 'hello').then((welcome) => {
           welcomed = true;
           this.id = welcome.id;
+          this._resume = welcome.resume || null;
           // The server's STUN/TURN servers (TURN with short-lived
-          // credentials for us), unless the page gave its own.
-          if (!this.iceServers.length && welcome.ice_servers) this.iceServers = welcome.ice_servers;
-          resolve(welcome.id);
-        }, reject);
+          // credentials for us, fresh on every welcome), unless the page
+          // gave its own.
+          if (!this._ownIceServers && welcome.ice_servers) this.iceServers = welcome.ice_servers;
+          resolve(welcome);
+        }, (err) => {
+          reject(err);
+          if (socket.readyState <= WebSocket.OPEN) socket.close();
+        });
       };
-      socket.onmessage = (event) => this._onMessage(JSON.parse(event.data));
+      socket.onmessage = (event) => {
+        if (this._socket === socket) this._onMessage(JSON.parse(event.data));
+      };
       socket.onclose = (event) => {
+        if (this._socket !== socket) return;
         const reason = event.reason || (welcomed ? 'the signalling connection closed' : `cannot reach the signalling server at ${this.url}`);
+        for (const waiter of this._waiters.splice(0)) {
+          clearTimeout(waiter.timer);
+          waiter.reject(new PeerError('closed', reason));
+        }
         if (!welcomed) reject(new PeerError('unreachable', reason));
-        for (const waiter of this._waiters.splice(0)) waiter.reject(new PeerError('closed', reason));
-        for (const session of [...this.sessions.values()]) session._ended(`signalling lost: ${reason}`);
-        this.dispatchEvent(new CustomEvent('close', { detail: reason }));
+        else this._lost(event.code, reason);
       };
     });
   }
 
+  /** The registered connection ended: reconnect, unless that is no use. */
+  _lost(code, reason) {
+    if (this._closing || this.reconnectTimeout <= 0 || FINAL_CLOSE_CODES.has(code) || reason.startsWith('replaced')) {
+      this._giveUp(reason);
+      return;
+    }
+    if (this._lostAt === null) {
+      this._lostAt = performance.now();
+      this.signalling = 'lost';
+      this.dispatchEvent(new CustomEvent('signalling-lost', { detail: { reason } }));
+    }
+    // Lost again while re-registering: the running loop tries again.
+    if (!this._reconnecting) this._reconnect(reason);
+  }
+
+  /** Attempts until registered again or the timeout passes: the first at
+   * once, then spaced by the backoff. */
+  async _reconnect(reason) {
+    this._reconnecting = true;
+    const deadline = this._lostAt + this.reconnectTimeout;
+    let first = true;
+    try {
+      while (!this._closing) {
+        if (!first) {
+          const wait = Math.min(this._nextWait(), Math.max(0, deadline - performance.now()));
+          await new Promise((resolve) => { this._reconnectTimer = setTimeout(resolve, wait); });
+          if (this._closing) return;
+        }
+        first = false;
+        try {
+          await this._register();
+          return;
+        } catch (err) {
+          if (FINAL_HELLO_ERRORS.has(err.code)) {
+            this._giveUp(`the server refused us on reconnecting: ${err.message}`);
+            return;
+          }
+          // Not up yet, or `name-taken` while the server still holds our
+          // old connection: another attempt.
+        }
+        if (performance.now() >= deadline) break;
+      }
+      if (!this._closing) this._giveUp(`${reason}; no signalling server to reconnect to for ${Math.round(this.reconnectTimeout / 1000)} s`);
+    } finally {
+      this._reconnecting = false;
+    }
+  }
+
+  /** One reconnection attempt: hello, then the room again. A server that
+   * still held us resumes us (room and sessions); a restarted one knows
+   * nothing, so we join again with what we publish. */
+  async _register() {
+    const welcome = await this._open();
+    if (welcome.resumed) {
+      const kept = new Set(welcome.resumed.sessions || []);
+      for (const session of [...this.sessions.values()]) {
+        if (session.id !== null && !kept.has(session.id)) session._ended('the session ended while signalling was lost');
+      }
+      // Best effort: back in the room whatever its answer.
+      if (this.room) await this._refreshPeers().catch(() => {});
+    } else if (this.room) {
+      try {
+        await this._join(this.room, this.publisher ? describeStreams(this.publisher.stream) : this._joinStreams, this._joinMeta);
+      } catch (err) {
+        // Registered but not back in the room: this connection goes (the
+        // server knows none of our sessions, so a clean close costs
+        // nothing) and the next attempt does not find our id held by it.
+        const socket = this._socket;
+        this._socket = null;
+        if (socket) socket.close(1000, 'retrying');
+        throw err;
+      }
+    }
+    // Lost again meanwhile: the loop that called us tries again.
+    if (!this._socket || this._socket.readyState !== WebSocket.OPEN) throw new PeerError('closed', 'the signalling connection closed while re-registering');
+    const afterMs = Math.round(performance.now() - this._lostAt);
+    this._lostAt = null;
+    this._nextWaitMs = RECONNECT_FIRST_WAIT_MS;
+    this.signalling = 'connected';
+    this.dispatchEvent(new CustomEvent('signalling-restored', { detail: { afterMs, resumed: Boolean(welcome.resumed) } }));
+  }
+
+  /** After a resume: who joined and left while we were away (the server
+   * told our lost connection). */
+  async _refreshPeers() {
+    this._send({ type: 'list' });
+    const { peers } = await this._expect(['peers'], 'list');
+    const now = new Map(peers.map((peer) => [peer.id, peer]));
+    const before = this.peers;
+    this.peers = now;
+    for (const id of before.keys()) if (!now.has(id)) this._peerLeft(id);
+    for (const [id, peer] of now) if (!before.has(id)) this.dispatchEvent(new CustomEvent('peer-joined', { detail: peer }));
+  }
+
+  /** The wait before the next attempt (and the one after grows). */
+  _nextWait() {
+    const wait = this._nextWaitMs * (0.75 + Math.random() * 0.5);
+    this._nextWaitMs = Math.min(this._nextWaitMs * 2, RECONNECT_MAX_WAIT_MS);
+    return wait;
+  }
+
+  /** No more signalling: sessions end (the page can tell nobody about
+   * them any more) and `close` says why. */
+  _giveUp(reason) {
+    if (this.signalling === 'closed') return;
+    this.signalling = 'closed';
+    clearTimeout(this._reconnectTimer);
+    for (const session of [...this.sessions.values()]) session._ended(`signalling lost: ${reason}`);
+    this.dispatchEvent(new CustomEvent('close', { detail: reason }));
+  }
+
   /** Joins a room; resolves with the peers already there. */
   async join(room, { streams = [], meta } = {}) {
+    const peers = await this._join(room, streams, meta);
+    this._joinStreams = streams;
+    this._joinMeta = meta;
+    return peers;
+  }
+
+  async _join(room, streams, meta) {
     this._send({ type: 'join', room, streams, meta });
     const joined = await this._expect(['joined'], 'join');
     this.room = joined.room;
@@ -108,6 +276,7 @@ export class PeerClient extends EventTarget {
       session.pc.addTransceiver('video', { direction: 'recvonly' });
       session.pc.addTransceiver('audio', { direction: 'recvonly' });
       const description = await session.pc.createOffer();
+      session._awaitingAnswer = true;
       await session.pc.setLocalDescription(description);
       this._send({ type: 'start-session', peer: producer, wait, offer: { type: 'offer', sdp: description.sdp } });
       const started = await this._expect(['session-started'], 'start-session');
@@ -137,8 +306,11 @@ export class PeerClient extends EventTarget {
   }
 
   close() {
+    this._closing = true;
     for (const session of [...this.sessions.values()]) session.close('closed');
     if (this._socket) this._socket.close(1000, 'bye');
+    // Between two attempts there is no socket to say so.
+    if (this.signalling === 'lost') this._giveUp('closed');
   }
 
   _send(message) {
@@ -168,6 +340,15 @@ export class PeerClient extends EventTarget {
     return true;
   }
 
+  /** A peer left the room (or vanished and its resume window passed): its
+   * sessions with us end here too, even one the server no longer knows
+   * (it restarted), so no RTCPeerConnection lingers. */
+  _peerLeft(id) {
+    this.peers.delete(id);
+    for (const session of [...this.sessions.values()]) if (session.peer === id) session._ended(`"${id}" left`);
+    this.dispatchEvent(new CustomEvent('peer-left', { detail: id }));
+  }
+
   _onMessage(message) {
     const session = message.session && this.sessions.get(message.session);
     switch (message.type) {
@@ -177,8 +358,7 @@ export class PeerClient extends EventTarget {
         this.dispatchEvent(new CustomEvent(message.type, { detail: message.peer }));
         return;
       case 'peer-left':
-        this.peers.delete(message.id);
-        this.dispatchEvent(new CustomEvent('peer-left', { detail: message.id }));
+        this._peerLeft(message.id);
         return;
       case 'session-requested':
         if (this.publisher) this.publisher._onRequest(message.session, message.peer, message.offer);
@@ -198,6 +378,10 @@ export class PeerClient extends EventTarget {
         return;
       default:
         if (this._settle(message)) return;
+        if (message.type === 'error' && message.session && this.sessions.has(message.session)) {
+          this.sessions.get(message.session)._onServerError(new PeerError(message.code, message.message));
+          return;
+        }
         if (message.type === 'error') {
           this.dispatchEvent(new CustomEvent('error', { detail: new PeerError(message.code, message.message) }));
         }
@@ -214,14 +398,28 @@ function describeStreams(stream) {
   });
 }
 
+/** How often a session samples what arrived from its peer and lets its
+ * ICE restart policy (ice-restart.js) decide. */
+const RECOVERY_TICK_MS = 500;
 /** How long an answering session waits, once its connection failed, for
  * the offering peer's ICE restart (the elements wait as long). */
 const RESTART_WAIT_MS = 10000;
 
+/** The `a=ice-ufrag` of a description: a new one means an ICE restart. */
+function iceUfrag(sdp) {
+  const match = /^a=ice-ufrag:(\S+)/m.exec(sdp || '');
+  return match ? match[1] : null;
+}
+
 /** One WebRTC connection with one peer. `stream` holds what it receives.
- * Events: `track` (detail: MediaStreamTrack), `message` (detail: {label,
- * data}), `channel-open` (detail: label), `state` (detail: connection
- * state), `ended` (detail: reason). */
+ * A broken media path heals by ICE restart in the same session, as the
+ * elements do it (ice-restart.js). Events: `track` (detail:
+ * MediaStreamTrack), `message` (detail: {label, data}), `channel-open`
+ * (detail: label), `state` (detail: connection state),
+ * `ice-restart-started` (detail: {attempt, reason, byPeer}),
+ * `ice-restart-succeeded` (detail: {attempts, afterMs, byPeer}),
+ * `ice-restart-failed` (detail: {attempts, reason}), `ended` (detail:
+ * reason). */
 export class Session extends EventTarget {
   constructor(client, id, peer, { offerer }) {
     super();
@@ -234,6 +432,12 @@ export class Session extends EventTarget {
     this.channels = new Map();
     this._earlyCandidates = [];
     this._lastStats = null;
+    this._recovery = new RestartPolicy(performance.now(), offerer);
+    /** Bytes received on the transport at the last sample. */
+    this._bytesReceived = 0;
+    this._remoteUfrag = null;
+    /** An offer of ours is out: only then is an answer applied. */
+    this._awaitingAnswer = false;
     this.pc = new RTCPeerConnection({
       iceServers: client.iceServers,
       iceTransportPolicy: client.iceTransportPolicy,
@@ -257,20 +461,76 @@ export class Session extends EventTarget {
       this.dispatchEvent(new CustomEvent('state', { detail: state }));
       if (state === 'failed') this._failed();
     };
+    this.pc.oniceconnectionstatechange = () => {
+      this._recovery.onIce(performance.now(), this.pc.iceConnectionState);
+      if (this.pc.iceConnectionState === 'connected') clearTimeout(this._restartWait);
+    };
+    this._ticker = setInterval(() => this._tickRecovery(), RECOVERY_TICK_MS);
   }
 
-  /** A failed connection ends the session, except where the peer offered:
-   * it heals a broken path by ICE restart, a new offer in this session
-   * (docs/elements.md, "ICE restarts"), which is waited for a while. */
+  /** Samples what arrived (the transport's received bytes: media, RTCP,
+   * DTLS, SCTP, STUN) and carries out what the policy decides. */
+  async _tickRecovery() {
+    if (this.ended || this._sampling) return;
+    this._sampling = true;
+    try {
+      const report = await this.pc.getStats();
+      let received = 0;
+      report.forEach((entry) => {
+        if (entry.type === 'transport') received += entry.bytesReceived || 0;
+      });
+      const now = performance.now();
+      if (received > this._bytesReceived) {
+        this._bytesReceived = received;
+        this._recovery.onArrival(now);
+      }
+      if (!this.ended) this._act(this._recovery.tick(now));
+    } catch {
+      // Closed meanwhile.
+    } finally {
+      this._sampling = false;
+    }
+  }
+
+  _act(action) {
+    if (!action || this.ended) return;
+    if (action.restart) {
+      this.dispatchEvent(new CustomEvent('ice-restart-started', { detail: action.restart }));
+      // A new offer with new ICE credentials in this session (only the
+      // side that made the first offer restarts: no glare).
+      if (!action.restart.byPeer) this._offer({ iceRestart: true }).catch((err) => this.close(`cannot make an ICE restart offer: ${err.message}`));
+    } else if (action.healed) {
+      this.dispatchEvent(new CustomEvent('ice-restart-succeeded', { detail: action.healed }));
+    } else if (action.giveUp) {
+      this.dispatchEvent(new CustomEvent('ice-restart-failed', { detail: action.giveUp }));
+      this.close(action.giveUp.reason);
+    }
+  }
+
+  /** A failed connection ends the session unless a restart is under way
+   * or due (ice-restart.js); the answering side waits a while for the
+   * peer's restart offer. */
   _failed() {
-    if (this.offerer) {
+    if (this._recovery.toleratesFailure()) return;
+    if (this.offerer || this._recovery.phase.name === 'notConnected') {
       this.close('the connection failed');
       return;
     }
     clearTimeout(this._restartWait);
     this._restartWait = setTimeout(() => {
-      if (this.pc.connectionState === 'failed') this.close('the connection failed and the peer did not restart ICE');
+      if (this.pc.connectionState === 'failed' && !this._recovery.toleratesFailure()) this.close('the connection failed and the peer did not restart ICE');
     }, RESTART_WAIT_MS);
+  }
+
+  /** The server refused something about this session: one it no longer
+   * knows (it restarted) cannot be renegotiated through it. */
+  _onServerError(error) {
+    const restarting = ['attempting', 'backoff'].includes(this._recovery.phase.name);
+    if (restarting && (error.code === 'unknown-session' || error.code === 'not-in-session')) {
+      this.close(`cannot restart ICE: the signalling server no longer knows this session (${error.message})`);
+      return;
+    }
+    this.client.dispatchEvent(new CustomEvent('error', { detail: error }));
   }
 
   /** The server named the session we offered in. */
@@ -346,14 +606,27 @@ export class Session extends EventTarget {
     if (channel.readyState === 'open') channel.onopen();
   }
 
-  async _offer() {
-    const offer = await this.pc.createOffer();
+  async _offer(options = {}) {
+    const offer = await this.pc.createOffer(options);
+    this._awaitingAnswer = true;
     // Sent before it is applied, so no candidate can overtake it.
     this.client._send({ type: 'sdp', session: this.id, sdp: { type: offer.type, sdp: offer.sdp } });
     await this.pc.setLocalDescription(offer);
   }
 
   async _onDescription(description) {
+    // An answer to an offer already answered (a restart overtaken by the
+    // next) has nothing left to apply.
+    if (description.type === 'answer') {
+      if (!this._awaitingAnswer) return;
+      this._awaitingAnswer = false;
+    }
+    const ufrag = iceUfrag(description.sdp);
+    if (description.type === 'offer' && this._remoteUfrag && ufrag && ufrag !== this._remoteUfrag) {
+      clearTimeout(this._restartWait);
+      this._act(this._recovery.onRemoteRestart(performance.now()));
+    }
+    if (ufrag) this._remoteUfrag = ufrag;
     try {
       await this.pc.setRemoteDescription(description);
       for (const candidate of this._earlyCandidates.splice(0)) await this.pc.addIceCandidate(candidate);
@@ -361,8 +634,6 @@ export class Session extends EventTarget {
         const answer = await this.pc.createAnswer();
         await this.pc.setLocalDescription(answer);
         this.client._send({ type: 'sdp', session: this.id, sdp: { type: answer.type, sdp: answer.sdp } });
-        // A restart offer: its checks get the whole wait again.
-        if (this.pc.connectionState === 'failed') this._failed();
       }
     } catch (err) {
       this.close(`cannot use the peer's description: ${err.message}`);
@@ -379,6 +650,7 @@ export class Session extends EventTarget {
     if (this.ended) return;
     this.ended = true;
     clearTimeout(this._restartWait);
+    clearInterval(this._ticker);
     this.client.sessions.delete(this.id);
     this.pc.close();
     this.dispatchEvent(new CustomEvent('ended', { detail: reason }));

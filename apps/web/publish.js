@@ -1,6 +1,6 @@
 import { PeerClient } from '/peer.js';
 import { StatsPanel, followStats } from '/stats.js';
-import { params, showError, showStatus, clearError, setupChat, describeData, pageToken, connectError } from '/ui.js';
+import { params, showError, showStatus, clearError, setupChat, describeData, pageToken, connectError, followSignalling, followIceRestarts } from '/ui.js';
 
 const room = params.get('room') || 'default';
 const $ = (id) => document.getElementById(id);
@@ -136,18 +136,20 @@ async function start() {
         throw new Error(connectError(client, err));
       }
       client.addEventListener('close', (event) => showError(`Lost the signalling server: ${event.detail}`));
+      followSignalling(client, page, publishing);
       await client.join(room);
     }
     publisher = await client.publish(stream, { dataChannels: ['chat'] });
     page.publisher = publisher;
     publisher.addEventListener('session', (event) => {
       const session = event.detail;
-      showStatus(`Publishing as "${client.id}" in room "${room}": ${publisher.sessions.size} viewer(s).`);
+      showStatus(publishing());
+      followIceRestarts(session, page, publishing);
       session.addEventListener('message', (message) => {
         page.messages.push({ from: session.peer, ...message.detail });
         chat.add(session.peer, describeData(message.detail.data));
       });
-      session.addEventListener('ended', () => showStatus(`Publishing as "${client.id}" in room "${room}": ${publisher.sessions.size} viewer(s).`));
+      session.addEventListener('ended', () => showStatus(publishing()));
       if (!statsStarted) {
         statsStarted = true;
         followStats(session, new StatsPanel($('stats')));
@@ -160,13 +162,20 @@ async function start() {
     link.href = watch;
     link.textContent = watch;
     $('share').append('Watch at ', link);
-    showStatus(`Publishing as "${client.id}" in room "${room}": no viewers yet.`);
+    showStatus(publishing());
     for (const id of ['stop', 'mute-video', 'mute-audio']) $(id).disabled = false;
   } catch (err) {
     page.state = 'failed';
     showError(err.message);
     $('start').disabled = false;
   }
+}
+
+/** The status line while publishing. */
+function publishing() {
+  if (!publisher) return '';
+  const viewers = publisher.sessions.size;
+  return `Publishing as "${client.id}" in room "${room}": ${viewers ? `${viewers} viewer(s)` : 'no viewers yet'}.`;
 }
 
 function stop() {

@@ -69,3 +69,38 @@ export function setupChat(container, send) {
 export function describeData(data) {
   return typeof data === 'string' ? data : `[${data.byteLength} bytes]`;
 }
+
+/** Signalling outages of `client` in the status line, and in
+ * `page.signalling` for scripts: `lost` and `restored` entries. `carryOn()`
+ * is the status to show again once back. */
+export function followSignalling(client, page, carryOn) {
+  page.signalling = [];
+  client.addEventListener('signalling-lost', (event) => {
+    page.signalling.push({ event: 'lost', reason: event.detail.reason, at: Date.now() });
+    showStatus(`Lost the signalling server (${event.detail.reason}): reconnecting. Media already flowing goes on.`);
+  });
+  client.addEventListener('signalling-restored', (event) => {
+    const { afterMs, resumed } = event.detail;
+    page.signalling.push({ event: 'restored', afterMs, resumed, id: client.id, at: Date.now() });
+    showStatus(`Back on the signalling server after ${(afterMs / 1000).toFixed(1)} s. ${carryOn()}`);
+  });
+}
+
+/** ICE restarts of `session` in the status line, and in
+ * `page.iceRestarts` for scripts. */
+export function followIceRestarts(session, page, carryOn) {
+  page.iceRestarts = page.iceRestarts || [];
+  const record = (event) => page.iceRestarts.push({ event: event.type, session: session.id, ...event.detail, at: Date.now() });
+  session.addEventListener('ice-restart-started', (event) => {
+    record(event);
+    const { attempt, reason, byPeer } = event.detail;
+    showStatus(byPeer
+      ? `The media path with "${session.peer}" broke: it restarts ICE, this page answers…`
+      : `The media path with "${session.peer}" broke (${reason}): restarting ICE, attempt ${attempt}…`);
+  });
+  session.addEventListener('ice-restart-succeeded', (event) => {
+    record(event);
+    showStatus(`Media path with "${session.peer}" restored by ICE restart after ${(event.detail.afterMs / 1000).toFixed(1)} s. ${carryOn()}`);
+  });
+  session.addEventListener('ice-restart-failed', record);
+}

@@ -1,6 +1,6 @@
 import { PeerClient } from '/peer.js';
 import { StatsPanel, followStats } from '/stats.js';
-import { params, showError, showStatus, clearError, setupChat, describeData, pageToken, connectError } from '/ui.js';
+import { params, showError, showStatus, clearError, setupChat, describeData, pageToken, connectError, followSignalling, followIceRestarts } from '/ui.js';
 import { drawAnalysis } from '/analysis.js';
 
 const room = params.get('room') || 'default';
@@ -27,6 +27,9 @@ client.addEventListener('close', (event) => {
   page.state = 'disconnected';
   showError(`Lost the signalling server: ${event.detail}`);
 });
+// Once watching, what to show again after an outage.
+let watching = () => `Connecting to "${producer}"…`;
+followSignalling(client, page, () => watching());
 
 await client.join(room);
 if (!producer) {
@@ -59,9 +62,23 @@ client.addEventListener('peer-left', (event) => {
   }
 });
 
-// ?offer=1: this page makes the offer (as a WHEP player would).
-const session = await client.watch(producer, { wait: true, offer: params.get('offer') === '1' });
+/** Asks for the session; asked again once back when signalling was lost
+ * before the server answered. */
+async function startWatching() {
+  for (;;) {
+    try {
+      // ?offer=1: this page makes the offer (as a WHEP player would).
+      return await client.watch(producer, { wait: true, offer: params.get('offer') === '1' });
+    } catch (err) {
+      if (err.code !== 'closed' || client.signalling === 'closed') throw err;
+      await new Promise((resolve) => client.addEventListener('signalling-restored', resolve, { once: true }));
+    }
+  }
+}
+const session = await startWatching();
 page.session = session;
+watching = () => `Watching "${producer}" in room "${room}".`;
+followIceRestarts(session, page, () => watching());
 video.srcObject = session.stream;
 session.addEventListener('track', () => {
   video.srcObject = session.stream;
@@ -72,7 +89,11 @@ session.addEventListener('ended', (event) => {
   showError(`The stream from "${producer}" ended: ${event.detail}`);
 });
 session.addEventListener('state', (event) => {
-  if (event.detail === 'connected') showStatus(`Watching "${producer}" in room "${room}".`);
+  // Once: after an ICE restart the status line tells that story.
+  if (event.detail === 'connected' && !page.connectedOnce) {
+    page.connectedOnce = true;
+    showStatus(watching());
+  }
 });
 video.addEventListener('playing', () => {
   page.state = 'playing';

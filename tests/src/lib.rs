@@ -8,6 +8,7 @@ pub mod http;
 pub mod matroska;
 pub mod media;
 pub mod netns;
+pub mod pages;
 pub mod process;
 pub mod ramp;
 pub mod rawws;

@@ -9,72 +9,20 @@
 //! ICE-TCP), the signalling connection survives, as when a NAT binding or
 //! a radio link is lost for a while.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 use peer_signalling::server::ServerConfig;
 use peer_tests::media::Receiver;
-use peer_tests::netns::IsolatedHost;
+use peer_tests::netns::{IsolatedHost, PathBlocked};
 use peer_tests::process::ChildProcess;
 use peer_tests::{TestServer, init, target_dir};
 
 const OUTAGE: Duration = Duration::from_secs(5);
 /// From the issue: media resumes within this long of the path's return.
 const RESUME_WITHIN: Duration = Duration::from_secs(3);
-
-/// Drops every packet in and out of `interface` (this namespace's end of
-/// the pair) but the signalling server's TCP, while it lives: UDP and
-/// ICE-TCP alike, so no other media path is left.
-struct PathBlocked {
-    interface: String,
-    server_port: u16,
-}
-
-impl PathBlocked {
-    fn rules(&self) -> [Vec<String>; 4] {
-        let (interface, port) = (self.interface.as_str(), self.server_port.to_string());
-        let rule = |parts: &[&str]| parts.iter().map(|p| p.to_string()).collect::<Vec<_>>();
-        [
-            rule(&[
-                "INPUT", "-i", interface, "-p", "tcp", "--dport", &port, "-j", "ACCEPT",
-            ]),
-            rule(&["INPUT", "-i", interface, "-j", "DROP"]),
-            rule(&[
-                "OUTPUT", "-o", interface, "-p", "tcp", "--sport", &port, "-j", "ACCEPT",
-            ]),
-            rule(&["OUTPUT", "-o", interface, "-j", "DROP"]),
-        ]
-    }
-
-    fn iptables(action: &str, rule: &[String]) -> bool {
-        Command::new("iptables")
-            .arg(action)
-            .args(rule)
-            .status()
-            .is_ok_and(|status| status.success())
-    }
-
-    fn block(interface: &str, server_port: u16) -> PathBlocked {
-        let blocked = PathBlocked {
-            interface: interface.to_owned(),
-            server_port,
-        };
-        for rule in blocked.rules() {
-            assert!(Self::iptables("-A", &rule), "iptables -A {rule:?} failed");
-        }
-        blocked
-    }
-}
-
-impl Drop for PathBlocked {
-    fn drop(&mut self) {
-        for rule in self.rules() {
-            Self::iptables("-D", &rule);
-        }
-    }
-}
 
 /// Names of the element messages posted on `pipeline`'s bus from now on
 /// (the receiver's own waiting pops and drops the others).

@@ -33,6 +33,7 @@ const ASSETS: &[Asset] = &[
     asset!("publish.html", "text/html; charset=utf-8"),
     asset!("style.css", "text/css; charset=utf-8"),
     asset!("peer.js", "text/javascript; charset=utf-8"),
+    asset!("ice-restart.js", "text/javascript; charset=utf-8"),
     asset!("stats.js", "text/javascript; charset=utf-8"),
     asset!("ui.js", "text/javascript; charset=utf-8"),
     asset!("analysis.js", "text/javascript; charset=utf-8"),
