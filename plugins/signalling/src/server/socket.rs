@@ -279,9 +279,32 @@ fn close_code(code: ErrorCode) -> u16 {
         ErrorCode::HeartbeatTimeout => 4008,
         ErrorCode::SlowConsumer => 4009,
         ErrorCode::HelloTimeout => 4010,
+        ErrorCode::Replaced => 4011,
         ErrorCode::Unauthorized => 4001,
         ErrorCode::Forbidden => 4003,
         ErrorCode::ServerShutdown => 1001,
         _ => 4000,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The codes docs/protocol.md promises, for the reasons a connection
+    /// is closed.
+    #[test]
+    fn close_codes_are_the_documented_ones() {
+        for (code, expected) in [
+            (ErrorCode::HeartbeatTimeout, 4008),
+            (ErrorCode::SlowConsumer, 4009),
+            (ErrorCode::HelloTimeout, 4010),
+            (ErrorCode::Replaced, 4011),
+            (ErrorCode::Unauthorized, 4001),
+            (ErrorCode::Forbidden, 4003),
+            (ErrorCode::ServerShutdown, 1001),
+        ] {
+            assert_eq!(close_code(code), expected, "{code:?}");
+        }
     }
 }
