@@ -50,6 +50,9 @@ pub struct FreezeReport {
     pub freeze_count: usize,
     /// Frozen time inside the window.
     pub frozen: Duration,
+    /// Each freeze: when it began (after the window opened, 0 for one
+    /// already under way) and how long it lasted, in full.
+    pub freezes: Vec<(Duration, Duration)>,
 }
 
 impl FreezeReport {
@@ -82,7 +85,16 @@ impl std::fmt::Display for FreezeReport {
             self.freeze_count,
             self.frozen.as_millis(),
             self.frozen_per_minute().as_millis()
-        )
+        )?;
+        if !self.freezes.is_empty() {
+            let list: Vec<String> = self
+                .freezes
+                .iter()
+                .map(|(at, length)| format!("{:.1} s: {} ms", at.as_secs_f64(), length.as_millis()))
+                .collect();
+            write!(f, " [{}]", list.join(", "))?;
+        }
+        Ok(())
     }
 }
 
@@ -142,6 +154,7 @@ pub fn analyse(arrivals: &[Duration], from: Duration, to: Duration) -> FreezeRep
         longest_gap: Duration::ZERO,
         freeze_count: 0,
         frozen: Duration::ZERO,
+        freezes: Vec::new(),
     };
     let mut average = IntervalAverage::default();
     let mut frames_before_end = arrivals.iter().take_while(|at| **at <= to);
@@ -150,6 +163,7 @@ pub fn analyse(arrivals: &[Duration], from: Duration, to: Duration) -> FreezeRep
         report.longest_gap = report.window;
         report.frozen = report.window;
         report.freeze_count = usize::from(!report.window.is_zero());
+        report.freezes.push((Duration::ZERO, report.window));
         return report;
     };
     if previous > from {
@@ -157,6 +171,7 @@ pub fn analyse(arrivals: &[Duration], from: Duration, to: Duration) -> FreezeRep
         report.longest_gap = previous - from;
         report.frozen = previous - from;
         report.freeze_count = 1;
+        report.freezes.push((Duration::ZERO, previous - from));
     }
     for &at in frames_before_end {
         let interval = at - previous;
@@ -167,6 +182,9 @@ pub fn analyse(arrivals: &[Duration], from: Duration, to: Duration) -> FreezeRep
             if freeze {
                 report.freeze_count += 1;
                 report.frozen += inside;
+                report
+                    .freezes
+                    .push((previous.saturating_sub(from), interval));
             }
         }
         previous = at;
@@ -178,6 +196,7 @@ pub fn analyse(arrivals: &[Duration], from: Duration, to: Duration) -> FreezeRep
         if average.would_be_freeze(open) {
             report.freeze_count += 1;
             report.frozen += overlap(previous, to, from, to);
+            report.freezes.push((previous.saturating_sub(from), open));
         }
     }
     report
@@ -234,6 +253,8 @@ mod tests {
         let report = analyse(&arrivals, Duration::ZERO, end);
         assert_eq!(report.freeze_count, 1, "{report}");
         assert_eq!(report.frozen, ms(400));
+        assert_eq!(report.freezes.len(), 1);
+        assert_eq!(report.freezes[0].1, ms(400));
         assert_eq!(report.longest_gap, ms(400));
         assert_eq!(report.frames, 300);
     }
