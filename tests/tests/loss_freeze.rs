@@ -233,7 +233,19 @@ fn broadcast_to(paths: &[(&'static str, Path, &str)]) {
         })
         .collect();
     for viewer in &mut viewers {
-        viewer.process.wait_line("frame ", Duration::from_secs(30));
+        // Its first frame, or what both sides knew of it without one.
+        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            viewer.process.wait_line("frame ", Duration::from_secs(30))
+        }));
+        if first.is_err() {
+            panic!(
+                "viewer {} decoded nothing in 30 s; sender: {}; peersink viewers {}; viewer said:\n{}",
+                viewer.id,
+                sender_side(&sink, viewer.id),
+                sink.property::<u32>("viewers"),
+                viewer.process.seen.join("\n")
+            );
+        }
     }
 
     // Everyone clean: what each viewer shows without trouble.
