@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod capture;
+pub mod freeze;
 pub mod http;
 pub mod matroska;
 pub mod media;

@@ -19,11 +19,15 @@ use super::adaptation::LOSS_LOW;
 /// must not cost it its layer.
 const NACK_BURST: f64 = 0.2;
 const NACK_BURST_TICKS: u32 = 3;
-/// Keyframe requests (PLI, FIR) per tick that, sustained for
-/// `KEYFRAME_STORM_TICKS`, mean the viewer cannot decode this layer: it
-/// loses whole frames. Counted as `KEYFRAME_STORM_LOSS`.
-const KEYFRAME_STORM: u64 = 3;
-const KEYFRAME_STORM_TICKS: u32 = 3;
+/// Keyframe requests (PLI, FIR) over the last `KEYFRAME_STORM_TICKS`
+/// ticks that mean the viewer cannot decode this layer: it loses whole
+/// frames. Counted as `KEYFRAME_STORM_LOSS`. Receivers limit their
+/// requests (peersrc to one per 500 ms, so at most 6 in 3 s): 5 is a
+/// receiver asking at nearly every chance it has, which a joining
+/// decoder (once or twice) or random loss repaired by retransmission
+/// (a request every few seconds) never is.
+const KEYFRAME_STORM: u64 = 5;
+const KEYFRAME_STORM_TICKS: usize = 3;
 pub const KEYFRAME_STORM_LOSS: f64 = 0.25;
 /// Below this many packets in a tick, a loss share means little.
 const MIN_PACKETS_FOR_LOSS: u64 = 20;
@@ -46,7 +50,8 @@ pub struct TickCounts {
 #[derive(Debug, Default)]
 pub struct LossSignals {
     nack_burst_ticks: u32,
-    storm_ticks: u32,
+    /// Keyframe requests of the latest ticks, oldest first.
+    recent_keyframe_requests: std::collections::VecDeque<u64>,
 }
 
 impl LossSignals {
@@ -66,9 +71,14 @@ impl LossSignals {
         let confirmed = reported_loss > LOSS_LOW || self.nack_burst_ticks >= NACK_BURST_TICKS;
         let nack_loss = burst.filter(|_| confirmed);
 
-        let storm = counts.keyframe_requests >= KEYFRAME_STORM;
-        self.storm_ticks = if storm { self.storm_ticks + 1 } else { 0 };
-        let storm_loss = (self.storm_ticks >= KEYFRAME_STORM_TICKS).then_some(KEYFRAME_STORM_LOSS);
+        let recent = &mut self.recent_keyframe_requests;
+        recent.push_back(counts.keyframe_requests);
+        if recent.len() > KEYFRAME_STORM_TICKS {
+            recent.pop_front();
+        }
+        let storm =
+            recent.len() == KEYFRAME_STORM_TICKS && recent.iter().sum::<u64>() >= KEYFRAME_STORM;
+        let storm_loss = storm.then_some(KEYFRAME_STORM_LOSS);
 
         // A viewer that keeps sending RTCP (NACKs for other streams, say)
         // yet asks for nothing of our video is receiving it: from a
@@ -140,15 +150,40 @@ mod tests {
             signals.tick(counts(200, 6, 3, 8), 0.0),
             Some(KEYFRAME_STORM_LOSS)
         );
-        // Two requests in a second are not a storm: a joining decoder
-        // asks once or twice.
+        // A joining decoder asks once or twice; random loss that
+        // retransmission mostly repairs, now and then: no storm.
         let mut signals = LossSignals::default();
-        for _ in 0..5 {
+        for requests in [2, 1, 0, 1, 0, 0, 1, 1, 0, 1, 1] {
             assert_ne!(
-                signals.tick(counts(200, 0, 2, 8), 0.0),
+                signals.tick(counts(200, 0, requests, 8), 0.0),
                 Some(KEYFRAME_STORM_LOSS)
             );
         }
+    }
+
+    #[test]
+    fn a_receiver_asking_at_every_chance_it_has_is_a_storm() {
+        // peersrc asks at most once per 500 ms: on a path too thin for
+        // the layer it asks twice a second, sometimes once or three
+        // times as the request times fall across the ticks.
+        let mut signals = LossSignals::default();
+        assert_eq!(signals.tick(counts(200, 6, 2, 8), 0.0), None);
+        assert_eq!(signals.tick(counts(200, 6, 1, 8), 0.0), None);
+        assert_eq!(
+            signals.tick(counts(200, 6, 2, 8), 0.0),
+            Some(KEYFRAME_STORM_LOSS)
+        );
+        assert_eq!(
+            signals.tick(counts(200, 6, 3, 8), 0.0),
+            Some(KEYFRAME_STORM_LOSS)
+        );
+        // It stops asking: the storm is over once its requests are no
+        // longer 5 of the last three ticks'.
+        assert_eq!(
+            signals.tick(counts(200, 0, 0, 8), 0.0),
+            Some(KEYFRAME_STORM_LOSS)
+        );
+        assert_eq!(signals.tick(counts(200, 0, 0, 8), 0.0), Some(0.0));
     }
 
     #[test]

@@ -1,0 +1,156 @@
+//! A peersrc viewer that reports each decoded video frame as it comes out
+//! of the decoder, for tests that measure freezes of a viewer running in a
+//! network namespace of its own (tests/tests/loss_freeze.rs), where the
+//! test process itself cannot be.
+//!
+//! Usage: freeze_viewer 'PEERSRC PROPERTIES'
+//!
+//! Lines on stdout:
+//!   frame NS WxH R G B   a decoded frame: its arrival on CLOCK_MONOTONIC
+//!                        (ns, comparable with the test's clock), size, and
+//!                        the RGB of the pixel at (8, 8)
+//!   second VIDEO AUDIO KEYFRAME_REQUESTS
+//!                        once a second: video frames and audio buffers
+//!                        decoded so far, PLIs peersrc sent so far
+//!   error: MESSAGE       a pipeline error (then exit status 1)
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use gst::prelude::*;
+use gst_video::prelude::*;
+use peer_tests::freeze::monotonic_now;
+
+/// Where the colour is sampled: a corner the test's moving content leaves
+/// to its background most of the time.
+const PROBE: (usize, usize) = (8, 8);
+
+fn video_branch(frames: Arc<AtomicU64>) -> gst::Element {
+    let bin = gst::parse::bin_from_description(
+        "queue ! videoconvert ! video/x-raw,format=RGB ! appsink name=frames sync=false",
+        true,
+    )
+    .expect("the video branch builds");
+    let appsink = bin
+        .by_name("frames")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    appsink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                // Taken first: the arrival is what is measured.
+                let arrival = monotonic_now();
+                let caps = sample.caps().ok_or(gst::FlowError::NotNegotiated)?;
+                let info = gst_video::VideoInfo::from_caps(caps)
+                    .map_err(|_| gst::FlowError::NotNegotiated)?;
+                let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+                let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)
+                    .map_err(|_| gst::FlowError::Error)?;
+                let stride = frame.plane_stride()[0] as usize;
+                let data = frame.plane_data(0).map_err(|_| gst::FlowError::Error)?;
+                let offset = PROBE.1 * stride + PROBE.0 * 3;
+                let rgb = data.get(offset..offset + 3).unwrap_or(&[0, 0, 0]);
+                frames.fetch_add(1, Ordering::Relaxed);
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(
+                    out,
+                    "frame {} {}x{} {} {} {}",
+                    arrival.as_nanos(),
+                    info.width(),
+                    info.height(),
+                    rgb[0],
+                    rgb[1],
+                    rgb[2]
+                );
+                let _ = out.flush();
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    bin.upcast()
+}
+
+fn audio_branch(buffers: Arc<AtomicU64>) -> gst::Element {
+    let sink = gst::ElementFactory::make("fakesink")
+        .property("sync", false)
+        .property("async", false)
+        .build()
+        .expect("fakesink");
+    sink.static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            buffers.fetch_add(1, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+    sink
+}
+
+/// PLIs peersrc sent for its video, from its `stats`.
+fn keyframe_requests(peersrc: &gst::Element) -> u64 {
+    let stats = peersrc.property::<gst::Structure>("stats");
+    let Ok(tracks) = stats.get::<gst::Structure>("tracks") else {
+        return 0;
+    };
+    tracks
+        .iter()
+        .filter_map(|(_, track)| track.get::<gst::Structure>().ok())
+        .filter_map(|track| track.get::<u64>("keyframe-requests").ok())
+        .sum()
+}
+
+fn main() {
+    let properties = std::env::args()
+        .nth(1)
+        .expect("usage: freeze_viewer 'PEERSRC PROPERTIES'");
+    gst::init().expect("GStreamer initializes");
+    gstpeer::plugin_register_static().expect("the peer plugin registers");
+    let pipeline = gst::Pipeline::new();
+    let peersrc = gst::parse::launch(&format!("peersrc {properties}"))
+        .unwrap_or_else(|err| panic!("cannot make peersrc {properties}: {err}"));
+    pipeline.add(&peersrc).unwrap();
+    let video_frames = Arc::new(AtomicU64::new(0));
+    let audio_buffers = Arc::new(AtomicU64::new(0));
+    let (video, audio) = (video_frames.clone(), audio_buffers.clone());
+    let weak = pipeline.downgrade();
+    peersrc.connect_pad_added(move |_, pad| {
+        let Some(pipeline) = weak.upgrade() else {
+            return;
+        };
+        let branch = if pad.name().starts_with("video") {
+            video_branch(video.clone())
+        } else {
+            audio_branch(audio.clone())
+        };
+        pipeline.add(&branch).unwrap();
+        branch.sync_state_with_parent().unwrap();
+        pad.link(&branch.static_pad("sink").unwrap()).unwrap();
+    });
+    pipeline
+        .set_state(gst::State::Playing)
+        .expect("the viewer plays");
+    let bus = pipeline.bus().unwrap();
+    loop {
+        if let Some(message) = bus.timed_pop_filtered(
+            gst::ClockTime::from_nseconds(Duration::from_secs(1).as_nanos() as u64),
+            &[gst::MessageType::Error, gst::MessageType::Eos],
+        ) {
+            let text = match message.view() {
+                gst::MessageView::Error(err) => format!("{} ({:?})", err.error(), err.debug()),
+                _ => "end of stream".to_owned(),
+            };
+            println!("error: {text}");
+            let _ = pipeline.set_state(gst::State::Null);
+            std::process::exit(1);
+        }
+        println!(
+            "second {} {} {}",
+            video_frames.load(Ordering::Relaxed),
+            audio_buffers.load(Ordering::Relaxed),
+            keyframe_requests(&peersrc)
+        );
+    }
+}
