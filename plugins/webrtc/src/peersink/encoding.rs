@@ -559,3 +559,38 @@ impl Feed {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HORIZON: Duration = Duration::from_millis(300);
+
+    fn frame() -> gst::Buffer {
+        gst::init().unwrap();
+        gst::Buffer::with_size(4).unwrap()
+    }
+
+    #[test]
+    fn keeps_the_frames_since_a_recent_keyframe() {
+        let t0 = Instant::now();
+        let mut recent = Recent::default();
+        // Before any keyframe nothing is kept: a viewer could not start there.
+        recent.record(&frame(), false, t0, HORIZON);
+        assert!(!recent.fresh(t0, HORIZON));
+        recent.record(&frame(), true, t0, HORIZON);
+        for i in 1..5 {
+            recent.record(&frame(), false, t0 + Duration::from_millis(33 * i), HORIZON);
+        }
+        assert_eq!(recent.frames.len(), 5);
+        assert!(recent.fresh(t0 + Duration::from_millis(200), HORIZON));
+        // Past the horizon a new keyframe is due anyway: nothing to replay.
+        assert!(!recent.fresh(t0 + Duration::from_millis(301), HORIZON));
+        recent.record(&frame(), false, t0 + Duration::from_millis(333), HORIZON);
+        assert!(recent.frames.is_empty());
+        // The next keyframe starts a new run.
+        recent.record(&frame(), true, t0 + Duration::from_millis(400), HORIZON);
+        assert_eq!(recent.frames.len(), 1);
+        assert!(recent.fresh(t0 + Duration::from_millis(420), HORIZON));
+    }
+}
