@@ -57,6 +57,7 @@ impl Link {
         handler: impl Fn(Event) + Send + 'static,
     ) -> Result<Link, ElementError> {
         use gst::prelude::*;
+        warm_dtls_certificate();
         let (signaller, signaller_events) = signaller::spawn(config)?;
         let event_loop = EventLoop::start(
             format!("{}-events", element.name()),
@@ -84,4 +85,19 @@ impl Link {
     pub fn stop_events(&mut self) {
         self.event_loop.stop();
     }
+}
+
+/// GStreamer's DTLS elements make their certificate (a 2048-bit RSA key,
+/// ~340 ms here) once per process, when the first of them is created:
+/// that is the first session's offer or answer, so the first viewer of a
+/// new process waited for it. Made in the background as soon as an
+/// element starts instead, while the signaller connects.
+fn warm_dtls_certificate() {
+    static WARMING: std::sync::Once = std::sync::Once::new();
+    WARMING.call_once(|| {
+        crate::runtime::RUNTIME.spawn_blocking(|| {
+            // dtlsdec's instance init makes (or reuses) the certificate.
+            let _ = gst::ElementFactory::make("dtlsdec").build();
+        });
+    });
 }

@@ -44,6 +44,10 @@ impl KeyframeLimiter {
         }
     }
 
+    pub fn min_interval(&self) -> Duration {
+        self.min_interval
+    }
+
     pub fn set_min_interval(&mut self, min_interval: Duration) {
         self.min_interval = min_interval;
     }

@@ -140,6 +140,11 @@ fn announce_cap(media: &mut gst_sdp::SDPMediaRef, policy: &ReceivePolicy) {
     media.add_bandwidth("AS", bits / 1000);
 }
 
+/// Consecutive packets after which a new stream's jitter buffer starts
+/// pushing instead of waiting its latency out: enough for a reordered
+/// first packet to be put back in place, a few ms of a video keyframe.
+const FASTSTART_PACKETS: u32 = 3;
+
 /// Sets up the RTP session of `webrtcbin` (created later, when the first
 /// description is applied) for receiving under `policy`.
 pub fn configure(webrtcbin: &gst::Element, policy: ReceivePolicy) {
@@ -147,10 +152,16 @@ pub fn configure(webrtcbin: &gst::Element, policy: ReceivePolicy) {
         return;
     };
     bin.connect_deep_element_added(move |_, _, element| {
-        let is_session = element
-            .factory()
-            .is_some_and(|factory| factory.name() == "rtpsession");
-        if !is_session {
+        let factory = element.factory().map(|factory| factory.name());
+        if factory.as_deref() == Some("rtpjitterbuffer") {
+            // Without it the jitter buffer holds the first packet for its
+            // whole latency (100 ms of every join to the first frame,
+            // measured by `broadcast_bench join-trace`); with it, it
+            // starts once a few packets in a row have come.
+            element.set_property("faststart-min-packets", FASTSTART_PACKETS);
+            return;
+        }
+        if factory.as_deref() != Some("rtpsession") {
             return;
         }
         let session = element.property::<glib::Object>("internal-session");

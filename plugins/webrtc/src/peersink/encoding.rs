@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 
@@ -26,6 +26,43 @@ pub struct Encoding {
     pub output: gst::Element,
     pub keyframes: Mutex<KeyframeLimiter>,
     feeds: Mutex<Vec<Arc<Feed>>>,
+    /// Video: the frames since the last keyframe while it is recent, for
+    /// viewers that connect meanwhile. Held while fanning a frame out, so
+    /// that a replay and the live frames never interleave.
+    recent: Mutex<Recent>,
+}
+
+/// The frames since the last keyframe, kept while that keyframe is no
+/// older than the keyframe policy's minimum interval: within it a new
+/// keyframe would be deferred (up to the whole interval, ~230 ms of a
+/// back-to-back join measured), while these frames can be sent at once.
+#[derive(Default)]
+struct Recent {
+    keyframe_at: Option<Instant>,
+    frames: Vec<gst::Buffer>,
+}
+
+impl Recent {
+    fn record(&mut self, buffer: &gst::BufferRef, keyframe: bool, now: Instant, horizon: Duration) {
+        if keyframe {
+            self.frames.clear();
+            self.keyframe_at = Some(now);
+        }
+        match self.keyframe_at {
+            Some(at) if now.duration_since(at) <= horizon => self.frames.push(buffer.to_owned()),
+            _ => {
+                self.frames.clear();
+                self.keyframe_at = None;
+            }
+        }
+    }
+
+    fn fresh(&self, now: Instant, horizon: Duration) -> bool {
+        !self.frames.is_empty()
+            && self
+                .keyframe_at
+                .is_some_and(|at| now.duration_since(at) <= horizon)
+    }
 }
 
 impl Encoding {
@@ -43,6 +80,7 @@ impl Encoding {
             output,
             keyframes: Mutex::new(keyframes),
             feeds: Mutex::new(Vec::new()),
+            recent: Mutex::new(Recent::default()),
         });
         encoding.fan_out();
         encoding
@@ -92,12 +130,17 @@ impl Encoding {
                 return gst::PadProbeReturn::Ok;
             };
             let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
-            if keyframe && encoding.kind == MediaKind::Video {
-                encoding
-                    .keyframes
-                    .lock()
-                    .unwrap()
-                    .keyframe_seen(Instant::now());
+            let mut recent = encoding.recent.lock().unwrap();
+            if encoding.kind == MediaKind::Video {
+                let now = Instant::now();
+                let horizon = {
+                    let mut keyframes = encoding.keyframes.lock().unwrap();
+                    if keyframe {
+                        keyframes.keyframe_seen(now);
+                    }
+                    keyframes.min_interval()
+                };
+                recent.record(buffer, keyframe, now, horizon);
             }
             // A snapshot, so that subscribing never waits for a push.
             let feeds = encoding.feeds.lock().unwrap().clone();
@@ -112,6 +155,7 @@ impl Encoding {
                     .unwrap()
                     .retain(|feed| feed.wants(encoding.index));
             }
+            drop(recent);
             gst::PadProbeReturn::Ok
         });
         let weak = Arc::downgrade(self);
@@ -131,6 +175,18 @@ impl Encoding {
             }
             gst::PadProbeReturn::Ok
         });
+    }
+
+    /// Sends `feed` the frames since the last keyframe, if it is recent
+    /// (see [`Recent`]), opening its gate; false if there was none, or
+    /// the branch did not take them.
+    fn replay_to(&self, feed: &Feed) -> bool {
+        let recent = self.recent.lock().unwrap();
+        let horizon = self.keyframes.lock().unwrap().min_interval();
+        if !recent.fresh(Instant::now(), horizon) {
+            return false;
+        }
+        feed.replay(self, &recent.frames)
     }
 
     /// Asks for a keyframe under the keyframe policy (see keyframe.rs).
@@ -172,6 +228,14 @@ impl Encoding {
         });
     }
 }
+
+/// How long after the connection a viewer's video starts. Our side of
+/// DTLS (the server's) completes one flight before the viewer's: packets
+/// sent at once reach a viewer that cannot decrypt them yet (seen on
+/// loopback: the replayed keyframe lost, 3.6 ms before the viewer had its
+/// keys). Past this, a keyframe lost that way is asked for again by the
+/// viewer (PLI), as any lost keyframe.
+pub const JOIN_DELAY: Duration = Duration::from_millis(20);
 
 /// What a viewer's branch lets through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,6 +346,37 @@ impl Feed {
         }
     }
 
+    /// The viewer is connected: its video starts from the current layer's
+    /// recent keyframe when there is one (no waiting for a new keyframe,
+    /// which the keyframe policy may defer), else at a new one asked for
+    /// now. Not at once: see [`JOIN_DELAY`].
+    pub fn start_video(self: &Arc<Self>) {
+        let feed = Arc::downgrade(self);
+        RUNTIME.spawn(async move {
+            tokio::time::sleep(JOIN_DELAY).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Some(feed) = feed.upgrade() {
+                    feed.start_video_now();
+                }
+            })
+            .await;
+        });
+    }
+
+    fn start_video_now(&self) {
+        let (layer, pending) = {
+            let state = self.state.lock().unwrap();
+            (state.current, state.pending)
+        };
+        let replayed = pending.is_none()
+            && self
+                .encoding(layer)
+                .is_some_and(|encoding| encoding.replay_to(self));
+        if !replayed {
+            self.await_keyframe();
+        }
+    }
+
     /// Moves to `layer` at its next keyframe (asked for now).
     pub fn switch_to(self: &Arc<Self>, layer: usize) {
         let Some(encoding) = self.encoding(layer) else {
@@ -366,6 +461,48 @@ impl Feed {
         true
     }
 
+    /// Pushes `frames` (a keyframe and what followed it) into the branch,
+    /// as one buffer list, and opens the gate; false when the feed is
+    /// elsewhere (between layers) or the branch did not take them. One
+    /// list, not frame after frame: the branch's leaky queue would count
+    /// the frames' age since the segment start as its level and drop the
+    /// keyframe before its thread took it (seen).
+    fn replay(&self, encoding: &Encoding, frames: &[gst::Buffer]) -> bool {
+        if self.failed.load(Ordering::Acquire) || frames.is_empty() {
+            return false;
+        }
+        let _push = self.push.lock().unwrap();
+        let sent_caps = {
+            let state = self.state.lock().unwrap();
+            if state.current != encoding.index || state.pending.is_some() {
+                return false;
+            }
+            state.sent_caps.clone()
+        };
+        let started = self.state.lock().unwrap().started;
+        let (accepted, caps) = self.send_sticky_events(encoding, started, sent_caps);
+        {
+            let mut state = self.state.lock().unwrap();
+            if caps.is_some() {
+                state.sent_caps = caps;
+            }
+            state.started = accepted;
+            if !accepted {
+                return false;
+            }
+            state.gate = Gate::Open;
+        }
+        let mut list = gst::BufferList::new_sized(frames.len());
+        {
+            let list = list.get_mut().expect("a new list is writable");
+            for frame in frames {
+                list.add(frame.clone());
+            }
+        }
+        let _ = self.target.chain_list(list);
+        true
+    }
+
     /// Stream start, caps and segment of `encoding` before its first
     /// buffer reaches the branch (caps again after a layer switch).
     /// Returns whether the branch accepted them, and the caps sent.
@@ -420,5 +557,40 @@ impl Feed {
         for encoding in self.encodings.iter().filter_map(Weak::upgrade) {
             encoding.unsubscribe(self);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HORIZON: Duration = Duration::from_millis(300);
+
+    fn frame() -> gst::Buffer {
+        gst::init().unwrap();
+        gst::Buffer::with_size(4).unwrap()
+    }
+
+    #[test]
+    fn keeps_the_frames_since_a_recent_keyframe() {
+        let t0 = Instant::now();
+        let mut recent = Recent::default();
+        // Before any keyframe nothing is kept: a viewer could not start there.
+        recent.record(&frame(), false, t0, HORIZON);
+        assert!(!recent.fresh(t0, HORIZON));
+        recent.record(&frame(), true, t0, HORIZON);
+        for i in 1..5 {
+            recent.record(&frame(), false, t0 + Duration::from_millis(33 * i), HORIZON);
+        }
+        assert_eq!(recent.frames.len(), 5);
+        assert!(recent.fresh(t0 + Duration::from_millis(200), HORIZON));
+        // Past the horizon a new keyframe is due anyway: nothing to replay.
+        assert!(!recent.fresh(t0 + Duration::from_millis(301), HORIZON));
+        recent.record(&frame(), false, t0 + Duration::from_millis(333), HORIZON);
+        assert!(recent.frames.is_empty());
+        // The next keyframe starts a new run.
+        recent.record(&frame(), true, t0 + Duration::from_millis(400), HORIZON);
+        assert_eq!(recent.frames.len(), 1);
+        assert!(recent.fresh(t0 + Duration::from_millis(420), HORIZON));
     }
 }

@@ -286,14 +286,14 @@ impl Viewer {
         self.failed.store(true, Ordering::Release);
     }
 
-    /// The viewer is connected: start its video at the next keyframe, and
-    /// listen to its feedback.
+    /// The viewer is connected: start its video at the last keyframe if
+    /// recent, else at the next, and listen to its feedback.
     pub fn on_connected(&self) {
         self.connected.store(true, Ordering::Relaxed);
         self.monitor.listen(&self.session);
         for branch in &self.branches {
             if branch.kind == MediaKind::Video {
-                branch.feed.await_keyframe();
+                branch.feed.start_video();
             }
         }
     }

@@ -27,7 +27,7 @@ pub fn viewer(kind: Kind, uri: &str, producer: &str, mode: &str) {
         for join in 0..joins {
             let begin = if join == 0 { started } else { Instant::now() };
             let frames = Arc::new(AtomicU64::new(0));
-            let pipeline = receive(kind, uri, producer, frames.clone(), None);
+            let pipeline = receive(kind, uri, producer, frames.clone(), None, None);
             while frames.load(Ordering::Relaxed) == 0 {
                 assert!(begin.elapsed() < Duration::from_secs(30), "no frame");
                 std::thread::sleep(Duration::from_millis(1));
@@ -39,7 +39,14 @@ pub fn viewer(kind: Kind, uri: &str, producer: &str, mode: &str) {
     }
     let frames = Arc::new(AtomicU64::new(0));
     let ages = Arc::new(Mutex::new(Vec::<u64>::new()));
-    let _pipeline = receive(kind, uri, producer, frames.clone(), Some(ages.clone()));
+    let _pipeline = receive(
+        kind,
+        uri,
+        producer,
+        frames.clone(),
+        Some(ages.clone()),
+        None,
+    );
     loop {
         std::thread::sleep(Duration::from_millis(200));
         println!("frames {}", frames.load(Ordering::Relaxed));
@@ -58,12 +65,15 @@ fn jitter_buffer_ms() -> u32 {
         .unwrap_or(100)
 }
 
-fn receive(
+/// A receiving pipeline counting decoded frames into `frames` (and their
+/// glass-to-glass ages into `ages`); `before_play` sees it before it starts.
+pub fn receive(
     kind: Kind,
     uri: &str,
     producer: &str,
     frames: Arc<AtomicU64>,
     ages: Option<Arc<Mutex<Vec<u64>>>>,
+    before_play: Option<&dyn Fn(&gst::Pipeline)>,
 ) -> gst::Pipeline {
     let source = match kind {
         Kind::PeerSink => gst::ElementFactory::make("peersrc")
@@ -130,6 +140,9 @@ fn receive(
         let _ = bin.sync_state_with_parent();
         let _ = pad.link(&bin.static_pad("sink").expect("ghost sink pad"));
     });
+    if let Some(before_play) = before_play {
+        before_play(&pipeline);
+    }
     pipeline
         .set_state(gst::State::Playing)
         .expect("viewer plays");

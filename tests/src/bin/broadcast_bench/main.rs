@@ -20,6 +20,7 @@ mod point;
 mod psnr;
 mod report;
 mod sender;
+mod trace;
 
 use clap::{Parser, Subcommand};
 use peer_farm::cli::FarmArgs;
@@ -140,6 +141,19 @@ enum Internal {
     /// (internal) the viewer farm
     #[command(hide = true)]
     Farm(FarmArgs),
+    /// Where a warm join's time goes: peersink and peersrc viewers in one
+    /// process, every step of both sides on one clock
+    JoinTrace {
+        /// Warm joins after the first
+        #[arg(long, default_value_t = 5)]
+        joins: usize,
+        #[arg(long, default_value_t = 1280)]
+        width: u32,
+        #[arg(long, default_value_t = 720)]
+        height: u32,
+        #[arg(long, default_value_t = 2_000_000)]
+        bitrate: u32,
+    },
 }
 
 fn main() {
@@ -167,6 +181,19 @@ fn main() {
             mode,
         }) => decoding::viewer(Kind::parse(&kind), &uri, &producer, &mode),
         Some(Internal::Farm(args)) => std::process::exit(peer_farm::cli::run(&args)),
+        Some(Internal::JoinTrace {
+            joins,
+            width,
+            height,
+            bitrate,
+        }) => std::process::exit(trace::run(
+            Broadcast {
+                width,
+                height,
+                bitrate,
+            },
+            joins,
+        )),
         None => std::process::exit(orchestrate(cli.options)),
     }
 }

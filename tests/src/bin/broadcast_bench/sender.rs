@@ -36,6 +36,35 @@ pub fn init() {
 /// Sends until killed; prints `producer ID` once viewers can ask for it.
 pub fn run(kind: Kind, uri: &str, broadcast: Broadcast) {
     init();
+    let pipeline = pipeline(kind, uri, broadcast);
+    let sink = pipeline.by_name("sink").expect("the sink is named");
+    pipeline
+        .set_state(gst::State::Playing)
+        .expect("sender plays");
+    if kind == Kind::WebRtcSink {
+        // Its id is given by the server; viewers need it.
+        let signaller = sink.property::<glib::Object>("signaller");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let id = signaller
+                .find_property("client-id")
+                .and_then(|_| signaller.property::<Option<String>>("client-id"));
+            if let Some(id) = id {
+                println!("producer {id}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "webrtcsink never registered");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    } else {
+        println!("producer cam");
+    }
+    run_until_killed(&pipeline);
+}
+
+/// The sending pipeline (not started): stamped test picture → `kind`,
+/// producer id `cam` for peersink.
+pub fn pipeline(kind: Kind, uri: &str, broadcast: Broadcast) -> gst::Pipeline {
     let Broadcast {
         width,
         height,
@@ -70,27 +99,6 @@ pub fn run(kind: Kind, uri: &str, broadcast: Broadcast) {
         width,
     );
     pipeline
-        .set_state(gst::State::Playing)
-        .expect("sender plays");
-    if kind == Kind::WebRtcSink {
-        // Its id is given by the server; viewers need it.
-        let signaller = sink.property::<glib::Object>("signaller");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let id = signaller
-                .find_property("client-id")
-                .and_then(|_| signaller.property::<Option<String>>("client-id"));
-            if let Some(id) = id {
-                println!("producer {id}");
-                break;
-            }
-            assert!(Instant::now() < deadline, "webrtcsink never registered");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    } else {
-        println!("producer cam");
-    }
-    run_until_killed(&pipeline);
 }
 
 /// Writes the current time (µs) into the top-left luma blocks of each
