@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use super::reconnect::{Reconnected, reconnect};
 use peer_signalling::client::{self, ClientEvent, ClientSender, RoomAddress};
@@ -102,7 +103,21 @@ struct Connection {
     /// STUN/TURN servers from `welcome`, in webrtcbin's form, for every
     /// session.
     ice_servers: Vec<String>,
+    /// Until when a first `hello` refused with `name-taken` is sent again
+    /// (see [`NAME_HELD_GRACE`]).
+    name_grace_until: Instant,
+    /// When to send the refused `hello` again.
+    hello_again_at: Option<Instant>,
 }
+
+/// A peer id may still be held by our own previous connection: a pipeline
+/// restarted at once with the same `peer-id` says hello before the server
+/// has seen the old connection close (seen in a test restarting one). A
+/// first `hello` refused with `name-taken` is sent again, with backoff,
+/// for this long before the refusal is final: less than the server's
+/// hello deadline (10 s), which closes a connection still unregistered.
+/// An id held for a dead process's resume (10 s) is not waited out.
+const NAME_HELD_GRACE: Duration = Duration::from_secs(8);
 
 async fn run(
     config: SignallerConfig,
@@ -172,11 +187,24 @@ async fn run(
         named: HashMap::new(),
         held_candidates: Vec::new(),
         ice_servers: Vec::new(),
+        name_grace_until: Instant::now() + NAME_HELD_GRACE,
+        hello_again_at: None,
     };
 
     loop {
         let deadline = connection.producer_deadline;
+        let hello_again_at = connection.hello_again_at;
         let lost = tokio::select! {
+            _ = sleep_until_optional(hello_again_at) => {
+                connection.hello_again_at = None;
+                let _ = connection.client.send(ClientMessage::Hello {
+                    id: config.peer_id.clone(),
+                    meta: config.meta.clone(),
+                    token: token.clone(),
+                    resume: None,
+                });
+                None
+            }
             command = commands.recv() => match command {
                 Some(command) => {
                     connection.on_command(command);
@@ -189,6 +217,11 @@ async fn run(
                 Some(ClientEvent::Message(message)) => {
                     if let Some(reason) = connection.refused_while_resuming(&message) {
                         Some(reason)
+                    } else if connection.name_held_at_first_hello(&message) {
+                        let wait = connection.backoff.next_wait();
+                        tracing::debug!(?wait, "peer id taken at the first hello; saying hello again");
+                        connection.hello_again_at = Some(Instant::now() + wait);
+                        None
                     } else {
                         let mut out = Vec::new();
                         connection.on_server_message(message, &config, &mut out);
@@ -330,6 +363,21 @@ impl Connection {
             } if self.lost_at.is_some() && !self.registered => Some(message.clone()),
             _ => None,
         }
+    }
+
+    /// A first `hello` refused because its id is taken, within
+    /// [`NAME_HELD_GRACE`] of the start: said again rather than fatal.
+    fn name_held_at_first_hello(&self, message: &ServerMessage) -> bool {
+        matches!(
+            message,
+            ServerMessage::Error {
+                code: ErrorCode::NameTaken,
+                request,
+                ..
+            } if request.as_deref() == Some("hello")
+        ) && !self.registered
+            && self.lost_at.is_none()
+            && Instant::now() < self.name_grace_until
     }
 
     fn wanted_producer(&self) -> Option<String> {
