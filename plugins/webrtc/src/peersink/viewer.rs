@@ -287,12 +287,19 @@ impl Viewer {
     }
 
     /// The viewer is connected: start its video at the last keyframe if
-    /// recent, else at the next, and listen to its feedback.
+    /// recent, else at the next, and listen to its feedback. Connected
+    /// again (an ICE restart healed the path): a new keyframe, as after
+    /// any loss — frames kept from before the outage would arrive stale.
     pub fn on_connected(&self) {
-        self.connected.store(true, Ordering::Relaxed);
+        let again = self.connected.swap(true, Ordering::Relaxed);
         self.monitor.listen(&self.session);
         for branch in &self.branches {
-            if branch.kind == MediaKind::Video {
+            if branch.kind != MediaKind::Video {
+                continue;
+            }
+            if again {
+                branch.feed.await_keyframe();
+            } else {
                 branch.feed.start_video();
             }
         }
