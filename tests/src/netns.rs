@@ -152,6 +152,32 @@ impl IsolatedHost {
     }
 
     /// A command to run inside the namespace.
+    /// `gst-launch-1.0` with peersink in this host, broadcasting 320x240
+    /// blue (0xff2050d0) and a 440 Hz tone as `cam` in room `paths` of the
+    /// server on `server_port` (reached at the host's near address); once
+    /// its `peer-ready` is printed.
+    pub fn broadcast(&self, server_port: u16) -> crate::process::ChildProcess {
+        let mut sender = crate::process::ChildProcess::spawn(
+            self.command("gst-launch-1.0")
+                .env("GST_PLUGIN_PATH", crate::target_dir())
+                .env("GST_DEBUG", "peersink:4,default:4")
+                .args(["-m", "-e"])
+                .args(
+                    format!(
+                        "peersink name=s uri=ws://{}:{server_port}/paths peer-id=cam \
+                         videotestsrc is-live=true pattern=solid-color foreground-color=0xff2050d0 ! \
+                         video/x-raw,width=320,height=240,framerate=30/1 ! s.video_0 \
+                         audiotestsrc is-live=true wave=sine freq=440 volume=0.5 ! s.audio_0",
+                        self.near_address
+                    )
+                    .split_whitespace(),
+                )
+                .stdin(std::process::Stdio::null()),
+        );
+        sender.wait_line("peer-ready", std::time::Duration::from_secs(20));
+        sender
+    }
+
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut command = Command::new("ip");
         command.args(["netns", "exec", &self.name]).arg(program);

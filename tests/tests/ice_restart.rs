@@ -9,7 +9,6 @@
 //! ICE-TCP), the signalling connection survives, as when a NAT binding or
 //! a radio link is lost for a while.
 
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,8 +16,7 @@ use gst::prelude::*;
 use peer_signalling::server::ServerConfig;
 use peer_tests::media::Receiver;
 use peer_tests::netns::{IsolatedHost, PathBlocked};
-use peer_tests::process::ChildProcess;
-use peer_tests::{TestServer, init, target_dir};
+use peer_tests::{TestServer, init};
 
 const OUTAGE: Duration = Duration::from_secs(5);
 /// From the issue: media resumes within this long of the path's return.
@@ -63,25 +61,7 @@ fn a_viewer_path_dropped_for_five_seconds_heals_in_the_same_session() {
         bind: "0.0.0.0:0".parse().unwrap(),
         ..ServerConfig::default()
     });
-    let mut sender = ChildProcess::spawn(
-        host.command("gst-launch-1.0")
-            .env("GST_PLUGIN_PATH", target_dir())
-            .env("GST_DEBUG", "peersink:4,default:4")
-            .args(["-m", "-e"])
-            .args(
-                format!(
-                    "peersink name=s uri=ws://{}:{}/paths peer-id=cam \
-                     videotestsrc is-live=true pattern=solid-color foreground-color=0xff2050d0 ! \
-                     video/x-raw,width=320,height=240,framerate=30/1 ! s.video_0 \
-                     audiotestsrc is-live=true wave=sine freq=440 volume=0.5 ! s.audio_0",
-                    host.near_address,
-                    server.port()
-                )
-                .split_whitespace(),
-            )
-            .stdin(Stdio::null()),
-    );
-    sender.wait_line("peer-ready", Duration::from_secs(20));
+    let mut sender = host.broadcast(server.port());
     let viewer = Receiver::start(&format!(
         "uri=ws://127.0.0.1:{}/paths producer=cam peer-id=viewer",
         server.port()

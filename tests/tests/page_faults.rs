@@ -43,6 +43,33 @@ fn text(browser: &Browser, expression: &str) -> String {
         .to_owned()
 }
 
+/// peersink `cam` broadcasting in room `live` and a watch page (its query
+/// ending with `extra`) playing it for 30 frames, its frame gaps counted
+/// from then on.
+fn watching(port: u16, extra: &str) -> (gst::Pipeline, Browser) {
+    let sender = peer_tests::sender(
+        &format!("uri=ws://127.0.0.1:{port}/live peer-id=cam"),
+        320,
+        240,
+        0xff2050d0,
+        440.0,
+    );
+    play(&sender);
+    let browser = Browser::start(&[]);
+    browser.goto(&format!(
+        "http://127.0.0.1:{port}/watch?room=live&producer=cam{extra}"
+    ));
+    browser.wait_for(
+        "window.peerPage.state === 'playing'",
+        Duration::from_secs(30),
+    );
+    monitor_frames(&browser);
+    let start = frames(&browser).decoded;
+    wait_frames(&browser, start, 30, Duration::from_secs(10));
+    reset_gaps(&browser);
+    (sender, browser)
+}
+
 /// Kills `server`, checks the page noticed, lets media run two seconds
 /// with no server at all (`media_flowing` waits for it), restarts the
 /// server; returns it and how long the page took to be back.
@@ -99,26 +126,7 @@ fn a_watch_page_plays_through_a_server_restart_and_takes_its_id_back() {
     peer_tests::require_loopback_only();
     let port = free_port();
     let mut server = serve(port);
-    let sender = peer_tests::sender(
-        &format!("uri=ws://127.0.0.1:{port}/live peer-id=cam"),
-        320,
-        240,
-        0xff2050d0,
-        440.0,
-    );
-    play(&sender);
-    let browser = Browser::start(&[]);
-    browser.goto(&format!(
-        "http://127.0.0.1:{port}/watch?room=live&producer=cam"
-    ));
-    browser.wait_for(
-        "window.peerPage.state === 'playing'",
-        Duration::from_secs(30),
-    );
-    monitor_frames(&browser);
-    let start = frames(&browser).decoded;
-    wait_frames(&browser, start, 30, Duration::from_secs(10));
-    reset_gaps(&browser);
+    let (sender, browser) = watching(port, "");
     let id = text(&browser, "window.peerPage.client.id");
     let session = text(&browser, "window.peerPage.session.id");
 
@@ -232,26 +240,7 @@ fn a_watch_page_whose_connection_drops_resumes_its_peer() {
     peer_tests::require_loopback_only();
     let port = free_port();
     let _server = serve(port);
-    let sender = peer_tests::sender(
-        &format!("uri=ws://127.0.0.1:{port}/live peer-id=cam"),
-        320,
-        240,
-        0xff2050d0,
-        440.0,
-    );
-    play(&sender);
-    let browser = Browser::start(&[]);
-    browser.goto(&format!(
-        "http://127.0.0.1:{port}/watch?room=live&producer=cam&id=fan"
-    ));
-    browser.wait_for(
-        "window.peerPage.state === 'playing'",
-        Duration::from_secs(30),
-    );
-    monitor_frames(&browser);
-    let start = frames(&browser).decoded;
-    wait_frames(&browser, start, 30, Duration::from_secs(10));
-    reset_gaps(&browser);
+    let (sender, browser) = watching(port, "&id=fan");
     let session = text(&browser, "window.peerPage.session.id");
 
     // Every connection to the server's port is destroyed on this side

@@ -11,7 +11,6 @@
 //! At the end peersink is SIGKILLed: the page frees the session (closes
 //! its RTCPeerConnection) when the server says the peer is gone.
 
-use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -20,7 +19,7 @@ use peer_tests::browser::Browser;
 use peer_tests::netns::{IsolatedHost, PathBlocked};
 use peer_tests::pages::{frames, ice_states, mark, monitor_frames, recorded, wait_frames};
 use peer_tests::process::ChildProcess;
-use peer_tests::{TestServer, init, target_dir};
+use peer_tests::{TestServer, init};
 use serde_json::Value;
 
 const OUTAGE: Duration = Duration::from_secs(5);
@@ -50,30 +49,6 @@ fn field_of(line: &str, field: &str) -> Option<String> {
     Some(value[..end].trim_matches('"').to_owned())
 }
 
-/// peersink in `host`, broadcasting 320x240 blue and a tone in room `paths`.
-fn broadcast_from(host: &IsolatedHost, server: &TestServer) -> ChildProcess {
-    let mut sender = ChildProcess::spawn(
-        host.command("gst-launch-1.0")
-            .env("GST_PLUGIN_PATH", target_dir())
-            .env("GST_DEBUG", "peersink:4,default:4")
-            .args(["-m", "-e"])
-            .args(
-                format!(
-                    "peersink name=s uri=ws://{}:{}/paths peer-id=cam \
-                     videotestsrc is-live=true pattern=solid-color foreground-color=0xff2050d0 ! \
-                     video/x-raw,width=320,height=240,framerate=30/1 ! s.video_0 \
-                     audiotestsrc is-live=true wave=sine freq=440 volume=0.5 ! s.audio_0",
-                    host.near_address,
-                    server.port()
-                )
-                .split_whitespace(),
-            )
-            .stdin(Stdio::null()),
-    );
-    sender.wait_line("peer-ready", Duration::from_secs(20));
-    sender
-}
-
 /// What a test saw of one outage.
 struct Healed {
     restarts: Vec<Value>,
@@ -92,7 +67,7 @@ fn break_and_heal(
         bind: "0.0.0.0:0".parse().unwrap(),
         ..ServerConfig::default()
     });
-    let mut sender = broadcast_from(&host, &server);
+    let mut sender = host.broadcast(server.port());
     let browser = Browser::start(&[]);
     browser.goto(&format!(
         "http://127.0.0.1:{}/watch?room=paths&producer=cam{query}",
