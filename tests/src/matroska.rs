@@ -85,8 +85,13 @@ pub fn demux_video(path: &Path) -> VideoTrack {
         let Some(pipeline) = weak.upgrade() else {
             return;
         };
+        // No preroll: the demuxer feeds every track from one thread, so a
+        // sink waiting in PAUSED with the first audio packet would block
+        // the video track from ever reaching its own sink (a file that
+        // starts with audio hung here; players put queues in between).
         let sink = gst::ElementFactory::make("fakesink")
             .property("sync", false)
+            .property("async", false)
             .build()
             .unwrap();
         pipeline.add(&sink).unwrap();
@@ -110,21 +115,48 @@ pub fn demux_video(path: &Path) -> VideoTrack {
             gst::PadProbeReturn::Ok
         });
     });
-    run_to_eos(&pipeline, path);
+    let progress = track.clone();
+    run_to_eos(&pipeline, path, move || {
+        let track = progress.lock().unwrap();
+        format!(
+            "{} video frames (last {:?}), audio to {:?}",
+            track.frames(),
+            track.last_pts(),
+            track.audio_end
+        )
+    });
     track.lock().unwrap().clone()
 }
 
-fn run_to_eos(pipeline: &gst::Pipeline, path: &Path) {
+/// Plays `pipeline` to its end; on a timeout, says how far it got
+/// (`progress`), in what state each element is, and where a copy of the
+/// file is kept for a post-mortem.
+fn run_to_eos(pipeline: &gst::Pipeline, path: &Path, progress: impl Fn() -> String) {
     pipeline.set_state(gst::State::Playing).unwrap();
     let message = pipeline.bus().unwrap().timed_pop_filtered(
         gst::ClockTime::from_seconds(60),
         &[gst::MessageType::Eos, gst::MessageType::Error],
     );
+    let states = crate::element_states(pipeline);
     let _ = pipeline.set_state(gst::State::Null);
     match message.as_ref().map(|m| m.view()) {
         Some(gst::MessageView::Eos(_)) => {}
         Some(gst::MessageView::Error(err)) => panic!("{}: {}", path.display(), err.error()),
-        _ => panic!("{} did not end within 60 s", path.display()),
+        _ => {
+            crate::dump_threads("demuxing did not end");
+            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            let kept = std::env::temp_dir().join(format!(
+                "gst-peer-unended-{}",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            ));
+            let _ = std::fs::copy(path, &kept);
+            panic!(
+                "{} ({size} bytes, kept as {}) did not end within 60 s: {}\n{states}",
+                path.display(),
+                kept.display(),
+                progress()
+            )
+        }
     }
 }
 

@@ -120,9 +120,26 @@ impl ChildProcess {
     }
 }
 
+/// Lines of a child's output shown when the test fails.
+const TAIL_ON_FAILURE: usize = 80;
+
 impl Drop for ChildProcess {
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            // The test failed: what the child said last is often why
+            // (shown with the test's captured output).
+            self.seen.extend(self.lines.try_iter());
+            let from = self.seen.len().saturating_sub(TAIL_ON_FAILURE);
+            eprintln!(
+                "--- last {} lines of {:?} ---",
+                self.seen.len() - from,
+                self.child.id()
+            );
+            for line in &self.seen[from..] {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 
