@@ -129,14 +129,20 @@ impl Drop for ChildProcess {
         if std::thread::panicking() {
             // The test failed: what the child said last is often why
             // (shown with the test's captured output).
+            // gst-launch's `-m` state changes (hundreds at teardown) left out.
             self.seen.extend(self.lines.try_iter());
-            let from = self.seen.len().saturating_sub(TAIL_ON_FAILURE);
+            let telling: Vec<&String> = self
+                .seen
+                .iter()
+                .filter(|l| !l.contains("(state-changed)") && !l.contains("(stream-status)"))
+                .collect();
+            let from = telling.len().saturating_sub(TAIL_ON_FAILURE);
             eprintln!(
-                "--- last {} lines of {:?} ---",
-                self.seen.len() - from,
+                "--- last {} lines of process {} ---",
+                telling.len() - from,
                 self.child.id()
             );
-            for line in &self.seen[from..] {
+            for line in &telling[from..] {
                 eprintln!("{line}");
             }
         }

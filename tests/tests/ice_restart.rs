@@ -52,8 +52,6 @@ fn field_of(line: &str, field: &str) -> Option<String> {
 }
 
 #[test]
-#[ignore = "flaky since this stop's merges (docs/reliability.md, ICE restart): about 1 run in 6 \
-            the frames come back later than 3 s after the path returns; run with --ignored"]
 fn a_viewer_path_dropped_for_five_seconds_heals_in_the_same_session() {
     init();
     let host = IsolatedHost::create();
