@@ -98,19 +98,29 @@ pub fn start_sampling(browser: &Browser, connection: &str) {
 /// Waits until `seconds` of sending have been sampled, then stops the
 /// sampler and returns what it saw.
 pub fn collect(browser: &Browser, seconds: f64) -> Ramp {
-    let deadline = Duration::from_secs_f64(seconds + 60.0);
-    browser.wait_for(
-        &format!(
-            "window.__ramp.samples.length > 0 && \
-             window.__ramp.samples[window.__ramp.samples.length - 1].at >= {seconds}"
-        ),
-        deadline,
-    );
+    wait_for_sampled(browser, seconds);
     let samples = browser.eval(
         "clearInterval(window.__ramp.timer); return window.__ramp.samples;",
         vec![],
     );
     Ramp::from_json(&samples)
+}
+
+/// Waits until `seconds` of sending have been sampled and returns what the
+/// sampler saw so far; it goes on sampling (for a run in phases).
+pub fn sampled_until(browser: &Browser, seconds: f64) -> Ramp {
+    wait_for_sampled(browser, seconds);
+    Ramp::from_json(&browser.eval("return window.__ramp.samples;", vec![]))
+}
+
+fn wait_for_sampled(browser: &Browser, seconds: f64) {
+    browser.wait_for(
+        &format!(
+            "window.__ramp.samples.length > 0 && \
+             window.__ramp.samples[window.__ramp.samples.length - 1].at >= {seconds}"
+        ),
+        Duration::from_secs_f64(seconds + 60.0),
+    );
 }
 
 impl Ramp {
