@@ -261,6 +261,12 @@ fn a_publisher_on_a_one_megabit_uplink_settles_below_it() {
     /// link costs a few packets now and then; congestion it does not
     /// back off from costs many more.
     const LOST_SHARE: f64 = 0.03;
+    /// On a link that binds, Chromium's estimate swings around the link's
+    /// rate (300–460 kbit/s on 400 here) and each swing above it costs
+    /// packets: 2.2 per 100 measured. Its loss-based control holds its
+    /// rate up to 10% loss; more than 5% would be congestion it does not
+    /// back off from.
+    const BINDING_LOST_SHARE: f64 = 0.05;
     /// Chromium's fake camera sends about 20 fps on this 2-core machine
     /// while a browser and a recorder run; half of that is a picture that
     /// keeps moving.
@@ -311,7 +317,7 @@ fn a_publisher_on_a_one_megabit_uplink_settles_below_it() {
         "the browser sent {before:.0} kbit/s before the link narrowed to {NARROW_KBITS}: \
          the narrower link would not bind"
     );
-    check_settled_below(&narrow, NARROW_KBITS, LOST_SHARE);
+    check_settled_below(&narrow, NARROW_KBITS, BINDING_LOST_SHARE);
 
     // The recording keeps playing: frames all through its last seconds,
     // no long freeze among them.

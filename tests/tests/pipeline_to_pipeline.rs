@@ -298,6 +298,48 @@ fn raw_video_encoded_as_vp9_and_h264() {
             .unwrap()
             .property::<gst::Structure>("stats");
         assert_eq!(stats.get::<u32>("viewers").unwrap(), 1, "{stats}");
+        check_track_stats(&receiver, &codec.to_uppercase());
         let _ = sender.set_state(gst::State::Null);
     }
+}
+
+/// What peersrc's `stats` says of each track it gives out (refreshed once
+/// a second): the codec, the picture's size, a frame rate and a bitrate
+/// near what the sender makes.
+fn check_track_stats(receiver: &Receiver, codec: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let (video, audio) = loop {
+        let stats = receiver.peersrc.property::<gst::Structure>("stats");
+        let tracks = stats.get::<gst::Structure>("tracks").ok();
+        let track = |name: &str| tracks.as_ref()?.get::<gst::Structure>(name).ok();
+        if let (Some(video), Some(audio)) = (track("video_0"), track("audio_0"))
+            && video.get::<f64>("framerate").unwrap_or(0.0) > 0.0
+            && audio.get::<u64>("bitrate").unwrap_or(0) > 0
+        {
+            break (video, audio);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no figures for both tracks in peersrc's stats: {stats}"
+        );
+        std::thread::sleep(Duration::from_millis(100)); // stats refresh each second
+    };
+    assert_eq!(video.get::<&str>("kind").unwrap(), "video", "{video}");
+    assert_eq!(video.get::<&str>("codec").unwrap(), codec, "{video}");
+    assert_eq!(
+        (
+            video.get::<u32>("width").unwrap(),
+            video.get::<u32>("height").unwrap()
+        ),
+        (640, 480),
+        "{video}"
+    );
+    // videotestsrc makes 30 fps; a loaded machine delivers fewer.
+    let framerate = video.get::<f64>("framerate").unwrap();
+    assert!((10.0..=35.0).contains(&framerate), "{video}");
+    let bitrate = video.get::<u64>("bitrate").unwrap();
+    assert!((50_000..=10_000_000).contains(&bitrate), "{video}");
+    assert!(video.get::<u64>("frames").unwrap() >= 10, "{video}");
+    assert_eq!(audio.get::<&str>("kind").unwrap(), "audio", "{audio}");
+    assert_eq!(audio.get::<&str>("codec").unwrap(), "OPUS", "{audio}");
 }

@@ -186,6 +186,73 @@ fn chromium_plays_a_pipeline_through_the_whep_page_and_stops_with_delete() {
     let _ = producer.set_state(gst::State::Null);
 }
 
+/// The /play page keeps playing by itself: its producer stops (the WHEP
+/// session is gone with it) and a new one starts under the same id; the
+/// page notices the broken connection, asks for a new session until there
+/// is something to play again (409 meanwhile), and shows the new picture
+/// with nobody touching it.
+#[test]
+fn the_play_page_plays_again_when_its_producer_comes_back() {
+    const GREEN: u32 = 0xff30c040;
+    const GREEN_RGB: [u8; 3] = [0x30, 0xc0, 0x40];
+    init();
+    let server = TestServer::start();
+    let first = broadcast(&server, "again");
+    let browser = Browser::start(&[]);
+    browser.goto(&format!(
+        "http://127.0.0.1:{}/play?url=/whep/again/cam",
+        server.port()
+    ));
+    browser.wait_for(
+        "window.peerPage.state === 'playing' && document.querySelector('video').videoWidth > 0",
+        Duration::from_secs(30),
+    );
+    let frame = browser.eval(VIDEO_PIXEL, vec![]);
+    assert!(close_colour(rgb(&frame["rgb"]), BLUE_RGB, 20), "{frame}");
+
+    let _ = first.set_state(gst::State::Null);
+    drop(first);
+    let stopped = Instant::now();
+    browser.wait_for(
+        "window.peerPage.state === 'reconnecting'",
+        Duration::from_secs(40),
+    );
+    let noticed = stopped.elapsed();
+    // Nothing to play for a while: the page keeps asking.
+    let second = sender(
+        &format!("uri={} peer-id=cam", server.room_uri("again")),
+        640,
+        360,
+        GREEN,
+        440.0,
+    );
+    play(&second);
+    let restarted = Instant::now();
+    browser.wait_for(
+        "window.peerPage.state === 'playing' && window.peerPage.reconnects.length === 1",
+        Duration::from_secs(30),
+    );
+    let back_after = restarted.elapsed();
+    let reconnects = browser.eval("return window.peerPage.reconnects;", vec![]);
+    println!(
+        "the page noticed the producer gone after {noticed:?}, played again {back_after:?} after \
+         the new one started: {reconnects}"
+    );
+    assert_eq!(reconnects[0]["how"], json!("new-session"), "{reconnects}");
+    // The new producer's picture, not a frozen old frame.
+    let frame = wait_until(Duration::from_secs(10), "the new picture", || {
+        let frame = browser.eval(VIDEO_PIXEL, vec![]);
+        close_colour(rgb(&frame["rgb"]), GREEN_RGB, 20).then_some(frame)
+    });
+    assert_eq!(
+        (frame["width"].as_u64(), frame["height"].as_u64()),
+        (Some(640), Some(360)),
+        "{frame}"
+    );
+    assert_eq!(viewers(&second), 1, "the page is the new producer's viewer");
+    let _ = second.set_state(gst::State::Null);
+}
+
 #[test]
 fn peersrc_plays_a_whep_endpoint_with_the_sent_picture_and_tone() {
     init();
