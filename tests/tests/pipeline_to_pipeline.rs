@@ -337,8 +337,10 @@ fn check_track_stats(receiver: &Receiver, codec: &str) {
     // videotestsrc makes 30 fps; a loaded machine delivers fewer.
     let framerate = video.get::<f64>("framerate").unwrap();
     assert!((10.0..=35.0).contains(&framerate), "{video}");
+    // A solid colour: VP9 sends ~12 kbit/s of it.
     let bitrate = video.get::<u64>("bitrate").unwrap();
-    assert!((50_000..=10_000_000).contains(&bitrate), "{video}");
+    assert!((1_000..=10_000_000).contains(&bitrate), "{video}");
+    assert!(video.get::<u64>("bytes").unwrap() > 0, "{video}");
     assert!(video.get::<u64>("frames").unwrap() >= 10, "{video}");
     assert_eq!(audio.get::<&str>("kind").unwrap(), "audio", "{audio}");
     assert_eq!(audio.get::<&str>("codec").unwrap(), "OPUS", "{audio}");
