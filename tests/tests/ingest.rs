@@ -29,6 +29,10 @@ const LAST_SECONDS: f64 = 10.0;
 /// How far below the browser-to-browser bitrate the recording's may be:
 /// two runs of the same call on this machine differ by about this much.
 const BITRATE_TOLERANCE: f64 = 0.15;
+/// How much later than towards a browser the recorder's ramp may reach
+/// the same picture size: Chromium steps up every ~5 s, and two runs of
+/// the same call differ by up to a step.
+const RAMP_TOLERANCE_SECONDS: f64 = 5.0;
 /// The transport-wide congestion control header extension.
 const TWCC_URI: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 
@@ -158,6 +162,24 @@ fn chromium_publishes_to_peer_record_as_well_as_to_another_chromium() {
         "the browser sends {}x{} to the recorder at the end, {}x{} to a browser",
         to_recorder.last().width,
         to_recorder.last().height,
+        reference.width,
+        reference.height
+    );
+    // As fast: the largest picture the call between browsers reached, no
+    // later towards the recorder (give or take what two runs of the same
+    // call differ by: steps come at ~5 s intervals).
+    let reached = |ramp: &Ramp| ramp.time_to_width(reference.width);
+    let (to_recorder_at, to_browser_at) = (reached(&to_recorder), reached(&to_browser));
+    println!(
+        "{}x{} reached after {to_recorder_at:?} s towards the recorder, {to_browser_at:?} s towards a browser",
+        reference.width, reference.height
+    );
+    assert!(
+        to_recorder_at
+            .zip(to_browser_at)
+            .is_some_and(|(ours, theirs)| ours <= theirs + RAMP_TOLERANCE_SECONDS),
+        "{}x{} reached after {to_recorder_at:?} s towards the recorder, {to_browser_at:?} s \
+         towards a browser (tolerance {RAMP_TOLERANCE_SECONDS} s)",
         reference.width,
         reference.height
     );
