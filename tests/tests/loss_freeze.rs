@@ -170,19 +170,43 @@ impl Viewer {
             .process
             .seen
             .iter()
-            .filter_map(|line| line.strip_prefix("decoded ")?.parse().ok())
+            .filter_map(|line| {
+                line.strip_prefix("decoded ")?
+                    .split(' ')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
             .map(Duration::from_nanos)
             .collect();
         analyse(&arrivals, from, to)
     }
 
-    /// The viewer's latest figures of its video jitter buffer.
-    fn jitterbuffer(&self) -> &str {
+    /// How far ahead of their time (ms, before the pipeline's latency)
+    /// frames left the decoder between `from` and `to`: lowest, median.
+    fn decoded_ahead(&self, from: Duration, to: Duration) -> Option<(i64, i64)> {
+        let mut ahead: Vec<i64> = self
+            .process
+            .seen
+            .iter()
+            .filter_map(|line| {
+                let mut parts = line.strip_prefix("decoded ")?.split(' ');
+                let arrival = Duration::from_nanos(parts.next()?.parse().ok()?);
+                let ahead = parts.next()?.parse().ok()?;
+                (arrival >= from && arrival <= to).then_some(ahead)
+            })
+            .collect();
+        ahead.sort_unstable();
+        Some((*ahead.first()?, ahead[ahead.len() / 2]))
+    }
+
+    /// The viewer's latest line starting with `prefix`, without it.
+    fn latest(&self, prefix: &str) -> &str {
         self.process
             .seen
             .iter()
             .rev()
-            .find_map(|line| line.strip_prefix("jitterbuffer "))
+            .find_map(|line| line.strip_prefix(prefix))
             .unwrap_or("-")
     }
 }
@@ -363,14 +387,17 @@ fn broadcast_to(paths: &[(&'static str, Path, &str)]) {
         println!(
             "{:>5}: {report}; sizes {sizes:?}; corner background in {background} of {} frames; \
              layers (s after the impairment, layer) {:?}; PLIs sent {}; sender: {}; \
-             out of the decoder: {}; jitter buffer: {}",
+             out of the decoder: {} (frames ahead of their time, lowest and median ms: \
+             {:?}); pipeline latency: {}; jitter buffer: {}",
             viewer.id,
             frames.len(),
             viewer.layers,
             plis.unwrap_or_default(),
             sender_side(&sink, viewer.id),
             viewer.decoded_report(start, end),
-            viewer.jitterbuffer()
+            viewer.decoded_ahead(start, end),
+            viewer.latest("latency "),
+            viewer.latest("jitterbuffer ")
         );
         if let Some((size, _)) = sizes
             .iter()
