@@ -8,18 +8,19 @@
 //! - `slow`: 2% dropped and its path limited to 300 kbit/s (a token bucket
 //!   with a 50 ms queue), less than the best layer needs.
 //!
-//! Neither test runs in CI yet: the issue's scenario (all three,
-//! peersrc's defaults) does not meet the limit, and the clean and lossy
-//! viewers alone, the lossy one with a 200 ms jitter buffer, meet it with
-//! too thin a margin (each test's `ignore` says why). Figures:
-//! docs/reliability.md "Viewers on lossy and slow paths".
+//! The clean and lossy viewers alone run in CI; the issue's scenario
+//! (all three) is ignored: the slow viewer does not meet the limit (its
+//! `ignore` says why). Figures: docs/reliability.md "Viewers on lossy and
+//! slow paths".
 //!
 //! Loss is put on the media direction (sender → viewer) with iptables'
 //! `statistic` match in the viewer's namespace: the kernel here has no
 //! `sch_netem`, and tbf does the rate. Each viewer is a `freeze_viewer`
 //! process (tests/src/bin/freeze_viewer.rs) printing the CLOCK_MONOTONIC
-//! arrival of every decoded frame; frozen time follows the W3C
-//! webrtc-stats definition (tests/src/freeze.rs).
+//! time each frame is shown by a clock-synchronised sink (as a player's,
+//! and where libwebrtc counts freezes) and when it left the decoder;
+//! frozen time follows the W3C webrtc-stats definition
+//! (tests/src/freeze.rs), held to the limit on the shown frames.
 //!
 //! The paths are clean for a baseline of `BASELINE`, then impaired. The
 //! first `SETTLE` after the impairment is the adaptation's reaction (the
@@ -41,10 +42,9 @@ use peer_tests::{TestServer, init, launch, play};
 
 const BASELINE: Duration = Duration::from_secs(5);
 const SETTLE: Duration = Duration::from_secs(10);
-/// The issue's unit, unscaled. A 5% loss viewer has about one ~220 ms
-/// freeze a minute (a packet whose retransmission was lost too, waited
-/// for at the expense of the frames behind it); over 40 s three of them
-/// (5% likely) exceed a second a minute, over 60 s five (~1%) do.
+/// The issue's unit, unscaled. At the decoder's output a 5% loss viewer
+/// has a few ~200-400 ms gaps a minute (a packet whose retransmission
+/// was lost too); a window shorter than a minute scales each up.
 const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
 /// From the issue: total frozen time per minute on a lossy viewer.
 const MAX_FROZEN_PER_MINUTE: Duration = Duration::from_secs(1);
@@ -467,11 +467,15 @@ fn a_viewer_under_five_percent_loss_does_not_freeze() {
     broadcast_to(&[("clean", Path::Clean, ""), ("lossy", Path::Lossy(5), "")]);
 }
 
+/// The issue's scenario. The 5% loss viewer meets the limit here too
+/// (0 ms); the one on a 300 kbit/s path does not: 2.7 s a minute in the
+/// window (was 10.9-14.2 s before failed probes were judged at once and
+/// backed off x4), from a failed probe of the best layer (~1.1 s) and
+/// 0.4-1.3 s freezes on the lower layer.
 #[test]
-#[ignore = "fails: with peersrc's default 100 ms jitter buffer the 5% loss viewer freezes 0-5.8 s a \
-            minute (lost retransmissions), and the viewer on a 300 kbit/s path 10-14 s a minute \
-            (failed layer probes, ~3.4 s each, and short freezes on the lower layer): \
-            docs/reliability.md"]
+#[ignore = "fails: the viewer on a 2% loss + 300 kbit/s path froze 2.7 s a minute (a failed probe \
+            of the best layer, ~1.1 s, and 0.4-1.3 s freezes on the lower layer; needs probing \
+            without switching): docs/reliability.md"]
 fn viewers_under_loss_and_a_rate_limit_freeze_under_a_second_a_minute() {
     broadcast_to(&[
         ("clean", Path::Clean, ""),
