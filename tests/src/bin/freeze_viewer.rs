@@ -203,7 +203,7 @@ fn main() {
     let mut seconds = 0u64;
     loop {
         seconds += 1;
-        if seconds % 5 == 0 {
+        if seconds.is_multiple_of(5) {
             if let Some(stats) = jitterbuffer_stats(&peersrc) {
                 println!("jitterbuffer {stats}");
             }
