@@ -5,10 +5,24 @@
 //!
 //! Usage: freeze_viewer 'PEERSRC PROPERTIES'
 //!
+//! The video goes to a clock-synchronised sink, as any player's does: a
+//! frame is shown at its timestamp plus the pipeline's latency (the jitter
+//! buffer's included), so a retransmission that arrives within that
+//! latency delays no frame on screen. This is where libwebrtc measures
+//! freezes too (VideoQualityObserver, at rendering).
+//!
 //! Lines on stdout:
-//!   frame NS WxH R G B   a decoded frame: its arrival on CLOCK_MONOTONIC
-//!                        (ns, comparable with the test's clock), size, and
-//!                        the RGB of the pixel at (8, 8)
+//!   frame NS WxH R G B   a frame shown: when it was rendered on
+//!                        CLOCK_MONOTONIC (ns, comparable with the test's
+//!                        clock), size, and the RGB of the pixel at (8, 8)
+//!   decoded NS [AHEAD]   a frame out of the decoder (before the sink's
+//!                        wait): what a sink that does not wait would
+//!                        show; AHEAD: ms its timestamp's running time is
+//!                        ahead of the clock (the sink adds the latency)
+//!   jitterbuffer STATS   every 5 s: the video jitter buffer's own figures
+//!                        (retransmissions asked for, lost packets)
+//!   latency live=B min=T every 5 s: the pipeline's latency, how long the
+//!                        sink holds each frame back
 //!   second VIDEO AUDIO KEYFRAME_REQUESTS
 //!                        once a second: video frames and audio buffers
 //!                        decoded so far, PLIs peersrc sent so far
@@ -29,10 +43,33 @@ const PROBE: (usize, usize) = (8, 8);
 
 fn video_branch(frames: Arc<AtomicU64>) -> gst::Element {
     let bin = gst::parse::bin_from_description(
-        "queue ! videoconvert ! video/x-raw,format=RGB ! appsink name=frames sync=false",
+        "queue ! videoconvert ! video/x-raw,format=RGB ! appsink name=frames sync=true",
         true,
     )
     .expect("the video branch builds");
+    bin.static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, |pad, info| {
+            let arrival = monotonic_now();
+            // How far ahead of its timestamp's running time the frame
+            // is (negative: behind); the sink shows it at that time plus
+            // the pipeline's latency.
+            let ahead = (|| {
+                let pts = info.buffer()?.pts()?;
+                let segment = pad.sticky_event::<gst::event::Segment>(0)?;
+                let segment = segment.segment().downcast_ref::<gst::ClockTime>()?;
+                let running = segment.to_running_time(pts)?;
+                let now = pad.parent_element()?.current_running_time()?;
+                Some((running.nseconds() as i64 - now.nseconds() as i64) / 1_000_000)
+            })();
+            let mut out = std::io::stdout().lock();
+            let _ = match ahead {
+                Some(ahead) => writeln!(out, "decoded {} {ahead}", arrival.as_nanos()),
+                None => writeln!(out, "decoded {}", arrival.as_nanos()),
+            };
+            let _ = out.flush();
+            gst::PadProbeReturn::Ok
+        });
     let appsink = bin
         .by_name("frames")
         .unwrap()
@@ -102,6 +139,36 @@ fn keyframe_requests(peersrc: &gst::Element) -> u64 {
         .sum()
 }
 
+/// The figures of peersrc's video jitter buffer, for a test's log.
+fn jitterbuffer_stats(peersrc: &gst::Element) -> Option<String> {
+    let bin = peersrc.downcast_ref::<gst::Bin>()?;
+    let is_video = |element: &gst::Element| {
+        ["sink", "src"].iter().any(|name| {
+            element
+                .static_pad(name)
+                .and_then(|pad| pad.current_caps())
+                .and_then(|caps| {
+                    let structure = caps.structure(0)?;
+                    Some(
+                        structure.get::<&str>("media").ok() == Some("video")
+                            || structure.get::<i32>("clock-rate").ok() == Some(90_000),
+                    )
+                })
+                .unwrap_or(false)
+        })
+    };
+    bin.iterate_recurse()
+        .into_iter()
+        .flatten()
+        .filter(|element| {
+            element
+                .factory()
+                .is_some_and(|factory| factory.name() == "rtpjitterbuffer")
+        })
+        .find(is_video)
+        .map(|element| element.property::<gst::Structure>("stats").to_string())
+}
+
 fn main() {
     let properties = std::env::args()
         .nth(1)
@@ -133,7 +200,21 @@ fn main() {
         .set_state(gst::State::Playing)
         .expect("the viewer plays");
     let bus = pipeline.bus().unwrap();
+    let mut seconds = 0u64;
     loop {
+        seconds += 1;
+        if seconds.is_multiple_of(5) {
+            if let Some(stats) = jitterbuffer_stats(&peersrc) {
+                println!("jitterbuffer {stats}");
+            }
+            // How long the sink holds a frame back: what a retransmission
+            // has to arrive within.
+            let mut query = gst::query::Latency::new();
+            if pipeline.query(&mut query) {
+                let (live, min, _) = query.result();
+                println!("latency live={live} min={min}");
+            }
+        }
         if let Some(message) = bus.timed_pop_filtered(
             gst::ClockTime::from_nseconds(Duration::from_secs(1).as_nanos() as u64),
             &[gst::MessageType::Error, gst::MessageType::Eos],

@@ -18,9 +18,15 @@
 //!   lowest when none does). Going down happens at once; going up only
 //!   after `UP_HOLD` with no loss, and then the estimate is raised to the
 //!   next layer's rate to probe it. A probe that fails (the viewer comes
-//!   back down within `PROBE_JUDGED_AFTER`) doubles the wait before the
-//!   next one, up to `MAX_UP_HOLD`; a layer held for `STEADY_AFTER`
-//!   resets it. A viewer whose latest report was lossy does not go up
+//!   back down within `PROBE_JUDGED_AFTER`) multiplies the wait before
+//!   the next one by `PROBE_BACKOFF`, up to `MAX_UP_HOLD`: a probe into a
+//!   layer the path cannot carry freezes the picture until the viewer is
+//!   back down, so a viewer whose probes keep failing is probed rarely. A
+//!   layer held for `STEADY_AFTER` resets it.
+//! - A keyframe request during a probe fails it at once: the viewer lost
+//!   a frame of the layer it was probing, which repaired random loss does
+//!   not do. Waiting for the loss figures (a 3 s keyframe storm) would
+//!   leave the picture frozen for those seconds. A viewer whose latest report was lossy does not go up
 //!   until a clean report comes: silence is not good news.
 //! - Reports in the `SETTLE` after a switch are ignored: they describe
 //!   the layer the viewer just left.
@@ -36,7 +42,9 @@ const GROWTH_PER_SECOND: f64 = 1.08;
 const RTT_INFLATION: Duration = Duration::from_millis(150);
 const RTT_BACKOFF: f64 = 0.85;
 pub const UP_HOLD: Duration = Duration::from_secs(4);
-pub const MAX_UP_HOLD: Duration = Duration::from_secs(32);
+pub const MAX_UP_HOLD: Duration = Duration::from_secs(128);
+/// What a failed probe multiplies the wait before the next one by.
+const PROBE_BACKOFF: u32 = 4;
 pub const PROBE_JUDGED_AFTER: Duration = Duration::from_secs(10);
 pub const STEADY_AFTER: Duration = Duration::from_secs(30);
 pub const SETTLE: Duration = Duration::from_secs(1);
@@ -52,6 +60,9 @@ pub enum Feedback {
     RoundTrip(Duration),
     /// Receiver-estimated maximum bitrate, bits per second.
     Remb(u64),
+    /// The viewer asked for a keyframe (PLI, FIR): it lost a frame that
+    /// retransmission did not repair.
+    KeyframeRequest,
 }
 
 #[derive(Debug)]
@@ -157,6 +168,18 @@ impl Adaptation {
                 self.grow(now);
                 self.estimate = self.estimate.min(bitrate as f64);
             }
+            Feedback::KeyframeRequest => {
+                if !self.probing(now) {
+                    // Outside a probe the loss figures judge (a storm of
+                    // requests counts as loss): one request is a frame
+                    // lost to random loss, not a layer that does not fit.
+                    return None;
+                }
+                // Back to the layer the probe left, whose rate fits.
+                self.clean_since = now;
+                let below = (self.layer + 1).min(self.bitrates.len() - 1);
+                self.estimate = self.estimate.min(self.bitrates[below] as f64);
+            }
         }
         self.decide(now)
     }
@@ -166,6 +189,12 @@ impl Adaptation {
     pub fn tick(&mut self, now: Instant) -> Option<usize> {
         self.grow(now);
         self.decide(now)
+    }
+
+    /// Whether the viewer went up within `PROBE_JUDGED_AFTER`: its new
+    /// layer is on trial.
+    fn probing(&self, now: Instant) -> bool {
+        self.last_up.is_some_and(|up| now < up + PROBE_JUDGED_AFTER)
     }
 
     fn current_rate(&self) -> f64 {
@@ -210,8 +239,8 @@ impl Adaptation {
         let target = self.fitting_layer(self.estimate);
         if target > self.layer {
             // Down at once. Coming down soon after going up means the probe failed.
-            if self.last_up.is_some_and(|up| now < up + PROBE_JUDGED_AFTER) {
-                self.up_hold = (self.up_hold * 2).min(MAX_UP_HOLD);
+            if self.probing(now) {
+                self.up_hold = (self.up_hold * PROBE_BACKOFF).min(MAX_UP_HOLD);
             }
             self.last_up = None;
             return Some(self.switch(now, target));
@@ -375,7 +404,62 @@ mod tests {
             now += Duration::from_millis(1500);
             assert_eq!(adaptation.feedback(now, Feedback::Loss(0.5)), Some(1));
         }
-        assert_eq!(holds, vec![4, 8, 16, 32, 32]);
+        assert_eq!(holds, vec![4, 16, 64, 128, 128]);
+    }
+
+    /// Goes down on heavy loss, then clean reports until the probe up.
+    fn probe_up(adaptation: &mut Adaptation, t0: Instant) -> Instant {
+        let mut now = at(t0, 1000);
+        assert_eq!(adaptation.feedback(now, Feedback::Loss(0.5)), Some(1));
+        loop {
+            now += Duration::from_millis(100);
+            if adaptation.feedback(now, Feedback::Loss(0.0)) == Some(0) {
+                return now;
+            }
+        }
+    }
+
+    #[test]
+    fn a_keyframe_request_during_a_probe_fails_it_at_once() {
+        let t0 = Instant::now();
+        let mut adaptation = Adaptation::new(LAYERS.to_vec(), t0);
+        let up = probe_up(&mut adaptation, t0);
+        // The probed layer loses a frame: straight back, no waiting for
+        // the loss figures, and the next probe waits longer.
+        let failed = up + Duration::from_millis(300);
+        assert_eq!(
+            adaptation.feedback(failed, Feedback::KeyframeRequest),
+            Some(1)
+        );
+        let mut now = failed;
+        loop {
+            now += Duration::from_millis(100);
+            if adaptation.feedback(now, Feedback::Loss(0.0)) == Some(0) {
+                break;
+            }
+        }
+        assert_eq!(
+            (now - failed).as_secs(),
+            (UP_HOLD * PROBE_BACKOFF).as_secs()
+        );
+    }
+
+    #[test]
+    fn keyframe_requests_outside_a_probe_do_not_move_the_viewer() {
+        let t0 = Instant::now();
+        let mut adaptation = Adaptation::new(LAYERS.to_vec(), t0);
+        // On its first layer, never probed: random loss's occasional
+        // request is no reason to leave it.
+        assert_eq!(
+            adaptation.feedback(at(t0, 500), Feedback::KeyframeRequest),
+            None
+        );
+        let up = probe_up(&mut adaptation, t0);
+        // Once the probe has been judged good, requests are loss again.
+        let later = up + PROBE_JUDGED_AFTER + Duration::from_secs(1);
+        assert_eq!(adaptation.tick(later), None);
+        assert_eq!(adaptation.feedback(later, Feedback::KeyframeRequest), None);
+        assert_eq!(adaptation.layer(), 0);
     }
 
     #[test]

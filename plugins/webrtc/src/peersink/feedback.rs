@@ -201,6 +201,16 @@ impl Monitor {
                 .feedback(Instant::now(), Feedback::Remb(remb));
             self.apply(decision);
         }
+        // Judged as it comes, not at the next tick: a viewer probing a
+        // layer its path cannot carry sees a frozen picture meanwhile.
+        if feedback.keyframe_requests > 0 {
+            let decision = self
+                .adaptation
+                .lock()
+                .unwrap()
+                .feedback(Instant::now(), Feedback::KeyframeRequest);
+            self.apply(decision);
+        }
     }
 
     /// About once a second: loss from NACKs and reports, round trip,
