@@ -340,8 +340,8 @@ impl Viewer {
 /// clocksync and its rtpfunnel, FEC negotiated or not; neither element
 /// has a list path, so each frame's list was split there into single
 /// packets, and rtprtxsend, rtpsession, srtpenc and nicesink then ran
-/// once per packet (one `sendmsg` each) instead of once per frame
-/// (nicesink sends a list with one `sendmmsg`). Without FEC the bin only
+/// once per packet instead of once per frame (nicesink hands a list to
+/// libnice in one call). Without FEC the bin only
 /// passes packets through: it is unlinked (left in place, webrtcbin owns
 /// it) and clocksync linked straight to the funnel. Done from the first
 /// video data on the payloader's pad, once webrtcbin has built that path
