@@ -195,6 +195,9 @@ impl Viewer {
             .map_err(|err| format!("cannot link the payloader to webrtcbin: {err:?}"))?;
         if codec.kind() == MediaKind::Video {
             self.monitor.count_sent(&pay_src);
+            if options.fec_percentage == 0 {
+                keep_packet_lists(&pay_src);
+            }
         }
 
         // Video waits for the connection, then for a keyframe: frames sent
@@ -329,6 +332,83 @@ impl Viewer {
             }
         }
     }
+}
+
+/// Keeps the payloader's buffer lists (one per frame) whole down to the
+/// socket when the viewer has no FEC. GStreamer 1.22's webrtcbin puts a
+/// FEC bin (rtpulpfecenc, then rtpredenc) between each sink pad's
+/// clocksync and its rtpfunnel, FEC negotiated or not; neither element
+/// has a list path, so each frame's list was split there into single
+/// packets, and rtprtxsend, rtpsession, srtpenc and nicesink then ran
+/// once per packet instead of once per frame (nicesink hands a list to
+/// libnice in one call). Without FEC the bin only
+/// passes packets through: it is unlinked (left in place, webrtcbin owns
+/// it) and clocksync linked straight to the funnel. Done from the first
+/// video data on the payloader's pad, once webrtcbin has built that path
+/// (video flows only once connected), on the thread that pushes into it.
+fn keep_packet_lists(pay_src: &gst::Pad) {
+    let attempts = std::sync::atomic::AtomicU32::new(0);
+    pay_src.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+        move |pad, _| {
+            let attempt = attempts.fetch_add(1, Ordering::Relaxed);
+            match bypass_fec_bin(pad) {
+                Ok(()) => gst::PadProbeReturn::Remove,
+                // Not built yet: try again with the next data, a while.
+                Err(_) if attempt < 30 => gst::PadProbeReturn::Ok,
+                Err(reason) => {
+                    gst::debug!(super::imp::CAT, obj = pad, "FEC bin kept: {reason}");
+                    gst::PadProbeReturn::Remove
+                }
+            }
+        },
+    );
+}
+
+/// Links webrtcbin's clocksync behind `pay_src` straight to the funnel
+/// the FEC bin fed.
+fn bypass_fec_bin(pay_src: &gst::Pad) -> Result<(), &'static str> {
+    let ghost = pay_src
+        .peer()
+        .and_then(|pad| pad.downcast::<gst::GhostPad>().ok())
+        .ok_or("no webrtcbin sink pad")?;
+    let clocksync = ghost
+        .target()
+        .and_then(|pad| pad.parent_element())
+        .ok_or("no element behind webrtcbin's sink pad")?;
+    let clocksync_src = clocksync.static_pad("src").ok_or("no src pad")?;
+    let fec_sink = clocksync_src.peer().ok_or("not linked yet")?;
+    let fec_bin = fec_sink
+        .parent_element()
+        .and_then(|element| element.downcast::<gst::Bin>().ok())
+        .ok_or("not followed by a bin")?;
+    let is_fec = fec_bin.iterate_elements().into_iter().flatten().any(|e| {
+        e.factory()
+            .is_some_and(|f| matches!(f.name().as_str(), "rtpulpfecenc" | "rtpredenc"))
+    });
+    if !is_fec {
+        return Err("not followed by the FEC bin");
+    }
+    let fec_src = fec_bin.static_pad("src").ok_or("FEC bin without src pad")?;
+    let funnel_sink = fec_src.peer().ok_or("FEC bin not linked yet")?;
+    clocksync_src
+        .unlink(&fec_sink)
+        .map_err(|_| "cannot unlink the FEC bin")?;
+    fec_src
+        .unlink(&funnel_sink)
+        .map_err(|_| "cannot unlink the FEC bin")?;
+    if clocksync_src.link(&funnel_sink).is_err() {
+        // Put the path back as it was rather than leave it cut.
+        let _ = clocksync_src.link(&fec_sink);
+        let _ = fec_src.link(&funnel_sink);
+        return Err("cannot link clocksync to the funnel");
+    }
+    gst::debug!(
+        super::imp::CAT,
+        obj = pay_src,
+        "FEC bin bypassed: lists kept"
+    );
+    Ok(())
 }
 
 /// Whether `offer` has any audio or video section.
