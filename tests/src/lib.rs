@@ -14,6 +14,7 @@ pub mod process;
 pub mod ramp;
 pub mod rawws;
 pub mod recorder;
+pub mod server_process;
 pub mod ws;
 
 use std::path::PathBuf;

@@ -170,16 +170,3 @@ fn parse_server_frame(buffer: &[u8]) -> Option<(Frame, usize)> {
     };
     Some((frame, at + len))
 }
-
-/// Resident memory of process `pid` and its peak, in KiB.
-pub fn memory_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}

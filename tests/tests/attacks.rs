@@ -7,56 +7,52 @@
 //! (127.0.0.1), as they would from other hosts. Figures: docs/security.md.
 
 use std::net::Ipv4Addr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use peer_tests::process::ChildProcess;
 use peer_tests::rawws::{self, Frame, RawSocket};
+use peer_tests::server_process::{ServerProcess, raise_file_limit};
 use peer_tests::ws::RawPeer;
 use serde_json::{Value, json};
 
-struct Server {
-    process: ChildProcess,
-    port: u16,
-}
+/// Open files this process (and the server it starts) may hold: ten
+/// thousand attackers and the server's end of each.
+const FILES_WANTED: u64 = 200_000;
+
+struct Server(ServerProcess);
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
         peer_tests::require_loopback_only();
         // Attacks take a file descriptor per socket on this side too.
-        raise_file_limit();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut command = Command::new(peer_tests::peer_binary());
-        command
-            .args(["serve", "--port", &port.to_string()])
-            .args(extra)
-            .env("PEER_LOG", "warn");
-        let mut process = ChildProcess::spawn(&mut command);
-        process.wait_line("gst-peer signalling on", Duration::from_secs(20));
-        Server { process, port }
+        raise_file_limit(FILES_WANTED);
+        Server(ServerProcess::serve(
+            peer_tests::peer_binary(),
+            extra,
+            "gst-peer signalling on",
+        ))
     }
 
     /// Resident memory now, in MiB.
     fn rss_mib(&self) -> f64 {
-        rawws::memory_kib(self.process.id()).0 as f64 / 1024.0
+        self.0.rss_kib() as f64 / 1024.0
     }
 
     /// Peak resident memory so far, in MiB.
     fn peak_mib(&self) -> f64 {
-        rawws::memory_kib(self.process.id()).1 as f64 / 1024.0
+        self.0.peak_rss_kib() as f64 / 1024.0
+    }
+
+    fn port(&self) -> u16 {
+        self.0.port
     }
 
     fn ws_url(&self) -> String {
-        format!("ws://127.0.0.1:{}/ws", self.port)
+        format!("ws://127.0.0.1:{}/ws", self.port())
     }
 
     /// Peers in `room`, from the open server's room listing.
     async fn peers_in(&self, room: &str) -> u64 {
-        let response = peer_tests::http::request(self.port, "GET", "/api/rooms", &[], b"").await;
+        let response = peer_tests::http::request(self.port(), "GET", "/api/rooms", &[], b"").await;
         let rooms: Value = serde_json::from_str(&response.body).expect("rooms JSON");
         rooms["rooms"]
             .as_array()
@@ -190,7 +186,7 @@ async fn a_thousand_clients_that_stop_reading_are_dropped_and_cost_the_others_no
     // never read another byte. (Ten rooms rather than one: when a room of
     // n peers empties at once, its members are told of n leaves each, n²
     // messages; that cost is the room's, not this attack's.)
-    let mut crowd = open_sockets(attacker(2), server.port, 1_000, Some(4096)).await;
+    let mut crowd = open_sockets(attacker(2), server.port(), 1_000, Some(4096)).await;
     for (i, socket) in crowd.iter_mut().enumerate() {
         socket
             .send_text(&json!({"type": "hello", "id": format!("idle-{i}")}).to_string())
@@ -255,7 +251,7 @@ async fn slowloris_requests_are_closed_at_the_header_deadline() {
     let server = Server::start(&[]);
     let mut pair = Pair::join(&server, "b").await;
     let before = server.rss_mib();
-    let port = server.port;
+    let port = server.port();
     let attack = async move {
         // 1,000 requests that never finish their headers, one more byte
         // every two seconds.
@@ -329,10 +325,10 @@ async fn ten_thousand_connections_that_never_say_hello_are_closed_with_hello_tim
     let server = Server::start(&["--max-connections", "10100"]);
     let mut pair = Pair::join(&server, "c").await;
     let before = server.rss_mib();
-    let port = server.port;
+    let port = server.port();
     // Each socket is a file descriptor here too (the server raises its own
     // limit): lift ours to the hard limit.
-    let files = raise_file_limit();
+    let files = raise_file_limit(FILES_WANTED);
     let groups = (10u64).min(files.saturating_sub(500) / 1_000) as u8;
     if groups < 10 {
         println!(
@@ -400,7 +396,7 @@ async fn ten_thousand_connections_that_never_say_hello_are_closed_with_hello_tim
 async fn a_flooding_peer_is_rate_limited_and_its_victim_keeps_working() {
     let server = Server::start(&[]);
     let mut pair = Pair::join(&server, "d").await;
-    let stream = rawws::connect_from(attacker(4), server.port, None).await;
+    let stream = rawws::connect_from(attacker(4), server.port(), None).await;
     let mut flooder = RawSocket::upgrade(stream, "/ws").await.unwrap();
     flooder
         .send_text(&json!({"type": "hello", "id": "flooder"}).to_string())
@@ -464,7 +460,7 @@ async fn a_whip_post_flood_from_one_address_gets_429_and_others_still_get_in() {
         for _ in 0..300 {
             let response = peer_tests::http::request_from(
                 attacker(20),
-                server.port,
+                server.port(),
                 "POST",
                 "/whip/flooded",
                 &headers,
@@ -497,7 +493,7 @@ async fn a_whip_post_flood_from_one_address_gets_429_and_others_still_get_in() {
     // Another address is not held back by the flooder.
     let other = peer_tests::http::request_from(
         attacker(21),
-        server.port,
+        server.port(),
         "POST",
         "/whip/flooded",
         &headers,
@@ -537,7 +533,7 @@ async fn list_amplification_is_bounded_by_the_meta_limit_and_the_outbox_budget()
         members.push(member);
     }
     let before = server.rss_mib();
-    let stream = rawws::connect_from(attacker(5), server.port, Some(4096)).await;
+    let stream = rawws::connect_from(attacker(5), server.port(), Some(4096)).await;
     let mut lister = RawSocket::upgrade(stream, "/ws").await.unwrap();
     lister
         .send_text(&json!({"type": "hello", "id": "lister"}).to_string())
@@ -575,7 +571,7 @@ async fn oversized_invalid_and_binary_frames_get_their_close_codes_or_errors() {
     let mut pair = Pair::join(&server, "f").await;
     let before = server.rss_mib();
     let connect = || async {
-        let stream = rawws::connect_from(attacker(6), server.port, None).await;
+        let stream = rawws::connect_from(attacker(6), server.port(), None).await;
         RawSocket::upgrade(stream, "/ws").await.unwrap()
     };
     // Over the protocol limit (64 KiB) but under the frame cap: an error,
@@ -657,21 +653,4 @@ async fn next_json(socket: &mut RawSocket) -> Value {
             other => panic!("expected a message, got {other:?}"),
         }
     }
-}
-
-/// Lifts this process's open-file soft limit to the hard one; the limit.
-fn raise_file_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct given.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 1024;
-        }
-        limit.rlim_cur = limit.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-    }
-    limit.rlim_cur as u64
 }

@@ -27,6 +27,7 @@ use async_tungstenite::tokio::client_async;
 use async_tungstenite::tungstenite::Message;
 use futures::{SinkExt, StreamExt};
 use peer_tests::process::{ChildProcess, cpu_seconds};
+use peer_tests::server_process::{ServerProcess, free_port, raise_file_limit};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -81,7 +82,9 @@ impl Which {
 fn main() {
     let cli = <Cli as clap::Parser>::parse();
     peer_tests::require_loopback_only();
-    raise_file_limit();
+    // A socket per client here, and one per client in the server (which
+    // inherits the limit): 10,000 clients need more than the usual 1024.
+    println!("open files allowed: {}", raise_file_limit(200_000));
     let servers: Vec<Which> = match cli.only.as_deref() {
         Some("peer") => vec![Which::Peer],
         Some("reference") => vec![Which::Reference],
@@ -153,35 +156,6 @@ fn machine() -> String {
     )
 }
 
-/// A socket per client here, and one per client in the server (which
-/// inherits the limit): 10,000 clients need more than the usual 1024.
-fn raise_file_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with valid structs; a failure leaves the
-    // old limit, which is then reported.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-        let wanted = libc::rlimit {
-            rlim_cur: 200_000,
-            rlim_max: limit.rlim_max.max(200_000),
-        };
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-    }
-    println!("open files allowed: {}", limit.rlim_cur);
-}
-
-struct Server {
-    process: ChildProcess,
-    port: u16,
-}
-
 fn npm_dir() -> PathBuf {
     std::env::var_os("GST_PEER_NPM_DIR")
         .map(PathBuf::from)
@@ -190,46 +164,32 @@ fn npm_dir() -> PathBuf {
         })
 }
 
-fn start(which: Which) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let port_text = port.to_string();
+fn start(which: Which) -> ServerProcess {
     // Both with room for every client, and no heartbeat needed while
     // clients connect.
-    let mut process = match which {
-        Which::Peer => {
-            let mut process = ChildProcess::spawn(
-                Command::new(peer_tests::peer_binary())
-                    .args([
-                        "serve",
-                        "--port",
-                        &port_text,
-                        "--max-peers-per-room",
-                        "100000",
-                    ])
-                    .args([
-                        "--max-peers",
-                        "200000",
-                        "--peerjs-concurrent-limit",
-                        "100000",
-                    ])
-                    .args([
-                        "--max-connections",
-                        "200000",
-                        "--max-connections-per-ip",
-                        "200000",
-                        "--message-rate",
-                        "1000000000",
-                    ])
-                    .args(["--peerjs-alive-timeout", "600000", "--heartbeat", "600"])
-                    .env("PEER_LOG", "warn"),
-            );
-            process.wait_line("PeerJS clients", Duration::from_secs(20));
-            process
-        }
+    match which {
+        Which::Peer => ServerProcess::serve(
+            peer_tests::peer_binary(),
+            [
+                "--max-peers-per-room",
+                "100000",
+                "--max-peers",
+                "200000",
+                "--peerjs-concurrent-limit",
+                "100000",
+                "--max-connections",
+                "200000",
+                "--max-connections-per-ip",
+                "200000",
+                "--message-rate",
+                "1000000000",
+                "--peerjs-alive-timeout",
+                "600000",
+                "--heartbeat",
+                "600",
+            ],
+            "PeerJS clients",
+        ),
         Which::Reference => {
             let script = npm_dir().join("node_modules/peer/dist/bin/peerjs.js");
             assert!(
@@ -237,10 +197,11 @@ fn start(which: Which) -> Server {
                 "{}: run scripts/install-deps.sh",
                 script.display()
             );
+            let port = free_port();
             let process = ChildProcess::spawn(
                 Command::new("node")
                     .arg(script)
-                    .args(["--port", &port_text, "--host", "127.0.0.1"])
+                    .args(["--port", &port.to_string(), "--host", "127.0.0.1"])
                     .args(["--concurrent_limit", "100000", "--alive_timeout", "600000"]),
             );
             let deadline = Instant::now() + Duration::from_secs(20);
@@ -251,20 +212,9 @@ fn start(which: Which) -> Server {
                 );
                 std::thread::sleep(Duration::from_millis(50));
             }
-            process
+            ServerProcess { process, port }
         }
-    };
-    let _ = &mut process;
-    Server { process, port }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    }
 }
 
 type Socket = async_tungstenite::WebSocketStream<
@@ -312,7 +262,7 @@ const OPENING_AT_ONCE: usize = 64;
 async fn idle(which: Which, count: usize) -> Result<(), String> {
     let server = start(which);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let before = rss_kib(server.process.id());
+    let before = server.rss_kib();
     let started = Instant::now();
     let port = server.port;
     let sockets: Vec<Socket> = futures::stream::iter(0..count)
@@ -324,7 +274,7 @@ async fn idle(which: Which, count: usize) -> Result<(), String> {
     // Settled: RSS taken 5 s after the last OPEN (node's heap grows and
     // is collected meanwhile), and every client still connected.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let after = rss_kib(server.process.id());
+    let after = server.rss_kib();
     println!(
         "idle [{}]: {count} clients got OPEN in {:.1} s; server RSS {:.1} MB before, {:.1} MB with them: {:.1} MB for the clients, {:.2} KB per client",
         which.name(),

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use async_tungstenite::tokio::client_async;
 use async_tungstenite::tungstenite::Message;
 use futures::{SinkExt, StreamExt};
-use peer_tests::process::{ChildProcess, cpu_seconds};
+use peer_tests::process::cpu_seconds;
+use peer_tests::server_process::{ServerProcess, raise_file_limit};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -110,7 +111,8 @@ fn main() {
     let cli = <Cli as clap::Parser>::parse();
     AUTH.set(cli.auth).unwrap();
     peer_tests::require_loopback_only();
-    raise_file_limit();
+    // Idle peers hold file descriptors on both sides.
+    raise_file_limit(200_000);
     // A runtime per phase: dropping it ends the tasks the phase spawned
     // (readers of thousands of sockets), which would otherwise compete
     // with the next phase.
@@ -155,31 +157,6 @@ fn main() {
     }
 }
 
-/// Idle peers hold file descriptors on both sides.
-fn raise_file_limit() {
-    let limit = libc::rlimit {
-        rlim_cur: 200_000,
-        rlim_max: 200_000,
-    };
-    // SAFETY: setrlimit with a valid struct; failure only leaves the old limit.
-    unsafe {
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-            let mut current = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            libc::getrlimit(libc::RLIMIT_NOFILE, &mut current);
-            current.rlim_cur = current.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &current);
-        }
-    }
-}
-
-struct Server {
-    process: ChildProcess,
-    port: u16,
-}
-
 /// The server measured unless told otherwise: SIGNALLING_BENCH_SERVER
 /// (another build, e.g. peer-signalling's example `serve`), or `peer`.
 fn default_server() -> std::path::PathBuf {
@@ -188,52 +165,32 @@ fn default_server() -> std::path::PathBuf {
         .unwrap_or_else(peer_tests::peer_binary)
 }
 
-fn start_server() -> Server {
+fn start_server() -> ServerProcess {
     start_server_binary(default_server())
 }
 
-fn start_server_binary(binary: std::path::PathBuf) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut command = std::process::Command::new(binary);
-    command
-        .args([
-            "serve",
-            "--port",
-            &port.to_string(),
-            "--max-peers-per-room",
-            "100000",
-            // The benchmark's clients all come from 127.0.0.1, and its few
-            // senders go as fast as they can: lift the per-address cap and
-            // the per-connection rate limit it would otherwise measure.
-            "--max-connections",
-            "30000",
-            "--max-connections-per-ip",
-            "30000",
-            "--message-rate",
-            "1000000",
-        ])
-        .env("PEER_LOG", "warn");
+fn start_server_binary(binary: std::path::PathBuf) -> ServerProcess {
+    let mut args: Vec<std::ffi::OsString> = [
+        "--max-peers-per-room",
+        "100000",
+        // The benchmark's clients all come from 127.0.0.1, and its few
+        // senders go as fast as they can: lift the per-address cap and
+        // the per-connection rate limit it would otherwise measure.
+        "--max-connections",
+        "30000",
+        "--max-connections-per-ip",
+        "30000",
+        "--message-rate",
+        "1000000",
+    ]
+    .map(Into::into)
+    .into();
     if auth() {
         let secret = std::env::temp_dir().join(format!("signalling-bench-{}", std::process::id()));
         std::fs::write(&secret, BENCH_SECRET).unwrap();
-        command.arg("--auth-secret-file").arg(&secret);
+        args.extend(["--auth-secret-file".into(), secret.into()]);
     }
-    let mut process = ChildProcess::spawn(&mut command);
-    process.wait_line("gst-peer signalling on", Duration::from_secs(20));
-    Server { process, port }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    ServerProcess::serve(binary, args, "gst-peer signalling on")
 }
 
 type Socket = async_tungstenite::WebSocketStream<
@@ -281,7 +238,7 @@ async fn join(port: u16, id: &str, room: &str) -> Socket {
 /// connected when the memory is read, or the run fails.
 async fn idle(binary: std::path::PathBuf, count: usize, per_room: usize) {
     let server = start_server_binary(binary);
-    let before = rss_kib(server.process.id());
+    let before = server.rss_kib();
     let closed = Arc::new(AtomicU64::new(0));
     let frames = Arc::new(AtomicU64::new(0));
     let mut readers = Vec::with_capacity(count);
@@ -312,7 +269,7 @@ async fn idle(binary: std::path::PathBuf, count: usize, per_room: usize) {
         seen = frames.load(Ordering::Relaxed);
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    let after = rss_kib(server.process.id());
+    let after = server.rss_kib();
     let lost = closed.load(Ordering::Relaxed);
     assert_eq!(lost, 0, "{lost} of {count} idle peers were disconnected");
     let rooms = count.div_ceil(per_room.max(1));

@@ -164,15 +164,9 @@ impl PeerJsAdapter {
                     tracing::debug!(id = me, "an offer in a running session, not for PeerJS");
                     return;
                 }
-                let Some(connection_id) = client
-                    .links
-                    .iter()
-                    .find(|l| l.session == *session)
-                    .map(|l| l.connection_id.clone())
-                else {
+                let Some((connection_id, kind)) = self.connection_of(conn, session) else {
                     return;
                 };
-                let kind = self.offer_kind(session);
                 write(
                     out,
                     socket,
@@ -190,15 +184,9 @@ impl PeerJsAdapter {
                 let Some(candidate) = candidate.as_ref().filter(|c| !c.candidate.is_empty()) else {
                     return;
                 };
-                let Some(connection_id) = client
-                    .links
-                    .iter()
-                    .find(|l| l.session == *session)
-                    .map(|l| l.connection_id.clone())
-                else {
+                let Some((connection_id, kind)) = self.connection_of(conn, session) else {
                     return;
                 };
-                let kind = self.offer_kind(session);
                 write(
                     out,
                     socket,
@@ -228,6 +216,19 @@ impl PeerJsAdapter {
             }
             _ => {}
         }
+    }
+
+    /// The PeerJS connection by which the client of `conn` knows core
+    /// session `session`: its id and its type (`media` or `data`), as
+    /// ANSWER and CANDIDATE frames carry them.
+    fn connection_of(&self, conn: ConnId, session: &str) -> Option<(&str, &str)> {
+        let link = self
+            .clients
+            .get(&conn)?
+            .links
+            .iter()
+            .find(|l| l.session == session)?;
+        Some((link.connection_id.as_str(), self.offer_kind(session)))
     }
 
     fn offer_kind(&self, session: &str) -> &str {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::header::{self, HeaderMap, HeaderValue};
@@ -25,7 +25,7 @@ use axum::routing::get;
 use futures::SinkExt;
 
 use super::{Connect, PeerJsAdapter};
-use crate::server::{Hub, Outbox, close_on_error, hard_frame_cap, write_batch};
+use crate::server::{Hub, Incoming, Outbox, SocketEnd, hard_frame_cap, run_socket};
 
 pub fn router(hub: Arc<Hub>) -> Router {
     let path = hub.with_adapter::<PeerJsAdapter, _>(
@@ -77,30 +77,19 @@ async fn serve(hub: Arc<Hub>, mut ws: WebSocket, query: HashMap<String, String>)
         },
     );
     drop(query);
-    loop {
-        tokio::select! {
-            frame = ws.recv() => match frame {
-                Some(Ok(Message::Text(text))) => {
-                    hub.call::<PeerJsAdapter, _>(|_| true, |adapter, core, _, out| {
-                        adapter.frame(Instant::now(), core, socket, text.as_str(), out)
-                    });
-                }
-                // Not part of the protocol; pings are answered by the
-                // WebSocket layer.
-                Some(Ok(Message::Binary(_) | Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(_))) | None => break,
-                Some(Err(err)) => {
-                    tracing::debug!(socket, "PeerJS socket error");
-                    let _ = close_on_error(&mut ws, err).await;
-                    break;
-                }
-            },
-            _ = outbox.ready.notified() => {
-                if !write_batch(&mut ws, outbox.take()).await {
-                    break;
-                }
-            }
+    let end = run_socket(&mut ws, &outbox, |frame| {
+        // Binary frames are not part of the protocol; pings are answered
+        // by the WebSocket layer.
+        if let Incoming::Text(text) = frame {
+            hub.call::<PeerJsAdapter, _>(
+                |_| true,
+                |adapter, core, _, out| adapter.frame(Instant::now(), core, socket, text, out),
+            );
         }
+    })
+    .await;
+    if matches!(end, SocketEnd::Refused | SocketEnd::ReadFailed) {
+        tracing::debug!(socket, "PeerJS socket error");
     }
     hub.call::<PeerJsAdapter, _>(
         |_| true,

@@ -160,50 +160,88 @@ pub(crate) async fn websocket(
 }
 
 async fn serve_connection(hub: Arc<Hub>, mut socket: WebSocket, token: Option<String>) {
-    // One task reads and writes: half the tasks of a reader/writer pair,
-    // for peers that are idle most of the time.
     let outbox = Arc::new(Outbox::default());
     let conn = hub.register(outbox.clone(), token);
     let limits = hub.limits();
-    // Whether the socket ended without a close frame from the peer.
-    let mut lost = true;
+    let end = run_socket(&mut socket, &outbox, |frame| match frame {
+        Incoming::Text(text) => {
+            // Decoded here, not under the hub's lock.
+            let frame = core::decode_frame(&limits, text, text.len());
+            hub.input(Input::Frame { conn, frame });
+        }
+        Incoming::Binary => hub.input(Input::Binary { conn }),
+        Incoming::Alive => hub.input(Input::Alive { conn }),
+    })
+    .await;
+    // Closed by the peer, or by us for what it sent: no resume for either.
+    let lost = !matches!(end, SocketEnd::ClosedByPeer | SocketEnd::Refused);
+    hub.unregister(conn, lost);
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.close()).await;
+}
+
+/// What the peer sent on a socket, as [`run_socket`] hands it over.
+pub(crate) enum Incoming<'a> {
+    Text(&'a str),
+    Binary,
+    /// A ping or a pong (pings are answered by the WebSocket layer).
+    Alive,
+}
+
+/// How [`run_socket`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SocketEnd {
+    /// The peer sent a close frame.
+    ClosedByPeer,
+    /// The peer sent what the WebSocket layer refuses (see
+    /// [`close_on_error`]) and was closed with the code that says why.
+    Refused,
+    /// Reading failed otherwise (the connection broke).
+    ReadFailed,
+    /// The connection ended without a close frame, or writing ended it
+    /// (a close we queued, a failed write, a peer not reading).
+    Ended,
+}
+
+/// The loop of one socket's task, shared by every protocol the server
+/// speaks: hands each frame read to `incoming` and writes what `outbox`
+/// holds as it fills, until either side ends the connection. One task
+/// reads and writes: half the tasks of a reader/writer pair, for peers
+/// that are idle most of the time.
+pub(crate) async fn run_socket(
+    socket: &mut WebSocket,
+    outbox: &Outbox,
+    mut incoming: impl FnMut(Incoming<'_>),
+) -> SocketEnd {
     loop {
         tokio::select! {
             frame = socket.recv() => match frame {
-                Some(Ok(Message::Text(text))) => {
-                    // Decoded here, not under the hub's lock.
-                    let frame = core::decode_frame(&limits, text.as_str(), text.len());
-                    hub.input(Input::Frame { conn, frame });
-                }
-                Some(Ok(Message::Binary(_))) => hub.input(Input::Binary { conn }),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => hub.input(Input::Alive { conn }),
-                Some(Ok(Message::Close(_))) => {
-                    lost = false;
-                    break;
-                }
-                None => break,
+                Some(Ok(Message::Text(text))) => incoming(Incoming::Text(text.as_str())),
+                Some(Ok(Message::Binary(_))) => incoming(Incoming::Binary),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => incoming(Incoming::Alive),
+                Some(Ok(Message::Close(_))) => return SocketEnd::ClosedByPeer,
+                None => return SocketEnd::Ended,
                 Some(Err(err)) => {
-                    // Closed for what it sent: no resume for that.
-                    lost = !close_on_error(&mut socket, err).await;
-                    break;
+                    return if close_on_error(socket, err).await {
+                        SocketEnd::Refused
+                    } else {
+                        SocketEnd::ReadFailed
+                    };
                 }
             },
             _ = outbox.ready.notified() => {
-                if !write_batch(&mut socket, outbox.take()).await {
-                    break;
+                if !write_batch(socket, outbox.take()).await {
+                    return SocketEnd::Ended;
                 }
             }
         }
     }
-    hub.unregister(conn, lost);
-    let _ = tokio::time::timeout(Duration::from_secs(1), socket.close()).await;
 }
 
 /// Closes a socket whose reading failed with the code that says why
 /// (RFC 6455 7.4.1): 1009 for a frame over the size cap, 1007 for text
 /// that is not UTF-8, 1002 for a protocol violation. Whether it was one
 /// of those (rather than the connection failing).
-pub(crate) async fn close_on_error(socket: &mut WebSocket, err: axum::Error) -> bool {
+async fn close_on_error(socket: &mut WebSocket, err: axum::Error) -> bool {
     use tungstenite::error::{Error as WsError, ProtocolError};
     let inner = std::error::Error::source(&err).and_then(|e| e.downcast_ref::<WsError>());
     let close = match inner {
@@ -234,7 +272,7 @@ pub(crate) async fn close_on_error(socket: &mut WebSocket, err: axum::Error) -> 
 /// Writes everything queued with one flush, within [`WRITE_DEADLINE`];
 /// false when the connection is done (closed by us, failing, or not
 /// reading).
-pub(crate) async fn write_batch(socket: &mut WebSocket, batch: VecDeque<Outbound>) -> bool {
+async fn write_batch(socket: &mut WebSocket, batch: VecDeque<Outbound>) -> bool {
     match tokio::time::timeout(WRITE_DEADLINE, write_all(socket, batch)).await {
         Ok(open) => open,
         Err(_) => {
