@@ -31,7 +31,7 @@ pub use hub::Hub;
 pub use listen::ConnectionLimits;
 pub use socket::OutboxBudget;
 use socket::WsQuery;
-pub(crate) use socket::{Outbox, close_on_error, hard_frame_cap, write_batch};
+pub(crate) use socket::{Outbound, Outbox, close_on_error, hard_frame_cap, write_batch};
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {

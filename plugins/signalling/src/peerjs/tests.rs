@@ -133,8 +133,13 @@ impl Harness {
 
     fn send(&mut self, socket: SocketId, frame: Value) {
         let mut out = Vec::new();
-        self.adapter
-            .frame(self.now, &self.core, socket, &frame.to_string(), &mut out);
+        self.adapter.frame(
+            self.now,
+            &self.core,
+            socket,
+            decode_text(&frame.to_string()),
+            &mut out,
+        );
         self.run(out);
     }
 
@@ -432,7 +437,8 @@ fn unreadable_frames_are_ignored_without_error() {
         r#"{"type":"OFFER","dst":"bob"}"#,
         r#"{"type":"DANCE"}"#,
     ] {
-        h.adapter.frame(h.now, &h.core, alice, text, &mut out);
+        h.adapter
+            .frame(h.now, &h.core, alice, decode_text(text), &mut out);
     }
     h.run(out);
     // An OFFER without a payload waits like any message, then expires;
@@ -731,4 +737,9 @@ fn one_watcher_per_key_sees_native_peers_come_for_held_messages() {
         h.native
     );
     assert!(h.frames(late).is_empty());
+}
+
+/// A frame as the socket's task decodes it, with the default size limit.
+fn decode_text(text: &str) -> Inbound {
+    decode(PeerJsConfig::default().max_message_bytes, text)
 }
