@@ -457,7 +457,8 @@ async fn a_flooding_peer_is_rate_limited_and_its_victim_keeps_working() {
         "{spam} of the flood reached the victim"
     );
     assert!(spam >= 400, "the burst passes: {spam}");
-    assert!(growth < 30.0, "the server grew by {growth:.0} MiB");
+    // Measured 0 MiB (dropped messages are not queued): 10 MiB of slack.
+    assert!(growth < 10.0, "the server grew by {growth:.0} MiB");
 }
 
 /// One keep-alive-free client POSTing WHIP offers as fast as it can: each
@@ -499,7 +500,8 @@ async fn a_whip_post_flood_from_one_address_gets_429_and_others_still_get_in() {
          peak growth {growth:.0} MiB, slowest exchange {slowest:?}",
         refused.len()
     );
-    assert!(growth < 30.0, "the server grew by {growth:.0} MiB");
+    // Measured 0 MiB (a refused POST holds nothing): 10 MiB of slack.
+    assert!(growth < 10.0, "the server grew by {growth:.0} MiB");
     assert!(f64::from(admitted) <= allowed, "{admitted} POSTs admitted");
     assert!(admitted >= 20, "the burst is admitted: {admitted}");
     let first = refused.first().expect("some POSTs refused");
@@ -800,7 +802,8 @@ async fn peerjs_offers_to_thousands_of_absent_ids_stay_within_the_held_byte_budg
         assert!(msg.contains("at most 1048576 bytes"), "{msg}");
         assert_eq!(*closed, Some(1000), "closed after the ERROR");
     }
-    assert!(growth < 80.0, "the server grew by {growth:.0} MiB");
+    // Measured 19 MiB with 16 MiB held at most: 45 MiB, 2.4x.
+    assert!(growth < 45.0, "the server grew by {growth:.0} MiB");
 }
 
 /// A PeerJS client sending heartbeats, unreadable frames and OFFERs for
@@ -849,5 +852,6 @@ async fn a_flooding_peerjs_client_is_rate_limited_then_closed() {
         "{msg}"
     );
     assert_eq!(closed, Ok(Some(1008)), "closed for going on");
-    assert!(growth < 30.0, "the server grew by {growth:.0} MiB");
+    // Measured 0 MiB (dropped frames are never decoded): 10 MiB of slack.
+    assert!(growth < 10.0, "the server grew by {growth:.0} MiB");
 }
