@@ -739,8 +739,8 @@ async fn peerjs_answer(socket: &mut RawSocket, timeout: Duration) -> (Option<Val
 }
 
 /// PeerJS messages for peers that are not connected are held for them
-/// (5 s, then `EXPIRE`). 200 clients each send seventeen 62 KB OFFERs to
-/// ids nobody has (3,400 ids): a client past 1 MiB held gets `ERROR`
+/// (5 s, then `EXPIRE`). 400 clients each send seventeen 62 KB OFFERs to
+/// ids nobody has (6,800 ids, 50 clients at a time): a client past 1 MiB held gets `ERROR`
 /// `held-budget-exceeded` and is closed; once all clients' held messages
 /// reach the overall budget (lowered to 16 MiB here, so the attack gets
 /// there before its first messages expire), senders get `EXPIRE` at once.
@@ -753,7 +753,7 @@ async fn peerjs_offers_to_thousands_of_absent_ids_stay_within_the_held_byte_budg
     let sdp = format!("v=0\r\n{}", "a=x-pad:".repeat(62_000 / 8));
     let attack = async {
         let mut outcomes = Vec::new();
-        for batch in 0..4 {
+        for batch in 0..8 {
             let clients = (0..50).map(|n| {
                 let sdp = &sdp;
                 async move {
