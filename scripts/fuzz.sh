@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
-TARGETS=(protocol_decode signalling_core wish_sdp canvas_scene record_template)
+TARGETS=(protocol_decode signalling_core peerjs_adapter wish_sdp canvas_scene record_template)
 
 build() { # FUZZ_NO_BUILD=1: use the binaries there are (several runs at once)
   [ -n "${FUZZ_NO_BUILD:-}" ] && return 0

@@ -1,7 +1,11 @@
 //! The room core driven by arbitrary sequences of connections, frames,
 //! disconnections and clock ticks from up to 8 clients. Frames are built
 //! from the protocol's messages with names from a small set (so peers meet
-//! in rooms and sessions are really started), or are raw text.
+//! in rooms and sessions are really started), or are raw text; frames go
+//! in as text or decoded beforehand (as the transport does, outside the
+//! lock). Joins with and without presence, oversized meta, resumes after a
+//! lost socket, URL tokens, adapters' vouching and the rate limit (small
+//! here) are all reached.
 //!
 //! Invariants after every input: no panic; state bounded by the limits
 //! (connections, peers, rooms, sessions); every error sent names its code
@@ -13,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
 use peer_protocol::ServerMessage;
-use peer_signalling::core::{Action, Input, Limits, SignallingCore};
+use peer_signalling::auth::Grants;
+use peer_signalling::core::{Action, Input, Limits, SignallingCore, decode_frame};
 use serde_json::{Value, json};
 
 const CLIENTS: u64 = 8;
@@ -29,7 +34,16 @@ enum Step {
     Tick(u8),
     Raw(u8, String),
     Frame(u8, Frame),
+    /// The same frames decoded by the transport outside the lock
+    /// (`decode_frame`, then `Input::Frame`), as `peer serve` does.
+    Predecoded(u8, Frame),
     TooLarge(u8),
+    /// The socket went without a close: the peer waits for a resume.
+    Lost(u8),
+    /// A `/ws?token=` token (garbage: the core has no access configured).
+    Credential(u8),
+    /// An adapter vouching for a connection (a static WHIP token).
+    Vouch(u8, u8, u8),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -37,12 +51,17 @@ enum Frame {
     Hello {
         name: Option<u8>,
         meta: bool,
+        /// A token, though the core requires none (it must not matter).
+        token: bool,
         /// One of the `resume` secrets of earlier welcomes.
         resume: Option<u8>,
     },
     Join {
         room: u8,
         publish: bool,
+        /// `"presence": false`: a member the others are not told about.
+        presence: bool,
+        meta: Option<u8>,
     },
     Update {
         publish: Option<bool>,
@@ -68,6 +87,7 @@ enum Frame {
     },
     EndSession {
         session: u8,
+        reason: bool,
     },
     Message {
         to: Option<u8>,
@@ -95,9 +115,13 @@ fn frame_text(frame: &Frame, sessions: &[String], secrets: &[String]) -> String 
         Frame::Hello {
             name: n,
             meta,
+            token,
             resume,
         } => {
             let mut v = json!({"type": "hello"});
+            if *token {
+                v["token"] = "e30.e30.x".into();
+            }
             if let (Some(r), false) = (resume, secrets.is_empty()) {
                 v["resume"] = secrets[*r as usize % secrets.len()].clone().into();
             }
@@ -109,10 +133,22 @@ fn frame_text(frame: &Frame, sessions: &[String], secrets: &[String]) -> String 
             }
             v
         }
-        Frame::Join { room, publish } => {
+        Frame::Join {
+            room,
+            publish,
+            presence,
+            meta,
+        } => {
             let mut v = json!({"type": "join", "room": ROOMS[*room as usize % ROOMS.len()]});
             if *publish {
                 v["streams"] = streams;
+            }
+            if !*presence {
+                v["presence"] = false.into();
+            }
+            if let Some(m) = meta {
+                // Big enough, now and then, to pass the meta limit below.
+                v["meta"] = json!({ "m": "x".repeat(usize::from(*m) * 4) });
             }
             v
         }
@@ -149,8 +185,12 @@ fn frame_text(frame: &Frame, sessions: &[String], secrets: &[String]) -> String 
                 json!({"candidate": "candidate:1 1 UDP 1 127.0.0.1 9 typ host", "sdpMLineIndex": 0})
             }
         }),
-        Frame::EndSession { session: s } => {
-            json!({"type": "end-session", "session": session(sessions, *s)})
+        Frame::EndSession { session: s, reason } => {
+            let mut v = json!({"type": "end-session", "session": session(sessions, *s)});
+            if *reason {
+                v["reason"] = "done".into();
+            }
+            v
         }
         Frame::Message { to, data } => match to {
             Some(t) => json!({"type": "message", "to": name(*t), "data": data}),
@@ -168,6 +208,10 @@ fn main() {
         max_rooms: 2,
         max_peers_per_room: 4,
         max_sessions_per_peer: 3,
+        max_meta_bytes: 512,
+        // Small enough that a sequence of 200 steps meets the rate limit.
+        message_rate: 5.0,
+        message_burst: 20.0,
         ..Limits::default()
     };
     afl::fuzz!(|steps: Vec<Step>| {
@@ -177,9 +221,20 @@ fn main() {
         let mut sessions: Vec<String> = Vec::new();
         let mut secrets: Vec<String> = Vec::new();
         let mut out = Vec::new();
+        // A transport never reuses a connection id; a lost socket's id
+        // stays with the core (its peer held for a resume), so the slot
+        // gets a new one.
+        let mut generation = [0u64; CLIENTS as usize];
+        // Connections whose socket was lost: the core may hold them until
+        // their resume window ends.
+        let mut lost: HashSet<u64> = HashSet::new();
         for step in steps.iter().take(200) {
-            let conn = |c: &u8| u64::from(*c) % CLIENTS;
+            let conn = |c: &u8| {
+                let slot = u64::from(*c) % CLIENTS;
+                slot + CLIENTS * generation[slot as usize]
+            };
             let text;
+            let decoded;
             let input = match step {
                 Step::Connect(c) => {
                     if !open.insert(conn(c)) {
@@ -210,18 +265,54 @@ fn main() {
                         len: text.len(),
                     }
                 }
+                Step::Predecoded(c, frame) => {
+                    decoded = frame_text(frame, &sessions, &secrets);
+                    Input::Frame {
+                        conn: conn(c),
+                        frame: decode_frame(&limits, &decoded, decoded.len()),
+                    }
+                }
                 Step::TooLarge(c) => Input::Text {
                     conn: conn(c),
                     text: "",
                     len: 1 << 20,
+                },
+                Step::Lost(c) => {
+                    // The transport forgets the socket; the core may hold
+                    // the peer, but must not send to the connection again.
+                    let gone = conn(c);
+                    open.remove(&gone);
+                    lost.insert(gone);
+                    generation[(u64::from(*c) % CLIENTS) as usize] += 1;
+                    Input::SocketLost { conn: gone }
+                }
+                Step::Credential(c) => Input::Credential {
+                    conn: conn(c),
+                    token: "e30.e30.x".into(),
+                },
+                Step::Vouch(c, grants, room) => Input::Vouch {
+                    conn: conn(c),
+                    grants: Grants {
+                        publish: grants & 1 != 0,
+                        subscribe: grants & 2 != 0,
+                        data: grants & 4 != 0,
+                        record: grants & 8 != 0,
+                        admin: grants & 16 != 0,
+                    },
+                    room: ROOMS[*room as usize % ROOMS.len()].into(),
                 },
             };
             core.handle(now, input, &mut out);
             for action in out.drain(..) {
                 match action {
                     Action::Send { to, message } => {
+                        // A peer held for resume is still in its room and
+                        // sessions: what is sent to it the transport drops.
                         for c in &to {
-                            assert!(open.contains(c), "sent {message:?} to unknown {c}");
+                            assert!(
+                                open.contains(c) || lost.contains(c),
+                                "sent {message:?} to unknown {c}"
+                            );
                         }
                         match &*message {
                             ServerMessage::Error { code, message, .. } => {
@@ -247,7 +338,10 @@ fn main() {
                     }
                     Action::SendText { to, text } => {
                         for c in &to {
-                            assert!(open.contains(c), "sent {text} to unknown {c}");
+                            assert!(
+                                open.contains(c) || lost.contains(c),
+                                "sent {text} to unknown {c}"
+                            );
                         }
                     }
                     Action::Ping { conn } => assert!(open.contains(&conn)),
@@ -257,7 +351,7 @@ fn main() {
                     }
                 }
             }
-            assert!(core.connection_count() <= open.len());
+            assert!(core.connection_count() <= open.len() + lost.len());
             assert!(
                 core.session_count() <= limits.max_peers * limits.max_sessions_per_peer,
                 "{} sessions",

@@ -396,6 +396,11 @@ async fn ten_thousand_connections_that_never_say_hello_are_closed_with_hello_tim
 async fn a_flooding_peer_is_rate_limited_and_its_victim_keeps_working() {
     let server = Server::start(&[]);
     let mut pair = Pair::join(&server, "d").await;
+    // The flood's target, beside the pair (whose viewer checks the
+    // messages it gets are the pair's).
+    let mut victim = RawPeer::connect(&server.ws_url()).await;
+    victim.join("victim-d", "legit", false).await;
+    let before = server.rss_mib();
     let stream = rawws::connect_from(attacker(4), server.port(), None).await;
     let mut flooder = RawSocket::upgrade(stream, "/ws").await.unwrap();
     flooder
@@ -406,43 +411,50 @@ async fn a_flooding_peer_is_rate_limited_and_its_victim_keeps_working() {
         .send_text(&json!({"type": "join", "room": "legit"}).to_string())
         .await
         .unwrap();
-    let flood = json!({"type": "message", "to": "viewer-d", "data": "spam"}).to_string();
-    let started = Instant::now();
-    for _ in 0..50_000 {
-        flooder.send_text(&flood).await.unwrap();
-    }
-    let flooding = started.elapsed();
-    let mut rate_limited = None;
-    while let Some(frame) = flooder.next_within(Duration::from_secs(5)).await {
-        if let Frame::Text(text) = frame {
-            let value: Value = serde_json::from_str(&text).unwrap();
-            if value["code"] == "rate-limited" {
-                rate_limited = Some(value["message"].as_str().unwrap_or_default().to_owned());
-                break;
+    let flood = json!({"type": "message", "to": "victim-d", "data": "spam"}).to_string();
+    let attack = async {
+        let started = Instant::now();
+        for _ in 0..50_000 {
+            flooder.send_text(&flood).await.unwrap();
+        }
+        let flooding = started.elapsed();
+        let mut rate_limited = None;
+        while let Some(frame) = flooder.next_within(Duration::from_secs(5)).await {
+            if let Frame::Text(text) = frame {
+                let value: Value = serde_json::from_str(&text).unwrap();
+                if value["code"] == "rate-limited" {
+                    rate_limited = Some(value["message"].as_str().unwrap_or_default().to_owned());
+                    break;
+                }
             }
         }
-    }
+        // The victim got at most the burst and the rate for the time it took.
+        let mut spam = 0;
+        loop {
+            match tokio::time::timeout(Duration::from_millis(500), victim.next()).await {
+                Ok(peer_tests::ws::Received::Json(value)) if value["data"] == "spam" => spam += 1,
+                Ok(peer_tests::ws::Received::Json(_)) => {}
+                _ => break,
+            }
+        }
+        (flooding, rate_limited, spam)
+    };
+    let ((flooding, rate_limited, spam), slowest) = exchanges_during(&mut pair, attack).await;
+    let growth = server.peak_mib() - before;
     let message = rate_limited.expect("the flooder is told it is rate-limited");
     assert!(message.contains("messages per second"), "{message}");
-    // The viewer got at most the burst and the rate for the time it took.
-    let mut spam = 0;
-    loop {
-        match tokio::time::timeout(Duration::from_millis(500), pair.viewer.next()).await {
-            Ok(peer_tests::ws::Received::Json(value)) if value["data"] == "spam" => spam += 1,
-            Ok(peer_tests::ws::Received::Json(_)) => {}
-            _ => break,
-        }
-    }
     let allowed = 400.0 + 200.0 * (flooding.as_secs_f64() + 1.0);
     println!(
-        "flood: 50,000 sent in {flooding:?}, {spam} reached the viewer (allowed {allowed:.0})"
+        "flood: 50,000 sent in {flooding:?}, {spam} reached the victim (allowed {allowed:.0}), \
+         peak growth {growth:.0} MiB, slowest exchange {slowest:?}"
     );
     assert!(
         (spam as f64) <= allowed,
-        "{spam} of the flood reached the viewer"
+        "{spam} of the flood reached the victim"
     );
     assert!(spam >= 400, "the burst passes: {spam}");
-    pair.exchange().await;
+    // Measured 0 MiB (dropped messages are not queued): 10 MiB of slack.
+    assert!(growth < 10.0, "the server grew by {growth:.0} MiB");
 }
 
 /// One keep-alive-free client POSTing WHIP offers as fast as it can: each
@@ -452,6 +464,7 @@ async fn a_flooding_peer_is_rate_limited_and_its_victim_keeps_working() {
 async fn a_whip_post_flood_from_one_address_gets_429_and_others_still_get_in() {
     let server = Server::start(&[]);
     let mut pair = Pair::join(&server, "w").await;
+    let before = server.rss_mib();
     let offer = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n";
     let headers = [("Content-Type", "application/sdp")];
     let flood = async {
@@ -475,12 +488,16 @@ async fn a_whip_post_flood_from_one_address_gets_429_and_others_still_get_in() {
         }
         (admitted, refused, started.elapsed())
     };
-    let ((admitted, refused, took), _) = exchanges_during(&mut pair, flood).await;
+    let ((admitted, refused, took), slowest) = exchanges_during(&mut pair, flood).await;
+    let growth = server.peak_mib() - before;
     let allowed = 20.0 + 5.0 * (took.as_secs_f64() + 1.0);
     println!(
-        "WHIP flood: 300 POSTs in {took:?}, {admitted} admitted (allowed {allowed:.0}), {} refused",
+        "WHIP flood: 300 POSTs in {took:?}, {admitted} admitted (allowed {allowed:.0}), {} refused, \
+         peak growth {growth:.0} MiB, slowest exchange {slowest:?}",
         refused.len()
     );
+    // Measured 0 MiB (a refused POST holds nothing): 10 MiB of slack.
+    assert!(growth < 10.0, "the server grew by {growth:.0} MiB");
     assert!(f64::from(admitted) <= allowed, "{admitted} POSTs admitted");
     assert!(admitted >= 20, "the burst is admitted: {admitted}");
     let first = refused.first().expect("some POSTs refused");
@@ -570,78 +587,82 @@ async fn oversized_invalid_and_binary_frames_get_their_close_codes_or_errors() {
     let server = Server::start(&[]);
     let mut pair = Pair::join(&server, "f").await;
     let before = server.rss_mib();
-    let connect = || async {
-        let stream = rawws::connect_from(attacker(6), server.port(), None).await;
+    let port = server.port();
+    let connect = || async move {
+        let stream = rawws::connect_from(attacker(6), port, None).await;
         RawSocket::upgrade(stream, "/ws").await.unwrap()
     };
-    // Over the protocol limit (64 KiB) but under the frame cap: an error,
-    // and the connection stays.
-    let mut socket = connect().await;
-    let big = json!({"type": "message", "data": "x".repeat(200_000)}).to_string();
-    socket.send_text(&big).await.unwrap();
-    let error = next_json(&mut socket).await;
-    assert_eq!(error["code"], "message-too-large", "{error}");
-    // Deeply nested JSON: named, and the connection stays.
-    let deep = format!("{}{}", "[".repeat(30_000), "]".repeat(30_000));
-    socket.send_text(&deep).await.unwrap();
-    let error = next_json(&mut socket).await;
-    assert_eq!(error["code"], "malformed-json", "{error}");
-    // Binary frames: named, and the connection stays.
-    socket.send_frame(0x2, &[1, 2, 3]).await.unwrap();
-    let error = next_json(&mut socket).await;
-    assert_eq!(error["code"], "binary-not-supported", "{error}");
-    socket.send_text(r#"{"type":"ping"}"#).await.unwrap();
-    assert_eq!(next_json(&mut socket).await["type"], "pong");
+    let attack = async {
+        // Over the protocol limit (64 KiB) but under the frame cap: an error,
+        // and the connection stays.
+        let mut socket = connect().await;
+        let big = json!({"type": "message", "data": "x".repeat(200_000)}).to_string();
+        socket.send_text(&big).await.unwrap();
+        let error = next_json(&mut socket).await;
+        assert_eq!(error["code"], "message-too-large", "{error}");
+        // Deeply nested JSON: named, and the connection stays.
+        let deep = format!("{}{}", "[".repeat(30_000), "]".repeat(30_000));
+        socket.send_text(&deep).await.unwrap();
+        let error = next_json(&mut socket).await;
+        assert_eq!(error["code"], "malformed-json", "{error}");
+        // Binary frames: named, and the connection stays.
+        socket.send_frame(0x2, &[1, 2, 3]).await.unwrap();
+        let error = next_json(&mut socket).await;
+        assert_eq!(error["code"], "binary-not-supported", "{error}");
+        socket.send_text(r#"{"type":"ping"}"#).await.unwrap();
+        assert_eq!(next_json(&mut socket).await["type"], "pong");
 
-    // Over the frame cap (1 MiB): closed with 1009.
-    let mut socket = connect().await;
-    let huge = json!({"type": "message", "data": "x".repeat(1 << 20)}).to_string();
-    let _ = socket.send_text(&huge).await;
-    assert_eq!(
-        socket.close_code_within(Duration::from_secs(5)).await,
-        Ok(Some(1009))
-    );
+        // Over the frame cap (1 MiB): closed with 1009.
+        let mut socket = connect().await;
+        let huge = json!({"type": "message", "data": "x".repeat(1 << 20)}).to_string();
+        let _ = socket.send_text(&huge).await;
+        assert_eq!(
+            socket.close_code_within(Duration::from_secs(5)).await,
+            Ok(Some(1009))
+        );
 
-    // A frame announcing 100 MiB: closed with 1009 without the server
-    // reading (or holding) it.
-    let mut socket = connect().await;
-    let header = rawws::frame_header(0x1, 100 << 20);
-    use tokio::io::AsyncWriteExt;
-    socket.stream.write_all(&header).await.unwrap();
-    socket
-        .stream
-        .write_all(&[0x12, 0x34, 0x56, 0x78])
-        .await
-        .unwrap();
-    let chunk = vec![b'x'; 1 << 20];
-    let mut sent = 0;
-    for _ in 0..100 {
-        match tokio::time::timeout(Duration::from_secs(2), socket.stream.write_all(&chunk)).await {
-            Ok(Ok(())) => sent += 1,
-            _ => break,
+        // A frame announcing 100 MiB: closed with 1009 without the server
+        // reading (or holding) it.
+        let mut socket = connect().await;
+        let header = rawws::frame_header(0x1, 100 << 20);
+        use tokio::io::AsyncWriteExt;
+        socket.stream.write_all(&header).await.unwrap();
+        socket
+            .stream
+            .write_all(&[0x12, 0x34, 0x56, 0x78])
+            .await
+            .unwrap();
+        let chunk = vec![b'x'; 1 << 20];
+        let mut sent = 0;
+        for _ in 0..100 {
+            match tokio::time::timeout(Duration::from_secs(2), socket.stream.write_all(&chunk))
+                .await
+            {
+                Ok(Ok(())) => sent += 1,
+                _ => break,
+            }
         }
-    }
-    assert!(sent < 100, "the server read all 100 MiB");
-    assert_eq!(
-        socket.close_code_within(Duration::from_secs(5)).await,
-        Ok(Some(1009))
-    );
+        assert!(sent < 100, "the server read all 100 MiB");
+        assert_eq!(
+            socket.close_code_within(Duration::from_secs(5)).await,
+            Ok(Some(1009))
+        );
 
-    // Text that is not UTF-8: closed with 1007.
-    let mut socket = connect().await;
-    socket
-        .send_frame(0x1, b"{\"type\":\"ping\xff\xfe\"}")
-        .await
-        .unwrap();
-    assert_eq!(
-        socket.close_code_within(Duration::from_secs(5)).await,
-        Ok(Some(1007))
-    );
-
+        // Text that is not UTF-8: closed with 1007.
+        let mut socket = connect().await;
+        socket
+            .send_frame(0x1, b"{\"type\":\"ping\xff\xfe\"}")
+            .await
+            .unwrap();
+        assert_eq!(
+            socket.close_code_within(Duration::from_secs(5)).await,
+            Ok(Some(1007))
+        );
+    };
+    let ((), slowest) = exchanges_during(&mut pair, attack).await;
     let growth = server.peak_mib() - before;
-    println!("frames: peak growth {growth:.0} MiB");
+    println!("frames: peak growth {growth:.0} MiB, slowest exchange {slowest:?}");
     assert!(growth < 50.0, "the server grew by {growth:.0} MiB");
-    pair.exchange().await;
 }
 
 /// The next protocol message on a raw socket, within 5 s.
@@ -653,4 +674,163 @@ async fn next_json(socket: &mut RawSocket) -> Value {
             other => panic!("expected a message, got {other:?}"),
         }
     }
+}
+
+/// A PeerJS client (the `peerjs` npm client's frames) from `source`, its
+/// socket opened and `OPEN` received.
+async fn peerjs_client(source: Ipv4Addr, port: u16, id: &str) -> RawSocket {
+    let stream = rawws::connect_from(source, port, None).await;
+    let path = format!("/peerjs?key=peerjs&id={id}&token=t-{id}&version=1.5.5");
+    let mut socket = RawSocket::upgrade(stream, &path).await.unwrap();
+    let open = next_json(&mut socket).await;
+    assert_eq!(open["type"], "OPEN", "{open}");
+    socket
+}
+
+/// What a PeerJS attacker got: the first `ERROR` or `EXPIRE` (or nothing
+/// within `timeout`), and whether the socket was then closed (and how).
+async fn peerjs_answer(socket: &mut RawSocket, timeout: Duration) -> (Option<Value>, Option<u16>) {
+    let deadline = Instant::now() + timeout;
+    let answer = loop {
+        match socket
+            .next_within(deadline.saturating_duration_since(Instant::now()))
+            .await
+        {
+            Some(Frame::Text(text)) => {
+                let value: Value = serde_json::from_str(&text).unwrap();
+                if value["type"] == "ERROR" || value["type"] == "EXPIRE" {
+                    break Some(value);
+                }
+            }
+            Some(Frame::Ping | Frame::Other(_)) => {}
+            Some(Frame::Close(_) | Frame::Eof) | None => break None,
+        }
+    };
+    let closed = match answer {
+        Some(ref v) if v["type"] == "ERROR" => socket
+            .close_code_within(Duration::from_secs(5))
+            .await
+            .ok()
+            .flatten(),
+        _ => None,
+    };
+    (answer, closed)
+}
+
+/// PeerJS messages for peers that are not connected are held for them
+/// (5 s, then `EXPIRE`). 400 clients each send seventeen 62 KB OFFERs to
+/// ids nobody has (6,800 ids, 50 clients at a time): a client past 1 MiB held gets `ERROR`
+/// `held-budget-exceeded` and is closed; once all clients' held messages
+/// reach the overall budget (lowered to 16 MiB here, so the attack gets
+/// there before its first messages expire), senders get `EXPIRE` at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peerjs_offers_to_thousands_of_absent_ids_stay_within_the_held_byte_budgets() {
+    let server = Server::start(&["--peerjs-held-bytes", &(16u32 << 20).to_string()]);
+    let mut pair = Pair::join(&server, "h").await;
+    let before = server.rss_mib();
+    let port = server.port();
+    let sdp = format!("v=0\r\n{}", "a=x-pad:".repeat(62_000 / 8));
+    let attack = async {
+        let mut outcomes = Vec::new();
+        for batch in 0..8 {
+            let clients = (0..50).map(|n| {
+                let sdp = &sdp;
+                async move {
+                    let id = format!("hoarder-{batch}-{n}");
+                    let mut socket = peerjs_client(attacker(30), port, &id).await;
+                    for k in 0..17 {
+                        let offer = json!({"type": "OFFER", "dst": format!("absent-{id}-{k}"),
+                            "payload": {"type": "media", "connectionId": format!("mc_{k}"),
+                                "sdp": {"type": "offer", "sdp": sdp}}});
+                        if socket.send_text(&offer.to_string()).await.is_err() {
+                            break;
+                        }
+                    }
+                    peerjs_answer(&mut socket, Duration::from_secs(8)).await
+                }
+            });
+            outcomes.extend(futures::future::join_all(clients).await);
+        }
+        outcomes
+    };
+    let (outcomes, slowest) = exchanges_during(&mut pair, attack).await;
+    let growth = server.peak_mib() - before;
+    let errors: Vec<_> = outcomes
+        .iter()
+        .filter(|(a, _)| a.as_ref().is_some_and(|v| v["type"] == "ERROR"))
+        .collect();
+    let expired = outcomes
+        .iter()
+        .filter(|(a, _)| a.as_ref().is_some_and(|v| v["type"] == "EXPIRE"))
+        .count();
+    println!(
+        "PeerJS held offers: {} ERROR, {expired} EXPIRE of {}, peak growth {growth:.0} MiB, slowest exchange {slowest:?}",
+        errors.len(),
+        outcomes.len()
+    );
+    assert_eq!(
+        errors.len() + expired,
+        outcomes.len(),
+        "every attacker is answered: {:?}",
+        outcomes.iter().find(|(a, _)| a.is_none())
+    );
+    assert!(!errors.is_empty() && expired > 0, "both budgets reached");
+    for (error, closed) in errors {
+        let msg = error.as_ref().unwrap()["payload"]["msg"].as_str().unwrap();
+        assert!(msg.starts_with("held-budget-exceeded: "), "{msg}");
+        assert!(msg.contains("at most 1048576 bytes"), "{msg}");
+        assert_eq!(*closed, Some(1000), "closed after the ERROR");
+    }
+    // Measured 19 MiB with 16 MiB held at most: 45 MiB, 2.4x.
+    assert!(growth < 45.0, "the server grew by {growth:.0} MiB");
+}
+
+/// A PeerJS client sending heartbeats, unreadable frames and OFFERs for
+/// absent peers as fast as it can: none of them reaches the core's rate
+/// limit on its own, so the socket counts them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_peerjs_client_is_rate_limited_then_closed() {
+    let server = Server::start(&[]);
+    let mut pair = Pair::join(&server, "p").await;
+    let before = server.rss_mib();
+    let mut flooder = peerjs_client(attacker(31), server.port(), "pj-flooder").await;
+    let frames = [
+        json!({"type": "HEARTBEAT"}).to_string(),
+        "not a PeerJS frame".to_owned(),
+        json!({"type": "CANDIDATE", "dst": "nobody", "payload": {"connectionId": "dc_1",
+            "candidate": {"candidate": "candidate:1 1 UDP 1 127.0.0.1 9 typ host"}}})
+        .to_string(),
+    ];
+    let attack = async {
+        let started = Instant::now();
+        for i in 0..50_000 {
+            flooder.send_text(&frames[i % frames.len()]).await.unwrap();
+        }
+        let flooding = started.elapsed();
+        let (answer, _) = peerjs_answer(&mut flooder, Duration::from_secs(5)).await;
+        // Still flooding a second after the ERROR: closed.
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        for i in 0..1_000 {
+            if flooder.send_text(&frames[i % frames.len()]).await.is_err() {
+                break;
+            }
+        }
+        let closed = flooder.close_code_within(Duration::from_secs(5)).await;
+        (flooding, answer, closed)
+    };
+    let ((flooding, answer, closed), slowest) = exchanges_during(&mut pair, attack).await;
+    let growth = server.peak_mib() - before;
+    println!(
+        "PeerJS flood: 50,000 frames in {flooding:?}, closed with {closed:?}, peak growth {growth:.0} MiB, slowest exchange {slowest:?}"
+    );
+    let answer = answer.expect("the flooder is answered");
+    assert_eq!(answer["type"], "ERROR", "{answer}");
+    let msg = answer["payload"]["msg"].as_str().unwrap();
+    assert!(
+        msg.starts_with("rate-limited: ") && msg.contains("messages per second"),
+        "{msg}"
+    );
+    assert_eq!(closed, Ok(Some(1008)), "closed for going on");
+    // Measured 0 MiB (dropped frames are never decoded): 10 MiB of slack.
+    assert!(growth < 10.0, "the server grew by {growth:.0} MiB");
 }

@@ -103,6 +103,14 @@ pub struct Args {
     /// PeerServer: answer `GET /{key}/peers` with the key's peer ids.
     #[arg(long)]
     peerjs_discovery: bool,
+    /// PeerServer: bytes of messages from one client held for peers not
+    /// connected; beyond, it gets ERROR `held-budget-exceeded` and is closed.
+    #[arg(long, default_value_t = 1 << 20)]
+    peerjs_held_bytes_per_sender: usize,
+    /// PeerServer: bytes of messages held for peers not connected, from
+    /// all clients; beyond, a sender gets EXPIRE for its message.
+    #[arg(long, default_value_t = 64 << 20)]
+    peerjs_held_bytes: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -274,6 +282,8 @@ fn peerjs_config(args: &Args) -> anyhow::Result<PeerJsConfig> {
         alive_timeout: Duration::from_millis(args.peerjs_alive_timeout),
         concurrent_limit: args.peerjs_concurrent_limit,
         allow_discovery: args.peerjs_discovery,
+        max_held_bytes_per_sender: args.peerjs_held_bytes_per_sender,
+        max_held_bytes: args.peerjs_held_bytes,
         ..PeerJsConfig::default()
     })
 }

@@ -180,12 +180,8 @@ struct Connection {
     /// When the connection opened, for the hello deadline.
     opened: Instant,
     last_seen: Instant,
-    /// Messages it may still send now (the rate limit's token bucket).
-    allowance: f64,
-    /// When `allowance` was last topped up.
-    allowance_at: Instant,
-    /// When it was last told it is rate-limited (told at most once a second).
-    rate_limited_told: Option<Instant>,
+    /// The message rate limit's token bucket.
+    rate: RateBucket,
     /// Its socket was lost: the peer waits for a resume until then.
     detached_until: Option<Instant>,
     pinged: bool,
@@ -422,9 +418,7 @@ impl SignallingCore {
                         peer: None,
                         opened: now,
                         last_seen: now,
-                        allowance: self.limits.message_burst,
-                        allowance_at: now,
-                        rate_limited_told: None,
+                        rate: RateBucket::new(&self.limits, now),
                         detached_until: None,
                         pinged: false,
                         url_token: None,
@@ -750,6 +744,7 @@ mod sessions;
 pub use access::Access;
 pub use access::Allowed;
 pub(crate) use access::Grant;
+pub use liveness::{RateBucket, RateVerdict, rate_limited_message};
 
 #[cfg(test)]
 #[path = "core_tests.rs"]

@@ -31,7 +31,7 @@ pub use hub::Hub;
 pub use listen::ConnectionLimits;
 pub use socket::OutboxBudget;
 use socket::WsQuery;
-pub(crate) use socket::{Incoming, Outbox, SocketEnd, hard_frame_cap, run_socket};
+pub(crate) use socket::{Incoming, Outbound, Outbox, SocketEnd, hard_frame_cap, run_socket};
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {

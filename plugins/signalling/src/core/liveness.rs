@@ -16,38 +16,27 @@ impl SignallingCore {
         }
     }
 
-    /// Takes one message from the connection's allowance (the token
-    /// bucket of [`Limits::message_rate`]); false, with a `rate-limited`
-    /// error at most once a second, when there is none left.
+    /// Takes one message from the connection's allowance (its
+    /// [`RateBucket`]); false, with a `rate-limited` error at most once a
+    /// second, when there is none left.
     pub(super) fn within_rate(
         &mut self,
         conn: ConnId,
         now: Instant,
         out: &mut Vec<Action>,
     ) -> bool {
-        let (rate, burst) = (self.limits.message_rate, self.limits.message_burst);
         let Some(connection) = self.connections.get_mut(&conn) else {
             return false;
         };
-        let elapsed = now.saturating_duration_since(connection.allowance_at);
-        connection.allowance = (connection.allowance + elapsed.as_secs_f64() * rate).min(burst);
-        connection.allowance_at = now;
-        if connection.allowance >= 1.0 {
-            connection.allowance -= 1.0;
-            return true;
+        match connection.rate.take(&self.limits, now) {
+            RateVerdict::Allowed => true,
+            RateVerdict::Dropped => false,
+            RateVerdict::Tell => {
+                let message = rate_limited_message(&self.limits);
+                send_error(out, conn, ErrorCode::RateLimited, message, None, None);
+                false
+            }
         }
-        let told_recently = connection
-            .rate_limited_told
-            .is_some_and(|told| now.saturating_duration_since(told) < Duration::from_secs(1));
-        if !told_recently {
-            connection.rate_limited_told = Some(now);
-            let message = format!(
-                "more than {rate} messages per second (bursts of {burst}); \
-                 messages are dropped until the rate falls"
-            );
-            send_error(out, conn, ErrorCode::RateLimited, message, None, None);
-        }
-        false
     }
 
     /// A `meta` must fit [`Limits::max_meta_bytes`]: it is copied to every
@@ -132,6 +121,69 @@ impl SignallingCore {
             }
         }
     }
+}
+
+/// The message rate limit of one connection: a token bucket refilled at
+/// [`Limits::message_rate`] up to [`Limits::message_burst`]. Kept by the
+/// core for its connections, and by transports that check frames before
+/// they reach the core (the PeerJS sockets, whose heartbeats and held
+/// messages never do).
+#[derive(Debug, Clone)]
+pub struct RateBucket {
+    /// Messages it may still send now.
+    allowance: f64,
+    /// When `allowance` was last topped up.
+    at: Instant,
+    /// When it was last told it is rate-limited (told at most once a second).
+    told: Option<Instant>,
+}
+
+/// What a [`RateBucket`] says of one more message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateVerdict {
+    Allowed,
+    /// Over the rate: drop it and tell the sender (at most once a second).
+    Tell,
+    /// Over the rate, and told less than a second ago: drop it quietly.
+    Dropped,
+}
+
+impl RateBucket {
+    /// A full bucket: a new connection may send a burst at once.
+    pub fn new(limits: &Limits, now: Instant) -> Self {
+        RateBucket {
+            allowance: limits.message_burst,
+            at: now,
+            told: None,
+        }
+    }
+
+    pub fn take(&mut self, limits: &Limits, now: Instant) -> RateVerdict {
+        let elapsed = now.saturating_duration_since(self.at);
+        self.allowance = (self.allowance + elapsed.as_secs_f64() * limits.message_rate)
+            .min(limits.message_burst);
+        self.at = now;
+        if self.allowance >= 1.0 {
+            self.allowance -= 1.0;
+            return RateVerdict::Allowed;
+        }
+        let told_recently = self
+            .told
+            .is_some_and(|told| now.saturating_duration_since(told) < Duration::from_secs(1));
+        if told_recently {
+            return RateVerdict::Dropped;
+        }
+        self.told = Some(now);
+        RateVerdict::Tell
+    }
+}
+
+/// What a rate-limited sender is told (after the `rate-limited` code).
+pub fn rate_limited_message(limits: &Limits) -> String {
+    format!(
+        "more than {} messages per second (bursts of {}); messages are dropped until the rate falls",
+        limits.message_rate, limits.message_burst
+    )
 }
 
 /// Bytes of `value` as compact JSON, counted without building the text.

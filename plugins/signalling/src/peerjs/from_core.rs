@@ -301,8 +301,9 @@ impl PeerJsAdapter {
             .collect();
         for key in expired {
             let held = self.held.remove(&key).expect("listed");
+            self.unhold(&held.frames);
             let mut told: Vec<ConnId> = Vec::new();
-            for (conn, src, _) in held.frames {
+            for (conn, src, _, _) in held.frames {
                 if told.contains(&conn) {
                     continue;
                 }

@@ -25,7 +25,10 @@ use axum::routing::get;
 use futures::SinkExt;
 
 use super::{Connect, PeerJsAdapter};
-use crate::server::{Hub, Incoming, Outbox, SocketEnd, hard_frame_cap, run_socket};
+use crate::core::{Limits, RateBucket, RateVerdict};
+use crate::server::{
+    Hub, Incoming, Outbound, Outbox, OutboxBudget, SocketEnd, hard_frame_cap, run_socket,
+};
 
 pub fn router(hub: Arc<Hub>) -> Router {
     let path = hub.with_adapter::<PeerJsAdapter, _>(
@@ -70,21 +73,31 @@ async fn serve(hub: Arc<Hub>, mut ws: WebSocket, query: HashMap<String, String>)
         id: query.get("id").map(String::as_str),
         token: query.get("token").map(String::as_str),
     };
-    hub.call::<PeerJsAdapter, _>(
+    let max_bytes = hub.call::<PeerJsAdapter, _>(
         |_| true,
         |adapter, core, conn, out| {
-            adapter.connect(Instant::now(), core, socket, connect, conn, out)
+            adapter.connect(Instant::now(), core, socket, connect, conn, out);
+            adapter.config().max_message_bytes
         },
     );
     drop(query);
-    let end = run_socket(&mut ws, &outbox, |frame| {
-        // Binary frames are not part of the protocol; pings are answered
-        // by the WebSocket layer.
-        if let Incoming::Text(text) = frame {
+    let mut rate = SocketRate::new(hub.limits());
+    let end = run_socket(&mut ws, &outbox, |frame| match frame {
+        Incoming::Text(text) => {
+            if !rate.allows(&outbox) {
+                return;
+            }
+            // Decoded here, not under the hub's lock.
+            let inbound = super::decode(max_bytes.unwrap_or(0), text);
             hub.call::<PeerJsAdapter, _>(
                 |_| true,
-                |adapter, core, _, out| adapter.frame(Instant::now(), core, socket, text, out),
+                |adapter, core, _, out| adapter.frame(Instant::now(), core, socket, inbound, out),
             );
+        }
+        // Not part of the protocol (pings are answered by the WebSocket
+        // layer), but they cost: counted all the same.
+        Incoming::Binary | Incoming::Alive => {
+            rate.allows(&outbox);
         }
     })
     .await;
@@ -98,6 +111,52 @@ async fn serve(hub: Arc<Hub>, mut ws: WebSocket, query: HashMap<String, String>)
     hub.detach_socket(socket);
     let _ = ws.close().await;
 }
+
+/// Every frame of a PeerJS socket is counted against the core's message
+/// rate ([`RateBucket`]) before anything else is done with it: heartbeats,
+/// unreadable frames and messages held for absent peers never reach the
+/// core's own count. Over the rate, frames are dropped and the client gets
+/// `ERROR` `rate-limited: ...`; PeerJS clients end themselves on `ERROR`,
+/// so one still over the rate a second later is closed (1008).
+struct SocketRate {
+    limits: Limits,
+    bucket: RateBucket,
+    told: bool,
+}
+
+impl SocketRate {
+    fn new(limits: Limits) -> Self {
+        let bucket = RateBucket::new(&limits, Instant::now());
+        SocketRate {
+            limits,
+            bucket,
+            told: false,
+        }
+    }
+
+    /// Whether the frame that just arrived may be used.
+    fn allows(&mut self, outbox: &Outbox) -> bool {
+        match self.bucket.take(&self.limits, Instant::now()) {
+            RateVerdict::Allowed => return true,
+            RateVerdict::Dropped => return false,
+            RateVerdict::Tell => {}
+        }
+        if self.told {
+            outbox.close_after(Outbound::CloseWith(
+                CLOSE_POLICY_VIOLATION,
+                "rate-limited: still over the message rate after ERROR".into(),
+            ));
+        } else {
+            self.told = true;
+            let error = super::rate_limited_error(&self.limits);
+            outbox.push(Outbound::Text(error.into()), OutboxBudget::default());
+        }
+        false
+    }
+}
+
+/// RFC 6455 7.4.1: a message that violates the endpoint's policy.
+const CLOSE_POLICY_VIOLATION: u16 = 1008;
 
 async fn new_id(State(hub): State<Arc<Hub>>, Path(_key): Path<String>) -> Response {
     let id = hub.call::<PeerJsAdapter, _>(|_| true, |adapter, core, _, _| adapter.new_id(core));

@@ -76,6 +76,13 @@ pub struct PeerJsConfig {
     pub max_held_peers: usize,
     /// Largest frame accepted from a client, in bytes; larger ones are dropped.
     pub max_message_bytes: usize,
+    /// Bytes of frames held for absent peers from one client; beyond, it
+    /// gets `ERROR` (`held-budget-exceeded: ...`) and is closed.
+    pub max_held_bytes_per_sender: usize,
+    /// Bytes of frames held for absent peers from all clients; beyond, a
+    /// sender gets `EXPIRE` for the frame (the peer is unavailable to it),
+    /// not `ERROR`, which would end a client that did nothing wrong.
+    pub max_held_bytes: usize,
 }
 
 impl Default for PeerJsConfig {
@@ -92,6 +99,10 @@ impl Default for PeerJsConfig {
             max_held_per_peer: 256,
             max_held_peers: 10_000,
             max_message_bytes: 64 * 1024,
+            // A call is an OFFER (a few KiB of SDP) and some candidates;
+            // 1 MiB holds dozens of calls to peers not there yet.
+            max_held_bytes_per_sender: 1 << 20,
+            max_held_bytes: 64 << 20,
         }
     }
 }
@@ -118,13 +129,47 @@ pub struct Connect<'a> {
 
 /// One frame from a client, as far as the server reads it.
 #[derive(Debug, Clone, Deserialize)]
-struct Frame {
+pub struct Frame {
     #[serde(rename = "type")]
     kind: String,
     #[serde(default)]
     dst: Option<String>,
     #[serde(default)]
     payload: Option<Value>,
+}
+
+/// A text frame from a PeerJS socket, decoded by the socket's task before
+/// it takes the hub's lock ([`decode`]).
+#[derive(Debug)]
+pub enum Inbound {
+    /// A frame, and its size in bytes (what holding it costs).
+    Frame(Frame, usize),
+    /// Larger than [`PeerJsConfig::max_message_bytes`].
+    TooLarge(usize),
+    /// Not a PeerJS frame: the JSON error.
+    Unreadable(String),
+}
+
+/// Decodes a text frame of a PeerJS socket. Pure and lock-free.
+pub fn decode(max_message_bytes: usize, text: &str) -> Inbound {
+    if text.len() > max_message_bytes {
+        return Inbound::TooLarge(text.len());
+    }
+    match serde_json::from_str(text) {
+        Ok(frame) => Inbound::Frame(frame, text.len()),
+        Err(err) => Inbound::Unreadable(err.to_string()),
+    }
+}
+
+/// The `ERROR` a client gets when it sends faster than the rate limit
+/// (the core's [`Limits::message_rate`](crate::core::Limits)): `msg`
+/// starts with `rate-limited`, as our protocol's error code.
+pub fn rate_limited_error(limits: &crate::core::Limits) -> String {
+    let message = format!(
+        "rate-limited: {}",
+        crate::core::rate_limited_message(limits)
+    );
+    json!({"type": "ERROR", "payload": {"msg": message}}).to_string()
 }
 
 /// An OFFER on its way into a core session, until the core names it.
@@ -179,8 +224,8 @@ struct Offered {
 /// Messages held for a peer not (yet) in its room.
 struct Held {
     since: Instant,
-    /// (sender's connection, sender's id, the frame)
-    frames: Vec<(ConnId, PeerId, Frame)>,
+    /// (sender's connection, sender's id, the frame, its size in bytes)
+    frames: Vec<(ConnId, PeerId, Frame, usize)>,
 }
 
 pub struct PeerJsAdapter {
@@ -190,6 +235,10 @@ pub struct PeerJsAdapter {
     by_id: HashMap<PeerId, ConnId>,
     offers: HashMap<SessionId, Offered>,
     held: HashMap<(Arc<str>, PeerId), Held>,
+    /// Bytes of the frames in `held`, in all and by sender (connections
+    /// holding none are not listed).
+    held_bytes: usize,
+    held_bytes_by_sender: HashMap<ConnId, usize>,
     /// Per key, the one client that joined its room with presence: through
     /// it the adapter learns that a native peer messages are held for has
     /// come. Every other client joins without presence, so a join costs
@@ -213,6 +262,8 @@ impl PeerJsAdapter {
             by_id: HashMap::new(),
             offers: HashMap::new(),
             held: HashMap::new(),
+            held_bytes: 0,
+            held_bytes_by_sender: HashMap::new(),
             watchers: HashMap::new(),
             rooms,
             rng,
@@ -370,13 +421,13 @@ impl PeerJsAdapter {
         });
     }
 
-    /// A text frame from `socket`.
+    /// A text frame from `socket`, decoded by its task ([`decode`]).
     pub fn frame(
         &mut self,
         now: Instant,
         core: &SignallingCore,
         socket: SocketId,
-        text: &str,
+        inbound: Inbound,
         out: &mut Vec<AdapterAction>,
     ) {
         let Some(&conn) = self.by_socket.get(&socket) else {
@@ -384,16 +435,16 @@ impl PeerJsAdapter {
         };
         let client = self.clients.get_mut(&conn).expect("indexed");
         client.last_seen = now;
-        if text.len() > self.config.max_message_bytes {
-            tracing::debug!(id = client.id, len = text.len(), "PeerJS frame too large");
-            return;
-        }
         // The reference server ignores what it cannot read; an ERROR would
         // make the client give up its id.
-        let frame: Frame = match serde_json::from_str(text) {
-            Ok(frame) => frame,
-            Err(err) => {
-                tracing::debug!(id = client.id, %err, "unreadable PeerJS frame");
+        let (frame, size) = match inbound {
+            Inbound::Frame(frame, size) => (frame, size),
+            Inbound::TooLarge(len) => {
+                tracing::debug!(id = client.id, len, "PeerJS frame too large");
+                return;
+            }
+            Inbound::Unreadable(err) => {
+                tracing::debug!(id = client.id, err, "unreadable PeerJS frame");
                 return;
             }
         };
@@ -408,7 +459,7 @@ impl PeerJsAdapter {
                     self.relay(conn, &src, &dst, frame, out);
                 } else if frame.kind != "LEAVE" {
                     let src = client.id.clone();
-                    self.hold(now, conn, src, room, dst, frame, out);
+                    self.hold(now, conn, src, room, dst, (frame, size), out);
                 }
             }
             (other, _) => tracing::debug!(kind = other, "PeerJS frame of no use to the server"),
@@ -433,11 +484,39 @@ impl PeerJsAdapter {
         src: PeerId,
         room: Arc<str>,
         dst: PeerId,
-        frame: Frame,
+        (frame, size): (Frame, usize),
         out: &mut Vec<AdapterAction>,
     ) {
         let key = (room, dst);
-        if !self.held.contains_key(&key) && self.held.len() >= self.config.max_held_peers {
+        let sender_bytes = self.held_bytes_by_sender.get(&conn).copied().unwrap_or(0);
+        if sender_bytes + size > self.config.max_held_bytes_per_sender {
+            // Only a client calling a great many absent peers at once gets
+            // here: it is told why, and closed (as PeerJS clients end
+            // themselves on ERROR anyway).
+            let message = format!(
+                "held-budget-exceeded: {sender_bytes} bytes of your messages already wait for \
+                 peers that are not connected (at most {} bytes); this {size}-byte {} to \
+                 \"{}\" is dropped",
+                self.config.max_held_bytes_per_sender, frame.kind, key.1
+            );
+            tracing::debug!(src, message, "PeerJS client over its held budget");
+            let socket = self.clients[&conn].socket;
+            refuse(out, socket, "ERROR", &message);
+            self.forget(conn);
+            out.push(AdapterAction::Disconnect { conn });
+            return;
+        }
+        let over_all = self.held_bytes + size > self.config.max_held_bytes;
+        if over_all
+            || (!self.held.contains_key(&key) && self.held.len() >= self.config.max_held_peers)
+        {
+            if over_all {
+                tracing::debug!(
+                    src,
+                    held = self.held_bytes,
+                    "PeerJS held messages at their budget: EXPIRE"
+                );
+            }
             let socket = self.clients[&conn].socket;
             write(
                 out,
@@ -451,7 +530,30 @@ impl PeerJsAdapter {
             frames: Vec::new(),
         });
         if held.frames.len() < self.config.max_held_per_peer {
-            held.frames.push((conn, src, frame));
+            held.frames.push((conn, src, frame, size));
+            self.held_bytes += size;
+            *self.held_bytes_by_sender.entry(conn).or_default() += size;
+        }
+    }
+
+    /// Takes frames that leave `held` off the byte counts.
+    fn unhold(&mut self, frames: &[(ConnId, PeerId, Frame, usize)]) {
+        for (conn, _, _, size) in frames {
+            self.held_bytes -= size;
+            if let Some(bytes) = self.held_bytes_by_sender.get_mut(conn) {
+                *bytes -= size;
+                if *bytes == 0 {
+                    self.held_bytes_by_sender.remove(conn);
+                }
+            }
+        }
+    }
+
+    /// Bytes of the frames held for absent peers (all, and from `conn`).
+    pub fn held_bytes(&self, conn: Option<ConnId>) -> usize {
+        match conn {
+            None => self.held_bytes,
+            Some(conn) => self.held_bytes_by_sender.get(&conn).copied().unwrap_or(0),
         }
     }
 
@@ -460,7 +562,8 @@ impl PeerJsAdapter {
         let Some(held) = self.held.remove(&(room.clone(), id.to_owned())) else {
             return;
         };
-        for (conn, src, frame) in held.frames {
+        self.unhold(&held.frames);
+        for (conn, src, frame, _) in held.frames {
             if self.clients.get(&conn).is_some_and(|c| c.id == src) {
                 self.relay(conn, &src, id, frame, out);
             }

@@ -133,8 +133,13 @@ impl Harness {
 
     fn send(&mut self, socket: SocketId, frame: Value) {
         let mut out = Vec::new();
-        self.adapter
-            .frame(self.now, &self.core, socket, &frame.to_string(), &mut out);
+        self.adapter.frame(
+            self.now,
+            &self.core,
+            socket,
+            decode_text(&frame.to_string()),
+            &mut out,
+        );
         self.run(out);
     }
 
@@ -432,7 +437,8 @@ fn unreadable_frames_are_ignored_without_error() {
         r#"{"type":"OFFER","dst":"bob"}"#,
         r#"{"type":"DANCE"}"#,
     ] {
-        h.adapter.frame(h.now, &h.core, alice, text, &mut out);
+        h.adapter
+            .frame(h.now, &h.core, alice, decode_text(text), &mut out);
     }
     h.run(out);
     // An OFFER without a payload waits like any message, then expires;
@@ -731,4 +737,94 @@ fn one_watcher_per_key_sees_native_peers_come_for_held_messages() {
         h.native
     );
     assert!(h.frames(late).is_empty());
+}
+
+/// A frame as the socket's task decodes it, with the default size limit.
+fn decode_text(text: &str) -> Inbound {
+    decode(PeerJsConfig::default().max_message_bytes, text)
+}
+
+/// An OFFER of about `bytes` bytes for `dst`.
+fn big_offer(dst: &str, connection_id: &str, bytes: usize) -> Value {
+    let sdp = format!("{OFFER_SDP}a=x-pad:{}", "x".repeat(bytes));
+    json!({"type": "OFFER", "dst": dst, "payload": {
+        "sdp": {"type": "offer", "sdp": sdp}, "type": "data", "connectionId": connection_id,
+    }})
+}
+
+#[test]
+fn a_sender_past_its_held_bytes_is_told_and_closed() {
+    let mut h = Harness::with(PeerJsConfig {
+        max_held_bytes_per_sender: 10_000,
+        ..PeerJsConfig::default()
+    });
+    let alice = h.client("alice");
+    for n in 0..3 {
+        h.send(alice, big_offer(&format!("absent-{n}"), "dc_1", 3_000));
+    }
+    let said = h.frames(alice);
+    assert!(said.is_empty(), "three held, nothing said yet: {said:?}");
+    assert!(h.adapter.held_bytes(None) > 9_000);
+    h.send(alice, big_offer("absent-9", "dc_1", 3_000));
+    let frames = h.frames(alice);
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0]["type"], "ERROR");
+    let msg = frames[0]["payload"]["msg"].as_str().unwrap();
+    assert!(msg.starts_with("held-budget-exceeded: "), "{msg}");
+    assert!(
+        msg.contains("at most 10000 bytes") && msg.contains("\"absent-9\""),
+        "{msg}"
+    );
+    assert_eq!(h.closed, [alice]);
+    assert!(!h.core.has_peer("alice"));
+    // What it held goes at the expiry, and the counts with it.
+    h.tick(Duration::from_secs(6));
+    assert_eq!(h.adapter.held_bytes(None), 0);
+}
+
+#[test]
+fn past_the_overall_held_bytes_senders_get_expire_and_stay() {
+    let mut h = Harness::with(PeerJsConfig {
+        max_held_bytes: 10_000,
+        ..PeerJsConfig::default()
+    });
+    let alice = h.client("alice");
+    let bob = h.client("bob");
+    for n in 0..3 {
+        h.send(alice, big_offer(&format!("absent-{n}"), "dc_1", 3_000));
+    }
+    h.send(bob, big_offer("carol", "dc_2", 3_000));
+    assert_eq!(
+        h.frames(bob),
+        vec![json!({"type": "EXPIRE", "src": "carol", "dst": "bob"})]
+    );
+    assert!(h.closed.is_empty());
+    // Once the held messages expire, there is room again: carol, coming
+    // in time, gets bob's offer.
+    h.tick(Duration::from_secs(6));
+    assert_eq!(h.types(alice), ["EXPIRE", "EXPIRE", "EXPIRE"]);
+    h.send(bob, big_offer("carol", "dc_3", 3_000));
+    assert!(h.frames(bob).is_empty(), "held");
+    let carol = h.open(Some("peerjs"), Some("carol"), Some("tok"));
+    assert_eq!(h.types(carol), ["OPEN", "OFFER"]);
+    assert_eq!(h.adapter.held_bytes(None), 0);
+    assert_eq!(h.adapter.held_bytes(Some(1)), 0);
+}
+
+#[test]
+fn frames_are_decoded_with_their_size_and_unreadable_ones_named() {
+    assert!(matches!(
+        decode(100, &"x".repeat(101)),
+        Inbound::TooLarge(101)
+    ));
+    assert!(matches!(decode(100, "{not json"), Inbound::Unreadable(_)));
+    let text = r#"{"type":"HEARTBEAT"}"#;
+    assert!(matches!(decode(100, text), Inbound::Frame(_, n) if n == text.len()));
+    let error: Value = serde_json::from_str(&rate_limited_error(&Limits::default())).unwrap();
+    assert_eq!(error["type"], "ERROR");
+    let msg = error["payload"]["msg"].as_str().unwrap();
+    assert!(
+        msg.starts_with("rate-limited: more than 200 messages per second"),
+        "{msg}"
+    );
 }
