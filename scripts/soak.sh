@@ -3,8 +3,8 @@
 # 10 viewer slots whose viewers (viewer-farm, one viewer each) join and
 # leave at random, a recorder (`peer record`), and `peer serve` restarted
 # every 10 minutes. Reports the memory slope of each process, the frame
-# rate every viewer session got, and how much of the run the recordings
-# cover. docs/reliability.md describes it.
+# rate and frozen time every viewer session got, and how much of the run
+# the recordings' counted video frames cover. docs/reliability.md describes it.
 #
 #   cargo build --release --workspace --bins
 #   bash scripts/soak.sh                      # 60 minutes
@@ -30,7 +30,7 @@ PORT="${SOAK_PORT:-18090}"
 BIN="${SOAK_BIN:-target/release}"
 OUT="${SOAK_OUT:-/tmp/gst-peer-soak-$(date -u +%Y%m%dT%H%M%SZ)}"
 export GST_PLUGIN_PATH="$PWD/$BIN"
-for tool in peer viewer-farm; do
+for tool in peer viewer-farm count_frames; do
   [ -x "$BIN/$tool" ] || { echo "$BIN/$tool is missing: cargo build --release --workspace --bins" >&2; exit 2; }
 done
 mkdir -p "$OUT/rec" "$OUT/viewers"
@@ -123,14 +123,20 @@ cat "$OUT"/viewers/slot*.log | grep -c "viewers," | sed 's/^/sessions: /'
 cat "$OUT"/viewers/slot*.log | grep -c "FAILED" | sed 's/^/failed: /' || true
 cat "$OUT"/viewers/slot*.log | sed -n 's/.*fps per viewer min \([0-9.]*\).*/\1/p' | sort -n |
   awk '{v[NR] = $1} END { if (NR) printf "session fps: lowest %.1f, 5th percentile %.1f, median %.1f\n", v[1], v[int(NR * 0.05) + 1], v[int(NR / 2) + 1] }'
+# Frozen time (tests/farm/src/freeze.rs: W3C webrtc-stats' definition on the
+# arrival of decodable frames, no jitter buffer to smooth it) per session.
+cat "$OUT"/viewers/slot*.log | sed -n 's/.*frozen per viewer max \([0-9.]*\) .*/\1/p' | sort -n |
+  awk '{v[NR] = $1} END { if (NR) printf "frozen ms a minute per session: median %.0f, 95th percentile %.0f, highest %.0f; sessions with any freeze: %d\n", v[int(NR / 2) + 1], v[int(NR * 0.95) + 1], v[NR], nz } $1 > 0 { nz++ }'
+cat "$OUT"/viewers/slot*.log | sed -n 's/.*longest gap \([0-9.]*\) ms.*/\1/p' | sort -n | tail -1 | sed 's/^/longest gap between two frames in any session: /; s/$/ ms/'
 
 echo
-echo "## Recordings (peer record was started again $RECORDER_RESTARTS time(s))"
-total=0
+echo "## Recordings (peer record was started again $RECORDER_RESTARTS time(s)), video frames counted"
+frames=0
 for file in "$OUT"/rec/*.webm "$OUT"/rec/*.mkv; do
   [ -e "$file" ] || continue
-  d=$(gst-discoverer-1.0 "$file" 2>/dev/null | sed -n 's/^ *Duration: \([0-9]*\):\([0-9]*\):\([0-9.]*\)/\1 \2 \3/p' | awk '{print $1 * 3600 + $2 * 60 + $3}')
-  echo "$(basename "$file"): ${d:-?} s"
-  total=$(awk -v t="$total" -v d="${d:-0}" 'BEGIN {print t + d}')
+  line=$("$BIN/count_frames" "$file" 2>/dev/null | tail -1)
+  echo "${line#"$OUT"/rec/}"
+  n=$(echo "$line" | sed -n 's/.*: \([0-9]*\) video frames.*/\1/p')
+  frames=$((frames + ${n:-0}))
 done
-awk -v t="$total" -v m="$MINUTES" 'BEGIN {printf "recordings cover %.1f s of %d s (%.1f%%)\n", t, m * 60, 100 * t / (m * 60)}'
+awk -v f="$frames" -v m="$MINUTES" 'BEGIN {printf "recordings hold %d video frames: %.1f s at 30 fps of the %d s run (%.1f%%)\n", f, f / 30, m * 60, 100 * f / 30 / (m * 60)}'

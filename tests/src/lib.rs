@@ -4,7 +4,7 @@
 
 pub mod browser;
 pub mod capture;
-pub mod freeze;
+pub use peer_farm::freeze;
 pub mod http;
 pub mod matroska;
 pub mod media;

@@ -13,7 +13,7 @@ use std::io::BufRead;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::farm::{Farm, FarmConfig, frame_rates};
+use crate::farm::{Farm, FarmConfig, frame_rates, frozen_per_minute};
 use crate::signal::Target;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -123,10 +123,17 @@ fn timed(farm: &Farm, args: &FarmArgs) -> i32 {
         .filter_map(|v| v.first_frame_ms)
         .collect();
     let joins = Summary::of(&joins);
+    let frozen = Summary::of(&frozen_per_minute(&before, &after));
+    let longest_gap = after
+        .viewers
+        .iter()
+        .map(|v| v.longest_gap_ms)
+        .fold(0.0, f64::max);
     println!(
         "{} viewers, {window:.1} s: fps per viewer min {:.1} / p5 {:.1} / median {:.1}; \
          join → first frame median {:.0} ms, max {:.0} ms; farm CPU {:.1}% of a core, \
-         RSS {} MB, {} threads",
+         RSS {} MB, {} threads; frozen per viewer max {:.0} / median {:.0} ms a minute, \
+         longest gap {:.0} ms",
         rates.len(),
         summary.min,
         summary.p5,
@@ -135,7 +142,10 @@ fn timed(farm: &Farm, args: &FarmArgs) -> i32 {
         joins.max,
         cpu * 100.0,
         after.rss_kb / 1024,
-        after.threads
+        after.threads,
+        frozen.max,
+        frozen.median,
+        longest_gap
     );
     if after.failures().is_empty() && summary.min > 0.0 {
         0

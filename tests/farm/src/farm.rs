@@ -58,6 +58,15 @@ pub struct ViewerSnapshot {
     /// viewer watched on without it.
     #[serde(default)]
     pub signalling_lost: bool,
+    /// Frozen time of the decodable frames since the first (freeze.rs's
+    /// definition, on arrival: no jitter buffer smooths it), ms.
+    #[serde(default)]
+    pub frozen_ms: f64,
+    #[serde(default)]
+    pub freezes: u64,
+    /// The longest gap between two decodable frames, ms.
+    #[serde(default)]
+    pub longest_gap_ms: f64,
     pub error: Option<String>,
 }
 
@@ -120,6 +129,17 @@ impl Snapshot {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// Frozen milliseconds per minute of each viewer between two snapshots.
+pub fn frozen_per_minute(before: &Snapshot, after: &Snapshot) -> Vec<f64> {
+    let minutes = (after.seconds - before.seconds) / 60.0;
+    before
+        .viewers
+        .iter()
+        .zip(&after.viewers)
+        .map(|(b, a)| (a.frozen_ms - b.frozen_ms).max(0.0) / minutes)
+        .collect()
 }
 
 /// Decodable frames per second of each viewer between two snapshots.
@@ -196,6 +216,9 @@ impl Farm {
                     connected_ms: ms(load(&stats.connected_us)),
                     first_frame_ms: ms(load(&stats.first_frame_us)),
                     signalling_lost: load(&stats.signalling_lost) != 0,
+                    frozen_ms: load(&stats.frozen_us) as f64 / 1000.0,
+                    freezes: load(&stats.freezes),
+                    longest_gap_ms: load(&stats.longest_gap_us) as f64 / 1000.0,
                     error: stats.error.lock().unwrap().clone(),
                 }
             })

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod farm;
 pub mod frames;
+pub mod freeze;
 pub mod signal;
 pub mod unsignalled;
 pub mod usage;

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use crate::FarmError;
 use crate::frames::{FrameCounter, Packet};
+use crate::freeze::FreezeMeter;
 use crate::signal::{Signal, SignalEvent, Target};
 use crate::unsignalled::Unsignalled;
 
@@ -80,6 +81,11 @@ pub struct ViewerStats {
     /// 1 once the signalling connection was lost with the media flowing
     /// (a server restart): the viewer goes on watching without it.
     pub signalling_lost: AtomicU64,
+    /// Freezes of the decodable frames' arrival (freeze.rs's definition),
+    /// since the first frame: frozen µs, how many, the longest gap in µs.
+    pub frozen_us: AtomicU64,
+    pub freezes: AtomicU64,
+    pub longest_gap_us: AtomicU64,
     pub error: Mutex<Option<String>>,
 }
 
@@ -140,6 +146,7 @@ async fn watch(
         stats,
         started,
         counter: FrameCounter::default(),
+        freezes: FreezeMeter::default(),
         vp8: Vec::new(),
         video_ssrc: None,
         unsignalled,
@@ -257,6 +264,7 @@ struct Session<'a> {
     stats: &'a ViewerStats,
     started: Instant,
     counter: FrameCounter,
+    freezes: FreezeMeter,
     /// VP8 payload types of the session (found on first use).
     vp8: Vec<(Pt, bool)>,
     video_ssrc: Option<Ssrc>,
@@ -347,6 +355,19 @@ impl Session<'_> {
                         .first_frame_us
                         .store(self.started.elapsed().as_micros() as u64, Ordering::Relaxed);
                     stats.set_phase(Phase::Receiving);
+                }
+                if decoded > 0 {
+                    for _ in 0..decoded {
+                        self.freezes.frame(now.duration_since(self.started));
+                    }
+                    let freezes = &self.freezes;
+                    stats
+                        .frozen_us
+                        .store(freezes.frozen.as_micros() as u64, Ordering::Relaxed);
+                    stats.freezes.store(freezes.freeze_count, Ordering::Relaxed);
+                    stats
+                        .longest_gap_us
+                        .store(freezes.longest_gap.as_micros() as u64, Ordering::Relaxed);
                 }
                 let counts = self.counter.counts();
                 stats.decodable.store(counts.decodable, Ordering::Relaxed);

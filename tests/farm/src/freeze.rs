@@ -99,7 +99,7 @@ impl std::fmt::Display for FreezeReport {
 }
 
 /// The running average of the definition.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct IntervalAverage {
     recent: VecDeque<Duration>,
     seen: usize,
@@ -202,6 +202,37 @@ pub fn analyse(arrivals: &[Duration], from: Duration, to: Duration) -> FreezeRep
     report
 }
 
+/// The same definition fed one frame at a time, for a viewer that runs
+/// for hours and cannot keep every arrival: totals since its first frame
+/// (a caller wanting a window subtracts two readings). Unlike [`analyse`]
+/// it has no window, so the interval still open is not counted.
+#[derive(Debug, Default)]
+pub struct FreezeMeter {
+    previous: Option<Duration>,
+    average: IntervalAverage,
+    /// Frozen time so far.
+    pub frozen: Duration,
+    /// Intervals that were freezes.
+    pub freeze_count: u64,
+    /// The longest interval between two frames.
+    pub longest_gap: Duration,
+}
+
+impl FreezeMeter {
+    /// A frame arrived at `at` (on any clock that does not go back).
+    pub fn frame(&mut self, at: Duration) {
+        if let Some(previous) = self.previous {
+            let interval = at.saturating_sub(previous);
+            self.longest_gap = self.longest_gap.max(interval);
+            if self.average.is_freeze(interval) {
+                self.freeze_count += 1;
+                self.frozen += interval;
+            }
+        }
+        self.previous = Some(at);
+    }
+}
+
 /// Now on CLOCK_MONOTONIC, the clock [`analyse`]'s callers share across
 /// processes (Rust's `Instant` reads it too but cannot be sent elsewhere).
 pub fn monotonic_now() -> Duration {
@@ -228,6 +259,25 @@ mod tests {
     /// Frames every `FRAME` from `start` for `count` frames.
     fn steady(start: Duration, count: u32) -> Vec<Duration> {
         (0..count).map(|i| start + FRAME * i).collect()
+    }
+
+    #[test]
+    fn the_meter_counts_what_analyse_counts_over_the_whole_track() {
+        let mut arrivals = steady(Duration::ZERO, 100);
+        let after_stop = *arrivals.last().unwrap() + ms(400);
+        arrivals.extend(steady(after_stop, 100));
+        let after_stop = *arrivals.last().unwrap() + ms(1200);
+        arrivals.extend(steady(after_stop, 50));
+        let mut meter = FreezeMeter::default();
+        for at in &arrivals {
+            meter.frame(*at);
+        }
+        let report = analyse(&arrivals, arrivals[0], *arrivals.last().unwrap());
+        assert_eq!(meter.freeze_count, 2);
+        assert_eq!(meter.freeze_count as usize, report.freeze_count);
+        assert_eq!(meter.frozen, report.frozen);
+        assert_eq!(meter.frozen, ms(1600));
+        assert_eq!(meter.longest_gap, ms(1200));
     }
 
     #[test]
