@@ -445,6 +445,58 @@ pub fn message_signals(
     ]
 }
 
+/// Reports the signaller events both elements report alike (the server
+/// ready, application messages, the server lost and back, warnings and
+/// errors) and hands back the session events, which each element handles
+/// its own way.
+pub fn announce_signaller_event(
+    element: &gst::Element,
+    event: crate::signaller::SignallerEvent,
+) -> Option<crate::signaller::SignallerEvent> {
+    use crate::error::ElementError;
+    use crate::signaller::SignallerEvent;
+    match event {
+        SignallerEvent::Ready {
+            peer_id,
+            room,
+            watch_url,
+            embedded,
+        } => announce_ready(element, &peer_id, &room, watch_url.as_deref(), embedded),
+        SignallerEvent::Message { from, data } => {
+            announce_signalling_message(element, &from, &data)
+        }
+        SignallerEvent::SignallingLost { reason } => announce_signalling_lost(element, &reason),
+        SignallerEvent::SignallingRestored { after } => {
+            announce_signalling_restored(element, after)
+        }
+        SignallerEvent::Warning(error) => ElementError::from(error).post_warning(element),
+        SignallerEvent::Error(error) => ElementError::from(error).post_error(element),
+        session_event => return Some(session_event),
+    }
+    None
+}
+
+/// The elements' `send-message` action: an application message through
+/// the signalling server, to `peer` or the whole room, handed to `send`
+/// (false while the element does not run). Not JSON: a warning, false.
+pub fn send_message(
+    element: &gst::Element,
+    peer: Option<&str>,
+    json: &str,
+    send: impl FnOnce(crate::signaller::SignallerCommand) -> bool,
+) -> bool {
+    match parse_message(json) {
+        Ok(data) => send(crate::signaller::SignallerCommand::Message {
+            to: peer.map(str::to_owned),
+            data,
+        }),
+        Err(err) => {
+            crate::error::ElementError::Settings(err).post_warning(element);
+            false
+        }
+    }
+}
+
 /// Checks an application message before it goes out: JSON, as the
 /// protocol carries it.
 pub fn parse_message(json: &str) -> Result<serde_json::Value, String> {

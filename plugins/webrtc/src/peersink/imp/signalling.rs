@@ -7,26 +7,14 @@ use gst::subclass::prelude::*;
 
 use super::{CAT, PeerSink, PendingViewer};
 use crate::common;
-use crate::error::ElementError;
 use crate::signaller::{Negotiation, SignallerCommand, SignallerEvent};
 
 impl PeerSink {
     pub(super) fn on_signaller_event(&self, event: SignallerEvent) {
+        let Some(event) = common::announce_signaller_event(self.obj().upcast_ref(), event) else {
+            return;
+        };
         match event {
-            SignallerEvent::Ready {
-                peer_id,
-                room,
-                watch_url,
-                embedded,
-            } => {
-                common::announce_ready(
-                    self.obj().upcast_ref(),
-                    &peer_id,
-                    &room,
-                    watch_url.as_deref(),
-                    embedded,
-                );
-            }
             SignallerEvent::SessionStarted {
                 session,
                 peer,
@@ -76,48 +64,27 @@ impl PeerSink {
             SignallerEvent::SessionEnded { session, reason } => {
                 self.end_viewer(&session, &reason, false)
             }
-            SignallerEvent::Message { from, data } => {
-                common::announce_signalling_message(self.obj().upcast_ref(), &from, &data);
-            }
-            SignallerEvent::SignallingLost { reason } => {
-                common::announce_signalling_lost(self.obj().upcast_ref(), &reason);
-            }
-            SignallerEvent::SignallingRestored { after } => {
-                common::announce_signalling_restored(self.obj().upcast_ref(), after);
-            }
-            SignallerEvent::Warning(error) => {
-                ElementError::from(error).post_warning(self.obj().upcast_ref());
-            }
-            SignallerEvent::Error(error) => {
-                ElementError::from(error).post_error(self.obj().upcast_ref());
-            }
+            // The others were reported above.
+            _ => {}
         }
     }
 
     /// `send-message`: an application message through the signalling
     /// server, to `peer` or the whole room.
     pub(super) fn send_message(&self, peer: Option<&str>, json: &str) -> bool {
-        let data = match common::parse_message(json) {
-            Ok(data) => data,
-            Err(err) => {
-                ElementError::Settings(err).post_warning(self.obj().upcast_ref());
-                return false;
-            }
-        };
-        let state = self.state.lock().unwrap();
-        let Some(running) = state.running.as_ref() else {
-            return false;
-        };
-        running.link.signaller.send(SignallerCommand::Message {
-            to: peer.map(str::to_owned),
-            data,
-        });
-        true
+        common::send_message(self.obj().upcast_ref(), peer, json, |command| {
+            self.signaller_send(command)
+        })
     }
 
-    pub(super) fn signaller_send(&self, command: SignallerCommand) {
-        if let Some(running) = &self.state.lock().unwrap().running {
-            running.link.signaller.send(command);
+    /// Sends `command` if the element runs; whether it did.
+    pub(super) fn signaller_send(&self, command: SignallerCommand) -> bool {
+        match &self.state.lock().unwrap().running {
+            Some(running) => {
+                running.link.signaller.send(command);
+                true
+            }
+            None => false,
         }
     }
 }

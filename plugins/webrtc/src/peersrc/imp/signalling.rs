@@ -8,47 +8,22 @@ use gst::subclass::prelude::*;
 
 use super::PeerSrc;
 use crate::common;
-use crate::error::ElementError;
 use crate::signaller::{SignallerCommand, SignallerEvent};
 
 impl PeerSrc {
     /// `send-message`: an application message through the signalling
     /// server, to `peer` or the whole room.
     pub(super) fn send_message(&self, peer: Option<&str>, json: &str) -> bool {
-        let data = match common::parse_message(json) {
-            Ok(data) => data,
-            Err(err) => {
-                ElementError::Settings(err).post_warning(self.obj().upcast_ref());
-                return false;
-            }
-        };
-        let state = self.state.lock().unwrap();
-        let Some(running) = state.running.as_ref() else {
-            return false;
-        };
-        running.link.signaller.send(SignallerCommand::Message {
-            to: peer.map(str::to_owned),
-            data,
-        });
-        true
+        common::send_message(self.obj().upcast_ref(), peer, json, |command| {
+            self.signaller_send(command)
+        })
     }
 
     pub(super) fn on_signaller_event(&self, event: SignallerEvent) {
+        let Some(event) = common::announce_signaller_event(self.obj().upcast_ref(), event) else {
+            return;
+        };
         match event {
-            SignallerEvent::Ready {
-                peer_id,
-                room,
-                watch_url,
-                embedded,
-            } => {
-                common::announce_ready(
-                    self.obj().upcast_ref(),
-                    &peer_id,
-                    &room,
-                    watch_url.as_deref(),
-                    embedded,
-                );
-            }
             SignallerEvent::SessionStarted {
                 session,
                 peer,
@@ -114,27 +89,19 @@ impl PeerSrc {
                     );
                 }
             }
-            SignallerEvent::Message { from, data } => {
-                common::announce_signalling_message(self.obj().upcast_ref(), &from, &data);
-            }
-            SignallerEvent::SignallingLost { reason } => {
-                common::announce_signalling_lost(self.obj().upcast_ref(), &reason);
-            }
-            SignallerEvent::SignallingRestored { after } => {
-                common::announce_signalling_restored(self.obj().upcast_ref(), after);
-            }
-            SignallerEvent::Warning(error) => {
-                ElementError::from(error).post_warning(self.obj().upcast_ref());
-            }
-            SignallerEvent::Error(error) => {
-                ElementError::from(error).post_error(self.obj().upcast_ref());
-            }
+            // The others were reported above.
+            _ => {}
         }
     }
 
-    pub(super) fn signaller_send(&self, command: SignallerCommand) {
-        if let Some(running) = &self.state.lock().unwrap().running {
-            running.link.signaller.send(command);
+    /// Sends `command` if the element runs; whether it did.
+    pub(super) fn signaller_send(&self, command: SignallerCommand) -> bool {
+        match &self.state.lock().unwrap().running {
+            Some(running) => {
+                running.link.signaller.send(command);
+                true
+            }
+            None => false,
         }
     }
 }
