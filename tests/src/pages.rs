@@ -38,6 +38,29 @@ const FRAME_MONITOR: &str = r#"
     return true;
 "#;
 
+/// The page's `<video>`: its picture size, the colour at its centre and
+/// its current time.
+pub const VIDEO_PIXEL: &str = r#"
+    const video = document.querySelector('video');
+    const canvas = document.createElement('canvas');
+    canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+    const context = canvas.getContext('2d');
+    context.drawImage(video, 0, 0);
+    const p = context.getImageData(canvas.width >> 1, canvas.height >> 1, 1, 1).data;
+    return { width: video.videoWidth, height: video.videoHeight, rgb: [p[0], p[1], p[2]],
+             time: video.currentTime };
+"#;
+
+/// Waits until a watch or play page says it plays and its video has a
+/// picture, then returns [`VIDEO_PIXEL`] of it.
+pub fn wait_playing(browser: &Browser, timeout: Duration) -> Value {
+    browser.wait_for(
+        "window.peerPage.state === 'playing' && document.querySelector('video').videoWidth > 0",
+        timeout,
+    );
+    browser.eval(VIDEO_PIXEL, vec![])
+}
+
 /// What the page's frame monitor saw.
 #[derive(Debug, Clone, Copy)]
 pub struct PageFrames {

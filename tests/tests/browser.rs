@@ -7,6 +7,7 @@ use gst::glib;
 use gst::prelude::*;
 use peer_tests::browser::Browser;
 use peer_tests::media::close_colour;
+use peer_tests::pages::{VIDEO_PIXEL, wait_playing};
 use peer_tests::{Receiver, TestServer, init, play, sender};
 use serde_json::{Value, json};
 
@@ -19,16 +20,6 @@ fn rgb(value: &Value) -> [u8; 3] {
 }
 
 /// Centre pixel of the page's <video> (drawn into a canvas), and its size.
-const VIDEO_PIXEL: &str = r#"
-    const video = document.querySelector('video');
-    const canvas = document.createElement('canvas');
-    canvas.width = video.videoWidth; canvas.height = video.videoHeight;
-    const context = canvas.getContext('2d');
-    context.drawImage(video, 0, 0);
-    const p = context.getImageData(canvas.width >> 1, canvas.height >> 1, 1, 1).data;
-    return { width: video.videoWidth, height: video.videoHeight, rgb: [p[0], p[1], p[2]] };
-"#;
-
 /// The loudest frequency of the watched audio, by an AnalyserNode.
 const AUDIO_PEAK: &str = r#"
     const done = arguments[arguments.length - 1];
@@ -63,12 +54,7 @@ fn pipeline_to_the_watch_page_shows_the_colour_and_plays_the_tone() {
         "http://127.0.0.1:{}/watch?room=show&producer=cam",
         server.port()
     ));
-    browser.wait_for(
-        "window.peerPage.state === 'playing' && document.querySelector('video').videoWidth > 0",
-        Duration::from_secs(30),
-    );
-
-    let frame = browser.eval(VIDEO_PIXEL, vec![]);
+    let frame = wait_playing(&browser, Duration::from_secs(30));
     assert_eq!(
         (frame["width"].as_u64(), frame["height"].as_u64()),
         (Some(640), Some(360)),

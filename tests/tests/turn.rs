@@ -26,9 +26,9 @@ use peer_tests::browser::Browser;
 use peer_tests::capture::Capture;
 use peer_tests::media::close_colour;
 use peer_tests::netns::IsolatedHost;
+use peer_tests::pages::wait_playing;
 use peer_tests::process::ChildProcess;
 use peer_tests::{TestServer, init, target_dir, wait_until};
-use serde_json::Value;
 
 const RELAY_ADDRESS: &str = "198.18.250.1";
 const SECRET: &str = "test-secret-of-at-least-thirty-two-bytes";
@@ -301,17 +301,7 @@ fn pipeline_to_chromium_through_coturn_with_relay_only() {
         setup.server.port(),
         token("browser", &["subscribe"])
     ));
-    browser.wait_for(
-        "window.peerPage.state === 'playing' && document.querySelector('video').videoWidth > 0",
-        Duration::from_secs(40),
-    );
-    let frame: Value = browser.eval(
-        "const v = document.querySelector('video'); const c = document.createElement('canvas');
-         c.width = v.videoWidth; c.height = v.videoHeight; const x = c.getContext('2d');
-         x.drawImage(v, 0, 0); const p = x.getImageData(c.width >> 1, c.height >> 1, 1, 1).data;
-         return { width: v.videoWidth, height: v.videoHeight, rgb: [p[0], p[1], p[2]] };",
-        vec![],
-    );
+    let frame = wait_playing(&browser, Duration::from_secs(40));
     assert_eq!(
         (frame["width"].as_u64(), frame["height"].as_u64()),
         (Some(320), Some(240))

@@ -14,6 +14,7 @@ use peer_signalling::wish::WishConfig;
 use peer_tests::browser::Browser;
 use peer_tests::http::request;
 use peer_tests::media::{close_colour, decode_file};
+use peer_tests::pages::{VIDEO_PIXEL, wait_playing};
 use peer_tests::process::ChildProcess;
 use peer_tests::ws::RawPeer;
 use peer_tests::{
@@ -30,17 +31,6 @@ fn rgb(value: &Value) -> [u8; 3] {
 }
 
 /// Size and centre pixel of the page's <video>, and its playback time.
-const VIDEO_PIXEL: &str = r#"
-    const video = document.querySelector('video');
-    const canvas = document.createElement('canvas');
-    canvas.width = video.videoWidth; canvas.height = video.videoHeight;
-    const context = canvas.getContext('2d');
-    context.drawImage(video, 0, 0);
-    const p = context.getImageData(canvas.width >> 1, canvas.height >> 1, 1, 1).data;
-    return { width: video.videoWidth, height: video.videoHeight, rgb: [p[0], p[1], p[2]],
-             time: video.currentTime };
-"#;
-
 /// The loudest frequency of `stream` (a JS expression), by an AnalyserNode.
 fn audio_peak(browser: &Browser, stream: &str) -> f64 {
     let script = format!(
@@ -119,11 +109,7 @@ fn chromium_plays_a_pipeline_through_the_whep_page_and_stops_with_delete() {
         "http://127.0.0.1:{}/play?url=/whep/show/cam",
         server.port()
     ));
-    browser.wait_for(
-        "window.peerPage.state === 'playing' && document.querySelector('video').videoWidth > 0",
-        Duration::from_secs(30),
-    );
-    let frame = browser.eval(VIDEO_PIXEL, vec![]);
+    let frame = wait_playing(&browser, Duration::from_secs(30));
     assert_eq!(
         (frame["width"].as_u64(), frame["height"].as_u64()),
         (Some(640), Some(360)),
@@ -203,11 +189,7 @@ fn the_play_page_plays_again_when_its_producer_comes_back() {
         "http://127.0.0.1:{}/play?url=/whep/again/cam",
         server.port()
     ));
-    browser.wait_for(
-        "window.peerPage.state === 'playing' && document.querySelector('video').videoWidth > 0",
-        Duration::from_secs(30),
-    );
-    let frame = browser.eval(VIDEO_PIXEL, vec![]);
+    let frame = wait_playing(&browser, Duration::from_secs(30));
     assert!(close_colour(rgb(&frame["rgb"]), BLUE_RGB, 20), "{frame}");
 
     let _ = first.set_state(gst::State::Null);
@@ -439,11 +421,7 @@ fn a_browser_that_offers_gets_an_answer_from_peersink() {
         "http://127.0.0.1:{}/watch?room=offers&producer=cam&offer=1",
         server.port()
     ));
-    browser.wait_for(
-        "window.peerPage.state === 'playing' && document.querySelector('video').videoWidth > 0",
-        Duration::from_secs(30),
-    );
-    let frame = browser.eval(VIDEO_PIXEL, vec![]);
+    let frame = wait_playing(&browser, Duration::from_secs(30));
     assert_eq!(
         (frame["width"].as_u64(), frame["height"].as_u64()),
         (Some(640), Some(360)),
