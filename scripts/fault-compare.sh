@@ -89,13 +89,16 @@ run_kind() {
   if "$BIN/viewer-farm" --protocol "$protocol" --uri "$uri" --producer "$producer" --viewers 1 \
     --seconds 5 --connect-timeout 15 >"$OUT/$kind-joiner.log" 2>&1; then joined=yes; else joined=no; fi
   wait "$farm" || true
+  # Before stopping anything: is the sender running, and what did it say?
   if kill -0 "$sender" 2>/dev/null; then alive=yes; else alive=no; fi
-  kill -INT "$sender" 2>/dev/null || true; kill -TERM "$server" 2>/dev/null || true
+  said=$(grep -m1 '^error' "$OUT/$kind-sender.log" | sed 's/^/ — /' || true)
+  # SIGTERM: a background job of a script ignores SIGINT.
+  kill -TERM "$sender" "$server" 2>/dev/null || true
   wait "$sender" "$server" 2>/dev/null || true
   echo
   echo "## $kind"
   echo "watching viewers: $(grep -E 'viewers,|FAILED' "$OUT/$kind-watchers.log" | tail -2 | tr '\n' ' ')"
-  echo "sender still running after the crash: $alive$(grep -m1 '^error' "$OUT/$kind-sender.log" | sed 's/^/ — /')"
+  echo "sender still running after the crash: $alive$said"
   echo "a viewer joining after the restart got frames: $joined ($(grep -E 'viewers,|FAILED' "$OUT/$kind-joiner.log" | tail -1))"
 }
 
