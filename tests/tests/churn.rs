@@ -27,10 +27,10 @@ const CI_PUBLISHER_CYCLES: usize = 150;
 /// Cycles before the first measurement: caches, pools and lazily
 /// started threads have reached their working size by then.
 const WARM_UP: usize = 50;
-/// Viewers that come and go together. They vanish without a goodbye (a
-/// closed tab), so the server ends their sessions after its resume window
-/// (10 s): a round lasts about that long, whatever its size.
-const VIEWERS_AT_ONCE: usize = 25;
+/// Viewers that come and go together.
+const VIEWERS_AT_ONCE: usize = 10;
+/// Every this many rounds the viewers vanish instead of closing.
+const VANISH_EVERY: usize = 5;
 /// Publishers that come and go together.
 const PUBLISHERS_AT_ONCE: usize = 5;
 
@@ -100,6 +100,99 @@ fn trim_free_memory() {
     unsafe { libc::malloc_trim(0) };
 }
 
+/// Where this process's memory is: still allocated through malloc (a
+/// leak shows here), kept free by malloc, and resident in thread stacks
+/// (GStreamer's idle pooled threads keep theirs). Tells a leak from the
+/// allocator's or the thread pool's working set.
+#[derive(Debug, Clone, Copy)]
+struct Breakdown {
+    malloc_in_use_kib: u64,
+    malloc_free_kib: u64,
+    stacks_kib: u64,
+    stacks: u64,
+}
+
+impl Breakdown {
+    fn of_this_process() -> Breakdown {
+        // SAFETY: mallinfo2 only reads the allocator's counters.
+        let info = unsafe { libc::mallinfo2() };
+        let (stacks_kib, stacks) = stack_rss_kib();
+        Breakdown {
+            malloc_in_use_kib: ((info.uordblks + info.hblkhd) / 1024) as u64,
+            malloc_free_kib: (info.fordblks / 1024) as u64,
+            stacks_kib,
+            stacks,
+        }
+    }
+}
+
+impl std::fmt::Display for Breakdown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "malloc in use {} KiB, malloc free {} KiB, {} stacks {} KiB resident",
+            self.malloc_in_use_kib, self.malloc_free_kib, self.stacks, self.stacks_kib
+        )
+    }
+}
+
+/// Resident KiB of this process's thread stacks and how many there are:
+/// the anonymous mappings right above a guard page, as glibc maps every
+/// thread's stack (a malloc arena's reserve is inaccessible too, but
+/// megabytes long).
+fn stack_rss_kib() -> (u64, u64) {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let (mut kib, mut count) = (0, 0);
+    let mut previous_was_guard = false;
+    let mut in_stack = false;
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or_default();
+        let range = first.split_once('-').and_then(|(start, end)| {
+            Some((
+                u64::from_str_radix(start, 16).ok()?,
+                u64::from_str_radix(end, 16).ok()?,
+            ))
+        });
+        if let Some((start, end)) = range {
+            let perms = words.next().unwrap_or_default();
+            let anonymous = words.nth(3).is_none();
+            in_stack = previous_was_guard && perms == "rw-p" && anonymous;
+            count += in_stack as u64;
+            previous_was_guard = perms == "---p" && anonymous && end - start <= 64 * 1024;
+        } else if in_stack && first == "Rss:" {
+            kib += words
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    (kib, count)
+}
+
+/// What this process holds once it is quiet: its thread count has not
+/// changed for a second (at most 15 s), then free memory trimmed. A
+/// finished streaming thread waits half a second in GLib's thread pool
+/// for more work before it ends, holding its resident stack (~200 KiB
+/// here, see docs/reliability.md) until then: measured right after a
+/// round, the last round's threads were counted or not by chance.
+fn settled(pid: u32) -> (Held, Breakdown) {
+    let mut last = (Held::of(pid).threads, Instant::now());
+    wait_until(
+        Duration::from_secs(15),
+        "the thread count to settle",
+        || {
+            let threads = Held::of(pid).threads;
+            if threads != last.0 {
+                last = (threads, Instant::now());
+            }
+            (last.1.elapsed() >= Duration::from_secs(1)).then_some(())
+        },
+    );
+    trim_free_memory();
+    (Held::of(pid), Breakdown::of_this_process())
+}
+
 /// The threads of `pid` by name (digits folded), most common first: what
 /// a leak leaves running says where it comes from.
 fn thread_names(pid: u32) -> String {
@@ -136,18 +229,33 @@ fn cycles(ci: usize) -> usize {
         .max(WARM_UP * 2)
 }
 
+/// How a round of viewers leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leave {
+    /// Each closes its signalling WebSocket, as a closing browser tab
+    /// does: the server ends its session at once.
+    Close,
+    /// Each process ends without a goodbye (a machine or network gone):
+    /// the server ends its session after its resume window (10 s).
+    Vanish,
+}
+
 /// The two tests take turns: the viewer test measures this process.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// `viewers` farm viewers that connect, each receive a decodable frame,
 /// and go (their process ends: sockets closed, as a closed tab's).
-fn viewer_round(uri: &str, viewers: usize) {
+fn viewer_round(uri: &str, viewers: usize, leave: Leave) {
     use std::io::{BufRead, BufReader, Write};
     let farm = peer_tests::target_dir().join("viewer-farm");
     let mut child = Command::new(&farm)
         .args(["--uri", uri, "--producer", "cam", "--viewers"])
         .arg(viewers.to_string())
         .args(["--ramp-ms", "5", "--connect-timeout", "20", "--serve"])
+        .args(match leave {
+            Leave::Close => &["--close-at-end"][..],
+            Leave::Vanish => &[],
+        })
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -172,6 +280,11 @@ fn viewers_joining_and_leaving_a_peersink_leave_nothing_behind() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     init();
     let total = cycles(CI_VIEWER_CYCLES);
+    let at_once: usize = std::env::var("CHURN_VIEWERS_AT_ONCE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(VIEWERS_AT_ONCE);
+    let all_vanish = std::env::var("CHURN_LEAVE").as_deref() == Ok("vanish");
     let port = free_port();
     let mut server = ChildProcess::spawn(
         Command::new(peer_tests::peer_binary())
@@ -198,28 +311,35 @@ fn viewers_joining_and_leaving_a_peersink_leave_nothing_behind() {
     let started = Instant::now();
     let mut baseline = None;
     let mut server_baseline = None;
+    let mut baseline_breakdown = None;
     let mut series = Vec::new();
     let mut done = 0;
+    let mut round = 0;
     while done < total {
-        let viewers = VIEWERS_AT_ONCE.min(total - done);
-        viewer_round(&uri, viewers);
+        round += 1;
+        let viewers = at_once.min(total - done);
+        let leave = if all_vanish || round % VANISH_EVERY == 0 {
+            Leave::Vanish
+        } else {
+            Leave::Close
+        };
+        viewer_round(&uri, viewers, leave);
         done += viewers;
         // Every viewer gone from the sink before the next round.
         wait_until(Duration::from_secs(20), "the viewers to be gone", || {
             (sink.property::<u32>("viewers") == 0).then_some(())
         });
-        if done == WARM_UP {
-            trim_free_memory();
-            baseline = Some(Held::of(me));
-            server_baseline = Some(Held::of(server.id()));
-        }
-        if done % 100 == 0 {
-            let rss = Held::of(me).rss_kib;
-            trim_free_memory();
+        if done == WARM_UP || done % 100 == 0 {
+            let (held, breakdown) = settled(me);
             series.push(format!(
-                "{done}: {rss} KiB ({} KiB trimmed)",
-                Held::of(me).rss_kib
+                "{done}: {} KiB, {} threads ({breakdown})",
+                held.rss_kib, held.threads
             ));
+            if done == WARM_UP {
+                baseline = Some(held);
+                baseline_breakdown = Some(breakdown);
+                server_baseline = Some(Held::of(server.id()));
+            }
         }
     }
     eprintln!(
@@ -227,8 +347,7 @@ fn viewers_joining_and_leaving_a_peersink_leave_nothing_behind() {
         series.join(", ")
     );
     let (baseline, server_baseline) = (baseline.unwrap(), server_baseline.unwrap());
-    trim_free_memory();
-    let after = Held::of(me);
+    let (after, after_breakdown) = settled(me);
     let server_after = Held::of(server.id());
     eprintln!(
         "{total} viewer cycles in {:.0} s. peersink's process after {WARM_UP}: {baseline:?}, \
@@ -236,14 +355,15 @@ fn viewers_joining_and_leaving_a_peersink_leave_nothing_behind() {
          {total}: {server_after:?}",
         started.elapsed().as_secs_f64()
     );
+    eprintln!(
+        "where it is: after {WARM_UP}: {}; after {total}: {}",
+        baseline_breakdown.unwrap(),
+        after_breakdown
+    );
     eprintln!("threads of the peersink's process: {}", thread_names(me));
     // Seven streaming threads per viewer's webrtcbin (nicesrc, dtlsenc,
     // sctpenc, ...), the last round's possibly still idle in the pool.
-    after.assert_within(
-        &baseline,
-        7 * VIEWERS_AT_ONCE as u64,
-        "the peersink's process",
-    );
+    after.assert_within(&baseline, 0, "the peersink's process");
     server_after.assert_within(&server_baseline, 0, "peer serve");
     let _ = sender.set_state(gst::State::Null);
 }
