@@ -242,8 +242,8 @@ enum Leave {
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// `viewers` farm viewers that connect, each receive a decodable frame,
-/// and go (their process ends: sockets closed, as a closed tab's).
-fn viewer_round(uri: &str, viewers: usize, leave: Leave) {
+/// and leave as `leave` says; when their process ended.
+fn viewer_round(uri: &str, viewers: usize, leave: Leave) -> Instant {
     use std::io::{BufRead, BufReader, Write};
     let farm = peer_tests::target_dir().join("viewer-farm");
     let mut child = Command::new(&farm)
@@ -268,6 +268,7 @@ fn viewer_round(uri: &str, viewers: usize, leave: Leave) {
     writeln!(input, "quit").unwrap();
     drop(input);
     assert!(child.wait().unwrap().success(), "the viewer farm failed");
+    Instant::now()
 }
 
 #[test]
@@ -313,6 +314,10 @@ fn viewers_joining_and_leaving_a_peersink_leave_nothing_behind() {
     let mut series = Vec::new();
     let mut done = 0;
     let mut round = 0;
+    // Farm gone → the peersink's `viewers` back to 0, longest for closing
+    // rounds; shortest and longest for vanishing ones.
+    let mut closed_gone = Duration::ZERO;
+    let mut vanished_gone = (Duration::MAX, Duration::ZERO);
     while done < total {
         round += 1;
         let viewers = at_once.min(total - done);
@@ -321,12 +326,17 @@ fn viewers_joining_and_leaving_a_peersink_leave_nothing_behind() {
         } else {
             Leave::Close
         };
-        viewer_round(&uri, viewers, leave);
+        let left = viewer_round(&uri, viewers, leave);
         done += viewers;
         // Every viewer gone from the sink before the next round.
         wait_until(Duration::from_secs(20), "the viewers to be gone", || {
             (sink.property::<u32>("viewers") == 0).then_some(())
         });
+        let gone = left.elapsed();
+        match leave {
+            Leave::Close => closed_gone = closed_gone.max(gone),
+            Leave::Vanish => vanished_gone = (vanished_gone.0.min(gone), vanished_gone.1.max(gone)),
+        }
         if done == WARM_UP || done % 100 == 0 {
             // What measuring at once would have said, for comparison.
             trim_free_memory();
@@ -363,9 +373,29 @@ fn viewers_joining_and_leaving_a_peersink_leave_nothing_behind() {
         after_breakdown
     );
     eprintln!("threads of the peersink's process: {}", thread_names(me));
-    // Seven streaming threads per viewer's webrtcbin (nicesrc, dtlsenc,
-    // sctpenc, ...), the last round's possibly still idle in the pool.
+    eprintln!(
+        "viewers gone from the peersink after their farm ended: closing rounds within \
+         {closed_gone:.1?}; vanishing rounds {:.1?} to {:.1?}",
+        vanished_gone.0, vanished_gone.1
+    );
     after.assert_within(&baseline, "the peersink's process");
+    // A leak is memory still allocated: a session's worth of tens of KiB
+    // would add megabytes here. What malloc keeps free is not a leak.
+    let baseline_breakdown = baseline_breakdown.unwrap();
+    assert!(
+        after_breakdown.malloc_in_use_kib <= baseline_breakdown.malloc_in_use_kib + 4 * 1024,
+        "the peersink's process: memory allocated grew from {} to {} KiB",
+        baseline_breakdown.malloc_in_use_kib,
+        after_breakdown.malloc_in_use_kib
+    );
+    // Closed tabs end their sessions at once, not after the resume window.
+    if !all_vanish {
+        assert!(
+            closed_gone < Duration::from_secs(8),
+            "viewers that closed their WebSocket were gone from the peersink only after \
+             {closed_gone:?}"
+        );
+    }
     server_after.assert_within(&server_baseline, "peer serve");
     let _ = sender.set_state(gst::State::Null);
 }
