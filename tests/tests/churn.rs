@@ -9,9 +9,9 @@
 //! has the command and the figures).
 //!
 //! Viewers are the viewer farm's (str0m: real ICE, DTLS-SRTP, RTCP), in
-//! processes of their own, 25 at a time; they leave by closing, as a
-//! browser tab does. The peersink is in this process, which is measured:
-//! nothing else runs here meanwhile (the two tests take turns).
+//! processes of their own, [`VIEWERS_AT_ONCE`] at a time. The peersink is
+//! in this process, which is measured: nothing else runs here meanwhile
+//! (the two tests take turns).
 
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -271,10 +271,25 @@ fn viewer_round(uri: &str, viewers: usize, leave: Leave) -> Instant {
     Instant::now()
 }
 
+/// Rounds of 10 viewers join the peersink, each waits for a decodable
+/// frame, and they leave; the next round starts once the peersink's
+/// `viewers` is back to 0. Four rounds in five the viewers close their
+/// signalling WebSocket, as a closing tab does, and the server ends
+/// their sessions at once (gone within ~0.3 s); every fifth round they
+/// vanish without a goodbye and the server ends their sessions after its
+/// 10 s resume window. Closing keeps a round short (CI's 300 cycles take
+/// ~90 s instead of 150 with vanishing rounds of 25) and small, so the 50
+/// cycles before the reference are five rounds, not two.
+///
+/// Measured once the process is quiet (thread count still for a second,
+/// then malloc_trim): right after a round, the ended sessions' streaming
+/// threads (80–210 of them) still wait in GLib's thread pool and add
+/// 5–11 MiB of resident memory, counted or not by chance. Measuring that
+/// way is what put earlier runs ~20 MiB over the reference; what was
+/// left is not a leak: malloc's in-use memory stays within ~1–3 MiB of
+/// its size after 50 cycles over 1,000 cycles (docs/reliability.md,
+/// "Viewer churn: what the memory was").
 #[test]
-#[ignore = "open finding (docs/reliability.md): the peersink's process plateaus ~20 MiB above \
-            its size after 50 cycles (no upward trend over the last 500 of 1,000), past this \
-            bound; run with --ignored"]
 fn viewers_joining_and_leaving_a_peersink_leave_nothing_behind() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     init();
@@ -316,8 +331,8 @@ fn viewers_joining_and_leaving_a_peersink_leave_nothing_behind() {
     let mut round = 0;
     // Farm gone → the peersink's `viewers` back to 0, longest for closing
     // rounds; shortest and longest for vanishing ones.
-    let mut closed_gone = Duration::ZERO;
-    let mut vanished_gone = (Duration::MAX, Duration::ZERO);
+    let mut closed_gone: Option<Duration> = None;
+    let mut vanished_gone: Option<(Duration, Duration)> = None;
     while done < total {
         round += 1;
         let viewers = at_once.min(total - done);
@@ -334,8 +349,11 @@ fn viewers_joining_and_leaving_a_peersink_leave_nothing_behind() {
         });
         let gone = left.elapsed();
         match leave {
-            Leave::Close => closed_gone = closed_gone.max(gone),
-            Leave::Vanish => vanished_gone = (vanished_gone.0.min(gone), vanished_gone.1.max(gone)),
+            Leave::Close => closed_gone = closed_gone.max(Some(gone)),
+            Leave::Vanish => {
+                let (shortest, longest) = vanished_gone.unwrap_or((gone, gone));
+                vanished_gone = Some((shortest.min(gone), longest.max(gone)));
+            }
         }
         if done == WARM_UP || done % 100 == 0 {
             // What measuring at once would have said, for comparison.
@@ -375,8 +393,7 @@ fn viewers_joining_and_leaving_a_peersink_leave_nothing_behind() {
     eprintln!("threads of the peersink's process: {}", thread_names(me));
     eprintln!(
         "viewers gone from the peersink after their farm ended: closing rounds within \
-         {closed_gone:.1?}; vanishing rounds {:.1?} to {:.1?}",
-        vanished_gone.0, vanished_gone.1
+         {closed_gone:.1?}; vanishing rounds (shortest, longest) {vanished_gone:.1?}"
     );
     after.assert_within(&baseline, "the peersink's process");
     // A leak is memory still allocated: a session's worth of tens of KiB
@@ -389,7 +406,7 @@ fn viewers_joining_and_leaving_a_peersink_leave_nothing_behind() {
         after_breakdown.malloc_in_use_kib
     );
     // Closed tabs end their sessions at once, not after the resume window.
-    if !all_vanish {
+    if let Some(closed_gone) = closed_gone {
         assert!(
             closed_gone < Duration::from_secs(8),
             "viewers that closed their WebSocket were gone from the peersink only after \
