@@ -89,19 +89,18 @@ impl Held {
     }
 }
 
-/// Hands glibc's free pages back before measuring this process: what its
-/// 200 threads' malloc arenas keep free after a round of sessions is not
-/// held by anyone, and varies by megabytes from one measurement to the
-/// next (see docs/reliability.md).
+/// Hands glibc's free pages back before measuring this process: what the
+/// arenas of its threads (a hundred during a round) keep free after the
+/// sessions ended is not held by anyone, and untrimmed varies by
+/// megabytes from one measurement to the next (see docs/reliability.md).
 fn trim_free_memory() {
     // SAFETY: malloc_trim only releases memory that is free.
     unsafe { libc::malloc_trim(0) };
 }
 
 /// Where this process's memory is: still allocated through malloc (a
-/// leak shows here), kept free by malloc, and resident in thread stacks
-/// (GStreamer's idle pooled threads keep theirs). Tells a leak from the
-/// allocator's or the thread pool's working set.
+/// leak shows here), kept free by malloc, and resident in thread stacks.
+/// Tells a leak from the allocator's working set.
 #[derive(Debug, Clone, Copy)]
 struct Breakdown {
     malloc_in_use_kib: u64,
@@ -275,20 +274,21 @@ fn viewer_round(uri: &str, viewers: usize, leave: Leave) -> Instant {
 /// frame, and they leave; the next round starts once the peersink's
 /// `viewers` is back to 0. Four rounds in five the viewers close their
 /// signalling WebSocket, as a closing tab does, and the server ends
-/// their sessions at once (gone within ~0.3 s); every fifth round they
+/// their sessions at once (gone within ~0.1 s); every fifth round they
 /// vanish without a goodbye and the server ends their sessions after its
 /// 10 s resume window. Closing keeps a round short (CI's 300 cycles take
-/// ~90 s instead of 150 with vanishing rounds of 25) and small, so the 50
-/// cycles before the reference are five rounds, not two.
+/// ~80 s instead of ~150 with vanishing rounds of 25) and small, so the
+/// 50 cycles before the reference are five rounds, not two.
 ///
 /// Measured once the process is quiet (thread count still for a second,
 /// then malloc_trim): right after a round, the ended sessions' streaming
-/// threads (80–210 of them) still wait in GLib's thread pool and add
+/// threads (90–210 of them) still wait in GLib's thread pool and add
 /// 5–11 MiB of resident memory, counted or not by chance. Measuring that
 /// way is what put earlier runs ~20 MiB over the reference; what was
-/// left is not a leak: malloc's in-use memory stays within ~1–3 MiB of
-/// its size after 50 cycles over 1,000 cycles (docs/reliability.md,
-/// "Viewer churn: what the memory was").
+/// left is not a leak: over 1,000 cycles malloc's in-use memory ends
+/// +1.0 MiB over its size after 50 cycles (+2.5 MiB with rounds of 25)
+/// while resident memory ends +7.2 MiB (docs/reliability.md, "Viewer
+/// churn: what the memory was").
 #[test]
 fn viewers_joining_and_leaving_a_peersink_leave_nothing_behind() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
