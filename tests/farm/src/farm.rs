@@ -259,8 +259,8 @@ impl Farm {
     }
 
     /// Stops every viewer at once: their sockets close without a
-    /// goodbye, as when a machine or its network goes, and the server
-    /// keeps their sessions for its resume window.
+    /// goodbye, as when a machine or its network goes (gst-peer's server
+    /// then keeps their sessions for its resume window).
     pub fn stop(self) {
         let _ = self.stop.send(true);
         self.runtime.shutdown_timeout(Duration::from_secs(2));
