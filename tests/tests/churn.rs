@@ -170,9 +170,9 @@ fn stack_rss_kib() -> (u64, u64) {
 /// What this process holds once it is quiet: its thread count has not
 /// changed for a second (at most 15 s), then free memory trimmed. A
 /// finished streaming thread waits half a second in GLib's thread pool
-/// for more work before it ends, holding its resident stack (~200 KiB
-/// here, see docs/reliability.md) until then: measured right after a
-/// round, the last round's threads were counted or not by chance.
+/// for more work before it ends, holding its stack and what it uses of
+/// malloc's arenas until then: measured right after a round, the last
+/// round's 90–210 threads (5–11 MiB) were counted or not by chance.
 fn settled(pid: u32) -> (Held, Breakdown) {
     let mut last = (Held::of(pid).threads, Instant::now());
     wait_until(
