@@ -55,6 +55,9 @@ pub struct FarmArgs {
     /// Line protocol on stdin/stdout instead of a timed run (for benchmarks)
     #[arg(long)]
     pub serve: bool,
+    /// At the end, viewers close their signalling WebSockets (as closing tabs do) instead of vanishing
+    #[arg(long)]
+    pub close_at_end: bool,
 }
 
 impl FarmArgs {
@@ -101,7 +104,11 @@ pub fn run(args: &FarmArgs) -> i32 {
     } else {
         timed(&farm, args)
     };
-    farm.stop();
+    if args.close_at_end {
+        farm.leave();
+    } else {
+        farm.stop();
+    }
     status
 }
 

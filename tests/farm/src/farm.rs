@@ -3,11 +3,11 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::FarmError;
 use crate::signal::Target;
@@ -33,6 +33,8 @@ pub struct Farm {
     runtime: tokio::runtime::Runtime,
     viewers: Vec<Arc<ViewerStats>>,
     stop: watch::Sender<bool>,
+    /// Viewer tasks not finished yet, and a wake-up each time one finishes.
+    running: Arc<(AtomicUsize, Notify)>,
     started: Instant,
 }
 
@@ -176,6 +178,8 @@ impl Farm {
             .collect();
         let (stop, stopped) = watch::channel(false);
         let launch = viewers.clone();
+        let running = Arc::new((AtomicUsize::new(0), Notify::new()));
+        let count = running.clone();
         runtime.spawn(async move {
             for (i, stats) in launch.into_iter().enumerate() {
                 if i > 0 && !config.ramp.is_zero() {
@@ -184,13 +188,21 @@ impl Farm {
                 if *stopped.borrow() {
                     return;
                 }
-                tokio::spawn(viewer::run(setup.clone(), stats, stopped.clone()));
+                count.0.fetch_add(1, Ordering::AcqRel);
+                let done = count.clone();
+                let viewer = viewer::run(setup.clone(), stats, stopped.clone());
+                tokio::spawn(async move {
+                    viewer.await;
+                    done.0.fetch_sub(1, Ordering::AcqRel);
+                    done.1.notify_waiters();
+                });
             }
         });
         Ok(Farm {
             runtime,
             viewers,
             stop,
+            running,
             started: Instant::now(),
         })
     }
@@ -269,9 +281,32 @@ impl Farm {
         }
     }
 
-    /// Stops every viewer (their sockets close; the sender sees them go).
+    /// Stops every viewer at once: their sockets close without a
+    /// goodbye, as when a machine or its network goes (gst-peer's server
+    /// then keeps their sessions for its resume window).
     pub fn stop(self) {
         let _ = self.stop.send(true);
+        self.runtime.shutdown_timeout(Duration::from_secs(2));
+    }
+
+    /// Stops every viewer as a closing tab does: each closes its
+    /// signalling WebSocket, so the server ends its session at once. Waits
+    /// (at most 3 s) for every viewer to have closed.
+    pub fn leave(self) {
+        let _ = self.stop.send(true);
+        let running = self.running.clone();
+        self.runtime.block_on(async move {
+            let all_closed = async {
+                loop {
+                    let finished = running.1.notified();
+                    if running.0.load(Ordering::Acquire) == 0 {
+                        return;
+                    }
+                    finished.await;
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(3), all_closed).await;
+        });
         self.runtime.shutdown_timeout(Duration::from_secs(2));
     }
 }

@@ -136,6 +136,32 @@ impl Signal {
         }
     }
 
+    /// Closes the signalling connection as a closing browser tab does (a
+    /// WebSocket close, so the server ends the viewer's session at once
+    /// instead of keeping it for a resume) and waits, at most `timeout`,
+    /// for the server's side of the close.
+    pub async fn close(self, timeout: std::time::Duration) {
+        let closing = async move {
+            match self {
+                Signal::Peer {
+                    sender, mut events, ..
+                } => {
+                    // The last sender gone, the client's writer sends the close.
+                    drop(sender);
+                    while let Some(event) = events.recv().await {
+                        if matches!(event, ClientEvent::Closed(_)) {
+                            break;
+                        }
+                    }
+                }
+                Signal::GstWebRtc { mut socket, .. } => {
+                    let _ = socket.close(None).await;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(timeout, closing).await;
+    }
+
     pub async fn answer(&mut self, sdp: String) -> Result<(), FarmError> {
         match self {
             Signal::Peer {

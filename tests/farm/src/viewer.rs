@@ -195,6 +195,8 @@ async fn watch(
             },
             _ = stop.changed() => {
                 session.rtc.disconnect();
+                // A WebSocket close, as a closing tab's (Farm::leave waits for it).
+                signal.close(Duration::from_secs(2)).await;
                 return Ok(());
             }
         }
