@@ -200,6 +200,86 @@ impl Viewer {
         Some((*ahead.first()?, ahead[ahead.len() / 2]))
     }
 
+    /// When the viewer printed each `prefix NS ...` line.
+    fn events(&self, prefix: &str) -> Vec<Duration> {
+        self.process
+            .seen
+            .iter()
+            .filter_map(|line| line.strip_prefix(prefix)?.split(' ').next()?.parse().ok())
+            .map(Duration::from_nanos)
+            .collect()
+    }
+
+    /// What happened around each freeze of `report` (a window opening
+    /// at `from`, `onset` the impairment): the viewer's keyframe requests
+    /// and lost packets from 1.5 s before the freeze to its end, picture
+    /// size changes, and the layers peersink had it on.
+    fn explain(&self, report: &FreezeReport, from: Duration, onset: Duration) -> Vec<String> {
+        let keyreqs = self.events("keyreq ");
+        let lost = self.events("lost ");
+        let frames = self.frames();
+        let since = |at: Duration| at.saturating_sub(onset).as_secs_f64();
+        report
+            .freezes
+            .iter()
+            .map(|(at, length)| {
+                let start = from + *at;
+                let end = start + *length;
+                let before = start.saturating_sub(Duration::from_millis(1500));
+                let times = |events: &[Duration]| {
+                    events
+                        .iter()
+                        .filter(|t| **t >= before && **t <= end)
+                        .map(|t| format!("{:.2}", since(*t)))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                let sizes: Vec<&str> = frames
+                    .iter()
+                    .filter(|f| f.arrival >= before && f.arrival <= end + Duration::from_millis(100))
+                    .map(|f| f.size.as_str())
+                    .collect();
+                let mut changes = Vec::new();
+                for pair in sizes.windows(2) {
+                    if pair[0] != pair[1] {
+                        changes.push(format!("{}->{}", pair[0], pair[1]));
+                    }
+                }
+                let layers: Vec<String> = self
+                    .layers
+                    .iter()
+                    .filter(|(t, _)| *t >= since(before) - 1.0 && *t <= since(end) + 1.0)
+                    .map(|(t, layer)| format!("{t:.1}:{layer}"))
+                    .collect();
+                format!(
+                    "  {} freeze {:.2}-{:.2} s after the impairment ({} ms): keyframe requests [{}],                      lost [{}], size changes {:?}, layers (s, layer) {:?}",
+                    self.id,
+                    since(start),
+                    since(end),
+                    length.as_millis(),
+                    times(&keyreqs),
+                    times(&lost),
+                    changes,
+                    layers
+                )
+            })
+            .collect()
+    }
+
+    /// The viewer's latest lines starting with `prefix`, without it.
+    fn latest_all(&self, prefix: &str, count: usize) -> Vec<&str> {
+        let mut lines: Vec<&str> = self
+            .process
+            .seen
+            .iter()
+            .rev()
+            .filter_map(|line| line.strip_prefix(prefix))
+            .take(count)
+            .collect();
+        lines.reverse();
+        lines
+    }
+
     /// The viewer's latest line starting with `prefix`, without it.
     fn latest(&self, prefix: &str) -> &str {
         self.process
@@ -388,7 +468,8 @@ fn broadcast_to(paths: &[(&'static str, Path, &str)]) {
             "{:>5}: {report}; sizes {sizes:?}; corner background in {background} of {} frames; \
              layers (s after the impairment, layer) {:?}; PLIs sent {}; sender: {}; \
              out of the decoder: {} (frames ahead of their time, lowest and median ms: \
-             {:?}); pipeline latency: {}; jitter buffer: {}",
+             {:?}); pipeline latency: {}; jitter buffers: {:?}; RTP session: {}; \
+             keyframe requests asked in the window: {}, lost packets: {}",
             viewer.id,
             frames.len(),
             viewer.layers,
@@ -397,8 +478,22 @@ fn broadcast_to(paths: &[(&'static str, Path, &str)]) {
             viewer.decoded_report(start, end),
             viewer.decoded_ahead(start, end),
             viewer.latest("latency "),
-            viewer.latest("jitterbuffer ")
+            viewer.latest_all("jitterbuffer ", 2),
+            viewer.latest("rtcp "),
+            viewer
+                .events("keyreq ")
+                .iter()
+                .filter(|t| **t >= start && **t <= end)
+                .count(),
+            viewer
+                .events("lost ")
+                .iter()
+                .filter(|t| **t >= start && **t <= end)
+                .count(),
         );
+        for line in viewer.explain(&report, start, onset) {
+            println!("{line}");
+        }
         if let Some((size, _)) = sizes
             .iter()
             .find(|(size, _)| !SIZES.contains(&size.as_str()))
