@@ -109,8 +109,12 @@ struct Viewer {
     /// Before `host`: the process ends before its namespace goes.
     process: ChildProcess,
     host: IsolatedHost,
-    /// Layers peersink had it on, with when it moved (s into the window).
+    /// Layers peersink had it on, with when it moved (s after the
+    /// impairment).
     layers: Vec<(f64, u32)>,
+    /// Padding probes peersink ran for it (count, held), with when the
+    /// count changed (s after the impairment).
+    probes: Vec<(f64, u64, u64)>,
 }
 
 impl Viewer {
@@ -134,6 +138,7 @@ impl Viewer {
             process: ChildProcess::spawn(&mut command),
             host,
             layers: Vec::new(),
+            probes: Vec::new(),
         }
     }
 
@@ -245,6 +250,12 @@ impl Viewer {
                         changes.push(format!("{}->{}", pair[0], pair[1]));
                     }
                 }
+                let probes: Vec<String> = self
+                    .probes
+                    .iter()
+                    .filter(|(t, _, _)| *t >= since(before) - 1.0 && *t <= since(end) + 1.0)
+                    .map(|(t, count, held)| format!("{t:.1}:{count}/{held}"))
+                    .collect();
                 let layers: Vec<String> = self
                     .layers
                     .iter()
@@ -252,7 +263,8 @@ impl Viewer {
                     .map(|(t, layer)| format!("{t:.1}:{layer}"))
                     .collect();
                 format!(
-                    "  {} freeze {:.2}-{:.2} s after the impairment ({} ms): keyframe requests [{}],                      lost [{}], size changes {:?}, layers (s, layer) {:?}",
+                    "  {} freeze {:.2}-{:.2} s after the impairment ({} ms): keyframe requests [{}],                      lost [{}], size changes {:?}, layers (s, layer) {:?}, padding probes \
+                     (s, run/held) {:?}",
                     self.id,
                     since(start),
                     since(end),
@@ -260,7 +272,8 @@ impl Viewer {
                     times(&keyreqs),
                     times(&lost),
                     changes,
-                    layers
+                    layers,
+                    probes
                 )
             })
             .collect()
@@ -314,7 +327,7 @@ fn sender_side(sink: &gst::Element, peer: &str) -> String {
     };
     format!(
         "layer {} ({}x{}), estimate {} bit/s, sent {} bit/s, fraction-lost {}, \
-         packets nacked {}, keyframe requests {}, layer switches {}",
+         packets nacked {}, keyframe requests {}, layer switches {}, padding probes {} ({} held)",
         field("layer"),
         field("layer-width"),
         field("layer-height"),
@@ -324,6 +337,8 @@ fn sender_side(sink: &gst::Element, peer: &str) -> String {
         field("packets-nacked"),
         field("keyframe-requests"),
         field("layer-switches"),
+        field("probes"),
+        field("probes-held"),
     )
 }
 
@@ -409,11 +424,25 @@ fn broadcast_to(paths: &[(&'static str, Path, &str)]) {
         let at = (monotonic_now() - onset).as_secs_f64();
         for viewer in &mut viewers {
             viewer.poll();
-            if let Some(layer) =
-                viewer_stats(&sink, viewer.id).and_then(|stats| stats.get::<u32>("layer").ok())
+            let stats = viewer_stats(&sink, viewer.id);
+            if let Some(layer) = stats.as_ref().and_then(|s| s.get::<u32>("layer").ok())
                 && viewer.layers.last().is_none_or(|(_, last)| *last != layer)
             {
                 viewer.layers.push((at, layer));
+            }
+            let probes = stats.as_ref().and_then(|s| {
+                Some((
+                    s.get::<u64>("probes").ok()?,
+                    s.get::<u64>("probes-held").ok()?,
+                ))
+            });
+            if let Some((count, held)) = probes
+                && viewer
+                    .probes
+                    .last()
+                    .is_none_or(|(_, c, h)| (*c, *h) != (count, held))
+            {
+                viewer.probes.push((at, count, held));
             }
         }
         if monotonic_now() >= last_stats + Duration::from_secs(10) {
