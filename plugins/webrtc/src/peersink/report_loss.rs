@@ -7,12 +7,18 @@
 //! that its NACKs are not held back; receive.rs), and over a few packets
 //! one lost packet is a fraction of a third: taken as it is, 2% random
 //! loss would read as heavy loss. The cumulative number lost and the
-//! extended highest sequence number give the loss over the whole tick
-//! instead, however many reports it had.
+//! extended highest sequence number give the loss over many reports
+//! instead: over at least `MIN_EXPECTED` packets (a second of a 1 Mbit/s
+//! stream, ~3 s of a 150 kbit/s one), so that 5% random loss does not
+//! read as more than 10% now and then (over the ~36 packets a second of
+//! a 150 kbit/s layer it does, one second in twenty); at once when the
+//! loss is plainly heavy.
 
-/// Fewer packets expected than this over a tick: the report's own
-/// fraction is used instead (a slow stream, or one report only).
-const MIN_EXPECTED: u32 = 10;
+/// Packets the loss is measured over.
+const MIN_EXPECTED: u32 = 100;
+/// Fewer packets are enough when this share of them was lost.
+const PLAINLY_HEAVY: f64 = 0.2;
+const MIN_EXPECTED_HEAVY: u32 = 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Counters {
@@ -39,23 +45,32 @@ impl ReportLoss {
         self.highest_fraction = Some(self.highest_fraction.unwrap_or(0.0).max(fraction_lost));
     }
 
-    /// The loss since the previous tick (0.0–1.0), or None when no report
-    /// came since.
+    /// The loss since the last figure given (0.0–1.0), once enough
+    /// packets were expected; None when no report came since the
+    /// previous tick, or too few packets to say.
     pub fn tick(&mut self) -> Option<f64> {
         let fraction = self.highest_fraction.take()?;
-        let from_counters = match (self.base, self.latest) {
-            (Some(base), Some(latest)) => {
-                let expected = latest.highest_seq.wrapping_sub(base.highest_seq);
-                // A sequence going backwards (a new stream) is no measure.
-                (expected >= MIN_EXPECTED && expected < u32::MAX / 2).then(|| {
-                    let lost = latest.cumulative_lost.saturating_sub(base.cumulative_lost);
-                    (lost as f64 / expected as f64).clamp(0.0, 1.0)
-                })
-            }
-            _ => None,
+        let latest = self.latest?;
+        let Some(base) = self.base else {
+            // The first report: its own fraction is all there is.
+            self.base = Some(latest);
+            return Some(fraction);
         };
-        self.base = self.latest;
-        Some(from_counters.unwrap_or(fraction))
+        let expected = latest.highest_seq.wrapping_sub(base.highest_seq);
+        if expected >= u32::MAX / 2 {
+            // The sequence went backwards: a new stream.
+            self.base = Some(latest);
+            return Some(fraction);
+        }
+        let lost = latest.cumulative_lost.saturating_sub(base.cumulative_lost);
+        let loss = (lost as f64 / expected.max(1) as f64).clamp(0.0, 1.0);
+        let enough =
+            expected >= MIN_EXPECTED || (expected >= MIN_EXPECTED_HEAVY && loss > PLAINLY_HEAVY);
+        if !enough {
+            return None;
+        }
+        self.base = Some(latest);
+        Some(loss)
     }
 }
 
@@ -94,13 +109,26 @@ mod tests {
     }
 
     #[test]
-    fn the_first_report_or_a_slow_stream_gives_the_reports_own_fraction() {
+    fn the_first_report_gives_its_own_fraction_then_enough_packets_are_waited_for() {
         let mut loss = ReportLoss::default();
         loss.report(0.25, 40, 160);
         assert_eq!(loss.tick(), Some(0.25));
-        // Four packets expected since: too few to count.
-        loss.report(0.5, 42, 164);
-        assert_eq!(loss.tick(), Some(0.5));
+        // 40 packets, 3 lost: not enough to say (at 5% random loss one
+        // second in twenty would read above 10% over so few).
+        loss.report(0.5, 43, 200);
+        assert_eq!(loss.tick(), None);
+        // 100 packets since the last figure, 5 lost.
+        loss.report(0.0, 45, 260);
+        assert_eq!(loss.tick(), Some(0.05));
+    }
+
+    #[test]
+    fn plainly_heavy_loss_is_told_at_once() {
+        let mut loss = ReportLoss::default();
+        loss.report(0.0, 0, 0);
+        loss.tick();
+        loss.report(0.5, 12, 30);
+        assert_eq!(loss.tick(), Some(0.4));
     }
 
     #[test]
@@ -118,8 +146,8 @@ mod tests {
         loss.report(0.0, 0, 0x0000_fff0);
         loss.tick();
         // The 16-bit sequence wrapped: the cycle count went up.
-        loss.report(0.0, 1, 0x0001_0010);
-        assert_eq!(loss.tick(), Some(1.0 / 32.0));
+        loss.report(0.0, 4, 0x0001_0070);
+        assert_eq!(loss.tick(), Some(4.0 / 128.0));
         // A new stream starting lower: the report's own fraction.
         loss.report(0.1, 0, 5);
         assert_eq!(loss.tick(), Some(0.1));
