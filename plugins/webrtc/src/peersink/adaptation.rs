@@ -569,7 +569,7 @@ mod tests {
         assert_eq!(adaptation.layer(), 0);
     }
 
-    const DURATION_OF_A_PROBE: Duration = Duration::from_secs(2);
+    const DURATION_OF_A_PROBE: Duration = Duration::from_secs(5);
 
     #[test]
     fn remb_caps_the_estimate_and_blocks_probes() {

@@ -354,7 +354,7 @@ impl Monitor {
             "probing layer {up} with {} bit/s of padding",
             started.padding
         );
-        padder.start(ssrc, started.padding);
+        padder.start(ssrc, started.padding, super::probe::RAMP);
         *probe = Some(started);
         self.probes.fetch_add(1, Ordering::Relaxed);
     }

@@ -75,9 +75,10 @@ impl Padder {
         })
     }
 
-    /// Pads at `bits_per_second` with retransmissions of our video
-    /// stream `ssrc`, until [`Padder::stop`].
-    pub fn start(&self, ssrc: u32, bits_per_second: u64) {
+    /// Pads with retransmissions of our video stream `ssrc`, rising
+    /// evenly from nothing to `bits_per_second` over `ramp`, then at that
+    /// rate until [`Padder::stop`].
+    pub fn start(&self, ssrc: u32, bits_per_second: u64, ramp: Duration) {
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         let current = self.generation.clone();
         let recent = self.recent.clone();
@@ -85,7 +86,8 @@ impl Padder {
         RUNTIME.spawn(async move {
             let mut interval = tokio::time::interval(PERIOD);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut last = Instant::now();
+            let started = Instant::now();
+            let mut last = started;
             let mut owed = 0.0f64;
             let mut next = 0usize;
             // At most two periods' worth at once, whatever the timer did.
@@ -96,8 +98,14 @@ impl Padder {
                     return;
                 }
                 let now = Instant::now();
+                let share = if ramp.is_zero() {
+                    1.0
+                } else {
+                    (now.duration_since(started).as_secs_f64() / ramp.as_secs_f64()).min(1.0)
+                };
                 owed = (owed
-                    + bits_per_second as f64 / 8.0 * now.duration_since(last).as_secs_f64())
+                    + share * bits_per_second as f64 / 8.0
+                        * now.duration_since(last).as_secs_f64())
                 .min(most);
                 last = now;
                 let packets = recent.lock().unwrap().snapshot();

@@ -22,14 +22,24 @@
 //! `DURATION`: it does. The duration is longer than the bursts a
 //! bottleneck absorbs before it queues (a token bucket's burst, a
 //! switch's buffer: ~0.4 s of the probe's excess on the measured path).
+//!
+//! The padding rises evenly over `RAMP`, then holds: where the path
+//! cannot carry it, its queue then grows slowly when the path's burst
+//! allowance runs out, so it holds less when the viewer notices (the
+//! verdict comes from the viewer's feedback, once packets are late: no
+//! sooner than ~100 ms of queue). At once, the queue grew ~2 s per
+//! second on the 300 kbit/s path, and a failed probe left a backlog that
+//! froze the picture ~0.85 s while it drained.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::adaptation::LOSS_HIGH;
 
-/// How long padding must go through cleanly.
-pub const DURATION: Duration = Duration::from_secs(2);
+/// How long the padding takes to reach the probed rate.
+pub const RAMP: Duration = Duration::from_secs(4);
+/// How long padding must go through cleanly, the ramp included.
+pub const DURATION: Duration = Duration::from_secs(5);
 /// NACKed packets within `NACK_BURST_WINDOW` that fail the probe.
 const NACK_BURST: usize = 3;
 const NACK_BURST_WINDOW: Duration = Duration::from_millis(250);
@@ -129,8 +139,8 @@ mod tests {
         let t0 = Instant::now();
         let probe = Probe::start(t0, 0, 800_000, 150_000);
         assert_eq!(probe.padding, 650_000);
-        assert_eq!(probe.verdict(at(t0, 1999)), Verdict::Running);
-        assert_eq!(probe.verdict(at(t0, 2000)), Verdict::Held);
+        assert_eq!(probe.verdict(at(t0, 4999)), Verdict::Running);
+        assert_eq!(probe.verdict(at(t0, 5000)), Verdict::Held);
     }
 
     #[test]
@@ -142,7 +152,10 @@ mod tests {
         for ms in [100, 600, 700, 1300, 1800] {
             probe.nacked(at(t0, ms), 1);
         }
-        assert_eq!(probe.verdict(at(t0, 2000)), Verdict::Held);
+        assert_eq!(
+            probe.verdict(at(t0, DURATION.as_millis() as u64)),
+            Verdict::Held
+        );
     }
 
     #[test]
