@@ -569,7 +569,7 @@ mod tests {
         assert_eq!(adaptation.layer(), 0);
     }
 
-    const DURATION_OF_A_PROBE: Duration = Duration::from_secs(5);
+    const DURATION_OF_A_PROBE: Duration = Duration::from_secs(9);
 
     #[test]
     fn remb_caps_the_estimate_and_blocks_probes() {

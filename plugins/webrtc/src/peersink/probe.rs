@@ -29,7 +29,9 @@
 //! verdict comes from the viewer's feedback, once packets are late: no
 //! sooner than ~100 ms of queue). At once, the queue grew ~2 s per
 //! second on the 300 kbit/s path, and a failed probe left a backlog that
-//! froze the picture ~0.85 s while it drained.
+//! froze the picture ~0.85 s while it drained; rising over 4 s, 0.63 s
+//! in one run of three (the queue grows with the square root of the
+//! ramp's slope when the burst runs out).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -37,9 +39,9 @@ use std::time::{Duration, Instant};
 use super::adaptation::LOSS_HIGH;
 
 /// How long the padding takes to reach the probed rate.
-pub const RAMP: Duration = Duration::from_secs(4);
+pub const RAMP: Duration = Duration::from_secs(8);
 /// How long padding must go through cleanly, the ramp included.
-pub const DURATION: Duration = Duration::from_secs(5);
+pub const DURATION: Duration = Duration::from_secs(9);
 /// NACKed packets within `NACK_BURST_WINDOW` that fail the probe.
 const NACK_BURST: usize = 3;
 const NACK_BURST_WINDOW: Duration = Duration::from_millis(250);
@@ -139,8 +141,8 @@ mod tests {
         let t0 = Instant::now();
         let probe = Probe::start(t0, 0, 800_000, 150_000);
         assert_eq!(probe.padding, 650_000);
-        assert_eq!(probe.verdict(at(t0, 4999)), Verdict::Running);
-        assert_eq!(probe.verdict(at(t0, 5000)), Verdict::Held);
+        assert_eq!(probe.verdict(at(t0, 8999)), Verdict::Running);
+        assert_eq!(probe.verdict(at(t0, 9000)), Verdict::Held);
     }
 
     #[test]
