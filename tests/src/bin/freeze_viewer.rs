@@ -23,14 +23,20 @@
 //!                        (retransmissions asked for, lost packets)
 //!   latency live=B min=T every 5 s: the pipeline's latency, how long the
 //!                        sink holds each frame back
+//!   keyreq NS            the video depayloader asked for a keyframe (peersrc
+//!                        passes at most two a second on as PLI)
+//!   lost NS              the jitter buffer gave a video packet up (the
+//!                        depayloader was told it is lost)
+//!   rtcp STATS           every 5 s: the RTP session's NACK figures (sent,
+//!                        and dropped because their deadline passed)
 //!   second VIDEO AUDIO KEYFRAME_REQUESTS
 //!                        once a second: video frames and audio buffers
 //!                        decoded so far, PLIs peersrc sent so far
 //!   error: MESSAGE       a pipeline error (then exit status 1)
 
 use std::io::Write;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gst::prelude::*;
@@ -139,34 +145,81 @@ fn keyframe_requests(peersrc: &gst::Element) -> u64 {
         .sum()
 }
 
-/// The figures of peersrc's video jitter buffer, for a test's log.
-fn jitterbuffer_stats(peersrc: &gst::Element) -> Option<String> {
-    let bin = peersrc.downcast_ref::<gst::Bin>()?;
-    let is_video = |element: &gst::Element| {
-        ["sink", "src"].iter().any(|name| {
-            element
-                .static_pad(name)
-                .and_then(|pad| pad.current_caps())
-                .and_then(|caps| {
-                    let structure = caps.structure(0)?;
-                    Some(
-                        structure.get::<&str>("media").ok() == Some("video")
-                            || structure.get::<i32>("clock-rate").ok() == Some(90_000),
-                    )
-                })
-                .unwrap_or(false)
-        })
-    };
-    bin.iterate_recurse()
-        .into_iter()
-        .flatten()
-        .filter(|element| {
-            element
-                .factory()
-                .is_some_and(|factory| factory.name() == "rtpjitterbuffer")
-        })
-        .find(is_video)
-        .map(|element| element.property::<gst::Structure>("stats").to_string())
+/// The elements inside peersrc whose figures the log wants, found as
+/// they are created (their pads' caps do not always say which medium
+/// they carry, so every jitter buffer is reported).
+#[derive(Default)]
+struct Watched {
+    jitterbuffers: Vec<gst::Element>,
+    sessions: Vec<gst::Element>,
+}
+
+fn print_line(line: String) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Watches what peersrc builds: keyframe requests and lost packets at
+/// the video depayloader, and keeps the jitter buffers and RTP sessions
+/// for their statistics.
+fn watch(pipeline: &gst::Pipeline, watched: Arc<Mutex<Watched>>) {
+    pipeline.connect_deep_element_added(move |_, _, element| {
+        let Some(factory) = element.factory() else {
+            return;
+        };
+        match factory.name().as_str() {
+            "rtpjitterbuffer" => watched.lock().unwrap().jitterbuffers.push(element.clone()),
+            "rtpsession" => watched.lock().unwrap().sessions.push(element.clone()),
+            "rtpvp8depay" | "rtpvp9depay" | "rtph264depay" => {
+                let sink = element
+                    .static_pad("sink")
+                    .expect("depayloaders have a sink pad");
+                sink.add_probe(
+                    gst::PadProbeType::EVENT_UPSTREAM | gst::PadProbeType::EVENT_DOWNSTREAM,
+                    |_, info| {
+                        let Some(event) = info.event() else {
+                            return gst::PadProbeReturn::Ok;
+                        };
+                        let now = monotonic_now().as_nanos();
+                        if gst_video::ForceKeyUnitEvent::is(event) {
+                            print_line(format!("keyreq {now}"));
+                        } else if event
+                            .structure()
+                            .is_some_and(|s| s.name() == "GstRTPPacketLost")
+                        {
+                            print_line(format!("lost {now}"));
+                        }
+                        gst::PadProbeReturn::Ok
+                    },
+                );
+            }
+            _ => {}
+        }
+    });
+}
+
+/// The figures of peersrc's jitter buffers and RTP sessions, for a
+/// test's log.
+fn print_stats(watched: &Mutex<Watched>) {
+    let watched = watched.lock().unwrap();
+    for jitterbuffer in &watched.jitterbuffers {
+        print_line(format!(
+            "jitterbuffer {} {}",
+            jitterbuffer.name(),
+            jitterbuffer.property::<gst::Structure>("stats")
+        ));
+    }
+    for session in &watched.sessions {
+        let stats = session.property::<gst::Structure>("stats");
+        let field = |name: &str| stats.get::<u32>(name).unwrap_or(0);
+        print_line(format!(
+            "rtcp sent-nack-count={} rtx-drop-count={} recv-nack-count={}",
+            field("sent-nack-count"),
+            field("rtx-drop-count"),
+            field("recv-nack-count")
+        ));
+    }
 }
 
 fn main() {
@@ -176,6 +229,8 @@ fn main() {
     gst::init().expect("GStreamer initializes");
     gstpeer::plugin_register_static().expect("the peer plugin registers");
     let pipeline = gst::Pipeline::new();
+    let watched = Arc::new(Mutex::new(Watched::default()));
+    watch(&pipeline, watched.clone());
     let peersrc = gst::parse::launch(&format!("peersrc {properties}"))
         .unwrap_or_else(|err| panic!("cannot make peersrc {properties}: {err}"));
     pipeline.add(&peersrc).unwrap();
@@ -204,9 +259,7 @@ fn main() {
     loop {
         seconds += 1;
         if seconds.is_multiple_of(5) {
-            if let Some(stats) = jitterbuffer_stats(&peersrc) {
-                println!("jitterbuffer {stats}");
-            }
+            print_stats(&watched);
             // How long the sink holds a frame back: what a retransmission
             // has to arrive within.
             let mut query = gst::query::Latency::new();

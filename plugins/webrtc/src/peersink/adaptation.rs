@@ -21,8 +21,11 @@
 //!   back down within `PROBE_JUDGED_AFTER`) multiplies the wait before
 //!   the next one by `PROBE_BACKOFF`, up to `MAX_UP_HOLD`: a probe into a
 //!   layer the path cannot carry freezes the picture until the viewer is
-//!   back down, so a viewer whose probes keep failing is probed rarely. A
-//!   layer held for `STEADY_AFTER` resets it.
+//!   back down, so a viewer whose probes keep failing is probed rarely.
+//!   Coming down from a layer otherwise (the path stopped carrying it)
+//!   counts as one failed probe: the first probe back waits
+//!   `UP_HOLD × PROBE_BACKOFF`. A layer held for `STEADY_AFTER` resets
+//!   the wait.
 //! - A keyframe request during a probe fails it at once: the viewer lost
 //!   a frame of the layer it was probing, which repaired random loss does
 //!   not do. Waiting for the loss figures (a 3 s keyframe storm) would
@@ -30,6 +33,12 @@
 //!   until a clean report comes: silence is not good news.
 //! - Reports in the `SETTLE` after a switch are ignored: they describe
 //!   the layer the viewer just left.
+//! - Where padding can be sent (the viewer takes retransmissions),
+//!   going up waits for a probe without switching (probe.rs): the
+//!   adaptation asks for one (`take_probe_wanted`) and goes up only once
+//!   the path carried padding at the next layer's rate (`probe_result`);
+//!   a failed padding probe backs off as a failed switch does, without
+//!   having cost the picture anything.
 //!
 //! The switch itself happens at the next keyframe of the target layer.
 
@@ -52,6 +61,8 @@ pub const SETTLE: Duration = Duration::from_secs(1);
 const HEADROOM: f64 = 1.5;
 /// A REMB value older than this no longer caps the estimate.
 const REMB_FRESH: Duration = Duration::from_secs(5);
+/// How long a padding probe that held allows going up.
+const PROBE_HELD_FRESH: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Feedback {
@@ -81,6 +92,12 @@ pub struct Adaptation {
     rtt: Option<Duration>,
     min_rtt: Option<Duration>,
     remb: Option<(u64, Instant)>,
+    /// Going up waits for a padding probe (see the module's notes).
+    padding_probes: bool,
+    /// A layer up whose padding probe is asked for.
+    probe_wanted: Option<usize>,
+    /// A layer whose padding probe held, and when.
+    probe_held: Option<(usize, Instant)>,
 }
 
 impl Adaptation {
@@ -101,12 +118,45 @@ impl Adaptation {
             rtt: None,
             min_rtt: None,
             remb: None,
+            padding_probes: false,
+            probe_wanted: None,
+            probe_held: None,
         }
+    }
+
+    /// Whether going up waits for a padding probe (only where padding can
+    /// be sent).
+    pub fn set_padding_probes(&mut self, on: bool) {
+        self.padding_probes = on;
+    }
+
+    /// The layer up a padding probe should be run for, if one is due.
+    pub fn take_probe_wanted(&mut self) -> Option<usize> {
+        self.probe_wanted.take()
+    }
+
+    /// A padding probe for `layer` held (the viewer goes up now: the
+    /// returned layer) or failed (the next waits longer).
+    pub fn probe_result(&mut self, now: Instant, layer: usize, held: bool) -> Option<usize> {
+        self.probe_wanted = None;
+        if held {
+            self.probe_held = Some((layer, now));
+            return self.decide(now);
+        }
+        self.probe_held = None;
+        self.clean_since = now;
+        self.up_hold = (self.up_hold * PROBE_BACKOFF).min(MAX_UP_HOLD);
+        None
     }
 
     /// The layer the viewer should be on now (0 is the best).
     pub fn layer(&self) -> usize {
         self.layer
+    }
+
+    /// Bits per second of `layer`.
+    pub fn bitrate(&self, layer: usize) -> u32 {
+        self.bitrates[layer.min(self.bitrates.len() - 1)]
     }
 
     /// Estimated available bandwidth, bits per second.
@@ -238,10 +288,16 @@ impl Adaptation {
         }
         let target = self.fitting_layer(self.estimate);
         if target > self.layer {
-            // Down at once. Coming down soon after going up means the probe failed.
-            if self.probing(now) {
-                self.up_hold = (self.up_hold * PROBE_BACKOFF).min(MAX_UP_HOLD);
+            // Down at once. Coming down soon after going up means the
+            // probe failed; coming down otherwise means the path no
+            // longer carries this layer, which a probe would find again
+            // at the same cost: the wait is that after one failed probe.
+            self.up_hold = if self.probing(now) {
+                self.up_hold * PROBE_BACKOFF
+            } else {
+                self.up_hold.max(UP_HOLD * PROBE_BACKOFF)
             }
+            .min(MAX_UP_HOLD);
             self.last_up = None;
             return Some(self.switch(now, target));
         }
@@ -264,6 +320,15 @@ impl Adaptation {
         if self.remb_cap(now).is_some_and(|remb| remb < next_rate) {
             return None;
         }
+        let held = self
+            .probe_held
+            .is_some_and(|(layer, at)| layer == next && now < at + PROBE_HELD_FRESH);
+        if self.padding_probes && !held {
+            self.probe_wanted = Some(next);
+            return None;
+        }
+        self.probe_held = None;
+        self.probe_wanted = None;
         self.estimate = self.estimate.max(next_rate);
         let target = self.fitting_layer(self.estimate).min(next);
         self.last_up = Some(now);
@@ -331,7 +396,7 @@ mod tests {
         assert_eq!(adaptation.estimate(), 1_500_000);
         // The lower layer fits: no loss. Up after the hold.
         let mut went_up = None;
-        for tenth in 21..200 {
+        for tenth in 21..400 {
             let now = at(t0, tenth * 100);
             if let Some(layer) = adaptation.feedback(now, Feedback::Loss(0.0)) {
                 went_up = Some((layer, now));
@@ -340,8 +405,10 @@ mod tests {
         }
         let (layer, when) = went_up.expect("goes back up");
         assert_eq!(layer, 0);
+        // The descent counts as a failed probe of the layer left.
         let waited = when - at(t0, 2000);
-        assert!(waited >= UP_HOLD && waited < UP_HOLD * 2, "{waited:?}");
+        let hold = UP_HOLD * PROBE_BACKOFF;
+        assert!(waited >= hold && waited < hold + UP_HOLD, "{waited:?}");
     }
 
     #[test]
@@ -367,7 +434,7 @@ mod tests {
             adaptation.feedback(at(t0, 63_000), Feedback::Loss(0.0)),
             None
         );
-        let went_up = (64..80).find_map(|second| adaptation.tick(at(t0, second * 1000)));
+        let went_up = (64..90).find_map(|second| adaptation.tick(at(t0, second * 1000)));
         assert_eq!(went_up, Some(0));
     }
 
@@ -404,7 +471,7 @@ mod tests {
             now += Duration::from_millis(1500);
             assert_eq!(adaptation.feedback(now, Feedback::Loss(0.5)), Some(1));
         }
-        assert_eq!(holds, vec![4, 16, 64, 128, 128]);
+        assert_eq!(holds, vec![16, 64, 128, 128, 128]);
     }
 
     /// Goes down on heavy loss, then clean reports until the probe up.
@@ -438,9 +505,10 @@ mod tests {
                 break;
             }
         }
+        // The descent that preceded the probe counted as one failure.
         assert_eq!(
             (now - failed).as_secs(),
-            (UP_HOLD * PROBE_BACKOFF).as_secs()
+            (UP_HOLD * PROBE_BACKOFF * PROBE_BACKOFF).as_secs()
         );
     }
 
@@ -461,6 +529,47 @@ mod tests {
         assert_eq!(adaptation.feedback(later, Feedback::KeyframeRequest), None);
         assert_eq!(adaptation.layer(), 0);
     }
+
+    #[test]
+    fn with_padding_going_up_waits_for_a_probe_that_held() {
+        let t0 = Instant::now();
+        let mut adaptation = Adaptation::new(LAYERS.to_vec(), t0);
+        adaptation.set_padding_probes(true);
+        let mut now = at(t0, 1000);
+        assert_eq!(adaptation.feedback(now, Feedback::Loss(0.5)), Some(1));
+        // Clean past the hold: a probe is asked for, no switch.
+        let wanted = loop {
+            now += Duration::from_millis(100);
+            assert_eq!(adaptation.feedback(now, Feedback::Loss(0.0)), None);
+            if let Some(layer) = adaptation.take_probe_wanted() {
+                break layer;
+            }
+        };
+        assert_eq!(wanted, 0);
+        assert_eq!(adaptation.layer(), 1);
+        // It failed: nothing moved, and the next one waits longer.
+        let failed = now + Duration::from_millis(700);
+        assert_eq!(adaptation.probe_result(failed, 0, false), None);
+        assert_eq!(adaptation.layer(), 1);
+        now = failed;
+        loop {
+            now += Duration::from_millis(100);
+            assert_eq!(adaptation.feedback(now, Feedback::Loss(0.0)), None);
+            if adaptation.take_probe_wanted().is_some() {
+                break;
+            }
+        }
+        assert_eq!(
+            (now - failed).as_secs(),
+            (UP_HOLD * PROBE_BACKOFF * PROBE_BACKOFF).as_secs()
+        );
+        // This one held: up at once.
+        let held = now + DURATION_OF_A_PROBE;
+        assert_eq!(adaptation.probe_result(held, 0, true), Some(0));
+        assert_eq!(adaptation.layer(), 0);
+    }
+
+    const DURATION_OF_A_PROBE: Duration = Duration::from_secs(9);
 
     #[test]
     fn remb_caps_the_estimate_and_blocks_probes() {

@@ -14,6 +14,9 @@ use gst::prelude::*;
 use super::adaptation::{Adaptation, Feedback};
 use super::encoding::Feed;
 use super::loss_signals::{LossSignals, TickCounts};
+use super::padding::{Padder, RecentPackets};
+use super::probe::{Probe, Verdict};
+use super::report_loss::ReportLoss;
 use super::rtcp;
 use crate::session::WebRtcSession;
 
@@ -29,14 +32,23 @@ pub struct Monitor {
     switches: AtomicU64,
     /// Our video SSRC towards this viewer, once known (0 before).
     video_ssrc: AtomicU32,
-    /// Highest fraction lost in receiver reports since the last tick.
-    report_loss: Mutex<Option<f64>>,
-    /// Fraction lost in the latest receiver report about our video.
+    /// Loss in receiver reports since the last tick.
+    report_loss: Mutex<ReportLoss>,
+    /// Loss over the latest tick's receiver reports about our video.
     reported_loss: Mutex<f64>,
     /// The viewer's webrtcbin once connected, to read round trips from
     /// its RTP session (a plain GObject, looked up when needed).
     webrtcbin: Mutex<Option<gst::Element>>,
     tick: Mutex<TickState>,
+    /// Latest video packets sent, for padding.
+    recent_packets: Arc<Mutex<RecentPackets>>,
+    /// Sends padding for probes, once connected, if the viewer takes
+    /// retransmissions.
+    padder: Mutex<Option<Padder>>,
+    /// The padding probe under way, if any.
+    probe: Mutex<Option<Probe>>,
+    probes: AtomicU64,
+    probes_held: AtomicU64,
 }
 
 struct TickState {
@@ -72,6 +84,9 @@ pub struct ViewerStats {
     pub packets_nacked: u64,
     pub keyframe_requests: u64,
     pub layer_switches: u64,
+    /// Padding probes run, and those the path carried.
+    pub probes: u64,
+    pub probes_held: u64,
 }
 
 impl Monitor {
@@ -88,7 +103,7 @@ impl Monitor {
             rtcp_packets: AtomicU64::new(0),
             switches: AtomicU64::new(0),
             video_ssrc: AtomicU32::new(0),
-            report_loss: Mutex::new(None),
+            report_loss: Mutex::new(ReportLoss::default()),
             reported_loss: Mutex::new(0.0),
             webrtcbin: Mutex::new(None),
             tick: Mutex::new(TickState {
@@ -102,6 +117,11 @@ impl Monitor {
                 rtcp_packets: 0,
                 signals: LossSignals::default(),
             }),
+            recent_packets: Arc::new(Mutex::new(RecentPackets::default())),
+            padder: Mutex::new(None),
+            probe: Mutex::new(None),
+            probes: AtomicU64::new(0),
+            probes_held: AtomicU64::new(0),
         })
     }
 
@@ -132,6 +152,19 @@ impl Monitor {
                     ),
                     _ => (0, 0),
                 };
+                {
+                    let mut recent = monitor.recent_packets.lock().unwrap();
+                    let mut record = |buffer: &gst::BufferRef| {
+                        if let Ok(map) = buffer.map_readable() {
+                            recent.record(&map);
+                        }
+                    };
+                    match &info.data {
+                        Some(gst::PadProbeData::Buffer(buffer)) => record(buffer),
+                        Some(gst::PadProbeData::BufferList(list)) => list.iter().for_each(record),
+                        _ => {}
+                    }
+                }
                 monitor.packets_sent.fetch_add(packets, Ordering::Relaxed);
                 monitor.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
                 if monitor.video_ssrc.load(Ordering::Relaxed) == 0
@@ -170,6 +203,12 @@ impl Monitor {
             });
         }
         *self.webrtcbin.lock().unwrap() = Some(session.webrtcbin.clone());
+        // Going up is probed with padding where the viewer takes
+        // retransmissions (probe.rs); elsewhere by switching.
+        if let Some(padder) = Padder::find(&session.webrtcbin, self.recent_packets.clone()) {
+            *self.padder.lock().unwrap() = Some(padder);
+            self.adaptation.lock().unwrap().set_padding_probes(true);
+        }
     }
 
     fn on_rtcp(&self, feedback: &rtcp::Feedback) {
@@ -188,10 +227,23 @@ impl Monitor {
         self.nacked.fetch_add(nacked as u64, Ordering::Relaxed);
         self.keyframe_requests
             .fetch_add(feedback.keyframe_requests as u64, Ordering::Relaxed);
+        if let Some(probe) = self.probe.lock().unwrap().as_mut() {
+            let now = Instant::now();
+            if nacked > 0 {
+                probe.nacked(now, nacked);
+            }
+            if feedback.keyframe_requests > 0 {
+                probe.keyframe_requested();
+            }
+        }
+        // At once: padding that the path does not carry is stopped now.
+        self.judge_probe(Instant::now());
         if let Some(report) = feedback.reports.iter().find(|r| r.ssrc == ssrc) {
-            *self.reported_loss.lock().unwrap() = report.fraction_lost;
-            let mut pending = self.report_loss.lock().unwrap();
-            *pending = Some(pending.unwrap_or(0.0).max(report.fraction_lost));
+            self.report_loss.lock().unwrap().report(
+                report.fraction_lost,
+                report.cumulative_lost,
+                report.highest_seq,
+            );
         }
         if let Some(remb) = feedback.remb {
             let decision = self
@@ -222,21 +274,28 @@ impl Monitor {
         let keyframe_requests = self.keyframe_requests.load(Ordering::Relaxed);
         let rtcp_packets = self.rtcp_packets.load(Ordering::Relaxed);
         let round_trip = self.round_trip_raw();
-        let (loss, new_rtt) = {
+        let (loss, new_rtt, report_of_tick) = {
             let mut tick = self.tick.lock().unwrap();
             let elapsed = now.saturating_duration_since(tick.at).as_secs_f64();
             if elapsed <= 0.0 {
                 return;
             }
             tick.sent_bitrate = ((bytes.saturating_sub(tick.bytes)) as f64 * 8.0 / elapsed) as u64;
+            let report = self.report_loss.lock().unwrap().tick();
             let counts = TickCounts {
                 sent: packets.saturating_sub(tick.packets),
                 nacked: nacked.saturating_sub(tick.nacked),
                 keyframe_requests: keyframe_requests.saturating_sub(tick.keyframe_requests),
                 rtcp_packets: rtcp_packets.saturating_sub(tick.rtcp_packets),
-                report: self.report_loss.lock().unwrap().take(),
+                report,
             };
-            let reported_loss = *self.reported_loss.lock().unwrap();
+            let reported_loss = {
+                let mut latest = self.reported_loss.lock().unwrap();
+                if let Some(report) = report {
+                    *latest = report;
+                }
+                *latest
+            };
             let loss = tick.signals.tick(counts, reported_loss);
             tick.at = now;
             tick.packets = packets;
@@ -248,8 +307,12 @@ impl Monitor {
             if new_rtt.is_some() {
                 tick.last_rtt = new_rtt;
             }
-            (loss, new_rtt)
+            (loss, new_rtt, report)
         };
+        if let (Some(probe), Some(report)) = (self.probe.lock().unwrap().as_mut(), report_of_tick) {
+            probe.loss(report);
+        }
+        self.judge_probe(now);
         let mut adaptation = self.adaptation.lock().unwrap();
         let mut decision = None;
         if let Some(loss) = loss {
@@ -264,7 +327,75 @@ impl Monitor {
         decision = adaptation.tick(now).or(decision);
         // The last decision stands; the state machine's layer is the truth.
         let decision = decision.map(|_| adaptation.layer());
+        let wanted = adaptation.take_probe_wanted();
+        let layer = adaptation.layer();
+        let rates = wanted.map(|up| (adaptation.bitrate(up), adaptation.bitrate(layer)));
         drop(adaptation);
+        if decision.is_some() {
+            // Moving: a probe from the layer left means nothing now.
+            self.stop_probe();
+        } else if let (Some(up), Some((target, current))) = (wanted, rates) {
+            self.start_probe(now, up, target, current);
+        }
+        self.apply(decision);
+    }
+
+    /// Starts padding for a probe of layer `up`, unless one runs.
+    fn start_probe(&self, now: Instant, up: usize, target: u32, current: u32) {
+        let padder = self.padder.lock().unwrap();
+        let ssrc = self.video_ssrc.load(Ordering::Relaxed);
+        let mut probe = self.probe.lock().unwrap();
+        let Some(padder) = padder.as_ref().filter(|_| probe.is_none() && ssrc != 0) else {
+            return;
+        };
+        let started = Probe::start(now, up, target, current);
+        gst::debug!(
+            super::imp::CAT,
+            "probing layer {up} with {} bit/s of padding",
+            started.padding
+        );
+        padder.start(ssrc, started.padding, super::probe::RAMP);
+        *probe = Some(started);
+        self.probes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn stop_probe(&self) {
+        let stopped = self.probe.lock().unwrap().take().is_some();
+        if stopped && let Some(padder) = self.padder.lock().unwrap().as_ref() {
+            padder.stop();
+        }
+    }
+
+    /// Ends the probe under way once judged, and tells the adaptation.
+    fn judge_probe(&self, now: Instant) {
+        let (layer, held) = {
+            let mut probe = self.probe.lock().unwrap();
+            let verdict = match probe.as_ref() {
+                Some(running) => running.verdict(now),
+                None => return,
+            };
+            let held = match verdict {
+                Verdict::Running => return,
+                Verdict::Held => true,
+                Verdict::Failed(failure) => {
+                    gst::debug!(super::imp::CAT, "padding probe failed: {failure:?}");
+                    false
+                }
+            };
+            let layer = probe.take().map_or(0, |probe| probe.layer);
+            (layer, held)
+        };
+        if let Some(padder) = self.padder.lock().unwrap().as_ref() {
+            padder.stop();
+        }
+        if held {
+            self.probes_held.fetch_add(1, Ordering::Relaxed);
+        }
+        let decision = self
+            .adaptation
+            .lock()
+            .unwrap()
+            .probe_result(now, layer, held);
         self.apply(decision);
     }
 
@@ -330,6 +461,8 @@ impl Monitor {
             packets_nacked: self.nacked.load(Ordering::Relaxed),
             keyframe_requests: self.keyframe_requests.load(Ordering::Relaxed),
             layer_switches: self.switches.load(Ordering::Relaxed),
+            probes: self.probes.load(Ordering::Relaxed),
+            probes_held: self.probes_held.load(Ordering::Relaxed),
         }
     }
 }

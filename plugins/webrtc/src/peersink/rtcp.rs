@@ -9,6 +9,9 @@ pub struct ReportBlock {
     /// Share of packets lost since the previous report (0.0–1.0).
     pub fraction_lost: f64,
     pub cumulative_lost: i32,
+    /// Extended highest sequence number received (cycles in the top 16
+    /// bits): with `cumulative_lost`, the loss between any two reports.
+    pub highest_seq: u32,
     /// Interarrival jitter, in RTP timestamp units.
     pub jitter: u32,
 }
@@ -79,6 +82,7 @@ fn report_blocks(packet: &[u8], start: usize, count: usize, reports: &mut Vec<Re
             ssrc: u32::from_be_bytes([block[0], block[1], block[2], block[3]]),
             fraction_lost: block[4] as f64 / 256.0,
             cumulative_lost: lost,
+            highest_seq: u32::from_be_bytes([block[8], block[9], block[10], block[11]]),
             jitter: u32::from_be_bytes([block[12], block[13], block[14], block[15]]),
         });
     }
@@ -136,6 +140,7 @@ mod tests {
         assert!((feedback.reports[0].fraction_lost - 0.1016).abs() < 0.001);
         assert_eq!(feedback.reports[0].cumulative_lost, 120);
         assert_eq!(feedback.reports[0].jitter, 42);
+        assert_eq!(feedback.reports[0].highest_seq, 1000);
         assert_eq!(feedback.reports[1].cumulative_lost, -1);
         assert_eq!(feedback.remb, Some(1_500_000));
         assert_eq!(feedback.nacked, vec![(0xaabb, 3)]);

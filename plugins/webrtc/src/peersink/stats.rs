@@ -26,7 +26,9 @@ pub fn viewer_structure(
         .field("bytes-sent", stats.bytes_sent)
         .field("packets-nacked", stats.packets_nacked)
         .field("keyframe-requests", stats.keyframe_requests)
-        .field("layer-switches", stats.layer_switches);
+        .field("layer-switches", stats.layer_switches)
+        .field("probes", stats.probes)
+        .field("probes-held", stats.probes_held);
     if let Some((width, height)) = layers.get(stats.layer).and_then(|layer| layer.size) {
         builder = builder
             .field("layer-width", width)
