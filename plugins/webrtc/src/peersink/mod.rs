@@ -17,6 +17,7 @@ mod loss_signals;
 mod rtcp;
 mod settings;
 mod stats;
+mod twcc;
 mod viewer;
 
 use gst::glib;
