@@ -1,10 +1,10 @@
 //! What one viewer tells us about its reception, turned into layer
 //! decisions and statistics: RTCP from its webrtcbin's RTP session
 //! (receiver reports, NACKs, REMB; rtcp.rs), packets we sent it, and
-//! round-trip times the session computed. The decisions themselves are
-//! adaptation.rs's.
+//! round-trip times the session computed, and transport-cc feedback
+//! (twcc.rs). The decisions themselves are adaptation.rs's.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use super::adaptation::{Adaptation, Feedback};
 use super::encoding::Feed;
 use super::loss_signals::{LossSignals, TickCounts};
 use super::rtcp;
+use super::twcc::{PacketReport, TransportEstimator};
 use crate::session::WebRtcSession;
 
 pub struct Monitor {
@@ -37,6 +38,10 @@ pub struct Monitor {
     /// its RTP session (a plain GObject, looked up when needed).
     webrtcbin: Mutex<Option<gst::Element>>,
     tick: Mutex<TickState>,
+    /// The path as the viewer's transport-cc feedback shows it (viewers
+    /// that send none leave it empty).
+    transport: Mutex<TransportEstimator>,
+    transport_listening: AtomicBool,
 }
 
 struct TickState {
@@ -72,6 +77,14 @@ pub struct ViewerStats {
     pub packets_nacked: u64,
     pub keyframe_requests: u64,
     pub layer_switches: u64,
+    /// Transport-cc feedback messages taken (0: the viewer sends none).
+    pub transport_cc_feedback: u64,
+    /// Times transport-cc feedback showed the path overused.
+    pub congestion_signals: u64,
+    /// Queuing delay on the path, from transport-cc feedback.
+    pub queuing_delay: Option<Duration>,
+    /// What the viewer received, from transport-cc feedback, bits/s.
+    pub received_bitrate: Option<u64>,
 }
 
 impl Monitor {
@@ -102,6 +115,8 @@ impl Monitor {
                 rtcp_packets: 0,
                 signals: LossSignals::default(),
             }),
+            transport: Mutex::new(TransportEstimator::new()),
+            transport_listening: AtomicBool::new(false),
         })
     }
 
@@ -169,7 +184,68 @@ impl Monitor {
                 None
             });
         }
+        if !self.transport_listening.swap(true, Ordering::Relaxed) {
+            self.listen_transport_cc(&session.webrtcbin);
+        }
         *self.webrtcbin.lock().unwrap() = Some(session.webrtcbin.clone());
+    }
+
+    /// Takes the transport-cc feedback the viewer's RTP session parsed.
+    /// GStreamer 1.22's rtpsession matches each feedback message with the
+    /// packets it sent and pushes the result upstream from its
+    /// `send_rtp_sink` pad, as a custom event `RTPTWCCPackets` (what
+    /// gst-plugins-rs's congestion control element reads): caught there,
+    /// on the thread that received the RTCP.
+    fn listen_transport_cc(self: &Arc<Self>, webrtcbin: &gst::Element) {
+        let Some(rtpsession) = rtp_session_element(webrtcbin) else {
+            return;
+        };
+        let monitor = Arc::downgrade(self);
+        let attach = move |pad: &gst::Pad| {
+            let monitor = monitor.clone();
+            pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+                let Some(monitor) = monitor.upgrade() else {
+                    return gst::PadProbeReturn::Remove;
+                };
+                if let Some(event) = info.event()
+                    && event.type_() == gst::EventType::CustomUpstream
+                    && let Some(structure) = event.structure()
+                    && structure.name() == "RTPTWCCPackets"
+                {
+                    monitor.on_transport_feedback(structure);
+                }
+                gst::PadProbeReturn::Ok
+            });
+        };
+        match rtpsession.static_pad("send_rtp_sink") {
+            Some(pad) => attach(&pad),
+            // Requested once webrtcbin links what it sends.
+            None => {
+                rtpsession.connect_pad_added(move |_, pad| {
+                    if pad.name() == "send_rtp_sink" {
+                        attach(pad);
+                    }
+                });
+            }
+        }
+    }
+
+    fn on_transport_feedback(&self, feedback: &gst::StructureRef) {
+        let packets = packet_reports(feedback);
+        let congestion = self.transport.lock().unwrap().on_feedback(&packets);
+        let Some(congestion) = congestion else {
+            return;
+        };
+        gst::debug!(
+            super::imp::CAT,
+            "transport-cc: path overused: {congestion:?}"
+        );
+        let decision = self
+            .adaptation
+            .lock()
+            .unwrap()
+            .feedback(Instant::now(), Feedback::Congestion(congestion.available));
+        self.apply(decision);
     }
 
     fn on_rtcp(&self, feedback: &rtcp::Feedback) {
@@ -313,6 +389,7 @@ impl Monitor {
             .find_map(Weak::upgrade);
         let adaptation = self.adaptation.lock().unwrap();
         let tick = self.tick.lock().unwrap();
+        let transport = self.transport.lock().unwrap();
         ViewerStats {
             layer: feed
                 .as_ref()
@@ -330,15 +407,59 @@ impl Monitor {
             packets_nacked: self.nacked.load(Ordering::Relaxed),
             keyframe_requests: self.keyframe_requests.load(Ordering::Relaxed),
             layer_switches: self.switches.load(Ordering::Relaxed),
+            transport_cc_feedback: transport.reports(),
+            congestion_signals: transport.signals(),
+            queuing_delay: transport.queuing_delay(),
+            received_bitrate: transport.received_rate(),
         }
     }
 }
 
-/// The RTPSession object (session 0: everything is bundled) of the rtpbin
-/// inside `webrtcbin`.
-fn internal_rtp_session(webrtcbin: &gst::Element) -> Option<glib::Object> {
-    let bin = webrtcbin.downcast_ref::<gst::Bin>()?;
-    let rtpbin = bin
+/// What one `RTPTWCCPackets` event says of each packet: send time by our
+/// clock, arrival time by the viewer's, or lost. Packets the session could
+/// not match with one it sent (no send time) are left out.
+fn packet_reports(feedback: &gst::StructureRef) -> Vec<PacketReport> {
+    const NONE: u64 = u64::MAX; // GST_CLOCK_TIME_NONE
+    let Ok(packets) = feedback.get::<glib::ValueArray>("packets") else {
+        return Vec::new();
+    };
+    packets
+        .iter()
+        .filter_map(|value| value.get::<gst::Structure>().ok())
+        .filter_map(|packet| {
+            let sent = packet.get::<u64>("local-ts").ok().filter(|t| *t != NONE)?;
+            let lost = packet.get::<bool>("lost").unwrap_or(true);
+            let arrived = packet
+                .get::<u64>("remote-ts")
+                .ok()
+                .filter(|t| !lost && *t != NONE);
+            Some(PacketReport {
+                sent: Duration::from_nanos(sent),
+                arrived: arrived.map(Duration::from_nanos),
+                size: packet.get::<u32>("size").unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+/// The rtpsession element (session 0) of the rtpbin inside `webrtcbin`.
+fn rtp_session_element(webrtcbin: &gst::Element) -> Option<gst::Element> {
+    let rtpbin = rtpbin_of(webrtcbin)?;
+    rtpbin
+        .downcast_ref::<gst::Bin>()?
+        .iterate_elements()
+        .into_iter()
+        .flatten()
+        .find(|element| {
+            element
+                .factory()
+                .is_some_and(|factory| factory.name() == "rtpsession")
+        })
+}
+
+fn rtpbin_of(webrtcbin: &gst::Element) -> Option<gst::Element> {
+    webrtcbin
+        .downcast_ref::<gst::Bin>()?
         .iterate_elements()
         .into_iter()
         .flatten()
@@ -346,6 +467,12 @@ fn internal_rtp_session(webrtcbin: &gst::Element) -> Option<glib::Object> {
             element
                 .factory()
                 .is_some_and(|factory| factory.name() == "rtpbin")
-        })?;
+        })
+}
+
+/// The RTPSession object (session 0: everything is bundled) of the rtpbin
+/// inside `webrtcbin`.
+fn internal_rtp_session(webrtcbin: &gst::Element) -> Option<glib::Object> {
+    let rtpbin = rtpbin_of(webrtcbin)?;
     rtpbin.emit_by_name::<Option<glib::Object>>("get-internal-session", &[&0u32])
 }

@@ -62,7 +62,7 @@ pub const BACKOFF: f64 = 0.85;
 /// Time between two reports of the same overuse.
 pub const SIGNAL_HOLDOFF: Duration = Duration::from_secs(1);
 /// The rate we send at is measured over this much send time.
-const SENT_WINDOW: Duration = Duration::from_millis(500);
+pub const SENT_WINDOW: Duration = Duration::from_millis(300);
 /// How long a queue may take to drain once we send what a report allowed.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(3);
 const GROWTH_PER_SECOND: f64 = 1.08;
