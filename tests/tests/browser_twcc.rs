@@ -10,6 +10,8 @@
 
 use std::time::{Duration, Instant};
 
+use gst::prelude::*;
+
 use peer_signalling::server::ServerConfig;
 use peer_tests::browser::Browser;
 use peer_tests::netns::IsolatedHost;
@@ -140,7 +142,13 @@ fn a_chromium_viewer_behind_a_rate_limit_moves_down_a_layer_and_back_up() {
     );
 
     host.limit_rate(LIMIT_KBIT);
-    let down = wait_picture(&browser, &sink, (160, 120), DOWN_WITHIN, "the smaller picture");
+    let down = wait_picture(
+        &browser,
+        &sink,
+        (160, 120),
+        DOWN_WITHIN,
+        "the smaller picture",
+    );
     let stats = viewer_stats(&sink, &peer).unwrap();
     eprintln!("moved down {down:?} after the limit: {stats}");
     assert!(
@@ -152,7 +160,13 @@ fn a_chromium_viewer_behind_a_rate_limit_moves_down_a_layer_and_back_up() {
     wait_frames(&browser, decoded, 30, Duration::from_secs(5));
 
     host.remove_rate_limit();
-    let up = wait_picture(&browser, &sink, (320, 240), UP_WITHIN, "the full picture again");
+    let up = wait_picture(
+        &browser,
+        &sink,
+        (320, 240),
+        UP_WITHIN,
+        "the full picture again",
+    );
     eprintln!("moved up {up:?} after the limit went");
     let decoded = frames(&browser).decoded;
     wait_frames(&browser, decoded, 60, Duration::from_secs(5));

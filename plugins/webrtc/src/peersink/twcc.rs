@@ -23,17 +23,15 @@
 //!   with a queue standing (above a third of the threshold: a full
 //!   tail-drop queue; random loss on an idle path is not congestion and is
 //!   left to the loss rule of adaptation.rs).
-//! - On overuse the estimate drops to `BACKOFF` × the rate the viewer
-//!   actually received over the last `RATE_WINDOW`, and a [`Congestion`] is
-//!   reported; again at most every `SIGNAL_HOLDOFF` while overuse lasts
+//! - On overuse a [`Congestion`] is reported: the path carries `BACKOFF`
+//!   × the rate the viewer actually received over the last `RATE_WINDOW`;
+//!   again at most every `SIGNAL_HOLDOFF` while overuse lasts
 //!   and we still send more than that: once we send less, the queue only
 //!   needs time to drain, and reporting it again would back off twice
 //!   (for `DRAIN_GRACE` at most: a queue that does not drain by then means
 //!   the path narrowed further).
-//!   Otherwise the estimate grows by `GROWTH_PER_SECOND`, up to
-//!   `GROWTH_CAP` × the received rate. Probing a higher layer is
-//!   adaptation.rs's business: switching up is the probe, and this module
-//!   reports if it overuses the path.
+//! - Growing back is adaptation.rs's business: switching up a layer is
+//!   the probe, and this module reports if it overuses the path.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -57,7 +55,7 @@ const LOSS_MIN_PACKETS: usize = 20;
 pub const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// The shortest span a received rate is computed over.
 const RATE_MIN_SPAN: Duration = Duration::from_millis(200);
-/// What the estimate drops to on overuse, times the received rate.
+/// What a path found overused carries, times the rate received.
 pub const BACKOFF: f64 = 0.85;
 /// Time between two reports of the same overuse.
 pub const SIGNAL_HOLDOFF: Duration = Duration::from_secs(1);
@@ -65,9 +63,6 @@ pub const SIGNAL_HOLDOFF: Duration = Duration::from_secs(1);
 pub const SENT_WINDOW: Duration = Duration::from_millis(300);
 /// How long a queue may take to drain once we send what a report allowed.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(3);
-const GROWTH_PER_SECOND: f64 = 1.08;
-/// The estimate grows no further than this many times the received rate.
-const GROWTH_CAP: f64 = 1.5;
 /// A slope (delay per send time) below this is a queue draining.
 const DRAINING_SLOPE: f64 = -0.01;
 
@@ -123,8 +118,6 @@ pub struct TransportEstimator {
     /// Latest send time seen: this module's "now".
     latest_sent: Duration,
     last_signal: Option<Duration>,
-    last_growth: Option<Duration>,
-    estimate: Option<f64>,
     reports: u64,
     signals: u64,
 }
@@ -161,12 +154,6 @@ impl TransportEstimator {
     pub fn queuing_delay(&self) -> Option<Duration> {
         self.queuing
             .map(|seconds| Duration::from_secs_f64(seconds.max(0.0)))
-    }
-
-    /// The path's estimated capacity, bits per second, once overuse or
-    /// growth gave one.
-    pub fn estimate(&self) -> Option<u64> {
-        self.estimate.map(|bits| bits as u64)
     }
 
     /// Bits per second received over the last `RATE_WINDOW`.
@@ -316,10 +303,8 @@ impl TransportEstimator {
         let received = self.received_rate();
         if !self.overused() {
             self.last_available = None;
-            self.grow(now, received);
             return None;
         }
-        self.last_growth = Some(now);
         let received = received?;
         if self.last_signal.is_some_and(|at| now < at + SIGNAL_HOLDOFF) {
             return None;
@@ -335,7 +320,6 @@ impl TransportEstimator {
         }
         let available = received as f64 * BACKOFF;
         self.last_available = Some(available);
-        self.estimate = Some(self.estimate.map_or(available, |e| e.min(available)));
         self.last_signal = Some(now);
         self.signals += 1;
         Some(Congestion {
@@ -344,16 +328,6 @@ impl TransportEstimator {
             queuing_delay: self.queuing_delay().unwrap_or_default(),
             loss: self.loss().unwrap_or(0.0),
         })
-    }
-
-    fn grow(&mut self, now: Duration, received: Option<u64>) {
-        let last = self.last_growth.replace(now);
-        let (Some(estimate), Some(last)) = (self.estimate, last) else {
-            return;
-        };
-        let elapsed = now.saturating_sub(last).as_secs_f64();
-        let cap = received.map_or(estimate, |r| (r as f64 * GROWTH_CAP).max(estimate));
-        self.estimate = Some((estimate * GROWTH_PER_SECOND.powf(elapsed)).min(cap));
     }
 }
 
