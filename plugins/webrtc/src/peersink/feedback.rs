@@ -42,7 +42,16 @@ pub struct Monitor {
     /// that send none leave it empty).
     transport: Mutex<TransportEstimator>,
     transport_listening: AtomicBool,
+    /// Payloaders adding the transport-cc extension, until the viewer
+    /// shows it reads it (or [`TRANSPORT_CC_GRACE`] shows it does not).
+    transport_payloaders: Mutex<Vec<glib::WeakRef<gst::Element>>>,
+    /// When the viewer connected (its RTCP is listened to since).
+    connected_at: Mutex<Option<Instant>>,
 }
+
+/// How long a viewer that accepted transport-cc may send no feedback
+/// before our packets stop carrying the extension.
+const TRANSPORT_CC_GRACE: Duration = Duration::from_secs(10);
 
 struct TickState {
     at: Instant,
@@ -117,6 +126,8 @@ impl Monitor {
             }),
             transport: Mutex::new(TransportEstimator::new()),
             transport_listening: AtomicBool::new(false),
+            transport_payloaders: Mutex::new(Vec::new()),
+            connected_at: Mutex::new(None),
         })
     }
 
@@ -185,6 +196,7 @@ impl Monitor {
             });
         }
         if !self.transport_listening.swap(true, Ordering::Relaxed) {
+            *self.connected_at.lock().unwrap() = Some(Instant::now());
             self.listen_transport_cc(&session.webrtcbin);
         }
         *self.webrtcbin.lock().unwrap() = Some(session.webrtcbin.clone());
@@ -227,6 +239,45 @@ impl Monitor {
                     }
                 });
             }
+        }
+    }
+
+    /// `payloader` adds the transport-cc extension to this viewer's
+    /// packets (negotiated in our offer).
+    pub fn watch_transport_cc(&self, payloader: &gst::Element) {
+        self.transport_payloaders
+            .lock()
+            .unwrap()
+            .push(payloader.downgrade());
+    }
+
+    /// GStreamer 1.22's rtpsession keeps every packet it numbers for
+    /// transport-cc until feedback about it comes: for a viewer that
+    /// accepted the extension but never sends feedback it would grow by
+    /// every packet sent (~12 kB/s at 600 kbit/s), for the session's
+    /// life. Such a viewer's payloaders stop adding the extension once
+    /// [`TRANSPORT_CC_GRACE`] has passed without any.
+    fn drop_unread_transport_cc(&self, now: Instant) {
+        let Some(connected) = *self.connected_at.lock().unwrap() else {
+            return;
+        };
+        let read = self.transport.lock().unwrap().reports() > 0;
+        if !read && now.saturating_duration_since(connected) < TRANSPORT_CC_GRACE {
+            return;
+        }
+        let payloaders = std::mem::take(&mut *self.transport_payloaders.lock().unwrap());
+        if read {
+            return;
+        }
+        for payloader in payloaders.iter().filter_map(|p| p.upgrade()) {
+            gst::info!(
+                super::imp::CAT,
+                obj = payloader,
+                "no transport-cc feedback from the viewer in {TRANSPORT_CC_GRACE:?}: \
+                 the extension is dropped"
+            );
+            payloader.set_property("auto-header-extension", false);
+            payloader.emit_by_name::<()>("clear-extensions", &[]);
         }
     }
 
@@ -292,6 +343,7 @@ impl Monitor {
     /// About once a second: loss from NACKs and reports, round trip,
     /// growth; switches layers when adaptation says so.
     pub fn tick(&self, now: Instant) {
+        self.drop_unread_transport_cc(now);
         let packets = self.packets_sent.load(Ordering::Relaxed);
         let bytes = self.bytes_sent.load(Ordering::Relaxed);
         let nacked = self.nacked.load(Ordering::Relaxed);

@@ -162,6 +162,9 @@ impl Viewer {
             .map_err(|e| e.to_string())?;
         let payloader = make_payloader(codec, payload_type, &format!("{prefix}-pay"))?;
         payloader.set_property("ssrc", ssrc);
+        if offering {
+            self.monitor.watch_transport_cc(&payloader);
+        }
         bin.add_many([&queue, &payloader])
             .map_err(|e| e.to_string())?;
         queue.link(&payloader).map_err(|e| e.to_string())?;
