@@ -14,6 +14,10 @@
 //!   building at a bottleneck: the estimate drops by 15%.
 //! - REMB (what Chromium sends when transport-cc is not negotiated) caps
 //!   the estimate.
+//! - Transport-cc congestion (twcc.rs: a queue building or overflowing on
+//!   the viewer's path) caps the estimate at what the path was found to
+//!   carry, at once (a probe's own congestion included), and counts as
+//!   loss for the clean hold before going up.
 //! - The target is the best layer whose bitrate fits in the estimate (the
 //!   lowest when none does). Going down happens at once; going up only
 //!   after `UP_HOLD` with no loss, and then the estimate is raised to the
@@ -74,6 +78,9 @@ pub enum Feedback {
     /// The viewer asked for a keyframe (PLI, FIR): it lost a frame that
     /// retransmission did not repair.
     KeyframeRequest,
+    /// Transport-cc feedback shows the path overused: it carries about
+    /// this many bits per second.
+    Congestion(u64),
 }
 
 #[derive(Debug)]
@@ -217,6 +224,11 @@ impl Adaptation {
                 self.remb = Some((bitrate, now));
                 self.grow(now);
                 self.estimate = self.estimate.min(bitrate as f64);
+            }
+            Feedback::Congestion(available) => {
+                self.grow(now);
+                self.clean_since = now;
+                self.estimate = self.estimate.min(available as f64);
             }
             Feedback::KeyframeRequest => {
                 if !self.probing(now) {

@@ -1,10 +1,10 @@
 //! What one viewer tells us about its reception, turned into layer
 //! decisions and statistics: RTCP from its webrtcbin's RTP session
 //! (receiver reports, NACKs, REMB; rtcp.rs), packets we sent it, and
-//! round-trip times the session computed. The decisions themselves are
-//! adaptation.rs's.
+//! round-trip times the session computed, and transport-cc feedback
+//! (twcc.rs). The decisions themselves are adaptation.rs's.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,7 @@ use super::padding::{Padder, RecentPackets};
 use super::probe::{Probe, Verdict};
 use super::report_loss::ReportLoss;
 use super::rtcp;
+use super::twcc::{PacketReport, TransportEstimator};
 use crate::session::WebRtcSession;
 
 pub struct Monitor {
@@ -49,7 +50,20 @@ pub struct Monitor {
     probe: Mutex<Option<Probe>>,
     probes: AtomicU64,
     probes_held: AtomicU64,
+    /// The path as the viewer's transport-cc feedback shows it (viewers
+    /// that send none leave it empty).
+    transport: Mutex<TransportEstimator>,
+    transport_listening: AtomicBool,
+    /// Payloaders adding the transport-cc extension, until the viewer
+    /// shows it reads it (or [`TRANSPORT_CC_GRACE`] shows it does not).
+    transport_payloaders: Mutex<Vec<glib::WeakRef<gst::Element>>>,
+    /// When the viewer connected (its RTCP is listened to since).
+    connected_at: Mutex<Option<Instant>>,
 }
+
+/// How long a viewer that accepted transport-cc may send no feedback
+/// before our packets stop carrying the extension.
+const TRANSPORT_CC_GRACE: Duration = Duration::from_secs(10);
 
 struct TickState {
     at: Instant,
@@ -87,6 +101,14 @@ pub struct ViewerStats {
     /// Padding probes run, and those the path carried.
     pub probes: u64,
     pub probes_held: u64,
+    /// Transport-cc feedback messages taken (0: the viewer sends none).
+    pub transport_cc_feedback: u64,
+    /// Times transport-cc feedback showed the path overused.
+    pub congestion_signals: u64,
+    /// Queuing delay on the path, from transport-cc feedback.
+    pub queuing_delay: Option<Duration>,
+    /// What the viewer received, from transport-cc feedback, bits/s.
+    pub received_bitrate: Option<u64>,
 }
 
 impl Monitor {
@@ -122,6 +144,10 @@ impl Monitor {
             probe: Mutex::new(None),
             probes: AtomicU64::new(0),
             probes_held: AtomicU64::new(0),
+            transport: Mutex::new(TransportEstimator::new()),
+            transport_listening: AtomicBool::new(false),
+            transport_payloaders: Mutex::new(Vec::new()),
+            connected_at: Mutex::new(None),
         })
     }
 
@@ -202,6 +228,10 @@ impl Monitor {
                 None
             });
         }
+        if !self.transport_listening.swap(true, Ordering::Relaxed) {
+            *self.connected_at.lock().unwrap() = Some(Instant::now());
+            self.listen_transport_cc(&session.webrtcbin);
+        }
         *self.webrtcbin.lock().unwrap() = Some(session.webrtcbin.clone());
         // Going up is probed with padding where the viewer takes
         // retransmissions (probe.rs); elsewhere by switching.
@@ -209,6 +239,108 @@ impl Monitor {
             *self.padder.lock().unwrap() = Some(padder);
             self.adaptation.lock().unwrap().set_padding_probes(true);
         }
+    }
+
+    /// Takes the transport-cc feedback the viewer's RTP session parsed.
+    /// GStreamer 1.22's rtpsession matches each feedback message with the
+    /// packets it sent and pushes the result upstream from its
+    /// `send_rtp_sink` pad, as a custom event `RTPTWCCPackets` (what
+    /// gst-plugins-rs's congestion control element reads): caught there,
+    /// on the thread that received the RTCP.
+    fn listen_transport_cc(self: &Arc<Self>, webrtcbin: &gst::Element) {
+        let Some(rtpsession) = rtp_session_element(webrtcbin) else {
+            return;
+        };
+        let monitor = Arc::downgrade(self);
+        let attach = move |pad: &gst::Pad| {
+            let monitor = monitor.clone();
+            pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+                let Some(monitor) = monitor.upgrade() else {
+                    return gst::PadProbeReturn::Remove;
+                };
+                if let Some(event) = info.event()
+                    && event.type_() == gst::EventType::CustomUpstream
+                    && let Some(structure) = event.structure()
+                    && structure.name() == "RTPTWCCPackets"
+                {
+                    monitor.on_transport_feedback(structure);
+                }
+                gst::PadProbeReturn::Ok
+            });
+        };
+        match rtpsession.static_pad("send_rtp_sink") {
+            Some(pad) => attach(&pad),
+            // Requested once webrtcbin links what it sends.
+            None => {
+                rtpsession.connect_pad_added(move |_, pad| {
+                    if pad.name() == "send_rtp_sink" {
+                        attach(pad);
+                    }
+                });
+            }
+        }
+    }
+
+    /// `payloader` adds the transport-cc extension to this viewer's
+    /// packets (negotiated in our offer).
+    pub fn watch_transport_cc(&self, payloader: &gst::Element) {
+        self.transport_payloaders
+            .lock()
+            .unwrap()
+            .push(payloader.downgrade());
+    }
+
+    /// GStreamer 1.22's rtpsession keeps every packet it numbers for
+    /// transport-cc until feedback about it comes: for a viewer that
+    /// accepted the extension but never sends feedback it would grow by
+    /// every packet sent (~12 kB/s at 600 kbit/s), for the session's
+    /// life. Such a viewer's payloaders stop adding the extension once
+    /// [`TRANSPORT_CC_GRACE`] has passed without any.
+    fn drop_unread_transport_cc(&self, now: Instant) {
+        let Some(connected) = *self.connected_at.lock().unwrap() else {
+            return;
+        };
+        let read = self.transport.lock().unwrap().reports() > 0;
+        if !read && now.saturating_duration_since(connected) < TRANSPORT_CC_GRACE {
+            return;
+        }
+        let payloaders = std::mem::take(&mut *self.transport_payloaders.lock().unwrap());
+        if read {
+            return;
+        }
+        for payloader in payloaders.iter().filter_map(|p| p.upgrade()) {
+            gst::info!(
+                super::imp::CAT,
+                obj = payloader,
+                "no transport-cc feedback from the viewer in {TRANSPORT_CC_GRACE:?}: \
+                 the extension is dropped"
+            );
+            payloader.set_property("auto-header-extension", false);
+            payloader.emit_by_name::<()>("clear-extensions", &[]);
+        }
+    }
+
+    fn on_transport_feedback(&self, feedback: &gst::StructureRef) {
+        let packets = packet_reports(feedback);
+        let congestion = self.transport.lock().unwrap().on_feedback(&packets);
+        let Some(congestion) = congestion else {
+            return;
+        };
+        gst::debug!(
+            super::imp::CAT,
+            "transport-cc: path overused: {congestion:?}"
+        );
+        // A padding probe under way is what filled the queue: stop it now,
+        // before the viewer's packets are late.
+        if let Some(probe) = self.probe.lock().unwrap().as_mut() {
+            probe.congested();
+        }
+        let decision = self
+            .adaptation
+            .lock()
+            .unwrap()
+            .feedback(Instant::now(), Feedback::Congestion(congestion.available));
+        self.apply(decision);
     }
 
     fn on_rtcp(&self, feedback: &rtcp::Feedback) {
@@ -268,6 +400,7 @@ impl Monitor {
     /// About once a second: loss from NACKs and reports, round trip,
     /// growth; switches layers when adaptation says so.
     pub fn tick(&self, now: Instant) {
+        self.drop_unread_transport_cc(now);
         let packets = self.packets_sent.load(Ordering::Relaxed);
         let bytes = self.bytes_sent.load(Ordering::Relaxed);
         let nacked = self.nacked.load(Ordering::Relaxed);
@@ -444,6 +577,7 @@ impl Monitor {
             .find_map(Weak::upgrade);
         let adaptation = self.adaptation.lock().unwrap();
         let tick = self.tick.lock().unwrap();
+        let transport = self.transport.lock().unwrap();
         ViewerStats {
             layer: feed
                 .as_ref()
@@ -463,15 +597,61 @@ impl Monitor {
             layer_switches: self.switches.load(Ordering::Relaxed),
             probes: self.probes.load(Ordering::Relaxed),
             probes_held: self.probes_held.load(Ordering::Relaxed),
+            transport_cc_feedback: transport.reports(),
+            congestion_signals: transport.signals(),
+            queuing_delay: transport.queuing_delay(),
+            received_bitrate: transport.received_rate(),
         }
     }
 }
 
-/// The RTPSession object (session 0: everything is bundled) of the rtpbin
-/// inside `webrtcbin`.
-fn internal_rtp_session(webrtcbin: &gst::Element) -> Option<glib::Object> {
-    let bin = webrtcbin.downcast_ref::<gst::Bin>()?;
-    let rtpbin = bin
+/// What one `RTPTWCCPackets` event says of each packet: send time by our
+/// clock, arrival time by the viewer's, or lost. Packets the session could
+/// not match with one it sent (no send time) are left out.
+fn packet_reports(feedback: &gst::StructureRef) -> Vec<PacketReport> {
+    const NONE: u64 = u64::MAX; // GST_CLOCK_TIME_NONE
+    // Borrowed, not copied: a copy of each packet's structure per
+    // feedback message showed in the 40-viewer benchmark.
+    let Ok(packets) = feedback.get::<&glib::ValueArray>("packets") else {
+        return Vec::new();
+    };
+    packets
+        .iter()
+        .filter_map(|value| value.get::<&gst::StructureRef>().ok())
+        .filter_map(|packet| {
+            let sent = packet.get::<u64>("local-ts").ok().filter(|t| *t != NONE)?;
+            let lost = packet.get::<bool>("lost").unwrap_or(true);
+            let arrived = packet
+                .get::<u64>("remote-ts")
+                .ok()
+                .filter(|t| !lost && *t != NONE);
+            Some(PacketReport {
+                sent: Duration::from_nanos(sent),
+                arrived: arrived.map(Duration::from_nanos),
+                size: packet.get::<u32>("size").unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+/// The rtpsession element (session 0) of the rtpbin inside `webrtcbin`.
+fn rtp_session_element(webrtcbin: &gst::Element) -> Option<gst::Element> {
+    let rtpbin = rtpbin_of(webrtcbin)?;
+    rtpbin
+        .downcast_ref::<gst::Bin>()?
+        .iterate_elements()
+        .into_iter()
+        .flatten()
+        .find(|element| {
+            element
+                .factory()
+                .is_some_and(|factory| factory.name() == "rtpsession")
+        })
+}
+
+fn rtpbin_of(webrtcbin: &gst::Element) -> Option<gst::Element> {
+    webrtcbin
+        .downcast_ref::<gst::Bin>()?
         .iterate_elements()
         .into_iter()
         .flatten()
@@ -479,6 +659,12 @@ fn internal_rtp_session(webrtcbin: &gst::Element) -> Option<glib::Object> {
             element
                 .factory()
                 .is_some_and(|factory| factory.name() == "rtpbin")
-        })?;
+        })
+}
+
+/// The RTPSession object (session 0: everything is bundled) of the rtpbin
+/// inside `webrtcbin`.
+fn internal_rtp_session(webrtcbin: &gst::Element) -> Option<glib::Object> {
+    let rtpbin = rtpbin_of(webrtcbin)?;
     rtpbin.emit_by_name::<Option<glib::Object>>("get-internal-session", &[&0u32])
 }

@@ -20,6 +20,7 @@ mod report_loss;
 mod rtcp;
 mod settings;
 mod stats;
+mod twcc;
 mod viewer;
 
 use gst::glib;

@@ -60,6 +60,9 @@ pub enum Failure {
     NackBurst,
     KeyframeRequest,
     HeavyLoss,
+    /// The viewer's transport-cc feedback shows a queue building: the
+    /// earliest sign, before any packet is late or lost.
+    Congestion,
 }
 
 #[derive(Debug)]
@@ -113,6 +116,11 @@ impl Probe {
         if fraction > LOSS_HIGH {
             self.fail(Failure::HeavyLoss);
         }
+    }
+
+    /// The transport-cc estimator found the path overused.
+    pub fn congested(&mut self) {
+        self.fail(Failure::Congestion);
     }
 
     fn fail(&mut self, failure: Failure) {
@@ -203,6 +211,18 @@ mod tests {
         assert_eq!(
             probe.verdict(at(t0, 1000)),
             Verdict::Failed(Failure::HeavyLoss)
+        );
+    }
+
+    #[test]
+    fn congestion_from_transport_cc_fails_it() {
+        let t0 = Instant::now();
+        let mut probe = Probe::start(t0, 1, 600_000, 100_000);
+        assert_eq!(probe.verdict(at(t0, 500)), Verdict::Running);
+        probe.congested();
+        assert_eq!(
+            probe.verdict(at(t0, 500)),
+            Verdict::Failed(Failure::Congestion)
         );
     }
 }

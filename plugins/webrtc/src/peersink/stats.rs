@@ -28,7 +28,9 @@ pub fn viewer_structure(
         .field("keyframe-requests", stats.keyframe_requests)
         .field("layer-switches", stats.layer_switches)
         .field("probes", stats.probes)
-        .field("probes-held", stats.probes_held);
+        .field("probes-held", stats.probes_held)
+        .field("transport-cc-feedback", stats.transport_cc_feedback)
+        .field("congestion-signals", stats.congestion_signals);
     if let Some((width, height)) = layers.get(stats.layer).and_then(|layer| layer.size) {
         builder = builder
             .field("layer-width", width)
@@ -39,6 +41,12 @@ pub fn viewer_structure(
     }
     if let Some(rtt) = stats.round_trip {
         builder = builder.field("round-trip-time", rtt.as_secs_f64());
+    }
+    if let Some(delay) = stats.queuing_delay {
+        builder = builder.field("queuing-delay", delay.as_secs_f64());
+    }
+    if let Some(received) = stats.received_bitrate {
+        builder = builder.field("received-bitrate", received);
     }
     if let Some(remb) = stats.remb {
         builder = builder.field("remb-bitrate", remb);

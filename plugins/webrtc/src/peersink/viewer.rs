@@ -130,6 +130,7 @@ impl Viewer {
         plan: Option<(u32, gst::Caps)>,
     ) -> Result<Branch, String> {
         let codec = input.codec().ok_or("input not ready")?;
+        let offering = plan.is_none();
         let (payload_type, mut rtp_caps) = match plan {
             Some(planned) => planned,
             None => (
@@ -142,11 +143,13 @@ impl Viewer {
         // payloader's caps have not reached it yet (video waits for the
         // connection), and a browser then drops the stream as unsignalled.
         let ssrc: u32 = rand::random();
-        rtp_caps
-            .make_mut()
-            .structure_mut(0)
-            .expect("one structure")
-            .set("ssrc", ssrc);
+        {
+            let structure = rtp_caps.make_mut().structure_mut(0).expect("one structure");
+            structure.set("ssrc", ssrc);
+            if offering {
+                offer_transport_cc(structure);
+            }
+        }
         let prefix = format!("{}-{}", self.session.id, input.pad_name);
 
         let queue = gst::ElementFactory::make("queue")
@@ -159,6 +162,9 @@ impl Viewer {
             .map_err(|e| e.to_string())?;
         let payloader = make_payloader(codec, payload_type, &format!("{prefix}-pay"))?;
         payloader.set_property("ssrc", ssrc);
+        if offering {
+            self.monitor.watch_transport_cc(&payloader);
+        }
         bin.add_many([&queue, &payloader])
             .map_err(|e| e.to_string())?;
         queue.link(&payloader).map_err(|e| e.to_string())?;
@@ -464,6 +470,24 @@ fn plan_answer(
         offered.join(", "),
         codec.encoding_name()
     ))
+}
+
+/// Asks, in our offer, for transport-wide congestion control feedback:
+/// the header extension (`extmap-N`, which webrtcbin 1.22 turns into
+/// `a=extmap`) and `a=rtcp-fb:PT transport-cc`. These caps are the
+/// transceiver's codec preferences, which webrtcbin's sink pad answers
+/// caps queries with: the payloader finds `extmap-N` there and adds the
+/// header extension to every packet by itself (`auto-header-extension`),
+/// the RTP session numbers those packets transport-wide and reads the
+/// viewer's feedback on them (feedback.rs). When the viewer made the offer
+/// we answer without it: webrtcbin 1.22 leaves header extensions out of
+/// its answers.
+fn offer_transport_cc(structure: &mut gst::StructureRef) {
+    structure.set(
+        format!("extmap-{}", crate::codec::OFFER_TWCC_ID).as_str(),
+        crate::receive::TWCC_URI,
+    );
+    structure.set("rtcp-fb-transport-cc", true);
 }
 
 fn make_payloader(codec: Codec, payload_type: u32, name: &str) -> Result<gst::Element, String> {
