@@ -4,9 +4,9 @@
 //! held after the first 50 cycles, within the margins below: whatever a
 //! session holds is given back when it ends.
 //!
-//! CI runs [`CI_VIEWER_CYCLES`] and [`CI_PUBLISHER_CYCLES`];
-//! `CHURN_CYCLES=1000` runs the 1,000 of each (docs/reliability.md
-//! has the command and the figures).
+//! CI runs the 1,000 of each ([`CI_VIEWER_CYCLES`],
+//! [`CI_PUBLISHER_CYCLES`]; ~4 and ~2.5 minutes); `CHURN_CYCLES=N` runs
+//! another count (docs/reliability.md has the figures).
 //!
 //! Viewers are the viewer farm's (str0m: real ICE, DTLS-SRTP, RTCP), in
 //! processes of their own, [`VIEWERS_AT_ONCE`] at a time. The peersink is
@@ -22,8 +22,8 @@ use peer_tests::process::ChildProcess;
 use peer_tests::recorder::{Recorder, free_port};
 use peer_tests::{init, play, wait_until};
 
-const CI_VIEWER_CYCLES: usize = 300;
-const CI_PUBLISHER_CYCLES: usize = 150;
+const CI_VIEWER_CYCLES: usize = 1000;
+const CI_PUBLISHER_CYCLES: usize = 1000;
 /// Cycles before the first measurement: caches, pools and lazily
 /// started threads have reached their working size by then.
 const WARM_UP: usize = 50;
