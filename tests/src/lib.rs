@@ -305,6 +305,15 @@ pub fn peer_binary() -> PathBuf {
 }
 
 /// Audio and video encoders in `bin`, recursively (not DTLS/SRTP "encoders").
+/// A peersink's `stats` entry for the viewer registered as `peer`.
+pub fn viewer_stats(sink: &gst::Element, peer: &str) -> Option<gst::Structure> {
+    let stats = sink.property::<gst::Structure>("stats");
+    stats
+        .iter()
+        .filter_map(|(_, value)| value.get::<gst::Structure>().ok())
+        .find(|viewer| viewer.get::<&str>("peer-id").ok() == Some(peer))
+}
+
 pub fn encoders_in(bin: &gst::Bin) -> Vec<String> {
     bin.iterate_recurse()
         .into_iter()

@@ -11,7 +11,7 @@ use gst::prelude::*;
 use peer_signalling::server::ServerConfig;
 use peer_tests::netns::IsolatedHost;
 use peer_tests::process::ChildProcess;
-use peer_tests::{Receiver, TestServer, encoders_in, init, launch, play, wait_until};
+use peer_tests::{Receiver, TestServer, encoders_in, init, launch, play, viewer_stats, wait_until};
 
 /// These tests add interfaces to the test namespace and load the CPU:
 /// one at a time.
@@ -94,15 +94,6 @@ impl Drop for EncodedViewer {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
     }
-}
-
-/// The sender's stats structure of the viewer registered as `peer`.
-fn viewer_stats(sink: &gst::Element, peer: &str) -> Option<gst::Structure> {
-    let stats = sink.property::<gst::Structure>("stats");
-    stats
-        .iter()
-        .filter_map(|(_, value)| value.get::<gst::Structure>().ok())
-        .find(|viewer| viewer.get::<&str>("peer-id").ok() == Some(peer))
 }
 
 fn layer_of(sink: &gst::Element, peer: &str) -> Option<u32> {

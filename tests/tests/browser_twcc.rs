@@ -16,7 +16,7 @@ use peer_signalling::server::ServerConfig;
 use peer_tests::browser::Browser;
 use peer_tests::netns::IsolatedHost;
 use peer_tests::pages::{frames, monitor_frames, wait_frames};
-use peer_tests::{TestServer, init, launch, play, wait_until};
+use peer_tests::{TestServer, init, launch, play, viewer_stats, wait_until};
 use serde_json::Value;
 
 /// What the layers are, best first, and the limit: the best layer needs
@@ -35,13 +35,15 @@ const UP_WITHIN: Duration = Duration::from_secs(75);
 /// encoders drop frames to hold a layer's bitrate on noise.
 const KEEP_PLAYING_FRAMES: u64 = 10;
 
-/// The sender's stats structure of the viewer registered as `peer`.
-fn viewer_stats(sink: &gst::Element, peer: &str) -> Option<gst::Structure> {
-    let stats = sink.property::<gst::Structure>("stats");
-    stats
-        .iter()
-        .filter_map(|(_, value)| value.get::<gst::Structure>().ok())
-        .find(|viewer| viewer.get::<&str>("peer-id").ok() == Some(peer))
+/// Waits for [`KEEP_PLAYING_FRAMES`] more decoded frames within 5 s.
+fn keeps_playing(browser: &Browser) {
+    let decoded = frames(browser).decoded;
+    wait_frames(
+        browser,
+        decoded,
+        KEEP_PLAYING_FRAMES,
+        Duration::from_secs(5),
+    );
 }
 
 /// The page's only viewer as the sender sees it (its peer id is the
@@ -160,13 +162,7 @@ fn a_chromium_viewer_behind_a_rate_limit_moves_down_a_layer_and_back_up() {
     );
     // Pictures keep coming under the limit (noise at these rates makes
     // the encoders drop frames: a few a second is what it is).
-    let decoded = frames(&browser).decoded;
-    wait_frames(
-        &browser,
-        decoded,
-        KEEP_PLAYING_FRAMES,
-        Duration::from_secs(5),
-    );
+    keeps_playing(&browser);
 
     host.remove_rate_limit();
     let up = wait_picture(
@@ -177,13 +173,7 @@ fn a_chromium_viewer_behind_a_rate_limit_moves_down_a_layer_and_back_up() {
         "the full picture again",
     );
     eprintln!("moved up {up:?} after the limit went");
-    let decoded = frames(&browser).decoded;
-    wait_frames(
-        &browser,
-        decoded,
-        KEEP_PLAYING_FRAMES,
-        Duration::from_secs(5),
-    );
+    keeps_playing(&browser);
     assert_eq!(picture(&browser), (320, 240));
     let stats = viewer_stats(&sink, &peer).unwrap();
     assert_eq!(stats.get::<u32>("layer").unwrap(), 0, "{stats}");

@@ -37,7 +37,7 @@ use peer_tests::freeze::{FreezeReport, analyse, monotonic_now};
 use peer_tests::media::close_colour;
 use peer_tests::netns::IsolatedHost;
 use peer_tests::process::ChildProcess;
-use peer_tests::{TestServer, init, launch, play};
+use peer_tests::{TestServer, init, launch, play, viewer_stats};
 
 const BASELINE: Duration = Duration::from_secs(5);
 const SETTLE: Duration = Duration::from_secs(10);
@@ -301,15 +301,6 @@ impl Viewer {
             .find_map(|line| line.strip_prefix(prefix))
             .unwrap_or("-")
     }
-}
-
-/// The sender's stats structure of the viewer registered as `peer`.
-fn viewer_stats(sink: &gst::Element, peer: &str) -> Option<gst::Structure> {
-    let stats = sink.property::<gst::Structure>("stats");
-    stats
-        .iter()
-        .filter_map(|(_, value)| value.get::<gst::Structure>().ok())
-        .find(|viewer| viewer.get::<&str>("peer-id").ok() == Some(peer))
 }
 
 /// The figures a user would plot of a viewer, from the sender's side.

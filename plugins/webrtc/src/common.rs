@@ -497,6 +497,28 @@ pub fn send_message(
     }
 }
 
+/// Whether `element` was made by the factory `name`.
+pub fn is_made_by(element: &gst::Element, name: &str) -> bool {
+    element
+        .factory()
+        .is_some_and(|factory| factory.name() == name)
+}
+
+/// The first element made by the factory `name` inside `bin`: among its
+/// children, or at any depth when `recurse`.
+pub fn child_made_by(bin: &gst::Element, name: &str, recurse: bool) -> Option<gst::Element> {
+    let bin = bin.downcast_ref::<gst::Bin>()?;
+    let elements = if recurse {
+        bin.iterate_recurse()
+    } else {
+        bin.iterate_elements()
+    };
+    elements
+        .into_iter()
+        .flatten()
+        .find(|element| is_made_by(element, name))
+}
+
 /// Checks an application message before it goes out: JSON, as the
 /// protocol carries it.
 pub fn parse_message(json: &str) -> Result<serde_json::Value, String> {

@@ -705,9 +705,7 @@ fn keep_sctpenc_stopping(webrtcbin: &gst::Element) {
         return;
     };
     bin.connect_deep_element_added(|_, _, element| {
-        let is_sctpenc = element
-            .factory()
-            .is_some_and(|factory| factory.name() == "sctpenc");
+        let is_sctpenc = crate::common::is_made_by(element, "sctpenc");
         let Some(src) = is_sctpenc.then(|| element.static_pad("src")).flatten() else {
             return;
         };

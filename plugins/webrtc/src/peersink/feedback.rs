@@ -636,30 +636,11 @@ fn packet_reports(feedback: &gst::StructureRef) -> Vec<PacketReport> {
 
 /// The rtpsession element (session 0) of the rtpbin inside `webrtcbin`.
 fn rtp_session_element(webrtcbin: &gst::Element) -> Option<gst::Element> {
-    let rtpbin = rtpbin_of(webrtcbin)?;
-    rtpbin
-        .downcast_ref::<gst::Bin>()?
-        .iterate_elements()
-        .into_iter()
-        .flatten()
-        .find(|element| {
-            element
-                .factory()
-                .is_some_and(|factory| factory.name() == "rtpsession")
-        })
+    crate::common::child_made_by(&rtpbin_of(webrtcbin)?, "rtpsession", false)
 }
 
 fn rtpbin_of(webrtcbin: &gst::Element) -> Option<gst::Element> {
-    webrtcbin
-        .downcast_ref::<gst::Bin>()?
-        .iterate_elements()
-        .into_iter()
-        .flatten()
-        .find(|element| {
-            element
-                .factory()
-                .is_some_and(|factory| factory.name() == "rtpbin")
-        })
+    crate::common::child_made_by(webrtcbin, "rtpbin", false)
 }
 
 /// The RTPSession object (session 0: everything is bundled) of the rtpbin

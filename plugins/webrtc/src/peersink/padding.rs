@@ -58,16 +58,7 @@ impl Padder {
     /// The padder of `webrtcbin`'s session, if it retransmits (the
     /// viewer negotiated RTX).
     pub fn find(webrtcbin: &gst::Element, recent: Arc<Mutex<RecentPackets>>) -> Option<Padder> {
-        let bin = webrtcbin.downcast_ref::<gst::Bin>()?;
-        let rtxsend = bin
-            .iterate_recurse()
-            .into_iter()
-            .flatten()
-            .find(|element| {
-                element
-                    .factory()
-                    .is_some_and(|factory| factory.name() == "rtprtxsend")
-            })?;
+        let rtxsend = crate::common::child_made_by(webrtcbin, "rtprtxsend", true)?;
         Some(Padder {
             rtx_src: rtxsend.static_pad("src")?,
             recent,

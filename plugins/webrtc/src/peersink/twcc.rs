@@ -53,6 +53,10 @@ pub const LOSS_WINDOW: Duration = Duration::from_secs(1);
 const LOSS_MIN_PACKETS: usize = 20;
 /// The received rate is measured over this much arrival time.
 pub const RATE_WINDOW: Duration = Duration::from_secs(1);
+/// Arrivals kept at most: the arrival times are the viewer's word, and a
+/// viewer whose clock never advances would otherwise keep every packet
+/// (a 2 Mbit/s layer sends ~200 a second).
+const MAX_ARRIVALS: usize = 4096;
 /// The shortest span a received rate is computed over.
 const RATE_MIN_SPAN: Duration = Duration::from_millis(200);
 /// What a path found overused carries, times the rate received.
@@ -109,8 +113,11 @@ pub struct TransportEstimator {
     queuing: Option<f64>,
     /// (send time, lost) of the packets of the last `LOSS_WINDOW`.
     outcomes: VecDeque<(Duration, bool)>,
-    /// (arrival time, bytes) of the packets received in the last `RATE_WINDOW`.
+    /// (arrival time, bytes) of the packets received in the last
+    /// `RATE_WINDOW`, at most `MAX_ARRIVALS`.
     arrivals: VecDeque<(Duration, u32)>,
+    /// Latest arrival time reported (the viewer's clock).
+    latest_arrival: Duration,
     /// (send time, bytes) of the packets of the last `SENT_WINDOW`.
     sends: VecDeque<(Duration, u32)>,
     /// What the last report said the path carries, bits per second.
@@ -214,14 +221,15 @@ impl TransportEstimator {
         };
         self.arrivals.push_back((arrived, packet.size));
         // Feedback comes in sequence order, which is send order; arrivals
-        // may be reordered a little, hence the comparison with the last.
-        let latest_arrival = self.arrivals.iter().map(|(at, _)| *at).max();
-        while let (Some((first, _)), Some(latest)) = (self.arrivals.front(), latest_arrival) {
-            if *first + RATE_WINDOW < latest {
-                self.arrivals.pop_front();
-            } else {
-                break;
-            }
+        // may be reordered a little, hence the latest so far.
+        self.latest_arrival = self.latest_arrival.max(arrived);
+        while self.arrivals.len() > MAX_ARRIVALS
+            || self
+                .arrivals
+                .front()
+                .is_some_and(|(first, _)| *first + RATE_WINDOW < self.latest_arrival)
+        {
+            self.arrivals.pop_front();
         }
         let delay = arrived.as_nanos() as i64 - packet.sent.as_nanos() as i64;
         match &mut self.group {

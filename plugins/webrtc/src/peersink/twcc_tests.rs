@@ -329,3 +329,19 @@ fn a_rate_limit_moves_the_viewer_down_and_its_end_back_up() {
         "left the best layer again without a limit"
     );
 }
+
+#[test]
+fn a_viewer_clock_that_never_advances_keeps_memory_bounded() {
+    let mut estimator = TransportEstimator::new();
+    let packets: Vec<PacketReport> = (0..20_000u64)
+        .map(|i| PacketReport {
+            sent: Duration::from_micros(i * 500),
+            arrived: Some(Duration::from_secs(1)),
+            size: 1200,
+        })
+        .collect();
+    for batch in packets.chunks(100) {
+        estimator.on_feedback(batch);
+    }
+    assert!(estimator.arrivals.len() <= MAX_ARRIVALS);
+}

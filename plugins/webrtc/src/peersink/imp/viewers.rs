@@ -271,7 +271,7 @@ fn fed_by_audiotap(pad: &gst::Pad) -> bool {
                 .and_then(|ghost| ghost.parent_element())
         });
         let Some(element) = element else { return false };
-        if element.factory().is_some_and(|f| f.name() == "audiotap") {
+        if crate::common::is_made_by(&element, "audiotap") {
             return true;
         }
         let Some(next) = element.sink_pads().into_iter().next() else {

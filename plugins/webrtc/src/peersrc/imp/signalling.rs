@@ -96,12 +96,10 @@ impl PeerSrc {
 
     /// Sends `command` if the element runs; whether it did.
     pub(super) fn signaller_send(&self, command: SignallerCommand) -> bool {
-        match &self.state.lock().unwrap().running {
-            Some(running) => {
-                running.link.signaller.send(command);
-                true
-            }
-            None => false,
-        }
+        let state = self.state.lock().unwrap();
+        let running = state.running.as_ref();
+        running
+            .map(|running| running.link.signaller.send(command))
+            .is_some()
     }
 }
