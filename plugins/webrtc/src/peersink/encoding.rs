@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 
 use super::layers::LayerSpec;
+use super::send_pool::{Item, Outbox, SendPool};
 use crate::codec::MediaKind;
 use crate::keyframe::{Decision, KeyframeLimiter};
 use crate::runtime::RUNTIME;
@@ -148,6 +149,10 @@ impl Encoding {
             for feed in &feeds {
                 stale |= !feed.offer(&encoding, buffer, keyframe);
             }
+            // One wake-up of the send threads for every viewer of the frame.
+            if let Some(feed) = feeds.first() {
+                feed.pool.wake();
+            }
             if stale {
                 encoding
                     .feeds
@@ -170,8 +175,11 @@ impl Encoding {
                 return gst::PadProbeReturn::Ok;
             }
             let feeds = encoding.feeds.lock().unwrap().clone();
-            for feed in feeds {
+            for feed in &feeds {
                 feed.forward_event(encoding.index, event);
+            }
+            if let Some(feed) = feeds.first() {
+                feed.pool.wake();
             }
             gst::PadProbeReturn::Ok
         });
@@ -180,7 +188,7 @@ impl Encoding {
     /// Sends `feed` the frames since the last keyframe, if it is recent
     /// (see [`Recent`]), opening its gate; false if there was none, or
     /// the branch did not take them.
-    fn replay_to(&self, feed: &Feed) -> bool {
+    fn replay_to(&self, feed: &Arc<Feed>) -> bool {
         let recent = self.recent.lock().unwrap();
         let horizon = self.keyframes.lock().unwrap().min_interval();
         if !recent.fresh(Instant::now(), horizon) {
@@ -259,17 +267,25 @@ struct FeedState {
     /// Caps of the layer last sent downstream; new caps go first on a switch.
     sent_caps: Option<gst::Caps>,
     started: bool,
+    /// What waits for a send thread, in order.
+    outbox: Outbox,
+    /// Whether the feed is queued for (or being drained by) a send thread.
+    scheduled: bool,
 }
 
+/// How long a viewer's frames may wait for a send thread before they are
+/// dropped (video then resumes at a keyframe): what kept a slow viewer
+/// from holding up everyone when each had its own queue.
+const OUTBOX_BOUND: Duration = Duration::from_millis(400);
+
 /// One viewer's entry point for one input: it takes buffers from one
-/// encoding (layer) at a time and pushes them into the viewer's branch.
+/// encoding (layer) at a time and queues them for the viewer's branch,
+/// which a send thread of the pool pushes them into.
 pub struct Feed {
-    /// The first pad of the viewer's branch.
+    /// The first pad of the viewer's branch (its payloader's sink pad).
     target: gst::Pad,
     state: Mutex<FeedState>,
-    /// Held while pushing into the branch; never with `state`'s lock
-    /// taken first.
-    push: Mutex<()>,
+    pub pool: Arc<SendPool>,
     /// Every encoding of the input, by layer number.
     encodings: Vec<Weak<Encoding>>,
     failed: Arc<AtomicBool>,
@@ -280,6 +296,7 @@ pub struct Feed {
 impl Feed {
     pub fn new(
         target: gst::Pad,
+        pool: Arc<SendPool>,
         encodings: &[Arc<Encoding>],
         layer: usize,
         gate: Gate,
@@ -295,8 +312,10 @@ impl Feed {
                 drop_current: false,
                 sent_caps: None,
                 started: false,
+                outbox: Outbox::default(),
+                scheduled: false,
             }),
-            push: Mutex::new(()),
+            pool,
             encodings: encodings.iter().map(Arc::downgrade).collect(),
             failed,
             on_switched,
@@ -324,10 +343,6 @@ impl Feed {
     /// The layer being moved to, if a switch waits for its keyframe.
     pub fn pending_layer(&self) -> Option<usize> {
         self.state.lock().unwrap().pending
-    }
-
-    pub fn gate(&self) -> Gate {
-        self.state.lock().unwrap().gate
     }
 
     /// Whether buffers of layer `layer` may concern this feed.
@@ -367,7 +382,7 @@ impl Feed {
         });
     }
 
-    fn start_video_now(&self) {
+    fn start_video_now(self: &Arc<Self>) {
         let (layer, pending) = {
             let state = self.state.lock().unwrap();
             (state.current, state.pending)
@@ -415,59 +430,58 @@ impl Feed {
     }
 
     /// A buffer of `encoding`; false when this feed no longer wants that
-    /// encoding at all.
-    fn offer(&self, encoding: &Encoding, buffer: &gst::BufferRef, keyframe: bool) -> bool {
+    /// encoding at all. Queued for a send thread, which the caller wakes.
+    fn offer(
+        self: &Arc<Self>,
+        encoding: &Encoding,
+        buffer: &gst::BufferRef,
+        keyframe: bool,
+    ) -> bool {
         if self.failed.load(Ordering::Acquire) {
             return false;
         }
         let layer = encoding.index;
-        // Pushes into the branch one at a time (two layers may offer at
-        // once during a switch), without the state lock: the branch's
-        // queue calls back into this feed when it overruns.
-        let _push = self.push.lock().unwrap();
-        let (switched, events) = {
-            let mut state = self.state.lock().unwrap();
-            let mut switched = false;
-            if state.pending == Some(layer) && keyframe && state.gate != Gate::Closed {
-                state.current = layer;
-                state.pending = None;
-                state.drop_current = false;
-                state.gate = Gate::Open;
-                switched = true;
-            } else if state.current != layer {
-                return state.pending == Some(layer);
-            } else if state.drop_current && state.pending.is_some() {
-                return true;
-            }
-            match state.gate {
-                Gate::Closed => return true,
-                Gate::AwaitingKeyframe if !keyframe => return true,
-                Gate::AwaitingKeyframe => state.gate = Gate::Open,
-                Gate::Open => {}
-            }
-            let events =
-                (!state.started || switched).then(|| (state.started, state.sent_caps.clone()));
-            (switched, events)
-        };
-        if let Some((started, sent_caps)) = events {
-            let (accepted, caps) = self.send_sticky_events(encoding, started, sent_caps);
-            let mut state = self.state.lock().unwrap();
-            if caps.is_some() {
-                state.sent_caps = caps;
-            }
-            state.started = accepted;
-            if !accepted {
-                // The branch is not running yet: try again at the next keyframe.
-                if encoding.kind == MediaKind::Video {
-                    state.gate = Gate::AwaitingKeyframe;
-                }
+        let now = Instant::now();
+        let mut state = self.state.lock().unwrap();
+        let mut switched = false;
+        if state.pending == Some(layer) && keyframe && state.gate != Gate::Closed {
+            state.current = layer;
+            state.pending = None;
+            state.drop_current = false;
+            state.gate = Gate::Open;
+            switched = true;
+        } else if state.current != layer {
+            return state.pending == Some(layer);
+        } else if state.drop_current && state.pending.is_some() {
+            return true;
+        }
+        match state.gate {
+            Gate::Closed => return true,
+            Gate::AwaitingKeyframe if !keyframe => return true,
+            Gate::AwaitingKeyframe => state.gate = Gate::Open,
+            Gate::Open => {}
+        }
+        // The send threads have not kept up with this viewer: what waits
+        // is stale. Video resumes at a keyframe (a delta frame after a
+        // dropped one cannot be decoded).
+        if state.outbox.is_late(now, OUTBOX_BOUND) {
+            let dropped = state.outbox.drop_media();
+            gst::debug!(
+                super::imp::CAT,
+                obj = &self.target,
+                "{dropped} late items dropped"
+            );
+            if encoding.kind == MediaKind::Video && !keyframe {
+                drop(state);
+                self.await_keyframe();
                 return true;
             }
         }
-        // The branch's result stays here: a viewer that fails is removed
-        // by the element, never by failing the shared stream.
-        let _ = self.target.chain(buffer.to_owned());
-        drop(_push);
+        if !state.started || switched {
+            self.queue_sticky_events(&mut state, encoding, now);
+        }
+        state.outbox.push(Item::Buffer(buffer.to_owned()), now);
+        self.schedule(state);
         // The layer left behind drops this feed from its list by itself
         // (offer returns false there).
         if switched {
@@ -476,37 +490,40 @@ impl Feed {
         true
     }
 
-    /// Pushes `frames` (a keyframe and what followed it) into the branch,
+    /// Queues the feed for a send thread unless it is already; takes the
+    /// state's lock so that a send thread finishing meanwhile is seen.
+    fn schedule(self: &Arc<Self>, mut state: std::sync::MutexGuard<'_, FeedState>) {
+        let queue = !std::mem::replace(&mut state.scheduled, true);
+        drop(state);
+        if queue {
+            self.pool.schedule(self.clone());
+        }
+    }
+
+    /// Lets audio through, now that the viewer is connected: before, the
+    /// branch's webrtcbin holds its sink pads until negotiated, and a push
+    /// would wait there, taking a send thread from everyone.
+    pub fn open(&self) {
+        let mut state = self.state.lock().unwrap();
+        if state.gate == Gate::Closed {
+            state.gate = Gate::Open;
+        }
+    }
+
+    /// Queues `frames` (a keyframe and what followed it) for the branch,
     /// as one buffer list, and opens the gate; false when the feed is
-    /// elsewhere (between layers) or the branch did not take them. One
-    /// list, not frame after frame: the branch's leaky queue would count
-    /// the frames' age since the segment start as its level and drop the
-    /// keyframe before its thread took it (seen).
-    fn replay(&self, encoding: &Encoding, frames: &[gst::Buffer]) -> bool {
+    /// elsewhere (between layers).
+    fn replay(self: &Arc<Self>, encoding: &Encoding, frames: &[gst::Buffer]) -> bool {
         if self.failed.load(Ordering::Acquire) || frames.is_empty() {
             return false;
         }
-        let _push = self.push.lock().unwrap();
-        let sent_caps = {
-            let state = self.state.lock().unwrap();
-            if state.current != encoding.index || state.pending.is_some() {
-                return false;
-            }
-            state.sent_caps.clone()
-        };
-        let started = self.state.lock().unwrap().started;
-        let (accepted, caps) = self.send_sticky_events(encoding, started, sent_caps);
-        {
-            let mut state = self.state.lock().unwrap();
-            if caps.is_some() {
-                state.sent_caps = caps;
-            }
-            state.started = accepted;
-            if !accepted {
-                return false;
-            }
-            state.gate = Gate::Open;
+        let now = Instant::now();
+        let mut state = self.state.lock().unwrap();
+        if state.current != encoding.index || state.pending.is_some() {
+            return false;
         }
+        self.queue_sticky_events(&mut state, encoding, now);
+        state.gate = Gate::Open;
         let mut list = gst::BufferList::new_sized(frames.len());
         {
             let list = list.get_mut().expect("a new list is writable");
@@ -514,56 +531,99 @@ impl Feed {
                 list.add(frame.clone());
             }
         }
-        let _ = self.target.chain_list(list);
+        state.outbox.push(Item::List(list), now);
+        self.schedule(state);
+        self.pool.wake();
         true
     }
 
-    /// Stream start, caps and segment of `encoding` before its first
-    /// buffer reaches the branch (caps again after a layer switch).
-    /// Returns whether the branch accepted them, and the caps sent.
-    fn send_sticky_events(
-        &self,
-        encoding: &Encoding,
-        started: bool,
-        sent_caps: Option<gst::Caps>,
-    ) -> (bool, Option<gst::Caps>) {
+    /// Stream start, caps and segment of `encoding` ahead of its first
+    /// buffer (caps again after a layer switch). Should the branch refuse
+    /// them, the send thread starts the feed over (see [`Feed::drain`]).
+    fn queue_sticky_events(&self, state: &mut FeedState, encoding: &Encoding, now: Instant) {
         let pad = encoding.input_pad();
-        let mut accepted = true;
-        let mut new_caps = None;
-        if !started && let Some(event) = pad.sticky_event::<gst::event::StreamStart>(0) {
-            accepted &= self.target.send_event(event);
+        if !state.started
+            && let Some(event) = pad.sticky_event::<gst::event::StreamStart>(0)
+        {
+            state.outbox.push(Item::Event(event.into()), now);
         }
         if let Some(event) = pad.sticky_event::<gst::event::Caps>(0) {
             let caps = event.caps_owned();
-            if sent_caps.as_ref() != Some(&caps) {
-                if self.target.send_event(event) {
-                    new_caps = Some(caps);
-                } else {
-                    accepted = false;
-                }
+            if state.sent_caps.as_ref() != Some(&caps) {
+                state.outbox.push(Item::Event(event.into()), now);
+                state.sent_caps = Some(caps);
             }
         }
-        if !started && let Some(event) = pad.sticky_event::<gst::event::Segment>(0) {
-            accepted &= self.target.send_event(event);
+        if !state.started
+            && let Some(event) = pad.sticky_event::<gst::event::Segment>(0)
+        {
+            state.outbox.push(Item::Event(event.into()), now);
         }
-        (accepted, new_caps)
+        state.started = true;
     }
 
-    fn forward_event(&self, layer: usize, event: &gst::Event) {
+    fn forward_event(self: &Arc<Self>, layer: usize, event: &gst::Event) {
         if self.failed.load(Ordering::Acquire) {
             return;
         }
-        let _push = self.push.lock().unwrap();
-        {
-            let mut state = self.state.lock().unwrap();
-            if state.current != layer || !state.started {
-                return;
-            }
-            if let gst::EventView::Caps(caps) = event.view() {
-                state.sent_caps = Some(caps.caps_owned());
+        let mut state = self.state.lock().unwrap();
+        if state.current != layer || !state.started {
+            return;
+        }
+        if let gst::EventView::Caps(caps) = event.view() {
+            state.sent_caps = Some(caps.caps_owned());
+        }
+        state
+            .outbox
+            .push(Item::Event(event.clone()), Instant::now());
+        self.schedule(state);
+    }
+
+    /// Pushes what the outbox holds into the branch, in order; on a send
+    /// thread of the pool, which runs one feed's drain at a time.
+    pub fn drain(&self) {
+        loop {
+            let item = {
+                let mut state = self.state.lock().unwrap();
+                let item = if self.failed.load(Ordering::Acquire) {
+                    state.outbox.clear();
+                    None
+                } else {
+                    state.outbox.pop()
+                };
+                match item {
+                    Some(item) => item,
+                    None => {
+                        state.scheduled = false;
+                        return;
+                    }
+                }
+            };
+            // The branch's results stay here: a viewer that fails is
+            // removed by the element, never by failing the shared stream.
+            let delivered = match item {
+                Item::Buffer(buffer) => {
+                    let _ = self.target.chain(buffer);
+                    true
+                }
+                Item::List(list) => {
+                    let _ = self.target.chain_list(list);
+                    true
+                }
+                Item::Event(event) => self.target.send_event(event),
+            };
+            if !delivered {
+                // The branch is not running yet: start over, events
+                // first, at the next keyframe.
+                {
+                    let mut state = self.state.lock().unwrap();
+                    state.outbox.clear();
+                    state.started = false;
+                    state.sent_caps = None;
+                }
+                self.await_keyframe();
             }
         }
-        let _ = self.target.send_event(event.clone());
     }
 
     /// Stops taking buffers from every encoding.

@@ -8,6 +8,7 @@ use gst::subclass::prelude::*;
 use peer_signalling::protocol::{SessionDescription, StreamInfo};
 
 use super::input::Input;
+use super::send_pool::SendPool;
 use super::settings::{self, Settings};
 use super::viewer::Viewer;
 use crate::base::{self, Link};
@@ -48,6 +49,8 @@ const WEBRTC_STATS_KEPT_FRESH: Duration = Duration::from_secs(10);
 /// Exists from READY→PAUSED to PAUSED→READY.
 struct Running {
     link: Link,
+    /// The threads that carry frames into the viewers' sessions.
+    send_pool: Arc<SendPool>,
     session_config: SessionConfig,
     viewers: HashMap<String, Viewer>,
     /// Sessions started before every input knew its caps.
@@ -381,6 +384,7 @@ impl PeerSink {
         let now = Instant::now();
         state.running = Some(Running {
             link,
+            send_pool: SendPool::new(settings.send_threads as usize),
             session_config,
             viewers: HashMap::new(),
             waiting: Vec::new(),
@@ -405,6 +409,7 @@ impl PeerSink {
             });
             viewer.teardown(self.obj().upcast_ref());
         }
+        running.send_pool.stop();
         // Dropping the link stops the signaller (and any embedded server).
     }
 

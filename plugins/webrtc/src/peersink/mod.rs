@@ -3,9 +3,9 @@
 //!
 //! Each input (`video_%u`, `audio_%u`, raw or encoded) is encoded once per
 //! quality layer and fanned out to every viewer; each viewer gets its own
-//! webrtcbin fed from leaky per-viewer queues, so viewers cost no encoding
-//! and cannot stall each other, and each receives the layer its own
-//! feedback allows.
+//! webrtcbin, fed by a few send threads shared by all through a bounded
+//! outbox per viewer, so viewers cost no encoding and cannot stall each
+//! other, and each receives the layer its own feedback allows.
 
 mod adaptation;
 mod encoding;
@@ -18,6 +18,7 @@ mod padding;
 mod probe;
 mod report_loss;
 mod rtcp;
+mod send_pool;
 mod settings;
 mod stats;
 mod twcc;

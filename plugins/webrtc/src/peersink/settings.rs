@@ -40,6 +40,8 @@ pub struct Settings {
     pub min_keyframe_interval_ms: u32,
     pub stats_interval_ms: u32,
     pub fec_percentage: u32,
+    /// 0: one per core.
+    pub send_threads: u32,
 }
 
 impl Default for Settings {
@@ -55,6 +57,7 @@ impl Default for Settings {
             min_keyframe_interval_ms: DEFAULT_MIN_KEYFRAME_INTERVAL_MS,
             stats_interval_ms: 0,
             fec_percentage: 0,
+            send_threads: 0,
         }
     }
 }
@@ -110,6 +113,7 @@ impl Settings {
             "min-keyframe-interval" => self.min_keyframe_interval_ms = number(),
             "stats-interval" => self.stats_interval_ms = number(),
             "fec-percentage" => self.fec_percentage = number(),
+            "send-threads" => self.send_threads = number(),
             _ => return false,
         }
         true
@@ -129,6 +133,7 @@ impl Settings {
             "min-keyframe-interval" => self.min_keyframe_interval_ms.to_value(),
             "stats-interval" => self.stats_interval_ms.to_value(),
             "fec-percentage" => self.fec_percentage.to_value(),
+            "send-threads" => self.send_threads.to_value(),
             _ => return None,
         })
     }
@@ -210,6 +215,16 @@ pub fn properties() -> &'static [glib::ParamSpec] {
                      is always on)",
                 )
                 .maximum(100)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt::builder("send-threads")
+                .nick("Send threads")
+                .blurb(
+                    "Threads that push the encoded frames into every viewer's session \
+                     (payloading, encryption, sending), shared by all viewers; 0: one per core. \
+                     A viewer whose frames wait over 400 ms for them loses those frames",
+                )
+                .maximum(64)
                 .mutable_ready()
                 .build(),
             glib::ParamSpecUInt::builder("stats-interval")

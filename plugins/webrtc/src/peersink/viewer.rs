@@ -1,8 +1,8 @@
 //! One viewer of peersink: its webrtcbin and, per input, a branch fed by
-//! the shared encodings (feed → leaky queue → payloader → webrtcbin). The
-//! leaky queue is what keeps a slow or dead viewer from holding up the
-//! encoder, hence everyone; the feed is where the viewer's layer is
-//! chosen.
+//! the shared encodings (feed → payloader → webrtcbin). The feed is where
+//! the viewer's layer is chosen, and its bounded outbox, which the
+//! element's send threads empty (send_pool.rs), is what keeps a slow or
+//! dead viewer from holding up the encoder, hence everyone.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,6 +13,7 @@ use gst::prelude::*;
 use super::encoding::{Feed, Gate};
 use super::feedback::Monitor;
 use super::input::Input;
+use super::send_pool::SendPool;
 use crate::codec::{Codec, MediaKind};
 use crate::session::{WebRtcSession, discard, is_inside};
 
@@ -26,7 +27,6 @@ pub struct ViewerOptions {
 struct Branch {
     kind: MediaKind,
     feed: Arc<Feed>,
-    queue: gst::Element,
     payloader: gst::Element,
 }
 
@@ -44,9 +44,6 @@ pub struct Viewer {
     connected: AtomicBool,
 }
 
-/// How much a viewer may fall behind before its queue drops whole frames.
-const VIEWER_QUEUE_TIME: Duration = Duration::from_millis(400);
-
 impl Viewer {
     /// Adds the session's webrtcbin and one branch per input to `bin`.
     /// Every input must be ready (its RTP caps known).
@@ -56,6 +53,7 @@ impl Viewer {
         bin: &gst::Bin,
         session: Arc<WebRtcSession>,
         inputs: &[Arc<Input>],
+        pool: &Arc<SendPool>,
         options: ViewerOptions,
         answering: Option<&gst_sdp::SDPMessage>,
     ) -> Result<Viewer, String> {
@@ -111,7 +109,7 @@ impl Viewer {
             },
         };
         for (input, plan) in inputs.iter().zip(plans) {
-            match viewer.add_branch(bin, input, options, plan) {
+            match viewer.add_branch(bin, input, pool, options, plan) {
                 Ok(branch) => viewer.branches.push(branch),
                 Err(err) => {
                     viewer.teardown(bin);
@@ -126,6 +124,7 @@ impl Viewer {
         &self,
         bin: &gst::Bin,
         input: &Arc<Input>,
+        pool: &Arc<SendPool>,
         options: ViewerOptions,
         plan: Option<(u32, gst::Caps)>,
     ) -> Result<Branch, String> {
@@ -152,22 +151,12 @@ impl Viewer {
         }
         let prefix = format!("{}-{}", self.session.id, input.pad_name);
 
-        let queue = gst::ElementFactory::make("queue")
-            .name(format!("{prefix}-queue"))
-            .property_from_str("leaky", "downstream")
-            .property("max-size-buffers", 0u32)
-            .property("max-size-bytes", 0u32)
-            .property("max-size-time", VIEWER_QUEUE_TIME.as_nanos() as u64)
-            .build()
-            .map_err(|e| e.to_string())?;
         let payloader = make_payloader(codec, payload_type, &format!("{prefix}-pay"))?;
         payloader.set_property("ssrc", ssrc);
         if offering {
             self.monitor.watch_transport_cc(&payloader);
         }
-        bin.add_many([&queue, &payloader])
-            .map_err(|e| e.to_string())?;
-        queue.link(&payloader).map_err(|e| e.to_string())?;
+        bin.add(&payloader).map_err(|e| e.to_string())?;
 
         let template = self
             .session
@@ -206,12 +195,10 @@ impl Viewer {
             }
         }
 
-        // Video waits for the connection, then for a keyframe: frames sent
-        // earlier are lost, and a decoder cannot start on a delta frame.
-        let gate = match codec.kind() {
-            MediaKind::Video => Gate::Closed,
-            MediaKind::Audio => Gate::Open,
-        };
+        // Both wait for the connection (frames sent earlier are lost, and
+        // webrtcbin holds its sink pads until negotiated), then video for a
+        // keyframe: a decoder cannot start on a delta frame.
+        let gate = Gate::Closed;
         let monitor = Arc::downgrade(&self.monitor);
         let on_switched: Box<dyn Fn(usize) + Send + Sync> = Box::new(move |layer| {
             if let Some(monitor) = monitor.upgrade() {
@@ -222,8 +209,12 @@ impl Viewer {
             MediaKind::Video => self.monitor.layer(),
             MediaKind::Audio => 0,
         };
+        let pay_sink = payloader
+            .static_pad("sink")
+            .expect("payloaders have a sink pad");
         let feed = Feed::new(
-            queue.static_pad("sink").expect("queues have a sink pad"),
+            pay_sink.clone(),
+            pool.clone(),
             &input.encodings(),
             start_layer.min(input.encodings().len().saturating_sub(1)),
             gate,
@@ -234,11 +225,11 @@ impl Viewer {
             self.monitor.add_video_feed(&feed);
         }
 
-        let queue_src = queue.static_pad("src").expect("queues have a src pad");
         // Keyframe requests from this viewer (PLI, FIR) go through the
-        // shared policy of its layer instead of straight to the encoder.
+        // shared policy of its layer instead of straight to the encoder
+        // (the payloader's sink pad has no peer: the feed chains into it).
         let requester = Arc::downgrade(&feed);
-        queue_src.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+        pay_sink.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
             let is_keyframe_request = info
                 .event()
                 .is_some_and(|event| gst_video::ForceKeyUnitEvent::is(event));
@@ -255,28 +246,13 @@ impl Viewer {
             drop(info.take_event());
             gst::PadProbeReturn::Handled
         });
-        // When the queue leaks, the viewer misses frames: resume at a keyframe.
-        let resync = Arc::downgrade(&feed);
-        queue.connect("overrun", false, move |_| {
-            if let Some(feed) = resync.upgrade()
-                && codec.kind() == MediaKind::Video
-                && feed.gate() == Gate::Open
-            {
-                feed.await_keyframe();
-            }
-            None
-        });
-
-        for element in [&payloader, &queue] {
-            element
-                .sync_state_with_parent()
-                .map_err(|e| e.to_string())?;
-        }
+        payloader
+            .sync_state_with_parent()
+            .map_err(|e| e.to_string())?;
         feed.start();
         Ok(Branch {
             kind: codec.kind(),
             feed,
-            queue,
             payloader,
         })
     }
@@ -287,7 +263,7 @@ impl Viewer {
             || self
                 .branches
                 .iter()
-                .any(|b| is_inside(object, &b.queue) || is_inside(object, &b.payloader))
+                .any(|b| is_inside(object, &b.payloader))
     }
 
     /// Cuts the viewer off the shared stream at once; teardown follows.
@@ -303,13 +279,10 @@ impl Viewer {
         let again = self.connected.swap(true, Ordering::Relaxed);
         self.monitor.listen(&self.session);
         for branch in &self.branches {
-            if branch.kind != MediaKind::Video {
-                continue;
-            }
-            if again {
-                branch.feed.await_keyframe();
-            } else {
-                branch.feed.start_video();
+            match branch.kind {
+                MediaKind::Audio => branch.feed.open(),
+                MediaKind::Video if again => branch.feed.await_keyframe(),
+                MediaKind::Video => branch.feed.start_video(),
             }
         }
     }
@@ -328,14 +301,12 @@ impl Viewer {
             branch.feed.detach();
         }
         // webrtcbin first: until its session is negotiated it blocks its
-        // sink pads, and a branch's streaming thread waiting there holds
-        // the lock that stopping the branch's queue needs (a viewer that
-        // left before connecting deadlocked its teardown).
+        // sink pads, and a send thread pushing there would hold the stream
+        // lock that stopping the payloader needs (with a queue per viewer,
+        // a viewer that left before connecting deadlocked its teardown).
         discard(bin, &self.session.webrtcbin);
         for branch in self.branches.drain(..) {
-            for element in [&branch.queue, &branch.payloader] {
-                discard(bin, element);
-            }
+            discard(bin, &branch.payloader);
         }
     }
 }

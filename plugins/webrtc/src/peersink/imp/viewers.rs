@@ -85,7 +85,7 @@ impl PeerSink {
             ice_servers,
             data_channels,
         } = pending;
-        let (config, signaller, events, inputs) = {
+        let (config, signaller, events, inputs, send_pool) = {
             let state = self.state.lock().unwrap();
             let Some(running) = state.running.as_ref() else {
                 return;
@@ -95,6 +95,7 @@ impl PeerSink {
                 running.link.signaller.clone(),
                 running.link.events.clone(),
                 state.inputs.clone(),
+                running.send_pool.clone(),
             )
         };
         let on_notice: NoticeHandler = Arc::new(move |session: &str, notice| {
@@ -127,6 +128,7 @@ impl PeerSink {
                 self.obj().upcast_ref(),
                 session,
                 &inputs,
+                &send_pool,
                 options,
                 parsed_offer.as_ref(),
             )
