@@ -258,19 +258,27 @@ impl Monitor {
                 let Some(monitor) = monitor.upgrade() else {
                     return gst::PadProbeReturn::Remove;
                 };
-                if let Some(event) = info.event()
+                let is_feedback = if let Some(event) = info.event()
                     && event.type_() == gst::EventType::CustomUpstream
                     && let Some(structure) = event.structure()
                     && structure.name() == "RTPTWCCPackets"
                 {
                     monitor.on_transport_feedback(structure);
-                    // Read: nothing upstream wants it. Let through, it
-                    // travelled up through rtpbin, the funnel, webrtcbin's
-                    // pads and the payloader, 20 times a second per viewer
-                    // (~0.2% of a core per viewer at 100 viewers).
-                    return gst::PadProbeReturn::Drop;
+                    true
+                } else {
+                    false
+                };
+                if !is_feedback {
+                    return gst::PadProbeReturn::Ok;
                 }
-                gst::PadProbeReturn::Ok
+                // Read: nothing upstream wants it. Let through, it
+                // travelled up through rtpbin, the funnel, webrtcbin's pads
+                // and the payloader, 20 times a second per viewer. Taken
+                // and handled, not dropped: see the keyframe requests in
+                // viewer.rs (GStreamer 1.22 logs a critical per dropped
+                // upstream event).
+                drop(info.take_event());
+                gst::PadProbeReturn::Handled
             });
         };
         match rtpsession.static_pad("send_rtp_sink") {
