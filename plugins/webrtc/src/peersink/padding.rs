@@ -59,7 +59,8 @@ impl RecentPackets {
     /// viewer").
     pub fn record_buffer(&mut self, buffer: &gst::BufferRef) {
         let mut head = [0u8; 4];
-        if buffer.copy_to_slice(0, &mut head).is_ok() {
+        // copy_to_slice panics on a range past the buffer's end.
+        if buffer.size() >= 12 && buffer.copy_to_slice(0, &mut head).is_ok() {
             self.record_head(&head, buffer.size());
         }
     }
