@@ -2,10 +2,11 @@
 //! and its viewer farm: seconds long, a small broadcast from peersink and
 //! one from gst-plugins-rs's webrtcsink (scripts/test.sh builds it and
 //! passes its plugin directory in GST_PEER_REFERENCE_PLUGINS), each
-//! watched by three farm viewers in the same run. It checks that the
-//! benchmark runs end to end and reports, and that every viewer of both
-//! senders counted decodable frames; not the figures (a debug build on
-//! shared cores).
+//! watched by three farm viewers in the same run, and peersink again
+//! without its data channel (`peersink-nodc`). It checks that the
+//! benchmark runs end to end and reports, that every viewer of each
+//! sender counted decodable frames, and that peersink-nodc runs fewer
+//! threads; not the figures (a debug build on shared cores).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,8 +43,20 @@ fn slowest(row: &str) -> f64 {
         .unwrap_or_else(|| panic!("no fps in {row}"))
 }
 
+/// The sender's threads with the viewers, from the row's
+/// `threads 0 → N` cell.
+fn sender_threads(row: &str) -> u64 {
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    cells[11]
+        .rsplit('→')
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no thread count in {row}"))
+}
+
 #[test]
-fn every_farm_viewer_counts_frames_from_peersink_and_webrtcsink() {
+fn every_farm_viewer_counts_frames_from_peersink_with_and_without_its_data_channel_and_webrtcsink()
+{
     peer_tests::require_loopback_only();
     let (plugins, server) = reference();
     let path = std::env::var("GST_PLUGIN_PATH").unwrap_or_default();
@@ -58,7 +71,7 @@ fn every_farm_viewer_counts_frames_from_peersink_and_webrtcsink() {
             .arg(server)
             .args([
                 "--kinds",
-                "peersink,webrtcsink",
+                "peersink,peersink-nodc,webrtcsink",
                 "--viewers",
                 VIEWERS,
                 "--rounds",
@@ -79,7 +92,8 @@ fn every_farm_viewer_counts_frames_from_peersink_and_webrtcsink() {
                 "300000",
             ]),
     );
-    for kind in ["peersink", "webrtcsink"] {
+    let mut threads = Vec::new();
+    for kind in ["peersink", "peersink-nodc", "webrtcsink"] {
         let row = bench.wait_line(
             &format!("| 1 | {kind} | {VIEWERS} |"),
             Duration::from_secs(40),
@@ -89,7 +103,16 @@ fn every_farm_viewer_counts_frames_from_peersink_and_webrtcsink() {
             fps > 0.0,
             "every {kind} viewer counts decodable frames, the slowest got {fps} fps: {row}"
         );
+        threads.push(sender_threads(&row));
     }
+    // Without its data channel a viewer has no SCTP threads (sctpenc,
+    // sctpdec, appsrc): proof that `data-channels=""` reached peersink.
+    assert!(
+        threads[1] < threads[0],
+        "peersink-nodc runs fewer threads than peersink: {} against {}",
+        threads[1],
+        threads[0]
+    );
     bench.wait_line("Every point reached every viewer.", Duration::from_secs(20));
     assert!(
         bench.wait_exit(Duration::from_secs(20)),

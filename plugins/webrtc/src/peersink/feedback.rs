@@ -180,11 +180,7 @@ impl Monitor {
                 };
                 {
                     let mut recent = monitor.recent_packets.lock().unwrap();
-                    let mut record = |buffer: &gst::BufferRef| {
-                        if let Ok(map) = buffer.map_readable() {
-                            recent.record(&map);
-                        }
-                    };
+                    let mut record = |buffer: &gst::BufferRef| recent.record_buffer(buffer);
                     match &info.data {
                         Some(gst::PadProbeData::Buffer(buffer)) => record(buffer),
                         Some(gst::PadProbeData::BufferList(list)) => list.iter().for_each(record),

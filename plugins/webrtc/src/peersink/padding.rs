@@ -15,33 +15,76 @@ use gst::prelude::*;
 
 use crate::runtime::RUNTIME;
 
-/// How many recent video packets padding cycles through (all within
-/// rtprtxsend's history of 100).
+/// How many recent video packets padding cycles through (those still in
+/// rtprtxsend's history: see [`RecentPackets::snapshot`]).
 const RECENT_PACKETS: usize = 32;
+/// How long rtprtxsend keeps a packet for retransmission: libwebrtc's
+/// sender keeps max(1 s, 3 × RTT) (RtpPacketHistory); a NACK for an older
+/// packet comes after the viewer stopped waiting for its frame. webrtcbin
+/// bounds the history to 500 packets only (2.4 s at 2 Mbit/s), and with
+/// transport-cc each stored packet is a copy of its own for each viewer
+/// (the payloader's header extension write makes its payload private):
+/// ~0.85 MB per viewer at 2 Mbit/s before, measured.
+const RETRANSMISSION_HISTORY_MS: u32 = 1000;
 /// How often padding is sent: small bursts, not a flood.
 const PERIOD: Duration = Duration::from_millis(10);
 /// RTX adds the original sequence number to each packet.
 const RTX_OVERHEAD: usize = 2;
 
-/// The latest video packets sent to a viewer: sequence number and size.
+/// Padding asks only for packets this much younger than the history
+/// bound, so that rtprtxsend still has them when the request reaches it.
+const HISTORY_MARGIN: Duration = Duration::from_millis(250);
+
+/// The latest video packets sent to a viewer: sequence number, size and
+/// when.
 #[derive(Debug, Default)]
-pub struct RecentPackets(VecDeque<(u16, usize)>);
+pub struct RecentPackets(VecDeque<(u16, usize, Instant)>);
 
 impl RecentPackets {
     /// Records one RTP packet (ignored if it is not one).
+    #[cfg(test)]
     pub fn record(&mut self, packet: &[u8]) {
-        if packet.len() < 12 || packet[0] >> 6 != 2 {
+        if let Some(head) = packet.first_chunk::<4>() {
+            self.record_head(head, packet.len());
+        }
+    }
+
+    /// Records the RTP packet in `buffer`, reading only its first bytes.
+    /// Not with `map_readable`: mapping a buffer made of several memories
+    /// (the payloader's header and a slice of the encoded frame that every
+    /// viewer shares) merges them into a new copy that then replaces them
+    /// in the buffer. Every packet of every viewer became a private copy,
+    /// kept as long as rtprtxsend's history keeps the packet: 0.67 MB per
+    /// viewer, measured (docs/benchmarks/broadcast.md, "Memory per
+    /// viewer").
+    pub fn record_buffer(&mut self, buffer: &gst::BufferRef) {
+        let mut head = [0u8; 4];
+        // copy_to_slice panics on a range past the buffer's end.
+        if buffer.size() >= 12 && buffer.copy_to_slice(0, &mut head).is_ok() {
+            self.record_head(&head, buffer.size());
+        }
+    }
+
+    fn record_head(&mut self, head: &[u8; 4], size: usize) {
+        if size < 12 || head[0] >> 6 != 2 {
             return;
         }
-        let seqnum = u16::from_be_bytes([packet[2], packet[3]]);
-        self.0.push_back((seqnum, packet.len()));
+        let seqnum = u16::from_be_bytes([head[2], head[3]]);
+        self.0.push_back((seqnum, size, Instant::now()));
         if self.0.len() > RECENT_PACKETS {
             self.0.pop_front();
         }
     }
 
+    /// The recent packets rtprtxsend still keeps: at a low bitrate the
+    /// oldest of RECENT_PACKETS can be older than its history.
     fn snapshot(&self) -> Vec<(u16, usize)> {
-        self.0.iter().copied().collect()
+        let history = Duration::from_millis(RETRANSMISSION_HISTORY_MS.into()) - HISTORY_MARGIN;
+        self.0
+            .iter()
+            .filter(|(_, _, at)| at.elapsed() < history)
+            .map(|&(seqnum, size, _)| (seqnum, size))
+            .collect()
     }
 }
 
@@ -54,11 +97,20 @@ pub struct Padder {
     generation: Arc<AtomicU64>,
 }
 
+/// Keeps `rtxsend`'s history to what a NACK can still use (its packet
+/// bound, webrtcbin's, stays: whichever is reached first).
+fn bound_history(rtxsend: &gst::Element) {
+    if rtxsend.find_property("max-size-time").is_some() {
+        rtxsend.set_property("max-size-time", RETRANSMISSION_HISTORY_MS);
+    }
+}
+
 impl Padder {
     /// The padder of `webrtcbin`'s session, if it retransmits (the
     /// viewer negotiated RTX).
     pub fn find(webrtcbin: &gst::Element, recent: Arc<Mutex<RecentPackets>>) -> Option<Padder> {
         let rtxsend = crate::common::child_made_by(webrtcbin, "rtprtxsend", true)?;
+        bound_history(&rtxsend);
         Some(Padder {
             rtx_src: rtxsend.static_pad("src")?,
             recent,
@@ -152,5 +204,34 @@ mod tests {
         assert_eq!(kept.len(), RECENT_PACKETS);
         assert_eq!(kept[0], (8, 108));
         assert_eq!(kept.last(), Some(&(39, 139)));
+    }
+
+    #[test]
+    fn offers_only_packets_still_in_the_history() {
+        let mut recent = RecentPackets::default();
+        let old = Instant::now() - Duration::from_millis(RETRANSMISSION_HISTORY_MS.into());
+        recent.0.push_back((1, 100, old));
+        recent.record(&rtp(2, 100));
+        assert_eq!(recent.snapshot(), vec![(2, 100)]);
+    }
+
+    #[test]
+    fn reading_a_packet_leaves_its_memories_shared() {
+        gst::init().unwrap();
+        let header = rtp(7, 12);
+        let payload = vec![0xab; 1000];
+        let mut buffer = gst::Buffer::from_slice(header);
+        buffer
+            .get_mut()
+            .unwrap()
+            .append_memory(gst::Memory::from_slice(payload));
+        let mut recent = RecentPackets::default();
+        recent.record_buffer(&buffer);
+        assert_eq!(recent.snapshot(), vec![(7, 1012)]);
+        // Mapped whole, the two memories would have been merged into one
+        // new copy of the packet.
+        assert_eq!(buffer.n_memory(), 2);
+        recent.record_buffer(&gst::Buffer::from_slice([0x80u8, 96]));
+        assert_eq!(recent.snapshot().len(), 1, "a runt is no RTP packet");
     }
 }

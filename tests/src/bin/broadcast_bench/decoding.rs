@@ -76,7 +76,7 @@ pub fn receive(
     before_play: Option<&dyn Fn(&gst::Pipeline)>,
 ) -> gst::Pipeline {
     let source = match kind {
-        Kind::PeerSink => gst::ElementFactory::make("peersrc")
+        Kind::PeerSink | Kind::PeerSinkNoDataChannel => gst::ElementFactory::make("peersrc")
             .property("uri", uri)
             .property("producer", producer)
             .property("ice-addresses", "127.0.0.1")
@@ -149,20 +149,39 @@ pub fn receive(
     pipeline
 }
 
+/// A command (whitespace-separated words) the sender process is started
+/// through, when set: profiling the sender without the rest.
+pub const SENDER_WRAPPER: &str = "BROADCAST_BENCH_SENDER_WRAPPER";
+
 /// Starts a sender of `kind` and returns it with its producer id.
 pub fn start_sender(
     kind: Kind,
     signalling: &Signalling,
     broadcast: Broadcast,
 ) -> Result<(Process, String), String> {
-    let mut sender = Process::spawn(&mut self_command(&[
+    let arguments = [
         "sender",
         kind.name(),
         &signalling.uri(),
         &broadcast.width.to_string(),
         &broadcast.height.to_string(),
         &broadcast.bitrate.to_string(),
-    ]))?;
+    ];
+    let mut command = match std::env::var(SENDER_WRAPPER) {
+        // For profiling the sender alone, e.g. `env LD_PRELOAD=... `: the
+        // wrapper must exec the sender, whose pid is the one measured.
+        Ok(wrapper) if !wrapper.trim().is_empty() => {
+            let mut words = wrapper.split_whitespace();
+            let mut command = std::process::Command::new(words.next().expect("not empty"));
+            command
+                .args(words)
+                .arg(std::env::current_exe().expect("the benchmark knows its own path"))
+                .args(arguments);
+            command
+        }
+        _ => self_command(&arguments),
+    };
+    let mut sender = Process::spawn(&mut command)?;
     let producer = sender.wait_line("producer ", Duration::from_secs(30))?;
     Ok((sender, producer))
 }

@@ -16,6 +16,7 @@
 
 mod decoding;
 mod infra;
+mod memory;
 mod point;
 mod psnr;
 mod report;
@@ -33,6 +34,10 @@ use crate::sender::Broadcast;
 pub enum Kind {
     #[value(name = "peersink")]
     PeerSink,
+    /// peersink with `data-channels=""`: no data channel, like
+    /// webrtcsink's default (peersink opens "chat" unless told otherwise).
+    #[value(name = "peersink-nodc")]
+    PeerSinkNoDataChannel,
     #[value(name = "webrtcsink")]
     WebRtcSink,
 }
@@ -41,8 +46,15 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::PeerSink => "peersink",
+            Kind::PeerSinkNoDataChannel => "peersink-nodc",
             Kind::WebRtcSink => "webrtcsink",
         }
+    }
+
+    /// peersink, with or without its data channel: our signalling and
+    /// receiver.
+    pub fn is_peersink(self) -> bool {
+        self != Kind::WebRtcSink
     }
 
     fn parse(text: &str) -> Kind {
@@ -51,7 +63,7 @@ impl Kind {
 
     pub fn receiver(self) -> &'static str {
         match self {
-            Kind::PeerSink => "peersrc",
+            Kind::PeerSink | Kind::PeerSinkNoDataChannel => "peersrc",
             Kind::WebRtcSink => "webrtcsrc",
         }
     }
@@ -80,7 +92,8 @@ struct Options {
     /// Viewer counts, comma separated
     #[arg(long, value_delimiter = ',', default_value = "10,50,100,200")]
     viewers: Vec<usize>,
-    /// Senders to compare, comma separated
+    /// Senders to compare, comma separated (peersink-nodc: peersink without
+    /// its default data channel)
     #[arg(long, value_delimiter = ',', default_value = "peersink,webrtcsink")]
     kinds: Vec<Kind>,
     /// Rounds: each runs every point, the senders interleaved
@@ -208,7 +221,7 @@ fn orchestrate(mut options: Options) -> i32 {
             "webrtcsink not measured: needs its plugin on GST_PLUGIN_PATH and --webrtc-server \
              (bash scripts/reference-peers.sh builds both)"
         );
-        options.kinds.retain(|kind| *kind == Kind::PeerSink);
+        options.kinds.retain(|kind| kind.is_peersink());
     }
     options.viewers.retain(|&n| n > 0);
     if options.latency_seconds > 0 && (options.width as usize) < sender::STAMP_BITS * sender::BLOCK

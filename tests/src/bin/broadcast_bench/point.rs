@@ -11,6 +11,7 @@ use peer_farm::usage;
 use crate::Kind;
 use crate::decoding::start_sender;
 use crate::infra::{Process, Signalling, self_command};
+use crate::memory;
 use crate::sender::Broadcast;
 
 /// How the points are run.
@@ -113,9 +114,10 @@ pub fn measure(kind: Kind, viewers: usize, options: &PointOptions) -> Result<Poi
     let (cpu_start, started) = (usage::cpu_seconds(Some(pid)), Instant::now());
     std::thread::sleep(Duration::from_secs(options.baseline_seconds));
     let baseline = cost(pid, cpu_start, started);
+    memory::keep_smaps(pid, kind, 0);
 
     let protocol = match kind {
-        Kind::PeerSink => "peer",
+        Kind::PeerSink | Kind::PeerSinkNoDataChannel => "peer",
         Kind::WebRtcSink => "gstwebrtc",
     };
     let mut farm = Process::spawn(&mut self_command(&[
@@ -149,6 +151,7 @@ pub fn measure(kind: Kind, viewers: usize, options: &PointOptions) -> Result<Poi
     std::thread::sleep(Duration::from_secs(options.seconds));
     let after = snapshot(&mut farm)?;
     let sender_cost = cost(pid, cpu_start, started);
+    memory::keep_smaps(pid, kind, viewers);
 
     let rates = frame_rates(&before, &after);
     let stalled: Vec<usize> = (0..rates.len()).filter(|&i| rates[i] == 0.0).collect();
