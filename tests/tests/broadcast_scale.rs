@@ -232,6 +232,57 @@ fn ten_viewers_share_one_encoder_per_layer_and_get_stats_messages() {
     let _ = sender.set_state(gst::State::Null);
 }
 
+/// `transport-cc=false`: our offer asks for no transport-cc, so the
+/// viewer sends no feedback and is served as before (video and audio);
+/// by default the same viewer sends it.
+#[test]
+fn transport_cc_feedback_comes_only_when_asked_for() {
+    let _serial = serial();
+    init();
+    let server = TestServer::start();
+    for transport_cc in [true, false] {
+        let room = format!("twcc-{transport_cc}");
+        let sender = broadcast(
+            &format!(
+                "uri={} peer-id=cam transport-cc={transport_cc}",
+                server.room_uri(&room)
+            ),
+            "pattern=smpte horizontal-speed=2",
+            320,
+            240,
+        );
+        play(&sender);
+        let sink = sender.by_name("sink").unwrap();
+        let viewer = EncodedViewer::start(&format!(
+            "uri={} producer=cam peer-id=viewer",
+            server.room_uri(&room)
+        ));
+        wait_until(
+            Duration::from_secs(30),
+            "the viewer receiving video and audio for 3 s",
+            || {
+                (viewer.video_buffers.load(Ordering::Relaxed) >= 90
+                    && viewer.audio_buffers.load(Ordering::Relaxed) >= 60)
+                    .then_some(())
+            },
+        );
+        let feedback = viewer_stats(&sink, "viewer")
+            .and_then(|stats| stats.get::<u64>("transport-cc-feedback").ok())
+            .expect("the viewer's stats");
+        if transport_cc {
+            // Every 50–100 ms from a viewer that was asked.
+            assert!(
+                feedback >= 10,
+                "transport-cc feedback asked for: {feedback} messages"
+            );
+        } else {
+            assert_eq!(feedback, 0, "transport-cc=false, yet feedback came");
+        }
+        drop(viewer);
+        let _ = sender.set_state(gst::State::Null);
+    }
+}
+
 #[test]
 fn bad_video_layers_are_refused_naming_the_mistake() {
     init();

@@ -455,6 +455,11 @@ impl Monitor {
             probe.loss(report);
         }
         self.judge_probe(now);
+        if let Some(rtt) = new_rtt
+            && let Some(padder) = self.padder.lock().unwrap().as_ref()
+        {
+            padder.keep_history_for(Duration::from_secs_f64(rtt as f64 / 65536.0));
+        }
         let mut adaptation = self.adaptation.lock().unwrap();
         let mut decision = None;
         if let Some(loss) = loss {

@@ -7,7 +7,7 @@
 //! a NACK.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -91,6 +91,9 @@ impl RecentPackets {
 pub struct Padder {
     /// rtprtxsend's source pad, where retransmission requests go.
     rtx_src: gst::Pad,
+    rtxsend: gst::Element,
+    /// rtprtxsend's history now, in ms.
+    history_ms: AtomicU32,
     recent: Arc<Mutex<RecentPackets>>,
     /// Bumped by every start and stop: a padding task runs while it
     /// still sees its own generation.
@@ -99,10 +102,18 @@ pub struct Padder {
 
 /// Keeps `rtxsend`'s history to what a NACK can still use (its packet
 /// bound, webrtcbin's, stays: whichever is reached first).
-fn bound_history(rtxsend: &gst::Element) {
+fn bound_history(rtxsend: &gst::Element, ms: u32) {
     if rtxsend.find_property("max-size-time").is_some() {
-        rtxsend.set_property("max-size-time", RETRANSMISSION_HISTORY_MS);
+        rtxsend.set_property("max-size-time", ms);
     }
+}
+
+/// The history a path with `round_trip` needs, as libwebrtc keeps it:
+/// max(1 s, 3 × RTT) — a NACK for a packet comes a round trip after it
+/// was sent at the earliest, and may be repeated.
+pub fn history_for(round_trip: Duration) -> u32 {
+    let three_round_trips = round_trip.as_millis().saturating_mul(3);
+    RETRANSMISSION_HISTORY_MS.max(three_round_trips.min(u32::MAX as u128) as u32)
 }
 
 impl Padder {
@@ -110,12 +121,23 @@ impl Padder {
     /// viewer negotiated RTX).
     pub fn find(webrtcbin: &gst::Element, recent: Arc<Mutex<RecentPackets>>) -> Option<Padder> {
         let rtxsend = crate::common::child_made_by(webrtcbin, "rtprtxsend", true)?;
-        bound_history(&rtxsend);
+        bound_history(&rtxsend, RETRANSMISSION_HISTORY_MS);
         Some(Padder {
             rtx_src: rtxsend.static_pad("src")?,
+            history_ms: AtomicU32::new(RETRANSMISSION_HISTORY_MS),
+            rtxsend,
             recent,
             generation: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// Keeps enough history for NACKs over a path with `round_trip`
+    /// (the 1 s minimum was cut for memory; a long path needs more).
+    pub fn keep_history_for(&self, round_trip: Duration) {
+        let ms = history_for(round_trip);
+        if self.history_ms.swap(ms, Ordering::Relaxed) != ms {
+            bound_history(&self.rtxsend, ms);
+        }
     }
 
     /// Pads with retransmissions of our video stream `ssrc`, rising
@@ -204,6 +226,14 @@ mod tests {
         assert_eq!(kept.len(), RECENT_PACKETS);
         assert_eq!(kept[0], (8, 108));
         assert_eq!(kept.last(), Some(&(39, 139)));
+    }
+
+    #[test]
+    fn the_history_covers_three_round_trips_and_never_less_than_a_second() {
+        assert_eq!(history_for(Duration::from_millis(20)), 1000);
+        assert_eq!(history_for(Duration::from_millis(333)), 1000);
+        assert_eq!(history_for(Duration::from_millis(600)), 1800);
+        assert_eq!(history_for(Duration::from_secs(u64::MAX / 1000)), u32::MAX);
     }
 
     #[test]

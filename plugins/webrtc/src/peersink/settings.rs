@@ -42,6 +42,7 @@ pub struct Settings {
     pub fec_percentage: u32,
     /// 0: one per core.
     pub send_threads: u32,
+    pub transport_cc: bool,
 }
 
 impl Default for Settings {
@@ -58,6 +59,7 @@ impl Default for Settings {
             stats_interval_ms: 0,
             fec_percentage: 0,
             send_threads: 0,
+            transport_cc: true,
         }
     }
 }
@@ -89,6 +91,7 @@ impl Settings {
     pub fn viewer_options(&self) -> ViewerOptions {
         ViewerOptions {
             fec_percentage: self.fec_percentage,
+            transport_cc: self.transport_cc,
         }
     }
 
@@ -114,6 +117,7 @@ impl Settings {
             "stats-interval" => self.stats_interval_ms = number(),
             "fec-percentage" => self.fec_percentage = number(),
             "send-threads" => self.send_threads = number(),
+            "transport-cc" => self.transport_cc = value.get().expect("type checked upstream"),
             _ => return false,
         }
         true
@@ -134,6 +138,7 @@ impl Settings {
             "stats-interval" => self.stats_interval_ms.to_value(),
             "fec-percentage" => self.fec_percentage.to_value(),
             "send-threads" => self.send_threads.to_value(),
+            "transport-cc" => self.transport_cc.to_value(),
             _ => return None,
         })
     }
@@ -215,6 +220,18 @@ pub fn properties() -> &'static [glib::ParamSpec] {
                      is always on)",
                 )
                 .maximum(100)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecBoolean::builder("transport-cc")
+                .nick("Transport-wide congestion control")
+                .blurb(
+                    "Ask viewers (in our offers) for transport-wide congestion control feedback: \
+                     their per-packet arrival times, which move a viewer down a layer before \
+                     its path loses packets. Off: adaptation from receiver reports, NACK and \
+                     PLI only, and the sender saves reading 20 feedback messages a second \
+                     per viewer",
+                )
+                .default_value(true)
                 .mutable_ready()
                 .build(),
             glib::ParamSpecUInt::builder("send-threads")

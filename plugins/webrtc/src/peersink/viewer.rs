@@ -18,10 +18,12 @@ use crate::codec::{Codec, MediaKind};
 use crate::session::{WebRtcSession, discard, is_inside};
 
 /// Options every viewer is built with.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct ViewerOptions {
     /// Forward error correction (ULPFEC in RED) on video, percent; 0: off.
     pub fec_percentage: u32,
+    /// Whether our offers ask for transport-cc (see `offer_transport_cc`).
+    pub transport_cc: bool,
 }
 
 struct Branch {
@@ -107,6 +109,7 @@ impl Viewer {
             } else {
                 options.fec_percentage
             },
+            ..options
         };
         for (input, plan) in inputs.iter().zip(plans) {
             match viewer.add_branch(bin, input, pool, options, plan) {
@@ -130,6 +133,7 @@ impl Viewer {
     ) -> Result<Branch, String> {
         let codec = input.codec().ok_or("input not ready")?;
         let offering = plan.is_none();
+        let transport_cc = offering && options.transport_cc;
         let (payload_type, mut rtp_caps) = match plan {
             Some(planned) => planned,
             None => (
@@ -145,7 +149,7 @@ impl Viewer {
         {
             let structure = rtp_caps.make_mut().structure_mut(0).expect("one structure");
             structure.set("ssrc", ssrc);
-            if offering {
+            if transport_cc {
                 offer_transport_cc(structure);
             }
         }
@@ -153,7 +157,7 @@ impl Viewer {
 
         let payloader = make_payloader(codec, payload_type, &format!("{prefix}-pay"))?;
         payloader.set_property("ssrc", ssrc);
-        if offering {
+        if transport_cc {
             self.monitor.watch_transport_cc(&payloader);
         }
         bin.add(&payloader).map_err(|e| e.to_string())?;

@@ -76,13 +76,15 @@ pub fn receive(
     before_play: Option<&dyn Fn(&gst::Pipeline)>,
 ) -> gst::Pipeline {
     let source = match kind {
-        Kind::PeerSink | Kind::PeerSinkNoDataChannel => gst::ElementFactory::make("peersrc")
-            .property("uri", uri)
-            .property("producer", producer)
-            .property("ice-addresses", "127.0.0.1")
-            .property("latency", jitter_buffer_ms())
-            .build()
-            .expect("peersrc"),
+        Kind::PeerSink | Kind::PeerSinkNoDataChannel | Kind::PeerSinkBare => {
+            gst::ElementFactory::make("peersrc")
+                .property("uri", uri)
+                .property("producer", producer)
+                .property("ice-addresses", "127.0.0.1")
+                .property("latency", jitter_buffer_ms())
+                .build()
+                .expect("peersrc")
+        }
         Kind::WebRtcSink => {
             let source = gst::ElementFactory::make("webrtcsrc")
                 .property("stun-server", None::<String>)

@@ -122,7 +122,7 @@ pub enum Signalling {
 impl Signalling {
     pub fn start(kind: Kind, webrtc_server: Option<&str>) -> Result<Signalling, String> {
         match kind {
-            Kind::PeerSink | Kind::PeerSinkNoDataChannel => {
+            Kind::PeerSink | Kind::PeerSinkNoDataChannel | Kind::PeerSinkBare => {
                 let runtime = tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(1)
                     .enable_all()

@@ -38,6 +38,11 @@ pub enum Kind {
     /// webrtcsink's default (peersink opens "chat" unless told otherwise).
     #[value(name = "peersink-nodc")]
     PeerSinkNoDataChannel,
+    /// peersink as webrtcsink is run here: no data channel and
+    /// `transport-cc=false` (webrtcsink with `congestion-control=disabled`
+    /// adds no transport-cc extension, so its viewers send no feedback).
+    #[value(name = "peersink-bare")]
+    PeerSinkBare,
     #[value(name = "webrtcsink")]
     WebRtcSink,
 }
@@ -47,6 +52,7 @@ impl Kind {
         match self {
             Kind::PeerSink => "peersink",
             Kind::PeerSinkNoDataChannel => "peersink-nodc",
+            Kind::PeerSinkBare => "peersink-bare",
             Kind::WebRtcSink => "webrtcsink",
         }
     }
@@ -63,7 +69,7 @@ impl Kind {
 
     pub fn receiver(self) -> &'static str {
         match self {
-            Kind::PeerSink | Kind::PeerSinkNoDataChannel => "peersrc",
+            Kind::PeerSink | Kind::PeerSinkNoDataChannel | Kind::PeerSinkBare => "peersrc",
             Kind::WebRtcSink => "webrtcsrc",
         }
     }
@@ -93,7 +99,8 @@ struct Options {
     #[arg(long, value_delimiter = ',', default_value = "10,50,100,200")]
     viewers: Vec<usize>,
     /// Senders to compare, comma separated (peersink-nodc: peersink without
-    /// its default data channel)
+    /// its default data channel; peersink-bare: without it and without
+    /// transport-cc, as webrtcsink is run here)
     #[arg(long, value_delimiter = ',', default_value = "peersink,webrtcsink")]
     kinds: Vec<Kind>,
     /// Rounds: each runs every point, the senders interleaved

@@ -117,7 +117,7 @@ pub fn measure(kind: Kind, viewers: usize, options: &PointOptions) -> Result<Poi
     memory::keep_smaps(pid, kind, 0);
 
     let protocol = match kind {
-        Kind::PeerSink | Kind::PeerSinkNoDataChannel => "peer",
+        Kind::PeerSink | Kind::PeerSinkNoDataChannel | Kind::PeerSinkBare => "peer",
         Kind::WebRtcSink => "gstwebrtc",
     };
     let mut farm = Process::spawn(&mut self_command(&[

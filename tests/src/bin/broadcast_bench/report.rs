@@ -208,25 +208,28 @@ impl Report {
     }
 
     fn like_for_like(&self, counts: &[usize]) {
-        if !self.kinds.contains(&Kind::WebRtcSink) || !self.kinds.contains(&Kind::PeerSink) {
+        if !self.kinds.contains(&Kind::WebRtcSink) {
             return;
         }
         println!("\n## Like for like: sender CPU per viewer at 30 fps, webrtcsink / peersink\n");
-        for &count in counts {
-            let at30 = |kind| {
-                let points = self.ok_points(kind, count);
-                median(points.iter().map(|p| p.cpu_per_viewer_at_30fps()))
-            };
-            let (ours, theirs) = (at30(Kind::PeerSink), at30(Kind::WebRtcSink));
-            if ours.is_nan() || theirs.is_nan() {
-                continue;
+        for &ours_kind in self.kinds.iter().filter(|kind| kind.is_peersink()) {
+            for &count in counts {
+                let at30 = |kind| {
+                    let points = self.ok_points(kind, count);
+                    median(points.iter().map(|p| p.cpu_per_viewer_at_30fps()))
+                };
+                let (ours, theirs) = (at30(ours_kind), at30(Kind::WebRtcSink));
+                if ours.is_nan() || theirs.is_nan() {
+                    continue;
+                }
+                println!(
+                    "- {count} viewers: webrtcsink {} per viewer, {} {}: {:.1}×",
+                    pct2(theirs),
+                    ours_kind.name(),
+                    pct2(ours),
+                    theirs / ours
+                );
             }
-            println!(
-                "- {count} viewers: webrtcsink {} per viewer, peersink {}: {:.1}×",
-                pct2(theirs),
-                pct2(ours),
-                theirs / ours
-            );
         }
     }
 

@@ -78,6 +78,10 @@ pub fn pipeline(kind: Kind, uri: &str, broadcast: Broadcast) -> gst::Pipeline {
             "peersink name=sink uri={uri} peer-id=cam ice-addresses=127.0.0.1 video-bitrate={bitrate} \
              data-channels=\"\""
         ),
+        Kind::PeerSinkBare => format!(
+            "peersink name=sink uri={uri} peer-id=cam ice-addresses=127.0.0.1 video-bitrate={bitrate} \
+             data-channels=\"\" transport-cc=false"
+        ),
         // The same fixed bitrate as peersink, no FEC: like for like. With
         // congestion control disabled webrtcsink encodes at max-bitrate
         // (8 Mbit/s by default, seen), not start-bitrate: both are set.
