@@ -72,14 +72,14 @@ pub fn pipeline(kind: Kind, uri: &str, broadcast: Broadcast) -> gst::Pipeline {
     } = broadcast;
     let sink = match kind {
         Kind::PeerSink => format!(
-            "peersink name=sink uri={uri} peer-id=cam ice-addresses=127.0.0.1 video-bitrate={bitrate}"
+            "peersink name=sink uri={uri} peer-id=cam ice-addresses=127.0.0.1 max-viewers=0 video-bitrate={bitrate}"
         ),
         Kind::PeerSinkNoDataChannel => format!(
-            "peersink name=sink uri={uri} peer-id=cam ice-addresses=127.0.0.1 video-bitrate={bitrate} \
+            "peersink name=sink uri={uri} peer-id=cam ice-addresses=127.0.0.1 max-viewers=0 video-bitrate={bitrate} \
              data-channels=\"\""
         ),
         Kind::PeerSinkBare => format!(
-            "peersink name=sink uri={uri} peer-id=cam ice-addresses=127.0.0.1 video-bitrate={bitrate} \
+            "peersink name=sink uri={uri} peer-id=cam ice-addresses=127.0.0.1 max-viewers=0 video-bitrate={bitrate} \
              data-channels=\"\" transport-cc=false"
         ),
         // The same fixed bitrate as peersink, no FEC: like for like. With
