@@ -54,6 +54,10 @@ pub struct Monitor {
     /// that send none leave it empty).
     transport: Mutex<TransportEstimator>,
     transport_listening: AtomicBool,
+    /// Set once the RTCP handler is connected: a viewer connects again
+    /// after each ICE restart, and a second handler counted every
+    /// report, NACK and PLI twice.
+    rtcp_listening: AtomicBool,
     /// Payloaders adding the transport-cc extension, until the viewer
     /// shows it reads it (or [`TRANSPORT_CC_GRACE`] shows it does not).
     transport_payloaders: Mutex<Vec<glib::WeakRef<gst::Element>>>,
@@ -146,6 +150,7 @@ impl Monitor {
             probes_held: AtomicU64::new(0),
             transport: Mutex::new(TransportEstimator::new()),
             transport_listening: AtomicBool::new(false),
+            rtcp_listening: AtomicBool::new(false),
             transport_payloaders: Mutex::new(Vec::new()),
             connected_at: Mutex::new(None),
         })
@@ -213,6 +218,7 @@ impl Monitor {
             return;
         };
         if glib::subclass::signal::SignalId::lookup("on-receiving-rtcp", internal.type_()).is_some()
+            && !self.rtcp_listening.swap(true, Ordering::Relaxed)
         {
             let monitor = Arc::downgrade(self);
             internal.connect("on-receiving-rtcp", false, move |values| {
