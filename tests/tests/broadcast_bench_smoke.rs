@@ -31,12 +31,16 @@ fn reference() -> (PathBuf, PathBuf) {
     (dir, server)
 }
 
+/// Cell `index` of a point's row (0 is before the first `|`).
+fn cell(row: &str, index: usize) -> &str {
+    row.split('|').map(str::trim).nth(index).unwrap_or("")
+}
+
 /// The slowest viewer's frame rate in a point's row:
 /// `| 1 | KIND | 3 | min / p5 / median | ...`.
 fn slowest(row: &str) -> f64 {
     assert!(!row.contains("FAILED"), "the point failed: {row}");
-    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-    cells[4]
+    cell(row, 4)
         .split('/')
         .next()
         .and_then(|min| min.trim().parse().ok())
@@ -46,8 +50,7 @@ fn slowest(row: &str) -> f64 {
 /// The sender's threads with the viewers, from the row's
 /// `threads 0 → N` cell.
 fn sender_threads(row: &str) -> u64 {
-    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-    cells[11]
+    cell(row, 11)
         .rsplit('→')
         .next()
         .and_then(|n| n.trim().parse().ok())

@@ -131,9 +131,9 @@ impl Encoding {
                 return gst::PadProbeReturn::Ok;
             };
             let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+            let now = Instant::now();
             let mut recent = encoding.recent.lock().unwrap();
             if encoding.kind == MediaKind::Video {
-                let now = Instant::now();
                 let horizon = {
                     let mut keyframes = encoding.keyframes.lock().unwrap();
                     if keyframe {
@@ -147,7 +147,7 @@ impl Encoding {
             let feeds = encoding.feeds.lock().unwrap().clone();
             let mut stale = false;
             for feed in &feeds {
-                stale |= !feed.offer(&encoding, buffer, keyframe);
+                stale |= !feed.offer(&encoding, buffer, keyframe, now);
             }
             // One wake-up of the send threads for every viewer of the frame.
             if let Some(feed) = feeds.first() {
@@ -430,18 +430,19 @@ impl Feed {
     }
 
     /// A buffer of `encoding`; false when this feed no longer wants that
-    /// encoding at all. Queued for a send thread, which the caller wakes.
+    /// encoding at all. Queued (at `now`) for a send thread, which the
+    /// caller wakes.
     fn offer(
         self: &Arc<Self>,
         encoding: &Encoding,
         buffer: &gst::BufferRef,
         keyframe: bool,
+        now: Instant,
     ) -> bool {
         if self.failed.load(Ordering::Acquire) {
             return false;
         }
         let layer = encoding.index;
-        let now = Instant::now();
         let mut state = self.state.lock().unwrap();
         let mut switched = false;
         if state.pending == Some(layer) && keyframe && state.gate != Gate::Closed {

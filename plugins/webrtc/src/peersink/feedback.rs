@@ -53,11 +53,10 @@ pub struct Monitor {
     /// The path as the viewer's transport-cc feedback shows it (viewers
     /// that send none leave it empty).
     transport: Mutex<TransportEstimator>,
-    transport_listening: AtomicBool,
-    /// Set once the RTCP handler is connected: a viewer connects again
-    /// after each ICE restart, and a second handler counted every
-    /// report, NACK and PLI twice.
-    rtcp_listening: AtomicBool,
+    /// Set by the first [`Monitor::listen`]: a viewer connects again after
+    /// each ICE restart (same RTP session), and listening again counted
+    /// every report, NACK and PLI twice and reset the padder's history.
+    listening: AtomicBool,
     /// Payloaders adding the transport-cc extension, until the viewer
     /// shows it reads it (or [`TRANSPORT_CC_GRACE`] shows it does not).
     transport_payloaders: Mutex<Vec<glib::WeakRef<gst::Element>>>,
@@ -149,8 +148,7 @@ impl Monitor {
             probes: AtomicU64::new(0),
             probes_held: AtomicU64::new(0),
             transport: Mutex::new(TransportEstimator::new()),
-            transport_listening: AtomicBool::new(false),
-            rtcp_listening: AtomicBool::new(false),
+            listening: AtomicBool::new(false),
             transport_payloaders: Mutex::new(Vec::new()),
             connected_at: Mutex::new(None),
         })
@@ -207,7 +205,7 @@ impl Monitor {
     }
 
     /// Listens to the viewer's RTCP; call once connected, when the RTP
-    /// session inside webrtcbin exists.
+    /// session inside webrtcbin exists. Once: later calls do nothing.
     pub fn listen(self: &Arc<Self>, session: &WebRtcSession) {
         let Some(internal) = internal_rtp_session(&session.webrtcbin) else {
             gst::warning!(
@@ -217,8 +215,10 @@ impl Monitor {
             );
             return;
         };
+        if self.listening.swap(true, Ordering::Relaxed) {
+            return;
+        }
         if glib::subclass::signal::SignalId::lookup("on-receiving-rtcp", internal.type_()).is_some()
-            && !self.rtcp_listening.swap(true, Ordering::Relaxed)
         {
             let monitor = Arc::downgrade(self);
             internal.connect("on-receiving-rtcp", false, move |values| {
@@ -230,10 +230,8 @@ impl Monitor {
                 None
             });
         }
-        if !self.transport_listening.swap(true, Ordering::Relaxed) {
-            *self.connected_at.lock().unwrap() = Some(Instant::now());
-            self.listen_transport_cc(&session.webrtcbin);
-        }
+        *self.connected_at.lock().unwrap() = Some(Instant::now());
+        self.listen_transport_cc(&session.webrtcbin);
         *self.webrtcbin.lock().unwrap() = Some(session.webrtcbin.clone());
         // Going up is probed with padding where the viewer takes
         // retransmissions (probe.rs); elsewhere by switching.
