@@ -122,3 +122,66 @@ fn every_farm_viewer_counts_frames_from_peersink_with_and_without_its_data_chann
         "the benchmark ends"
     );
 }
+
+/// Cell `index` of a row of the latency trace's table, as a number.
+fn number(row: &str, index: usize) -> f64 {
+    cell(row, index)
+        .parse()
+        .unwrap_or_else(|_| panic!("no number in cell {index} of {row}"))
+}
+
+/// `broadcast_bench latency-trace` follows peersink's frames from the
+/// source's stamp through every step to peersrc's decoder: each step of
+/// both sides is seen for the frames decoded, and the steps' times are
+/// plausible (none negative, the encode under a frame period).
+#[test]
+fn latency_trace_follows_each_frame_through_every_step_of_sender_and_viewer() {
+    peer_tests::require_loopback_only();
+    let mut trace = ChildProcess::spawn(Command::new(env!("CARGO_BIN_EXE_broadcast_bench")).args([
+        "latency-trace",
+        "--kinds",
+        "peersink-bare",
+        "--seconds",
+        "3",
+        "--rounds",
+        "1",
+        "--width",
+        "640",
+        "--height",
+        "360",
+        "--bitrate",
+        "500000",
+    ]));
+    let header = trace.wait_line("### Round 1, peersink-bare → peersrc: ", Duration::from_secs(60));
+    let decoded: usize = header
+        .split(": ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no frame count in {header}"));
+    assert!(decoded >= 60, "3 s at 30 fps, {decoded} frames followed: {header}");
+    for step in [
+        "| encoder in |",
+        "| encoder out |",
+        "| payloader in |",
+        "| payloader out (first packet) |",
+        "| socket (last packet) |",
+        "| jitter buffer in (last packet) |",
+        "| jitter buffer out (last packet) |",
+        "| depayloaded |",
+        "| decoded |",
+    ] {
+        let row = trace.wait_line(step, Duration::from_secs(10));
+        let frames = number(&row, 2) as usize;
+        assert_eq!(frames, decoded, "every decoded frame was seen at {step}: {row}");
+        let (p50, p95) = (number(&row, 3), number(&row, 4));
+        assert!(
+            (0.0..=p95).contains(&p50),
+            "{step}: p50 {p50} ms, p95 {p95} ms: {row}"
+        );
+        if step == "| encoder out |" {
+            assert!(p50 < 33.3, "the encode takes less than a frame period: {row}");
+        }
+    }
+    assert!(trace.wait_exit(Duration::from_secs(20)), "the trace ends");
+}

@@ -16,6 +16,7 @@
 
 mod decoding;
 mod infra;
+mod latency_trace;
 mod memory;
 mod point;
 mod psnr;
@@ -174,6 +175,27 @@ enum Internal {
         #[arg(long, default_value_t = 2_000_000)]
         bitrate: u32,
     },
+    /// Where a frame's glass-to-glass time goes: each sender and its own
+    /// receiving element in one process, every step of both sides timed
+    LatencyTrace {
+        /// Senders, comma separated (their order in each round)
+        #[arg(long, value_delimiter = ',', default_value = "peersink-bare,webrtcsink")]
+        kinds: Vec<Kind>,
+        /// Seconds measured per sender and round
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// gst-webrtc-signalling-server, for webrtcsink
+        #[arg(long, env = "WEBRTC_SIGNALLING_SERVER")]
+        webrtc_server: Option<String>,
+        #[arg(long, default_value_t = 1280)]
+        width: u32,
+        #[arg(long, default_value_t = 720)]
+        height: u32,
+        #[arg(long, default_value_t = 2_000_000)]
+        bitrate: u32,
+    },
 }
 
 fn main() {
@@ -213,6 +235,25 @@ fn main() {
                 bitrate,
             },
             joins,
+        )),
+        Some(Internal::LatencyTrace {
+            kinds,
+            seconds,
+            rounds,
+            webrtc_server,
+            width,
+            height,
+            bitrate,
+        }) => std::process::exit(latency_trace::run(
+            &kinds,
+            webrtc_server.as_deref(),
+            Broadcast {
+                width,
+                height,
+                bitrate,
+            },
+            seconds,
+            rounds,
         )),
         None => std::process::exit(orchestrate(cli.options)),
     }

@@ -41,25 +41,28 @@ pub fn run(kind: Kind, uri: &str, broadcast: Broadcast) {
     pipeline
         .set_state(gst::State::Playing)
         .expect("sender plays");
-    if kind == Kind::WebRtcSink {
-        // Its id is given by the server; viewers need it.
-        let signaller = sink.property::<glib::Object>("signaller");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let id = signaller
-                .find_property("client-id")
-                .and_then(|_| signaller.property::<Option<String>>("client-id"));
-            if let Some(id) = id {
-                println!("producer {id}");
-                break;
-            }
-            assert!(Instant::now() < deadline, "webrtcsink never registered");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    } else {
-        println!("producer cam");
-    }
+    println!("producer {}", producer_id(kind, &sink));
     run_until_killed(&pipeline);
+}
+
+/// The id viewers ask for once `sink` plays: `cam` for peersink;
+/// webrtcsink's is given by the server when it registers.
+pub fn producer_id(kind: Kind, sink: &gst::Element) -> String {
+    if kind != Kind::WebRtcSink {
+        return "cam".into();
+    }
+    let signaller = sink.property::<glib::Object>("signaller");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let id = signaller
+            .find_property("client-id")
+            .and_then(|_| signaller.property::<Option<String>>("client-id"));
+        if let Some(id) = id {
+            return id;
+        }
+        assert!(Instant::now() < deadline, "webrtcsink never registered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The sending pipeline (not started): stamped test picture → `kind`,
