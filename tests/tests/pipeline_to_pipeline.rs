@@ -50,6 +50,46 @@ fn frames_arrive_with_the_sent_size_and_colour_and_audio_at_the_sent_frequency()
     let _ = sender.set_state(gst::State::Null);
 }
 
+/// peersrc asks for lost video packets again (NACK) but not for audio,
+/// which no sender retransmits: a NACK for it is only traffic.
+#[test]
+fn the_viewer_asks_for_retransmission_of_video_only() {
+    init();
+    let server = TestServer::start();
+    let sender = sender(
+        &format!("uri={} peer-id=cam", server.room_uri("nack")),
+        320,
+        240,
+        GREENISH,
+        440.0,
+    );
+    play(&sender);
+    let receiver = Receiver::start(&format!("uri={} producer=cam", server.room_uri("nack")));
+    receiver.wait(Duration::from_secs(20), "video and audio", |r| {
+        r.video_frames >= 10 && r.audio.len() >= 4_800
+    });
+    let bin = receiver.peersrc.downcast_ref::<gst::Bin>().expect("peersrc is a bin");
+    let webrtcbin = bin
+        .iterate_recurse()
+        .into_iter()
+        .flatten()
+        .find(|e| e.factory().is_some_and(|f| f.name() == "webrtcbin"))
+        .expect("peersrc holds a webrtcbin");
+    let mut seen = Vec::new();
+    // One per m-section of the offer (video, audio; no data channel here).
+    for index in 0..2i32 {
+        let transceiver = webrtcbin
+            .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&index])
+            .unwrap_or_else(|| panic!("a transceiver at {index}"));
+        let kind = transceiver.property::<gst_webrtc::WebRTCKind>("kind");
+        let nack = transceiver.property::<bool>("do-nack");
+        seen.push(format!("{kind:?} do-nack={nack}"));
+    }
+    seen.sort();
+    assert_eq!(seen, ["Audio do-nack=false", "Video do-nack=true"]);
+    let _ = sender.set_state(gst::State::Null);
+}
+
 #[test]
 fn encoded_h264_input_and_decode_false_output() {
     init();

@@ -539,10 +539,13 @@ impl WebRtcSession {
         Ok(())
     }
 
-    /// Answerer: ask for lost packets again (NACK, with RTX in the
+    /// Answerer: ask for lost video packets again (NACK, with RTX in the
     /// answer), so that loss is repaired and the sender learns of it at
     /// once rather than at the next receiver report. The transceivers of
-    /// an answer are created while answering, hence the signal.
+    /// an answer are created while answering, hence the signal. Not for
+    /// audio: no sender retransmits it (browsers and peersink alike), so
+    /// NACKs for it are only traffic (seen: ~25 a second for a minute
+    /// after a lossy spell).
     fn request_retransmissions(&self) {
         if self.nack_requested.swap(true, Ordering::AcqRel) {
             return;
@@ -550,7 +553,10 @@ impl WebRtcSession {
         self.webrtcbin
             .connect("on-new-transceiver", false, |values| {
                 let transceiver = values[1].get::<gst_webrtc::WebRTCRTPTransceiver>().ok()?;
-                transceiver.set_property("do-nack", true);
+                let kind = transceiver.property::<gst_webrtc::WebRTCKind>("kind");
+                if kind != gst_webrtc::WebRTCKind::Audio {
+                    transceiver.set_property("do-nack", true);
+                }
                 None
             });
     }
