@@ -137,29 +137,36 @@ fn number(row: &str, index: usize) -> f64 {
 #[test]
 fn latency_trace_follows_each_frame_through_every_step_of_sender_and_viewer() {
     peer_tests::require_loopback_only();
-    let mut trace = ChildProcess::spawn(Command::new(env!("CARGO_BIN_EXE_broadcast_bench")).args([
-        "latency-trace",
-        "--kinds",
-        "peersink-bare",
-        "--seconds",
-        "3",
-        "--rounds",
-        "1",
-        "--width",
-        "640",
-        "--height",
-        "360",
-        "--bitrate",
-        "500000",
-    ]));
-    let header = trace.wait_line("### Round 1, peersink-bare → peersrc: ", Duration::from_secs(60));
+    let mut trace =
+        ChildProcess::spawn(Command::new(env!("CARGO_BIN_EXE_broadcast_bench")).args([
+            "latency-trace",
+            "--kinds",
+            "peersink-bare",
+            "--seconds",
+            "3",
+            "--rounds",
+            "1",
+            "--width",
+            "640",
+            "--height",
+            "360",
+            "--bitrate",
+            "500000",
+        ]));
+    let header = trace.wait_line(
+        "### Round 1, peersink-bare → peersrc: ",
+        Duration::from_secs(60),
+    );
     let decoded: usize = header
         .split(": ")
         .nth(1)
         .and_then(|rest| rest.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no frame count in {header}"));
-    assert!(decoded >= 60, "3 s at 30 fps, {decoded} frames followed: {header}");
+    assert!(
+        decoded >= 60,
+        "3 s at 30 fps, {decoded} frames followed: {header}"
+    );
     for step in [
         "| encoder in |",
         "| encoder out |",
@@ -173,14 +180,20 @@ fn latency_trace_follows_each_frame_through_every_step_of_sender_and_viewer() {
     ] {
         let row = trace.wait_line(step, Duration::from_secs(10));
         let frames = number(&row, 2) as usize;
-        assert_eq!(frames, decoded, "every decoded frame was seen at {step}: {row}");
+        assert_eq!(
+            frames, decoded,
+            "every decoded frame was seen at {step}: {row}"
+        );
         let (p50, p95) = (number(&row, 3), number(&row, 4));
         assert!(
             (0.0..=p95).contains(&p50),
             "{step}: p50 {p50} ms, p95 {p95} ms: {row}"
         );
         if step == "| encoder out |" {
-            assert!(p50 < 33.3, "the encode takes less than a frame period: {row}");
+            assert!(
+                p50 < 33.3,
+                "the encode takes less than a frame period: {row}"
+            );
         }
     }
     assert!(trace.wait_exit(Duration::from_secs(20)), "the trace ends");

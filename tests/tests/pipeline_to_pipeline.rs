@@ -68,7 +68,10 @@ fn the_viewer_asks_for_retransmission_of_video_only() {
     receiver.wait(Duration::from_secs(20), "video and audio", |r| {
         r.video_frames >= 10 && r.audio.len() >= 4_800
     });
-    let bin = receiver.peersrc.downcast_ref::<gst::Bin>().expect("peersrc is a bin");
+    let bin = receiver
+        .peersrc
+        .downcast_ref::<gst::Bin>()
+        .expect("peersrc is a bin");
     let webrtcbin = bin
         .iterate_recurse()
         .into_iter()

@@ -300,7 +300,10 @@ fn trace(
     let begin = Instant::now();
     while frames.load(std::sync::atomic::Ordering::Relaxed) < 30 {
         if begin.elapsed() > Duration::from_secs(30) {
-            return Err(format!("{}: the viewer got no picture in 30 s", kind.name()));
+            return Err(format!(
+                "{}: the viewer got no picture in 30 s",
+                kind.name()
+            ));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -356,7 +359,9 @@ fn report(kind: Kind, round: usize, trace: &Trace) {
         summary.p95,
         summary.max
     );
-    println!("| step (time since the step before) | frames | p50 ms | p95 ms | mean ms in the slowest 5% |");
+    println!(
+        "| step (time since the step before) | frames | p50 ms | p95 ms | mean ms in the slowest 5% |"
+    );
     println!("|---|---|---|---|---|");
     for step in 1..STEPS.len() {
         let delta = |times: &Times| {
@@ -389,7 +394,13 @@ fn report(kind: Kind, round: usize, trace: &Trace) {
 }
 
 /// Runs the trace for each kind, interleaved in rounds.
-pub fn run(kinds: &[Kind], webrtc_server: Option<&str>, broadcast: Broadcast, seconds: u64, rounds: usize) -> i32 {
+pub fn run(
+    kinds: &[Kind],
+    webrtc_server: Option<&str>,
+    broadcast: Broadcast,
+    seconds: u64,
+    rounds: usize,
+) -> i32 {
     sender::init();
     let _veth = if kinds.contains(&Kind::WebRtcSink) {
         match LoopbackVeth::create() {

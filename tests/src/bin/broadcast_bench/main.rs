@@ -179,7 +179,11 @@ enum Internal {
     /// receiving element in one process, every step of both sides timed
     LatencyTrace {
         /// Senders, comma separated (their order in each round)
-        #[arg(long, value_delimiter = ',', default_value = "peersink-bare,webrtcsink")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "peersink-bare,webrtcsink"
+        )]
         kinds: Vec<Kind>,
         /// Seconds measured per sender and round
         #[arg(long, default_value_t = 20)]
