@@ -164,7 +164,7 @@ impl IsolatedHost {
                 .args(["-m", "-e"])
                 .args(
                     format!(
-                        "peersink name=s uri=ws://{}:{server_port}/paths peer-id=cam \
+                        "peersink name=s uri=ws://{}:{server_port}/paths peer-id=cam stats-interval=1000 \
                          videotestsrc is-live=true pattern=solid-color foreground-color=0xff2050d0 ! \
                          video/x-raw,width=320,height=240,framerate=30/1 ! s.video_0 \
                          audiotestsrc is-live=true wave=sine freq=440 volume=0.5 ! s.audio_0",

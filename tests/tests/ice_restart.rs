@@ -51,6 +51,33 @@ fn field_of(line: &str, field: &str) -> Option<String> {
     Some(value[..end].trim_matches('"').to_owned())
 }
 
+/// The viewer's `rtcp-packets` counter in a `peersink-stats` line
+/// (`rtcp-packets\=\(guint64\)N` inside the viewer's structure).
+fn rtcp_packets_of(line: &str) -> Option<u64> {
+    let rest = &line[line.find("rtcp-packets")?..];
+    let value = &rest[rest.find(')')? + 1..];
+    value
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()
+}
+
+/// RTCP packets the sender counts from the viewer per stats interval
+/// (1 s), over the next `intervals` of them.
+fn rtcp_rate(sender: &mut peer_tests::process::ChildProcess, intervals: u64) -> f64 {
+    let count = |sender: &mut peer_tests::process::ChildProcess| {
+        let line = sender.wait_fresh_line("peersink-stats,", Duration::from_secs(5));
+        rtcp_packets_of(&line).unwrap_or_else(|| panic!("no rtcp-packets in {line}"))
+    };
+    let first = count(sender);
+    for _ in 1..intervals {
+        sender.wait_fresh_line("peersink-stats,", Duration::from_secs(5));
+    }
+    (count(sender) - first) as f64 / intervals as f64
+}
+
 #[test]
 fn a_viewer_path_dropped_for_five_seconds_heals_in_the_same_session() {
     init();
@@ -71,6 +98,7 @@ fn a_viewer_path_dropped_for_five_seconds_heals_in_the_same_session() {
         r.video_frames >= 150
     });
     let session = session_of(&viewer).expect("the viewer's stats name its session");
+    let rtcp_before = rtcp_rate(&mut sender, 3);
 
     let blocked = PathBlocked::block(&host.near_interface, server.port());
     let dropped = Instant::now();
@@ -100,6 +128,15 @@ fn a_viewer_path_dropped_for_five_seconds_heals_in_the_same_session() {
     let resumed_after = returned.elapsed();
     assert_eq!((resumed.width, resumed.height), (320, 240));
     let healed = sender.wait_line("peer-ice-restart-succeeded", Duration::from_secs(10));
+    // The viewer's RTCP is counted once after the restart as before it
+    // (each restart used to add another listener: every report counted
+    // twice, feeding adaptation double).
+    let rtcp_after = rtcp_rate(&mut sender, 3);
+    println!("RTCP from the viewer per second: {rtcp_before} before, {rtcp_after} after");
+    assert!(
+        rtcp_before >= 1.0 && rtcp_after >= 0.5 * rtcp_before && rtcp_after <= 1.5 * rtcp_before,
+        "RTCP packets counted per second: {rtcp_before} before the restart, {rtcp_after} after"
+    );
     println!(
         "outage {OUTAGE:?}: restart started {noticed:?} after the drop ({started}); \
          10 frames {resumed_after:?} after the path came back; {healed}"

@@ -104,6 +104,9 @@ pub struct ViewerStats {
     /// Padding probes run, and those the path carried.
     pub probes: u64,
     pub probes_held: u64,
+    /// RTCP packets received from the viewer (reports, NACK, PLI,
+    /// transport-cc feedback...): how often it speaks at all.
+    pub rtcp_packets: u64,
     /// Transport-cc feedback messages taken (0: the viewer sends none).
     pub transport_cc_feedback: u64,
     /// Times transport-cc feedback showed the path overused.
@@ -615,6 +618,7 @@ impl Monitor {
             layer_switches: self.switches.load(Ordering::Relaxed),
             probes: self.probes.load(Ordering::Relaxed),
             probes_held: self.probes_held.load(Ordering::Relaxed),
+            rtcp_packets: self.rtcp_packets.load(Ordering::Relaxed),
             transport_cc_feedback: transport.reports(),
             congestion_signals: transport.signals(),
             queuing_delay: transport.queuing_delay(),

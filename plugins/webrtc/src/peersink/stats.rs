@@ -29,6 +29,7 @@ pub fn viewer_structure(
         .field("layer-switches", stats.layer_switches)
         .field("probes", stats.probes)
         .field("probes-held", stats.probes_held)
+        .field("rtcp-packets", stats.rtcp_packets)
         .field("transport-cc-feedback", stats.transport_cc_feedback)
         .field("congestion-signals", stats.congestion_signals);
     if let Some((width, height)) = layers.get(stats.layer).and_then(|layer| layer.size) {
