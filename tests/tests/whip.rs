@@ -87,10 +87,20 @@ fn chromium_publishes_over_whip_and_a_peersrc_decodes_its_camera() {
         "WHIP: publish() called -> first decoded frame in {:.0} ms",
         started.elapsed().as_secs_f64() * 1000.0
     );
-    assert_eq!((first.width, first.height), FAKE_CAMERA);
-    let received = receiver.wait(Duration::from_secs(20), "30 frames and audio", |r| {
-        r.video_frames >= 30 && r.audio_buffers > 20
-    });
+    // libwebrtc may start below the camera's size while its bandwidth
+    // estimate ramps up (seen once in a full run, the machine loaded: a
+    // first frame of 320x240), never in another shape.
+    assert!(
+        first.width * FAKE_CAMERA.1 == first.height * FAKE_CAMERA.0 && first.width <= FAKE_CAMERA.0,
+        "first frame {}x{}, the camera is {FAKE_CAMERA:?}",
+        first.width,
+        first.height
+    );
+    let received = receiver.wait(
+        Duration::from_secs(20),
+        "30 frames and audio, at the camera's size",
+        |r| r.video_frames >= 30 && r.audio_buffers > 20 && (r.width, r.height) == FAKE_CAMERA,
+    );
     assert_eq!((received.width, received.height), FAKE_CAMERA);
 
     let status = browser.eval_async(
