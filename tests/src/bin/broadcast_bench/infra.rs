@@ -199,6 +199,15 @@ fn free_port() -> u16 {
 pub struct LoopbackVeth;
 
 impl LoopbackVeth {
+    /// The veth when webrtcsink is among `kinds` (only it needs one).
+    pub fn for_kinds(kinds: &[Kind]) -> Result<Option<LoopbackVeth>, String> {
+        if kinds.contains(&Kind::WebRtcSink) {
+            LoopbackVeth::create().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     pub fn create() -> Result<LoopbackVeth, String> {
         let interfaces = std::fs::read_to_string("/proc/net/dev").unwrap_or_default();
         let names: Vec<&str> = interfaces

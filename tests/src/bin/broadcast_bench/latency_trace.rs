@@ -402,16 +402,12 @@ pub fn run(
     rounds: usize,
 ) -> i32 {
     sender::init();
-    let _veth = if kinds.contains(&Kind::WebRtcSink) {
-        match LoopbackVeth::create() {
-            Ok(veth) => Some(veth),
-            Err(err) => {
-                eprintln!("{err}");
-                return 2;
-            }
+    let _veth = match LoopbackVeth::for_kinds(kinds) {
+        Ok(veth) => veth,
+        Err(err) => {
+            eprintln!("{err}");
+            return 2;
         }
-    } else {
-        None
     };
     let mut status = 0;
     for round in 1..=rounds {

@@ -285,16 +285,12 @@ fn orchestrate(mut options: Options) -> i32 {
         );
         options.latency_seconds = 0;
     }
-    let _veth = if options.kinds.contains(&Kind::WebRtcSink) {
-        match LoopbackVeth::create() {
-            Ok(veth) => Some(veth),
-            Err(err) => {
-                eprintln!("{err}");
-                return 2;
-            }
+    let _veth = match LoopbackVeth::for_kinds(&options.kinds) {
+        Ok(veth) => veth,
+        Err(err) => {
+            eprintln!("{err}");
+            return 2;
         }
-    } else {
-        None
     };
     let broadcast = Broadcast {
         width: options.width,
