@@ -2,12 +2,14 @@
 //! what arrives has the size, colour and pitch that were sent.
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 use peer_tests::media::close_colour;
 use peer_tests::{
-    Receiver, TestServer, dominant_frequency, encoders_in, init, play, sender, wait_element_message,
+    Receiver, TestServer, dominant_frequency, encoders_in, init, launch, play, sender,
+    wait_element_message,
 };
 
 const GREENISH: u32 = 0xff20c040;
@@ -155,6 +157,90 @@ fn encoded_h264_input_and_decode_false_output() {
     assert!(caps.starts_with("video/x-h264"), "{caps}");
     assert!(caps.contains("alignment=(string)au"), "{caps}");
     let _ = encoded.set_state(gst::State::Null);
+    let _ = sender.set_state(gst::State::Null);
+}
+
+/// An application tunes peersink's encoders (say, a faster VP8 speed for
+/// lower latency) through `encoder-setup`: called once per encoder it
+/// makes, naming the pad and the layer, after peersink's own settings; what
+/// the handler sets is what goes on the wire.
+#[test]
+fn encoder_setup_lets_the_application_tune_each_encoder() {
+    init();
+    let server = TestServer::start();
+    // Moving bars: hard enough to use each layer's whole bitrate.
+    let sender = launch(&format!(
+        "peersink name=sink uri={} peer-id=cam video-layers=640x360@1500,320x180@400 \
+         videotestsrc is-live=true pattern=smpte horizontal-speed=4 \
+           ! video/x-raw,width=640,height=360,framerate=30/1 ! sink.video_0 \
+         audiotestsrc is-live=true wave=sine freq=440 volume=0.5 ! sink.audio_0",
+        server.room_uri("tuned")
+    ));
+    let sink = sender.by_name("sink").unwrap();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let seen = calls.clone();
+    sink.connect("encoder-setup", false, move |args| {
+        let pad = args[1].get::<String>().unwrap();
+        let layer = args[2].get::<u32>().unwrap();
+        let encoder = args[3].get::<gst::Element>().unwrap();
+        let factory = encoder.factory().unwrap().name();
+        let mut call = format!("{pad} layer {layer} {factory}");
+        if factory == "vp8enc" {
+            // peersink's settings are there already; ours replace them.
+            call += &format!(" cpu-used={}", encoder.property::<i32>("cpu-used"));
+            encoder.set_property("cpu-used", -16i32);
+            encoder.set_property("target-bitrate", 100_000i32);
+        }
+        seen.lock().unwrap().push(call);
+        None
+    });
+    play(&sender);
+
+    let receiver = Receiver::start(&format!("uri={} producer=cam", server.room_uri("tuned")));
+    let received = receiver.wait(Duration::from_secs(20), "frames", |r| r.video_frames >= 10);
+    let mut calls = calls.lock().unwrap().clone();
+    calls.sort();
+    assert_eq!(
+        calls,
+        [
+            "audio_0 layer 0 opusenc",
+            "video_0 layer 0 vp8enc cpu-used=-8",
+            "video_0 layer 1 vp8enc cpu-used=-8"
+        ]
+    );
+    let speeds: Vec<i32> = sink
+        .downcast_ref::<gst::Bin>()
+        .unwrap()
+        .iterate_elements()
+        .into_iter()
+        .flatten()
+        .filter(|e| e.factory().is_some_and(|f| f.name() == "vp8enc"))
+        .map(|e| e.property::<i32>("cpu-used"))
+        .collect();
+    assert_eq!(speeds, [-16, -16], "the handler's speed stays");
+
+    // Whichever layer the viewer is on, it gets 100 kbit/s, not the
+    // layer's 400 or 1,500: counted over at least 4 s of video.
+    let video_bytes = || {
+        let stats = receiver.peersrc.property::<gst::Structure>("stats");
+        stats
+            .get::<gst::Structure>("tracks")
+            .ok()
+            .and_then(|tracks| tracks.get::<gst::Structure>("video_0").ok())
+            .and_then(|video| video.get::<u64>("bytes").ok())
+            .unwrap_or(0)
+    };
+    let (start, bytes_at_start) = (Instant::now(), video_bytes());
+    let frames_at_start = received.video_frames;
+    receiver.wait(Duration::from_secs(30), "4 s of video", |r| {
+        r.video_frames >= frames_at_start + 60 && start.elapsed() >= Duration::from_secs(4)
+    });
+    let kbits = (video_bytes() - bytes_at_start) as f64 * 8.0 / 1000.0;
+    let rate = kbits / start.elapsed().as_secs_f64();
+    assert!(
+        (30.0..250.0).contains(&rate),
+        "the viewer got {rate:.0} kbit/s of video; the handler set 100"
+    );
     let _ = sender.set_state(gst::State::Null);
 }
 

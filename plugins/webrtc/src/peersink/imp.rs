@@ -150,6 +150,16 @@ impl ObjectImpl for PeerSink {
                     .param_types([String::static_type(), String::static_type()])
                     .run_last()
                     .build(),
+                // (pad name, layer: 0 the best, the encoder element): once
+                // per encoder peersink makes, with its settings applied.
+                glib::subclass::Signal::builder("encoder-setup")
+                    .param_types([
+                        String::static_type(),
+                        u32::static_type(),
+                        gst::Element::static_type(),
+                    ])
+                    .run_last()
+                    .build(),
                 glib::subclass::Signal::builder("viewer-removed")
                     .param_types([
                         String::static_type(),

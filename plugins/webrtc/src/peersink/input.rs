@@ -261,6 +261,14 @@ impl Input {
             chain.extend(elements.iter().cloned());
             gst::Element::link_many(&chain)
                 .map_err(|err| format!("cannot link the encoder chain: {err}"))?;
+            // After peersink's own settings, before the first frame: what
+            // the application sets wins (webrtcsink has the same signal).
+            for encoder in elements.iter().filter(|e| is_encoder(e)) {
+                bin.emit_by_name::<()>(
+                    "encoder-setup",
+                    &[&self.pad_name, &(index as u32), encoder],
+                );
+            }
             let limiter = KeyframeLimiter::new(settings.min_keyframe_interval);
             let encoding = Encoding::new(self.kind, index, *layer, output, limiter);
             if elements.iter().any(is_encoder) {

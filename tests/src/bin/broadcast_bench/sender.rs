@@ -104,12 +104,35 @@ pub fn pipeline(kind: Kind, uri: &str, broadcast: Broadcast) -> gst::Pipeline {
     if kind == Kind::WebRtcSink {
         // No public STUN server: nothing may leave the namespace.
         sink.set_property("stun-server", None::<String>);
+    } else if let Ok(settings) = std::env::var(PEERSINK_VP8_ENV) {
+        tune_vp8(&sink, settings);
     }
     stamp_frames(
         &pipeline.by_name("source").expect("the source is named"),
         width,
     );
     pipeline
+}
+
+/// `name=value …` set on peersink's VP8 encoders through its
+/// `encoder-setup` signal, over peersink's own settings: to measure other
+/// encoder settings (webrtcsink's `cpu-used=-16 dropframe-threshold=0`,
+/// say) with the same build.
+pub const PEERSINK_VP8_ENV: &str = "BROADCAST_BENCH_PEERSINK_VP8";
+
+fn tune_vp8(sink: &gst::Element, settings: String) {
+    sink.connect("encoder-setup", false, move |args| {
+        let encoder = args[3].get::<gst::Element>().expect("an element");
+        if encoder.factory().is_some_and(|f| f.name() == "vp8enc") {
+            for setting in settings.split_whitespace() {
+                let (name, value) = setting
+                    .split_once('=')
+                    .unwrap_or_else(|| panic!("{PEERSINK_VP8_ENV}: {setting} is not name=value"));
+                encoder.set_property_from_str(name, value);
+            }
+        }
+        None
+    });
 }
 
 /// Writes the current time (µs) into the top-left luma blocks of each
