@@ -465,7 +465,11 @@ fn video_encoder_chain(codec: Codec, layer: &LayerSpec, pixels: u64) -> Vec<Stri
         // the idle cores (29-38% of a core at 720p30 for 8 and 12). Fixed
         // speed 8 encodes every frame of 720p SMPTE bars at 2 Mbit/s (12
         // and 16 dropped 8-10% of them) for ~16% of a core; webrtcsink
-        // uses -16 without frame dropping.
+        // uses -16 without frame dropping. static-threshold=0, not
+        // libvpx's (and libwebrtc's) 1: 1 saves ~30% of the encode on a
+        // mostly still picture but drops 2.3% of the frames of moving
+        // 720p bars at 2 Mbit/s (docs/benchmarks/broadcast.md); an
+        // application sending still pictures sets it in `encoder-setup`.
         Codec::Vp8 => format!(
             "vp8enc deadline=1 cpu-used=-8 end-usage=cbr target-bitrate={bitrate} lag-in-frames=0 \
              keyframe-max-dist=300 error-resilient=default threads={threads} buffer-size=1000 \
