@@ -162,8 +162,9 @@ fn encoded_h264_input_and_decode_false_output() {
 
 /// An application tunes peersink's encoders (say, a faster VP8 speed for
 /// lower latency) through `encoder-setup`: called once per encoder it
-/// makes, naming the pad and the layer, after peersink's own settings; what
-/// the handler sets is what goes on the wire.
+/// makes, naming the pad and the layer, after peersink's own settings
+/// (`video-content-hint=detail` among them); what the handler sets is what
+/// goes on the wire.
 #[test]
 fn encoder_setup_lets_the_application_tune_each_encoder() {
     init();
@@ -171,6 +172,7 @@ fn encoder_setup_lets_the_application_tune_each_encoder() {
     // Moving bars: hard enough to use each layer's whole bitrate.
     let sender = launch(&format!(
         "peersink name=sink uri={} peer-id=cam video-layers=640x360@1500,320x180@400 \
+         video-content-hint=detail \
          videotestsrc is-live=true pattern=smpte horizontal-speed=4 \
            ! video/x-raw,width=640,height=360,framerate=30/1 ! sink.video_0 \
          audiotestsrc is-live=true wave=sine freq=440 volume=0.5 ! sink.audio_0",
@@ -187,7 +189,12 @@ fn encoder_setup_lets_the_application_tune_each_encoder() {
         let mut call = format!("{pad} layer {layer} {factory}");
         if factory == "vp8enc" {
             // peersink's settings are there already; ours replace them.
-            call += &format!(" cpu-used={}", encoder.property::<i32>("cpu-used"));
+            // video-content-hint=detail: unchanged blocks are skipped.
+            call += &format!(
+                " cpu-used={} static-threshold={}",
+                encoder.property::<i32>("cpu-used"),
+                encoder.property::<i32>("static-threshold")
+            );
             encoder.set_property("cpu-used", -16i32);
             encoder.set_property("target-bitrate", 100_000i32);
         }
@@ -204,8 +211,8 @@ fn encoder_setup_lets_the_application_tune_each_encoder() {
         calls,
         [
             "audio_0 layer 0 opusenc",
-            "video_0 layer 0 vp8enc cpu-used=-8",
-            "video_0 layer 1 vp8enc cpu-used=-8"
+            "video_0 layer 0 vp8enc cpu-used=-8 static-threshold=1",
+            "video_0 layer 1 vp8enc cpu-used=-8 static-threshold=1"
         ]
     );
     let speeds: Vec<i32> = sink

@@ -23,6 +23,34 @@ pub enum VideoCodec {
     H264,
 }
 
+/// What the video shows, as the browser's `MediaStreamTrack.contentHint`
+/// says it: the encoder may then skip the work a still picture does not
+/// need.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, glib::Enum)]
+#[enum_type(name = "GstPeerVideoContentHint")]
+pub enum VideoContentHint {
+    #[default]
+    #[enum_value(
+        name = "Motion: a camera, a game, moving pictures (keep every frame)",
+        nick = "motion"
+    )]
+    Motion,
+    #[enum_value(
+        name = "Detail: a screen, a canvas, slides: mostly still, fine detail",
+        nick = "detail"
+    )]
+    Detail,
+    #[enum_value(name = "Text: a screen of text, like detail", nick = "text")]
+    Text,
+}
+
+impl VideoContentHint {
+    /// Whether most of the picture stays still from frame to frame.
+    pub fn is_mostly_still(self) -> bool {
+        matches!(self, VideoContentHint::Detail | VideoContentHint::Text)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Codec {
     Vp8,

@@ -16,13 +16,14 @@ use gst::prelude::*;
 
 use super::encoding::Encoding;
 use super::layers::LayerSpec;
-use crate::codec::{Codec, MediaKind, VideoCodec};
+use crate::codec::{Codec, MediaKind, VideoCodec, VideoContentHint};
 use crate::keyframe::KeyframeLimiter;
 use crate::session::discard;
 
 #[derive(Debug, Clone)]
 pub struct EncoderSettings {
     pub video_codec: VideoCodec,
+    pub video_content_hint: VideoContentHint,
     /// Video quality layers, best first (one at the input's size by default).
     pub video_layers: Vec<LayerSpec>,
     pub audio_bitrate: u32,
@@ -162,7 +163,9 @@ impl Input {
                         },
                         |(width, height)| width as u64 * height as u64,
                     );
-                    (Some(*layer), video_encoder_chain(codec, layer, pixels))
+                    let chain =
+                        video_encoder_chain(codec, layer, pixels, settings.video_content_hint);
+                    (Some(*layer), chain)
                 })
                 .collect();
             (codec, branches)
@@ -449,8 +452,14 @@ pub fn is_encoder(element: &gst::Element) -> bool {
 /// while they wait for each other).
 const ONE_THREAD_PIXELS: u64 = 1920 * 1080;
 
-fn video_encoder_chain(codec: Codec, layer: &LayerSpec, pixels: u64) -> Vec<String> {
+fn video_encoder_chain(
+    codec: Codec,
+    layer: &LayerSpec,
+    pixels: u64,
+    hint: VideoContentHint,
+) -> Vec<String> {
     let bitrate = layer.bitrate;
+    let static_threshold = u32::from(hint.is_mostly_still());
     let kbps = (bitrate / 1000).max(1);
     let threads = if pixels <= ONE_THREAD_PIXELS { 1 } else { 2 };
     let encoder = match codec {
@@ -465,15 +474,16 @@ fn video_encoder_chain(codec: Codec, layer: &LayerSpec, pixels: u64) -> Vec<Stri
         // the idle cores (29-38% of a core at 720p30 for 8 and 12). Fixed
         // speed 8 encodes every frame of 720p SMPTE bars at 2 Mbit/s (12
         // and 16 dropped 8-10% of them) for ~16% of a core; webrtcsink
-        // uses -16 without frame dropping. static-threshold=0, not
-        // libvpx's (and libwebrtc's) 1: 1 saves ~30% of the encode on a
-        // mostly still picture but drops 2.3% of the frames of moving
-        // 720p bars at 2 Mbit/s (docs/benchmarks/broadcast.md); an
-        // application sending still pictures sets it in `encoder-setup`.
+        // uses -16 without frame dropping. static-threshold=1 (libvpx's
+        // and libwebrtc's) lets blocks predicted exactly skip the mode
+        // search: a third to half less encode on a still picture, but 2.3% of
+        // the frames of moving 720p bars at 2 Mbit/s dropped
+        // (docs/benchmarks/broadcast.md): so only for content said to be
+        // still (`video-content-hint`).
         Codec::Vp8 => format!(
             "vp8enc deadline=1 cpu-used=-8 end-usage=cbr target-bitrate={bitrate} lag-in-frames=0 \
              keyframe-max-dist=300 error-resilient=default threads={threads} buffer-size=1000 \
-             buffer-initial-size=500 buffer-optimal-size=600 undershoot=95 static-threshold=0 \
+             buffer-initial-size=500 buffer-optimal-size=600 undershoot=95 static-threshold={static_threshold} \
              dropframe-threshold=30"
         ),
         Codec::Vp9 => format!(
@@ -517,6 +527,15 @@ fn audio_encoder_chain(bitrate: u32) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn still_content_lets_vp8_skip_unchanged_blocks_and_motion_does_not() {
+        let layer = LayerSpec::source_size(2_000_000);
+        let vp8 = |hint| video_encoder_chain(Codec::Vp8, &layer, 1280 * 720, hint).join(" ! ");
+        assert!(vp8(VideoContentHint::Motion).contains("static-threshold=0"));
+        assert!(vp8(VideoContentHint::Detail).contains("static-threshold=1"));
+        assert!(vp8(VideoContentHint::Text).contains("static-threshold=1"));
+    }
 
     #[test]
     fn sps_profile_level_id_is_found_after_other_nal_units() {

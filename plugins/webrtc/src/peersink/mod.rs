@@ -43,6 +43,7 @@ impl PeerSink {
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     crate::codec::VideoCodec::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    crate::codec::VideoContentHint::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "peersink",
