@@ -164,7 +164,7 @@ fn encoded_h264_input_and_decode_false_output() {
 /// lower latency) through `encoder-setup`: called once per encoder it
 /// makes, naming the pad and the layer, after peersink's own settings
 /// (`video-content-hint=detail` among them); what the handler sets is what
-/// goes on the wire.
+/// goes on the wire, and a handler returning true is the last one called.
 #[test]
 fn encoder_setup_lets_the_application_tune_each_encoder() {
     init();
@@ -180,6 +180,17 @@ fn encoder_setup_lets_the_application_tune_each_encoder() {
     ));
     let sink = sender.by_name("sink").unwrap();
     let calls = Arc::new(Mutex::new(Vec::new()));
+    // A first handler that configures the audio encoder entirely: the
+    // handlers after it are not called for that encoder.
+    let seen = calls.clone();
+    sink.connect("encoder-setup", false, move |args| {
+        let encoder = args[3].get::<gst::Element>().unwrap();
+        let audio = encoder.factory().unwrap().name() == "opusenc";
+        if audio {
+            seen.lock().unwrap().push("opusenc handled".to_owned());
+        }
+        Some(audio.to_value())
+    });
     let seen = calls.clone();
     sink.connect("encoder-setup", false, move |args| {
         let pad = args[1].get::<String>().unwrap();
@@ -199,7 +210,7 @@ fn encoder_setup_lets_the_application_tune_each_encoder() {
             encoder.set_property("target-bitrate", 100_000i32);
         }
         seen.lock().unwrap().push(call);
-        None
+        Some(false.to_value())
     });
     play(&sender);
 
@@ -210,7 +221,7 @@ fn encoder_setup_lets_the_application_tune_each_encoder() {
     assert_eq!(
         calls,
         [
-            "audio_0 layer 0 opusenc",
+            "opusenc handled",
             "video_0 layer 0 vp8enc cpu-used=-8 static-threshold=1",
             "video_0 layer 1 vp8enc cpu-used=-8 static-threshold=1"
         ]
@@ -242,7 +253,7 @@ fn encoder_setup_lets_the_application_tune_each_encoder() {
     receiver.wait(Duration::from_secs(30), "4 s of video", |r| {
         r.video_frames >= frames_at_start + 30 && start.elapsed() >= Duration::from_secs(4)
     });
-    let kbits = (video_bytes() - bytes_at_start) as f64 * 8.0 / 1000.0;
+    let kbits = video_bytes().saturating_sub(bytes_at_start) as f64 * 8.0 / 1000.0;
     let rate = kbits / start.elapsed().as_secs_f64();
     assert!(
         (30.0..250.0).contains(&rate),

@@ -31,7 +31,7 @@ pub enum VideoCodec {
 pub enum VideoContentHint {
     #[default]
     #[enum_value(
-        name = "Motion: a camera, a game, moving pictures (keep every frame)",
+        name = "Motion: a camera, a game, moving pictures (fewer frames dropped)",
         nick = "motion"
     )]
     Motion,

@@ -150,14 +150,24 @@ impl ObjectImpl for PeerSink {
                     .param_types([String::static_type(), String::static_type()])
                     .run_last()
                     .build(),
-                // (pad name, layer: 0 the best, the encoder element): once
-                // per encoder peersink makes, with its settings applied.
+                // (pad name, layer: 0 the best, the encoder element) ->
+                // handled: once per encoder peersink makes, with its own
+                // settings applied. Returns like webrtcsink's signal of the
+                // same name: true stops the handlers after this one.
                 glib::subclass::Signal::builder("encoder-setup")
                     .param_types([
                         String::static_type(),
                         u32::static_type(),
                         gst::Element::static_type(),
                     ])
+                    .return_type::<bool>()
+                    .accumulator(|_hint, _accumulated, handled| {
+                        if handled.get::<bool>().unwrap_or(false) {
+                            std::ops::ControlFlow::Break(handled.clone())
+                        } else {
+                            std::ops::ControlFlow::Continue(handled.clone())
+                        }
+                    })
                     .run_last()
                     .build(),
                 glib::subclass::Signal::builder("viewer-removed")

@@ -265,9 +265,9 @@ impl Input {
             gst::Element::link_many(&chain)
                 .map_err(|err| format!("cannot link the encoder chain: {err}"))?;
             // After peersink's own settings, before the first frame: what
-            // the application sets wins (webrtcsink has the same signal).
+            // the application sets wins.
             for encoder in elements.iter().filter(|e| is_encoder(e)) {
-                bin.emit_by_name::<()>(
+                bin.emit_by_name::<bool>(
                     "encoder-setup",
                     &[&self.pad_name, &(index as u32), encoder],
                 );
@@ -474,12 +474,12 @@ fn video_encoder_chain(
         // the idle cores (29-38% of a core at 720p30 for 8 and 12). Fixed
         // speed 8 encodes every frame of 720p SMPTE bars at 2 Mbit/s (12
         // and 16 dropped 8-10% of them) for ~16% of a core; webrtcsink
-        // uses -16 without frame dropping. static-threshold=1 (libvpx's
-        // and libwebrtc's) lets blocks predicted exactly skip the mode
-        // search: a third to half less encode on a still picture, but 2.3% of
-        // the frames of moving 720p bars at 2 Mbit/s dropped
+        // uses -16 without frame dropping. static-threshold=1 (vp8enc's
+        // default, and libwebrtc's) lets blocks predicted exactly skip the
+        // mode search: about half the encode of a still picture, but 2.3%
+        // more of the frames of moving 720p bars at 2 Mbit/s dropped
         // (docs/benchmarks/broadcast.md): so only for content said to be
-        // still (`video-content-hint`).
+        // still (`video-content-hint`). vp9enc keeps its default, 1.
         Codec::Vp8 => format!(
             "vp8enc deadline=1 cpu-used=-8 end-usage=cbr target-bitrate={bitrate} lag-in-frames=0 \
              keyframe-max-dist=300 error-resilient=default threads={threads} buffer-size=1000 \

@@ -166,9 +166,10 @@ pub fn properties() -> &'static [glib::ParamSpec] {
             )
             .nick("Video content hint")
             .blurb(
-                "What the video shows, like a browser track's contentHint: detail or text \
-                 (a screen, a canvas) lets VP8 skip blocks that did not change, a third to half less \
-                 encoding; motion keeps every frame of moving content at the bitrate",
+                "What the video shows, like a browser track's contentHint: with detail or text \
+                 (a screen, a canvas) the VP8 encoders skip blocks that did not change, about \
+                 half the encoding of a still picture; motion drops fewer frames of moving \
+                 content near the bitrate. VP8 only",
             )
             .mutable_ready()
             .build(),

@@ -105,7 +105,7 @@ pub fn pipeline(kind: Kind, uri: &str, broadcast: Broadcast) -> gst::Pipeline {
         // No public STUN server: nothing may leave the namespace.
         sink.set_property("stun-server", None::<String>);
     } else if let Ok(settings) = std::env::var(PEERSINK_VP8_ENV) {
-        tune_vp8(&sink, settings);
+        tune_vp8(&sink, &settings);
     }
     stamp_frames(
         &pipeline.by_name("source").expect("the source is named"),
@@ -120,18 +120,34 @@ pub fn pipeline(kind: Kind, uri: &str, broadcast: Broadcast) -> gst::Pipeline {
 /// say) with the same build.
 pub const PEERSINK_VP8_ENV: &str = "BROADCAST_BENCH_PEERSINK_VP8";
 
-fn tune_vp8(sink: &gst::Element, settings: String) {
+fn tune_vp8(sink: &gst::Element, settings: &str) {
+    // Checked here, on a spare vp8enc: a mistake found in the signal
+    // handler would abort the sender from its streaming thread.
+    let probe = gst::ElementFactory::make("vp8enc")
+        .build()
+        .expect("vp8enc is installed");
+    let settings: Vec<(String, String)> = settings
+        .split_whitespace()
+        .map(|setting| {
+            let (name, value) = setting.split_once('=').unwrap_or_else(|| {
+                eprintln!("{PEERSINK_VP8_ENV}: \"{setting}\" is not name=value");
+                std::process::exit(2)
+            });
+            if probe.find_property(name).is_none() {
+                eprintln!("{PEERSINK_VP8_ENV}: vp8enc has no property \"{name}\"");
+                std::process::exit(2)
+            }
+            (name.to_owned(), value.to_owned())
+        })
+        .collect();
     sink.connect("encoder-setup", false, move |args| {
         let encoder = args[3].get::<gst::Element>().expect("an element");
         if encoder.factory().is_some_and(|f| f.name() == "vp8enc") {
-            for setting in settings.split_whitespace() {
-                let (name, value) = setting
-                    .split_once('=')
-                    .unwrap_or_else(|| panic!("{PEERSINK_VP8_ENV}: {setting} is not name=value"));
+            for (name, value) in &settings {
                 encoder.set_property_from_str(name, value);
             }
         }
-        None
+        Some(false.to_value())
     });
 }
 
