@@ -240,11 +240,7 @@ fn encoder_setup_lets_the_application_tune_each_encoder() {
     // Whichever layer the viewer is on, it gets 100 kbit/s, not the
     // layer's 400 or 1,500: counted over at least 4 s of video.
     let video_bytes = || {
-        let stats = receiver.peersrc.property::<gst::Structure>("stats");
-        stats
-            .get::<gst::Structure>("tracks")
-            .ok()
-            .and_then(|tracks| tracks.get::<gst::Structure>("video_0").ok())
+        track_stats(&receiver, "video_0")
             .and_then(|video| video.get::<u64>("bytes").ok())
             .unwrap_or(0)
     };
@@ -450,15 +446,19 @@ fn raw_video_encoded_as_vp9_and_h264() {
     }
 }
 
+/// What peersrc's `stats` says now of the track it gives out on `pad`.
+fn track_stats(receiver: &Receiver, pad: &str) -> Option<gst::Structure> {
+    let stats = receiver.peersrc.property::<gst::Structure>("stats");
+    stats.get::<gst::Structure>("tracks").ok()?.get(pad).ok()
+}
+
 /// What peersrc's `stats` says of each track it gives out (refreshed once
 /// a second): the codec, the picture's size, a frame rate and a bitrate
 /// near what the sender makes.
 fn check_track_stats(receiver: &Receiver, codec: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let (video, audio) = loop {
-        let stats = receiver.peersrc.property::<gst::Structure>("stats");
-        let tracks = stats.get::<gst::Structure>("tracks").ok();
-        let track = |name: &str| tracks.as_ref()?.get::<gst::Structure>(name).ok();
+        let track = |name| track_stats(receiver, name);
         if let (Some(video), Some(audio)) = (track("video_0"), track("audio_0"))
             && video.get::<f64>("framerate").unwrap_or(0.0) > 0.0
             && audio.get::<u64>("bitrate").unwrap_or(0) > 0
@@ -467,7 +467,8 @@ fn check_track_stats(receiver: &Receiver, codec: &str) {
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "no figures for both tracks in peersrc's stats: {stats}"
+            "no figures for both tracks in peersrc's stats: {}",
+            receiver.peersrc.property::<gst::Structure>("stats")
         );
         std::thread::sleep(Duration::from_millis(100)); // stats refresh each second
     };
